@@ -1,0 +1,51 @@
+//! The command line. Only this module sees clap: each subcommand's flags are parsed into a raw
+//! struct here, validated into the library's checked types, and run. Errors print as one line
+//! (`error: ...` with the cause chain) and exit with code 2 for bad input, 1 otherwise.
+
+use clap::{Parser, Subcommand};
+
+/// Command-line interface of `stsyn`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stsyn",
+    version,
+    about = "Discrete-event simulator of distributed SGD under stragglers (STSyn and baselines)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+/// Parses the process arguments, runs, and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => report(&e),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {}
+}
+
+/// Prints `error: <chain>` on one line and returns the exit code (2 for bad input).
+pub fn report(e: &anyhow::Error) -> i32 {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    eprintln!("error: {}", chain.join(": "));
+    match e.downcast_ref::<crate::Error>() {
+        Some(err) if !err.is_input_error() => 1,
+        Some(_) => 2,
+        None => 1,
+    }
+}

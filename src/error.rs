@@ -1,0 +1,123 @@
+//! The library's error type. Every variant names the bad value and where it came from, so the
+//! binary can print one line and exit with code 2 for bad input ([`Error::is_input_error`]).
+//! Internal failures (a bug, an I/O error on a path the user did not name) are distinguished so
+//! that they do not masquerade as user mistakes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A parameter value is out of its allowed range (K > M, a negative rate, NaN, ...).
+    #[error("invalid {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// The parameter, as the user spells it (`--wait`, `compute_time.mean`, ...).
+        name: String,
+        /// The offending value, as text.
+        value: String,
+        /// What the value must satisfy.
+        reason: String,
+    },
+    /// A short spec string (distribution, profile, graph, ...) could not be parsed.
+    #[error("cannot parse {what} '{input}': {reason}")]
+    Parse {
+        /// What kind of spec it was meant to be.
+        what: String,
+        /// The text that was given.
+        input: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A file the user named is malformed: bad format, truncated, wrong sizes.
+    #[error("{}: {reason}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the offset, line or field where known.
+        reason: String,
+    },
+    /// A file or directory the user named cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A configuration is inconsistent (unknown algorithm, missing section, conflicting keys).
+    #[error("{0}")]
+    Config(String),
+    /// A run stopped early for a reason that is not the user's fault (NaN loss, interrupt).
+    #[error("{0}")]
+    Stopped(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidParameter`].
+    pub fn invalid(
+        name: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidParameter {
+            name: name.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Parse`].
+    pub fn parse(
+        what: impl Into<String>,
+        input: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Parse {
+            what: what.into(),
+            input: input.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::BadFile`].
+    pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::BadFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error is caused by what the user supplied (exit code 2).
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, Error::Stopped(_))
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks that a parameter is finite and strictly positive.
+pub fn positive(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::invalid(name, value, "must be a finite number > 0"))
+    }
+}
+
+/// Checks that a parameter is finite and non-negative.
+pub fn non_negative(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::invalid(name, value, "must be a finite number >= 0"))
+    }
+}

@@ -1,0 +1,514 @@
+//! The discrete-event engine. It owns the clock, the event queue and the workers' random
+//! streams; an [`Algorithm`] owns the decisions. The engine pops the earliest event, hands it to
+//! the algorithm, and applies the [`Command`]s the algorithm answers with: start a local step on a
+//! worker, cancel one, send a message, set a timer, enter a new round (epoch), record a round,
+//! stop. The algorithm never sees the queue, the clock's internals or an RNG, so it can be tested
+//! with scripted events.
+//!
+//! Exactness rules:
+//! - Events are ordered by (time, sequence number): simultaneous events are handled in the order
+//!   they were scheduled.
+//! - A step's duration is drawn when the step starts, from the worker's stream for the current
+//!   epoch; the next completion fires at start + duration.
+//! - Cancelling bumps the worker's generation: the cancelled completion stays in the heap and is
+//!   skipped when popped (lazy invalidation), or the heap is cleared outright when every pending
+//!   event is a cancelled step.
+//! - A message over a zero-time link is delivered at the current instant, right after the
+//!   commands of the handler that sent it (in send order); other messages become events.
+
+use std::collections::VecDeque;
+
+use super::queue::EventQueue;
+use crate::error::Result;
+use crate::rng::{Seeds, Stream};
+use crate::timing::{CommTime, ComputeTime, WorkerClock};
+use crate::trace::{EventKind, EventRecord, RoundRecord, Sink};
+
+/// An endpoint of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// The parameter server.
+    Server,
+    /// Worker m.
+    Worker(usize),
+}
+
+/// A message in flight or delivered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// Sender.
+    pub from: Node,
+    /// Receiver.
+    pub to: Node,
+    /// Size, for bandwidth and byte counts.
+    pub bytes: u64,
+    /// Algorithm-defined label (typically the round it belongs to).
+    pub tag: u64,
+    /// When it was sent.
+    pub sent: f64,
+}
+
+/// A strategy that reacts to engine events with commands. See the module docs.
+pub trait Algorithm {
+    /// Called once at time 0.
+    fn start(&mut self, now: f64, act: &mut Actions);
+    /// Worker `worker` finished the step it was running.
+    fn on_step(&mut self, worker: usize, now: f64, act: &mut Actions);
+    /// A message arrived.
+    fn on_message(&mut self, _msg: &Message, _now: f64, _act: &mut Actions) {}
+    /// A timer set with [`Actions::timer`] fired.
+    fn on_timer(&mut self, _tag: u64, _now: f64, _act: &mut Actions) {}
+}
+
+/// What an algorithm asks the engine to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Start one local step on an idle worker now.
+    Step(usize),
+    /// Cancel the worker's step in progress (no-op when idle).
+    Cancel(usize),
+    /// Cancel every step in progress.
+    CancelAll,
+    /// Send a message now.
+    Send {
+        /// Sender.
+        from: Node,
+        /// Receiver.
+        to: Node,
+        /// Size in bytes.
+        bytes: u64,
+        /// Label.
+        tag: u64,
+    },
+    /// Fire `on_timer(tag)` at time `at` (>= now).
+    Timer {
+        /// When.
+        at: f64,
+        /// Label.
+        tag: u64,
+    },
+    /// From now on, workers draw durations from the streams of this epoch (round number).
+    Epoch(u64),
+    /// A finished round, for the sinks.
+    Round(RoundRecord),
+    /// End the run after this handler's commands.
+    Stop,
+}
+
+/// The command buffer an algorithm writes to.
+#[derive(Debug, Default)]
+pub struct Actions {
+    commands: Vec<Command>,
+}
+
+impl Actions {
+    /// Start one local step on `worker` now.
+    #[inline]
+    pub fn step(&mut self, worker: usize) {
+        self.commands.push(Command::Step(worker));
+    }
+    /// Cancel `worker`'s step in progress.
+    pub fn cancel(&mut self, worker: usize) {
+        self.commands.push(Command::Cancel(worker));
+    }
+    /// Cancel every step in progress.
+    pub fn cancel_all(&mut self) {
+        self.commands.push(Command::CancelAll);
+    }
+    /// Send a message.
+    pub fn send(&mut self, from: Node, to: Node, bytes: u64, tag: u64) {
+        self.commands.push(Command::Send {
+            from,
+            to,
+            bytes,
+            tag,
+        });
+    }
+    /// Set a timer.
+    pub fn timer(&mut self, at: f64, tag: u64) {
+        self.commands.push(Command::Timer { at, tag });
+    }
+    /// Switch workers to the random streams of `epoch`.
+    pub fn epoch(&mut self, epoch: u64) {
+        self.commands.push(Command::Epoch(epoch));
+    }
+    /// Record a finished round.
+    pub fn round(&mut self, record: RoundRecord) {
+        self.commands.push(Command::Round(record));
+    }
+    /// Stop the run.
+    pub fn stop(&mut self) {
+        self.commands.push(Command::Stop);
+    }
+    /// The commands issued so far (for scripted tests of algorithms).
+    pub fn commands(&self) -> &[Command] {
+        &self.commands
+    }
+    /// Takes the commands out (for scripted tests of algorithms).
+    pub fn take(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.commands)
+    }
+}
+
+/// Counters of what the engine did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    /// Events handled: step completions, message arrivals (including instant ones) and timers.
+    pub events: u64,
+    /// Local steps completed.
+    pub steps: u64,
+    /// Steps cancelled while in progress.
+    pub cancelled: u64,
+    /// Messages sent, by direction (to the server, to workers).
+    pub messages_up: u64,
+    /// Messages sent to workers.
+    pub messages_down: u64,
+    /// Bytes sent to the server.
+    pub bytes_up: u64,
+    /// Bytes sent to workers.
+    pub bytes_down: u64,
+    /// Simulated time at the end.
+    pub end_time: f64,
+}
+
+const KIND_STEP: u32 = 0;
+const KIND_SLOT: u32 = 1 << 31;
+const GEN_MASK: u32 = KIND_SLOT - 1;
+
+#[derive(Clone, Debug)]
+struct WorkerSlot {
+    clock: WorkerClock,
+    /// Epoch the clock is keyed for.
+    epoch: u64,
+    generation: u32,
+    busy: bool,
+    /// Steps started in the current epoch (for event records).
+    steps: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Payload {
+    Message(Message),
+    Timer(u64),
+    Free,
+}
+
+/// Per-worker message streams, keyed by epoch.
+#[derive(Clone, Debug)]
+struct LinkStreams {
+    epoch: u64,
+    up: Stream,
+    down: Stream,
+}
+
+/// The engine; see the module docs.
+pub struct Engine<'a> {
+    compute: &'a ComputeTime,
+    comm: &'a CommTime,
+    seeds: Seeds,
+    queue: EventQueue,
+    workers: Vec<WorkerSlot>,
+    links: Vec<LinkStreams>,
+    slots: Vec<Payload>,
+    free_slots: Vec<u32>,
+    epoch: u64,
+    now: f64,
+    instant: VecDeque<Message>,
+    actions: Actions,
+    stopped: bool,
+    /// What happened so far.
+    pub stats: EngineStats,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine for `workers` workers at time 0, epoch 0.
+    pub fn new(workers: usize, compute: &'a ComputeTime, comm: &'a CommTime, seeds: Seeds) -> Self {
+        let workers_vec = (0..workers)
+            .map(|w| WorkerSlot {
+                clock: compute.clock(&seeds, w, 0),
+                epoch: 0,
+                generation: 0,
+                busy: false,
+                steps: 0,
+            })
+            .collect();
+        let links = if comm.is_zero() {
+            Vec::new()
+        } else {
+            (0..workers)
+                .map(|w| LinkStreams {
+                    epoch: 0,
+                    up: CommTime::stream(&seeds, w, true, 0),
+                    down: CommTime::stream(&seeds, w, false, 0),
+                })
+                .collect()
+        };
+        Engine {
+            compute,
+            comm,
+            seeds,
+            queue: EventQueue::with_capacity(workers + 16),
+            workers: workers_vec,
+            links,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            epoch: 0,
+            now: 0.0,
+            instant: VecDeque::new(),
+            actions: Actions::default(),
+            stopped: false,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Current simulated time.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// Runs `alg` until it stops or nothing is left to happen.
+    pub fn run<A: Algorithm + ?Sized>(
+        &mut self,
+        alg: &mut A,
+        sink: &mut dyn Sink,
+    ) -> Result<EngineStats> {
+        let events = sink.wants_events();
+        alg.start(self.now, &mut self.actions);
+        let mut top_consumed = true;
+        self.apply(sink, events, &mut top_consumed)?;
+        self.deliver_instant(alg, sink, events)?;
+        while !self.stopped {
+            let Some(&entry) = self.queue.peek() else {
+                break;
+            };
+            if entry.tag & KIND_SLOT == 0 {
+                let w = entry.target as usize;
+                let slot = &mut self.workers[w];
+                if entry.tag != slot.generation & GEN_MASK || !slot.busy {
+                    self.queue.pop();
+                    continue;
+                }
+                slot.busy = false;
+                self.now = entry.time;
+                self.stats.events += 1;
+                self.stats.steps += 1;
+                if events {
+                    sink.event(&EventRecord {
+                        time: self.now,
+                        worker: w,
+                        round: slot.epoch,
+                        kind: EventKind::Step,
+                        step: slot.steps,
+                    })?;
+                }
+                alg.on_step(w, self.now, &mut self.actions);
+            } else {
+                self.now = entry.time;
+                self.stats.events += 1;
+                let index = entry.target;
+                let payload = std::mem::replace(&mut self.slots[index as usize], Payload::Free);
+                self.free_slots.push(index);
+                match payload {
+                    Payload::Message(msg) => {
+                        if events {
+                            self.record_message(sink, &msg, EventKind::Arrive)?;
+                        }
+                        alg.on_message(&msg, self.now, &mut self.actions);
+                    }
+                    Payload::Timer(tag) => alg.on_timer(tag, self.now, &mut self.actions),
+                    Payload::Free => unreachable!("event for a free slot"),
+                }
+            }
+            // The handled event is still the top of the heap: the first new step replaces it in
+            // one sift-down; if no step was started it is popped here.
+            top_consumed = false;
+            self.apply(sink, events, &mut top_consumed)?;
+            if !top_consumed {
+                self.queue.pop();
+            }
+            self.deliver_instant(alg, sink, events)?;
+        }
+        self.stats.end_time = self.now;
+        Ok(self.stats.clone())
+    }
+
+    fn deliver_instant<A: Algorithm + ?Sized>(
+        &mut self,
+        alg: &mut A,
+        sink: &mut dyn Sink,
+        events: bool,
+    ) -> Result<()> {
+        while let Some(msg) = self.instant.pop_front() {
+            if self.stopped {
+                self.instant.clear();
+                break;
+            }
+            self.stats.events += 1;
+            if events {
+                self.record_message(sink, &msg, EventKind::Arrive)?;
+            }
+            alg.on_message(&msg, self.now, &mut self.actions);
+            let mut consumed = true;
+            self.apply(sink, events, &mut consumed)?;
+        }
+        Ok(())
+    }
+
+    fn record_message(&self, sink: &mut dyn Sink, msg: &Message, kind: EventKind) -> Result<()> {
+        let worker = match (msg.from, msg.to) {
+            (Node::Worker(w), Node::Server) | (_, Node::Worker(w)) => w,
+            (Node::Server, Node::Server) => 0,
+        };
+        sink.event(&EventRecord {
+            time: self.now,
+            worker,
+            round: self.epoch,
+            kind,
+            step: msg.bytes,
+        })
+    }
+
+    /// Applies the buffered commands. `top_consumed` is false while the handled event is still the
+    /// top of the heap and may be replaced instead of popped.
+    fn apply(&mut self, sink: &mut dyn Sink, events: bool, top_consumed: &mut bool) -> Result<()> {
+        let mut commands = std::mem::take(&mut self.actions.commands);
+        for command in commands.drain(..) {
+            match command {
+                Command::Step(w) => {
+                    let slot = &mut self.workers[w];
+                    assert!(!slot.busy, "algorithm started a step on busy worker {w}");
+                    if slot.epoch != self.epoch {
+                        self.compute
+                            .rekey(&self.seeds, w, self.epoch, &mut slot.clock);
+                        slot.epoch = self.epoch;
+                        slot.steps = 0;
+                    }
+                    let duration = self.compute.next(w, &mut slot.clock);
+                    slot.busy = true;
+                    slot.steps += 1;
+                    let tag = slot.generation & GEN_MASK;
+                    let at = self.now + duration;
+                    if *top_consumed {
+                        self.queue.push(at, w as u32, tag | KIND_STEP);
+                    } else {
+                        self.queue.replace_top(at, w as u32, tag | KIND_STEP);
+                        *top_consumed = true;
+                    }
+                }
+                Command::Cancel(w) => self.cancel(w, sink, events)?,
+                Command::CancelAll => {
+                    for w in 0..self.workers.len() {
+                        self.cancel(w, sink, events)?;
+                    }
+                    if self.free_slots.len() == self.slots.len() {
+                        // Only cancelled steps remain (the handled event among them, if any).
+                        self.queue.clear();
+                        *top_consumed = true;
+                    }
+                }
+                Command::Send {
+                    from,
+                    to,
+                    bytes,
+                    tag,
+                } => self.send(
+                    Message {
+                        from,
+                        to,
+                        bytes,
+                        tag,
+                        sent: self.now,
+                    },
+                    sink,
+                    events,
+                )?,
+                Command::Timer { at, tag } => {
+                    assert!(at >= self.now, "timer set in the past");
+                    let slot = self.slot(Payload::Timer(tag));
+                    self.queue.push(at, slot, KIND_SLOT);
+                }
+                Command::Epoch(e) => self.epoch = e,
+                Command::Round(record) => sink.round(&record)?,
+                Command::Stop => self.stopped = true,
+            }
+        }
+        self.actions.commands = commands;
+        Ok(())
+    }
+
+    fn cancel(&mut self, w: usize, sink: &mut dyn Sink, events: bool) -> Result<()> {
+        let slot = &mut self.workers[w];
+        if slot.busy {
+            slot.busy = false;
+            slot.generation = slot.generation.wrapping_add(1);
+            self.stats.cancelled += 1;
+            if events {
+                sink.event(&EventRecord {
+                    time: self.now,
+                    worker: w,
+                    round: slot.epoch,
+                    kind: EventKind::Cancel,
+                    step: slot.steps,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn slot(&mut self, payload: Payload) -> u32 {
+        match self.free_slots.pop() {
+            Some(i) => {
+                self.slots[i as usize] = payload;
+                i
+            }
+            None => {
+                self.slots.push(payload);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn send(&mut self, msg: Message, sink: &mut dyn Sink, events: bool) -> Result<()> {
+        let (up, worker) = match (msg.from, msg.to) {
+            (_, Node::Server) => (true, if let Node::Worker(w) = msg.from { w } else { 0 }),
+            (_, Node::Worker(w)) => (false, w),
+        };
+        if up {
+            self.stats.messages_up += 1;
+            self.stats.bytes_up += msg.bytes;
+        } else {
+            self.stats.messages_down += 1;
+            self.stats.bytes_down += msg.bytes;
+        }
+        if events {
+            self.record_message(sink, &msg, EventKind::Send)?;
+        }
+        let link = if up {
+            &self.comm.uplink
+        } else {
+            &self.comm.downlink
+        };
+        if link.is_zero() {
+            self.instant.push_back(msg);
+            return Ok(());
+        }
+        let streams = &mut self.links[worker];
+        if streams.epoch != self.epoch {
+            streams.epoch = self.epoch;
+            streams.up = CommTime::stream(&self.seeds, worker, true, self.epoch);
+            streams.down = CommTime::stream(&self.seeds, worker, false, self.epoch);
+        }
+        let delay = link.sample(
+            msg.bytes,
+            if up {
+                &mut streams.up
+            } else {
+                &mut streams.down
+            },
+        );
+        let at = self.now + delay;
+        let slot = self.slot(Payload::Message(msg));
+        self.queue.push(at, slot, KIND_SLOT);
+        Ok(())
+    }
+}

@@ -1,0 +1,13 @@
+//! Simulated time: the event queue, the discrete-event engine, the round-synchronous driver and
+//! its heap-free per-round kernel, and running statistics.
+
+pub mod engine;
+pub mod kernel;
+pub mod queue;
+pub mod round;
+pub mod stats;
+
+pub use engine::{Actions, Algorithm, Command, Engine, EngineStats, Message, Node};
+pub use kernel::RoundKernel;
+pub use round::{RoundRule, RoundSync};
+pub use stats::Running;

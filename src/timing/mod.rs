@@ -1,0 +1,333 @@
+//! Compute-time and communication-time models: the random durations the engine draws.
+//!
+//! A [`ComputeTime`] says how long one local step of worker m takes. It is a base [`Dist`]
+//! (written `exp(mean=1)`, `pareto(shape=2.5)`, ...), optionally scaled per worker by
+//! [`Speeds`], optionally drawn once per worker per round and reused for every step of that round
+//! (`per_round(...)`, the model of the STSyn authors' `Comparisons.py`), or replayed from a CSV
+//! [`Trace`] (`trace(file.csv)`). A [`CommTime`] gives uplink and downlink message times as a
+//! latency distribution plus bytes / bandwidth; the default is zero, as in the STSyn paper.
+//!
+//! Randomness comes from per-worker [`WorkerClock`]s keyed by (worker, epoch), where the epoch
+//! is the round number for algorithms that restart every worker each round. So round r of every
+//! round-synchronous algorithm sees the same step durations for worker m (common random numbers).
+
+pub mod dist;
+pub mod spec;
+pub mod speeds;
+pub mod trace;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rand_distr::Distribution;
+
+pub use dist::Dist;
+pub use speeds::Speeds;
+pub use trace::Trace;
+
+use crate::error::{Error, Result};
+use crate::rng::{Purpose, Seeds, Stream};
+use spec::Spec;
+
+/// Where step durations come from.
+#[derive(Clone, Debug, PartialEq)]
+enum Source {
+    /// Random draws from a distribution.
+    Dist(Dist),
+    /// Replay of a measured trace.
+    Trace(Arc<Trace>),
+}
+
+/// The duration model of one local step, for every worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComputeTime {
+    source: Source,
+    /// Per-worker multipliers (empty: all 1).
+    scales: Vec<f64>,
+    /// Draw once per worker per epoch and reuse for every step of that epoch.
+    per_round: bool,
+    /// The spec it was built from, for records.
+    spec: String,
+}
+
+/// Per-worker random state for drawing step durations.
+#[derive(Clone, Debug)]
+pub struct WorkerClock {
+    stream: Stream,
+    /// The per-round constant duration (per-round mode only).
+    fixed: f64,
+    /// Steps drawn so far from a trace (carried across epochs).
+    cursor: u64,
+}
+
+impl ComputeTime {
+    /// Parses a compute-time spec and a speeds spec for `workers` workers. `base_dir` resolves
+    /// a relative trace path (the config file's directory, or the working directory).
+    pub fn parse(spec: &str, speeds: &str, workers: usize, base_dir: &Path) -> Result<ComputeTime> {
+        let what = "compute time";
+        let s = Spec::parse(what, spec)?;
+        let speeds = Speeds::parse("speeds", speeds, workers)?;
+        let (source, per_round) = match s.name.as_str() {
+            "trace" => {
+                s.check_keys(&["path"], 1)?;
+                let rel = s
+                    .raw("path", Some(0))
+                    .ok_or_else(|| s.error("missing the trace file path"))?;
+                if speeds != Speeds::Same {
+                    return Err(s.error("speeds cannot be combined with a trace (the trace already gives each worker's durations)"));
+                }
+                let trace = Trace::read(&base_dir.join(rel), workers)?;
+                (Source::Trace(Arc::new(trace)), false)
+            }
+            "per_round" => {
+                s.check_keys(&["dist"], 1)?;
+                let inner = s.raw("dist", Some(0)).ok_or_else(|| {
+                    s.error("per_round needs a distribution, e.g. per_round(exp(mean=1))")
+                })?;
+                (Source::Dist(Dist::parse(what, inner)?), true)
+            }
+            _ => (Source::Dist(Dist::from_spec(&s)?), false),
+        };
+        let mut scales = Vec::new();
+        if let Source::Dist(d) = &source {
+            if !d.strictly_positive() {
+                return Err(s.error(
+                    "a step must take a positive time (zero-length steps would never end a round)",
+                ));
+            }
+            if let Speeds::Means(_) = speeds {
+                let base = d.mean().ok_or_else(|| {
+                    s.error("per-worker speeds need a base distribution with a finite mean")
+                })?;
+                scales = speeds.scales(base).expect("means");
+            }
+        }
+        Ok(ComputeTime {
+            source,
+            scales,
+            per_round,
+            spec: spec.trim().to_string(),
+        })
+    }
+
+    /// I.i.d. workers with durations from `dist`, drawn per step.
+    pub fn iid(dist: Dist) -> ComputeTime {
+        let spec = dist.to_spec();
+        ComputeTime {
+            source: Source::Dist(dist),
+            scales: Vec::new(),
+            per_round: false,
+            spec,
+        }
+    }
+
+    /// The spec string it was built from.
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// True when each worker's duration is drawn once per round and reused.
+    pub fn per_round(&self) -> bool {
+        self.per_round
+    }
+
+    #[inline]
+    fn scale(&self, worker: usize) -> f64 {
+        if self.scales.is_empty() {
+            1.0
+        } else {
+            self.scales[worker]
+        }
+    }
+
+    /// Mean duration of one step of `worker` (None when infinite).
+    pub fn mean(&self, worker: usize) -> Option<f64> {
+        match &self.source {
+            Source::Dist(d) => d.mean().map(|m| m * self.scale(worker)),
+            Source::Trace(t) => Some(t.mean(worker)),
+        }
+    }
+
+    /// Per-worker exponential rates λ_m when every step is an independent exponential draw,
+    /// i.e. when the closed forms of [`crate::theory`] apply.
+    pub fn exponential_rates(&self, workers: usize) -> Option<Vec<f64>> {
+        match &self.source {
+            Source::Dist(d) if !self.per_round => d
+                .exponential_mean()
+                .map(|m| (0..workers).map(|w| 1.0 / (m * self.scale(w))).collect()),
+            _ => None,
+        }
+    }
+
+    /// Per-worker fixed step times τ_m when durations are deterministic (the fixed model).
+    pub fn fixed_times(&self, workers: usize) -> Option<Vec<f64>> {
+        match &self.source {
+            Source::Dist(Dist::Constant { value }) => {
+                Some((0..workers).map(|w| value * self.scale(w)).collect())
+            }
+            _ => None,
+        }
+    }
+
+    /// A fresh clock for `worker` in `epoch`.
+    pub fn clock(&self, seeds: &Seeds, worker: usize, epoch: u64) -> WorkerClock {
+        let mut clock = WorkerClock {
+            stream: seeds.stream(Purpose::ComputeTime, worker as u64, epoch),
+            fixed: 0.0,
+            cursor: 0,
+        };
+        self.start_epoch(&mut clock, worker);
+        clock
+    }
+
+    /// Re-keys `clock` to `epoch`, keeping its trace position.
+    pub fn rekey(&self, seeds: &Seeds, worker: usize, epoch: u64, clock: &mut WorkerClock) {
+        clock.stream = seeds.stream(Purpose::ComputeTime, worker as u64, epoch);
+        self.start_epoch(clock, worker);
+    }
+
+    #[inline]
+    fn start_epoch(&self, clock: &mut WorkerClock, worker: usize) {
+        if self.per_round
+            && let Source::Dist(d) = &self.source
+        {
+            clock.fixed = d.sample(&mut clock.stream) * self.scale(worker);
+        }
+    }
+
+    /// The duration of the next step of `worker`.
+    #[inline]
+    pub fn next(&self, worker: usize, clock: &mut WorkerClock) -> f64 {
+        match &self.source {
+            Source::Dist(_) if self.per_round => clock.fixed,
+            Source::Dist(d) => d.sample(&mut clock.stream) * self.scale(worker),
+            Source::Trace(t) => {
+                clock.cursor += 1;
+                t.get(worker, clock.cursor - 1)
+            }
+        }
+    }
+
+    /// Moves a trace clock forward by `steps` (used by the per-round kernel, which peeks ahead).
+    pub fn advance(&self, clock: &mut WorkerClock, steps: u64) {
+        clock.cursor += steps;
+    }
+}
+
+/// One direction of communication: latency plus bytes / bandwidth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// Latency distribution (None: zero).
+    pub latency: Option<Dist>,
+    /// Bytes per unit of simulated time (None: infinite).
+    pub bandwidth: Option<f64>,
+}
+
+impl Link {
+    /// A link that takes no time.
+    pub const ZERO: Link = Link {
+        latency: None,
+        bandwidth: None,
+    };
+
+    /// Parses a latency spec (`none`, `0` or a distribution) and an optional bandwidth.
+    pub fn parse(what: &str, latency: &str, bandwidth: Option<f64>) -> Result<Link> {
+        let text = latency.trim();
+        let latency = if text.is_empty() || text == "none" || text == "0" || text == "zero" {
+            None
+        } else {
+            let d = Dist::parse(what, text)?;
+            if d == (Dist::Constant { value: 0.0 }) {
+                None
+            } else {
+                Some(d)
+            }
+        };
+        if let Some(b) = bandwidth
+            && !(b.is_finite() && b > 0.0)
+        {
+            return Err(Error::invalid(
+                format!("{what} bandwidth"),
+                b,
+                "must be a finite number of bytes per time unit > 0",
+            ));
+        }
+        Ok(Link { latency, bandwidth })
+    }
+
+    /// True when every message takes zero time.
+    pub fn is_zero(&self) -> bool {
+        self.latency.is_none() && self.bandwidth.is_none()
+    }
+
+    /// Time for a message of `bytes` bytes.
+    #[inline]
+    pub fn sample(&self, bytes: u64, rng: &mut Stream) -> f64 {
+        let latency = self.latency.as_ref().map_or(0.0, |d| d.sample(rng));
+        latency + self.bandwidth.map_or(0.0, |b| bytes as f64 / b)
+    }
+}
+
+/// Uplink (worker → server) and downlink (server → worker) message times.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommTime {
+    /// Worker → server.
+    pub uplink: Link,
+    /// Server → worker (and worker → worker in decentralized runs).
+    pub downlink: Link,
+}
+
+impl CommTime {
+    /// No communication time, as in the STSyn paper.
+    pub const ZERO: CommTime = CommTime {
+        uplink: Link::ZERO,
+        downlink: Link::ZERO,
+    };
+
+    /// True when all messages are instantaneous.
+    pub fn is_zero(&self) -> bool {
+        self.uplink.is_zero() && self.downlink.is_zero()
+    }
+
+    /// The stream for messages of `worker` in direction `up` during `epoch`.
+    pub fn stream(seeds: &Seeds, worker: usize, up: bool, epoch: u64) -> Stream {
+        seeds.stream(Purpose::CommTime, 2 * worker as u64 + up as u64, epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heterogeneous_exponential_rates() {
+        let c = ComputeTime::parse("exp(mean=2)", "rates(1, 0.5)", 2, Path::new(".")).unwrap();
+        assert_eq!(c.exponential_rates(2).unwrap(), vec![1.0, 0.5]);
+        assert_eq!(c.mean(1), Some(2.0));
+        let fixed =
+            ComputeTime::parse("const(1)", "profile(b=1, p=0.5)", 3, Path::new(".")).unwrap();
+        assert_eq!(
+            fixed.fixed_times(3).unwrap(),
+            vec![1.0, 2f64.sqrt(), 3f64.sqrt()]
+        );
+    }
+
+    #[test]
+    fn per_round_reuses_one_draw() {
+        let c = ComputeTime::parse("per_round(exp(mean=1))", "same", 1, Path::new(".")).unwrap();
+        let seeds = Seeds::new(3);
+        let mut k = c.clock(&seeds, 0, 5);
+        let a = c.next(0, &mut k);
+        assert_eq!(a, c.next(0, &mut k));
+        c.rekey(&seeds, 0, 6, &mut k);
+        assert_ne!(a, c.next(0, &mut k));
+    }
+
+    #[test]
+    fn zero_time_steps_are_rejected() {
+        let e = ComputeTime::parse("const(0)", "same", 2, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("positive time"), "{e}");
+    }
+}

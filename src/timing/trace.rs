@@ -1,0 +1,91 @@
+//! Replay of measured step durations. A trace is a CSV file with the header `worker,duration`
+//! and one row per local step; worker w's steps take the durations of its rows, in file order.
+//! When a worker has used all its rows it starts again from its first row (the trace is
+//! treated as periodic), so a short trace can drive a long run; every worker 0..M−1 needs at
+//! least one row.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Per-worker duration sequences read from a CSV file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `durations[w]` is worker w's sequence.
+    pub durations: Vec<Vec<f64>>,
+}
+
+impl Trace {
+    /// Reads a trace for `workers` workers.
+    pub fn read(path: &Path, workers: usize) -> Result<Trace> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(file);
+        let bad = |reason: String| Error::bad_file(path, reason);
+        let headers = reader
+            .headers()
+            .map_err(|e| bad(format!("cannot read the header: {e}")))?
+            .clone();
+        let column = |name: &str| headers.iter().position(|h| h == name);
+        let (Some(wcol), Some(dcol)) = (column("worker"), column("duration")) else {
+            return Err(bad(format!(
+                "expected the header 'worker,duration', found '{}'",
+                headers.iter().collect::<Vec<_>>().join(",")
+            )));
+        };
+        let mut durations = vec![Vec::new(); workers];
+        for (row, record) in reader.records().enumerate() {
+            let line = row + 2;
+            let record = record.map_err(|e| bad(format!("line {line}: {e}")))?;
+            let field = |c: usize| record.get(c).unwrap_or("");
+            let worker: usize = field(wcol).parse().map_err(|_| {
+                bad(format!(
+                    "line {line}: worker '{}' is not a whole number",
+                    field(wcol)
+                ))
+            })?;
+            if worker >= workers {
+                return Err(bad(format!(
+                    "line {line}: worker {worker} is out of range for M = {workers}"
+                )));
+            }
+            let d: f64 = field(dcol).parse().map_err(|_| {
+                bad(format!(
+                    "line {line}: duration '{}' is not a number",
+                    field(dcol)
+                ))
+            })?;
+            if !(d.is_finite() && d > 0.0) {
+                return Err(bad(format!(
+                    "line {line}: duration {d} must be a finite number > 0"
+                )));
+            }
+            durations[worker].push(d);
+        }
+        if let Some(w) = durations.iter().position(|d| d.is_empty()) {
+            return Err(bad(format!(
+                "worker {w} has no rows (every worker 0..{} needs at least one)",
+                workers - 1
+            )));
+        }
+        Ok(Trace {
+            path: path.to_path_buf(),
+            durations,
+        })
+    }
+
+    /// Duration number `step` (0-based, wrapping) of worker `w`.
+    #[inline]
+    pub fn get(&self, w: usize, step: u64) -> f64 {
+        let d = &self.durations[w];
+        d[(step % d.len() as u64) as usize]
+    }
+
+    /// Mean of worker w's durations.
+    pub fn mean(&self, w: usize) -> f64 {
+        self.durations[w].iter().sum::<f64>() / self.durations[w].len() as f64
+    }
+}
