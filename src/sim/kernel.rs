@@ -25,8 +25,12 @@ const CHUNK: usize = 4096;
 struct WorkerRound {
     /// When the model arrived (the worker starts computing).
     begin: f64,
-    /// Completion time of the U-th step (or of the last step if capped earlier).
+    /// Completion time of the U-th step.
     finish: f64,
+    /// Steps completed by T (N_m).
+    count: u32,
+    /// Durations drawn (N_m, plus one for a step cancelled in progress).
+    draws: u64,
 }
 
 /// Runs rounds of a [`RoundRule`]; see the module docs.
@@ -73,33 +77,36 @@ impl<'a> RoundKernel<'a> {
             max_steps,
         } = self.rule;
         let (compute, comm, seeds, bytes) = (self.compute, self.comm, self.seeds, self.model_bytes);
-        counts.resize(workers, 0);
         let cursors = &self.cursors;
+        let clock = |m: usize| {
+            let mut clock = compute.clock(&seeds, m, round);
+            compute.advance(&mut clock, cursors[m]);
+            clock
+        };
 
         // Pass 1: arrival of the model and completion time of step U for every worker.
-        self.scratch
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                for (i, s) in chunk.iter_mut().enumerate() {
-                    let m = c * CHUNK + i;
-                    let begin = if comm.downlink.is_zero() {
-                        start
-                    } else {
-                        start
-                            + comm
-                                .downlink
-                                .sample(bytes, &mut CommTime::stream(&seeds, m, false, round))
-                    };
-                    let mut clock = compute.clock(&seeds, m, round);
-                    compute.advance(&mut clock, cursors[m]);
-                    let mut t = begin;
-                    for _ in 0..target {
-                        t += compute.next(m, &mut clock);
-                    }
-                    *s = WorkerRound { begin, finish: t };
-                }
-            });
+        let first_pass = |m: usize| {
+            let begin = if comm.downlink.is_zero() {
+                start
+            } else {
+                start
+                    + comm
+                        .downlink
+                        .sample(bytes, &mut CommTime::stream(&seeds, m, false, round))
+            };
+            let mut clock = clock(m);
+            let mut t = begin;
+            for _ in 0..target {
+                t += compute.next(m, &mut clock);
+            }
+            WorkerRound {
+                begin,
+                finish: t,
+                count: 0,
+                draws: 0,
+            }
+        };
+        fill(&mut self.scratch, first_pass);
 
         // T: the K-th smallest U-completion time.
         self.finish.clear();
@@ -108,45 +115,40 @@ impl<'a> RoundKernel<'a> {
 
         // Pass 2: completions at or before T, replaying each worker's stream from the start of
         // the round so that exactly the engine's draws are consumed.
-        let scratch = &self.scratch;
-        let consumed: Vec<(u32, u64, bool)> = (0..workers)
-            .into_par_iter()
-            .with_min_len(CHUNK)
-            .map(|m| {
-                let WorkerRound { begin, .. } = scratch[m];
-                if begin > t_close {
-                    return (0, 0, false); // the model had not arrived: the worker never started
+        let second_pass = |m: usize, s: &mut WorkerRound| {
+            if s.begin > t_close {
+                return; // the model had not arrived: the worker never started
+            }
+            let mut clock = clock(m);
+            let mut t = s.begin;
+            while s.count < max_steps {
+                t += compute.next(m, &mut clock);
+                s.draws += 1;
+                if t > t_close {
+                    return;
                 }
-                let mut clock = compute.clock(&seeds, m, round);
-                compute.advance(&mut clock, cursors[m]);
-                let (mut t, mut n, mut draws) = (begin, 0u32, 0u64);
-                while n < max_steps {
-                    t += compute.next(m, &mut clock);
-                    draws += 1;
-                    if t > t_close {
-                        return (n, draws, true);
-                    }
-                    n += 1;
-                }
-                (n, draws, false)
-            })
-            .collect();
+                s.count += 1;
+            }
+        };
+        update(&mut self.scratch, second_pass);
 
+        counts.resize(workers, 0);
         let (mut updates, mut uploaders, mut cancelled) = (0u64, 0u32, 0u32);
         let mut end = t_close;
-        for (m, &(n, draws, in_progress)) in consumed.iter().enumerate() {
-            counts[m] = n;
-            self.cursors[m] += draws;
-            updates += n as u64;
-            cancelled += in_progress as u32;
-            if n >= 1 {
+        for (m, s) in self.scratch.iter().enumerate() {
+            counts[m] = s.count;
+            self.cursors[m] += s.draws;
+            updates += s.count as u64;
+            cancelled += (s.draws > s.count as u64) as u32;
+            if s.count >= 1 {
                 uploaders += 1;
                 if !comm.uplink.is_zero() {
-                    let arrive = t_close
-                        + comm
-                            .uplink
-                            .sample(bytes, &mut CommTime::stream(&seeds, m, true, round));
-                    end = end.max(arrive);
+                    end = end.max(
+                        t_close
+                            + comm
+                                .uplink
+                                .sample(bytes, &mut CommTime::stream(&seeds, m, true, round)),
+                    );
                 }
             }
         }
@@ -160,5 +162,26 @@ impl<'a> RoundKernel<'a> {
             cancelled,
             counts: counts.clone(),
         }
+    }
+}
+
+/// Sets `scratch[m] = f(m)` for every worker, in parallel chunks when there are many workers.
+fn fill(scratch: &mut [WorkerRound], f: impl Fn(usize) -> WorkerRound + Sync) {
+    update(scratch, |m, s| *s = f(m));
+}
+
+/// Calls `f(m, &mut scratch[m])` for every worker, in parallel chunks when there are many.
+fn update(scratch: &mut [WorkerRound], f: impl Fn(usize, &mut WorkerRound) + Sync) {
+    if scratch.len() <= CHUNK {
+        scratch.iter_mut().enumerate().for_each(|(m, s)| f(m, s));
+    } else {
+        scratch
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (i, s) in chunk.iter_mut().enumerate() {
+                    f(c * CHUNK + i, s);
+                }
+            });
     }
 }

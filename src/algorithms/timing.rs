@@ -1,0 +1,246 @@
+//! Timing-only simulation: runs an algorithm on the engine (or on the per-round kernel where it
+//! is valid) without training anything, and collects per-round statistics — round time, local
+//! updates per worker, uploaders — next to their closed forms where those exist.
+
+use std::time::Instant;
+
+use super::{
+    TimingAlgorithm, kasync::KAsync, kbatch_async::KBatchAsync, kbatch_sync::KBatchSync, ksync,
+    local_sgd, stsyn,
+};
+use crate::error::{Error, Result};
+use crate::rng::Seeds;
+use crate::sim::{Algorithm, Engine, RoundKernel, RoundRule, RoundSync, Running};
+use crate::timing::{CommTime, ComputeTime};
+use crate::trace::{RoundRecord, Sink};
+
+/// Which execution path to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnginePath {
+    /// The kernel where valid (restart-every-round algorithms, no event trace), else the heap.
+    Auto,
+    /// Always the general event queue.
+    Heap,
+    /// The per-round kernel (an error where it is not valid).
+    Kernel,
+}
+
+impl EnginePath {
+    /// Parses `auto`, `heap` or `kernel`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "auto" => Ok(EnginePath::Auto),
+            "heap" => Ok(EnginePath::Heap),
+            "kernel" => Ok(EnginePath::Kernel),
+            _ => Err(Error::invalid(
+                "engine",
+                text,
+                "expected auto, heap or kernel",
+            )),
+        }
+    }
+}
+
+/// A checked timing experiment.
+#[derive(Clone, Debug)]
+pub struct TimingSetup {
+    /// The algorithm.
+    pub algorithm: TimingAlgorithm,
+    /// M.
+    pub workers: usize,
+    /// K.
+    pub wait: usize,
+    /// U.
+    pub local_steps: u32,
+    /// STSyn's optional cap on steps per round.
+    pub max_steps: Option<u32>,
+    /// Rounds (server updates for the asynchronous algorithms).
+    pub rounds: u64,
+    /// Master seed.
+    pub seed: u64,
+    /// Size of a model or gradient message.
+    pub model_bytes: u64,
+    /// Step durations.
+    pub compute: ComputeTime,
+    /// Message durations.
+    pub comm: CommTime,
+}
+
+/// Round statistics of a run.
+#[derive(Clone, Debug, Default)]
+pub struct TimingOutcome {
+    /// "heap" or "kernel".
+    pub engine: &'static str,
+    /// Round (or server-update) durations.
+    pub round_time: Running,
+    /// Local updates per worker per round (Σ_m N_m / M).
+    pub updates_per_worker: Running,
+    /// Uploaders (contributors) per round.
+    pub uploaders: Running,
+    /// Total local updates simulated.
+    pub updates: u64,
+    /// Engine events handled (0 for the kernel).
+    pub events: u64,
+    /// Simulated time at the end.
+    pub sim_time: f64,
+    /// Wall-clock seconds spent simulating.
+    pub wall_seconds: f64,
+}
+
+/// Closed-form values of the three statistics (None where no closed form is known).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TheoryValues {
+    /// Expected round time.
+    pub round_time: Option<f64>,
+    /// Expected local updates per worker per round.
+    pub updates_per_worker: Option<f64>,
+    /// Expected uploaders per round.
+    pub uploaders: Option<f64>,
+}
+
+impl TimingSetup {
+    /// Checks the combination of parameters.
+    pub fn check(&self) -> Result<()> {
+        let (m, k, u) = (self.workers, self.wait, self.local_steps);
+        if m == 0 {
+            return Err(Error::invalid("workers (M)", m, "must be at least 1"));
+        }
+        if u32::try_from(m).is_err() {
+            return Err(Error::invalid("workers (M)", m, "must be below 2^32"));
+        }
+        if k == 0 {
+            return Err(Error::invalid("wait (K)", k, "must be at least 1"));
+        }
+        if k > m {
+            return Err(Error::invalid(
+                "wait (K)",
+                k,
+                format!("must be at most M = {m}"),
+            ));
+        }
+        if u == 0 {
+            return Err(Error::invalid("local steps (U)", u, "must be at least 1"));
+        }
+        if self.rounds == 0 {
+            return Err(Error::invalid("rounds", 0, "must be at least 1"));
+        }
+        if let Some(cap) = self.max_steps {
+            if self.algorithm != TimingAlgorithm::Stsyn {
+                return Err(Error::invalid("max steps", cap, "applies only to stsyn"));
+            }
+            if cap < u {
+                return Err(Error::invalid(
+                    "max steps",
+                    cap,
+                    format!("must be at least U = {u}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The round rule, for algorithms that restart every worker each round.
+    pub fn round_rule(&self) -> Option<RoundRule> {
+        match self.algorithm {
+            TimingAlgorithm::Stsyn => {
+                stsyn::rule(self.workers, self.wait, self.local_steps, self.max_steps).ok()
+            }
+            TimingAlgorithm::Sync => Some(local_sgd::rule(self.workers, self.local_steps)),
+            TimingAlgorithm::KSync => Some(ksync::rule(self.workers, self.wait)),
+            _ => None,
+        }
+    }
+
+    /// The event-driven strategy of the algorithm.
+    pub fn strategy(&self) -> Box<dyn Algorithm> {
+        let (m, k, r, b) = (self.workers, self.wait, self.rounds, self.model_bytes);
+        match (self.algorithm, self.round_rule()) {
+            (_, Some(rule)) => Box::new(RoundSync::new(rule, r, b)),
+            (TimingAlgorithm::KBatchSync, _) => Box::new(KBatchSync::new(m, k, r, b)),
+            (TimingAlgorithm::KAsync, _) => Box::new(KAsync::new(m, k, r, b)),
+            (TimingAlgorithm::KBatchAsync, _) => Box::new(KBatchAsync::new(m, k, r, b)),
+            (TimingAlgorithm::Async, _) => Box::new(KBatchAsync::new(m, 1, r, b)),
+            (a, None) => unreachable!("{a:?} has a round rule"),
+        }
+    }
+
+    /// Runs the experiment; records go to `sink`.
+    pub fn simulate(&self, path: EnginePath, sink: &mut dyn Sink) -> Result<TimingOutcome> {
+        self.check()?;
+        let use_kernel = match (path, self.round_rule()) {
+            (EnginePath::Heap, _) => false,
+            (EnginePath::Kernel, None) => {
+                return Err(Error::invalid(
+                    "engine",
+                    "kernel",
+                    format!(
+                        "is not valid for {} (workers do not restart every round)",
+                        self.algorithm.name()
+                    ),
+                ));
+            }
+            (EnginePath::Kernel, Some(_)) if sink.wants_events() => {
+                return Err(Error::invalid(
+                    "engine",
+                    "kernel",
+                    "produces no per-event trace; use --engine heap or auto with --events-csv",
+                ));
+            }
+            (EnginePath::Kernel, Some(_)) => true,
+            (EnginePath::Auto, rule) => rule.is_some() && !sink.wants_events(),
+        };
+        let mut collect = Collect {
+            workers: self.workers as f64,
+            outcome: TimingOutcome::default(),
+            sink,
+        };
+        let seeds = Seeds::new(self.seed);
+        let clock = Instant::now();
+        if use_kernel {
+            let rule = self.round_rule().expect("checked");
+            let mut kernel =
+                RoundKernel::new(rule, &self.compute, &self.comm, seeds, self.model_bytes);
+            let (mut start, mut counts) = (0.0, Vec::new());
+            for round in 0..self.rounds {
+                let record = kernel.round(round, start, &mut counts);
+                start = record.end;
+                collect.round(&record)?;
+            }
+            collect.outcome.engine = "kernel";
+            collect.outcome.sim_time = start;
+        } else {
+            let mut engine = Engine::new(self.workers, &self.compute, &self.comm, seeds);
+            let mut strategy = self.strategy();
+            let stats = engine.run(strategy.as_mut(), &mut collect)?;
+            collect.outcome.engine = "heap";
+            collect.outcome.events = stats.events;
+            collect.outcome.sim_time = stats.end_time;
+        }
+        collect.outcome.wall_seconds = clock.elapsed().as_secs_f64();
+        Ok(collect.outcome)
+    }
+}
+
+/// Accumulates statistics and forwards records.
+struct Collect<'a> {
+    workers: f64,
+    outcome: TimingOutcome,
+    sink: &'a mut dyn Sink,
+}
+
+impl Sink for Collect<'_> {
+    fn wants_events(&self) -> bool {
+        self.sink.wants_events()
+    }
+    fn event(&mut self, record: &crate::trace::EventRecord) -> Result<()> {
+        self.sink.event(record)
+    }
+    fn round(&mut self, r: &RoundRecord) -> Result<()> {
+        let o = &mut self.outcome;
+        o.round_time.push(r.duration());
+        o.updates_per_worker.push(r.updates as f64 / self.workers);
+        o.uploaders.push(r.uploaders as f64);
+        o.updates += r.updates;
+        self.sink.round(r)
+    }
+}
