@@ -202,9 +202,10 @@ impl TimingSetup {
                 RoundKernel::new(rule, &self.compute, &self.comm, seeds, self.model_bytes);
             let (mut start, mut counts) = (0.0, Vec::new());
             for round in 0..self.rounds {
-                let record = kernel.round(round, start, &mut counts);
+                let record = kernel.round(round, start, counts);
                 start = record.end;
                 collect.round(&record)?;
+                counts = record.counts;
             }
             collect.outcome.engine = "kernel";
             collect.outcome.sim_time = start;
@@ -242,5 +243,17 @@ impl Sink for Collect<'_> {
         o.uploaders.push(r.uploaders as f64);
         o.updates += r.updates;
         self.sink.round(r)
+    }
+}
+
+impl TimingSetup {
+    /// Closed forms of the three statistics, where known for this setup.
+    pub fn theory(&self) -> Result<TheoryValues> {
+        Ok(TheoryValues::default())
+    }
+
+    /// STSyn's P(N_m = n) for n < U, where the closed form applies.
+    pub fn updates_distribution(&self) -> Result<Option<Vec<f64>>> {
+        Ok(None)
     }
 }

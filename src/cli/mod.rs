@@ -2,6 +2,8 @@
 //! struct here, validated into the library's checked types, and run. Errors print as one line
 //! (`error: ...` with the cause chain) and exit with code 2 for bad input, 1 otherwise.
 
+mod timing;
+
 use clap::{Parser, Subcommand};
 
 /// Command-line interface of `stsyn`.
@@ -17,7 +19,12 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Simulate rounds without training and compare with the closed forms.
+    Timing(timing::Args),
+    /// Print the closed forms for the same flags as `timing`.
+    Theory(timing::Args),
+}
 
 /// Parses the process arguments, runs, and returns the exit code.
 pub fn main() -> i32 {
@@ -36,7 +43,10 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Timing(args) => timing::run_timing(&args),
+        Command::Theory(args) => timing::run_theory(&args),
+    }
 }
 
 /// Prints `error: <chain>` on one line and returns the exit code (2 for bad input).

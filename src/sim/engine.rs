@@ -278,7 +278,7 @@ impl<'a> Engine<'a> {
         self.apply(sink, events, &mut top_consumed)?;
         self.deliver_instant(alg, sink, events)?;
         while !self.stopped {
-            let Some(&entry) = self.queue.peek() else {
+            let Some(entry) = self.queue.peek() else {
                 break;
             };
             if entry.tag & KIND_SLOT == 0 {

@@ -14,22 +14,28 @@ use rayon::prelude::*;
 
 use super::round::RoundRule;
 use crate::rng::Seeds;
-use crate::timing::{CommTime, ComputeTime};
+use crate::timing::{CommTime, ComputeTime, WorkerClock};
 use crate::trace::RoundRecord;
 
 /// Workers per parallel task.
 const CHUNK: usize = 4096;
 
+/// Largest M·U for which the U completion times of every worker are kept between the passes
+/// (16 Mi values, 128 MiB); above it, pass 2 replays the slow workers' streams instead.
+const STORE_LIMIT: usize = 1 << 24;
+
 /// Per-worker scratch of one round.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug)]
 struct WorkerRound {
     /// When the model arrived (the worker starts computing).
     begin: f64,
     /// Completion time of the U-th step.
     finish: f64,
+    /// The worker's clock after its U-th draw.
+    clock: WorkerClock,
     /// Steps completed by T (N_m).
     count: u32,
-    /// Durations drawn (N_m, plus one for a step cancelled in progress).
+    /// Durations the engine would have drawn (N_m, plus one for a step cancelled in progress).
     draws: u64,
 }
 
@@ -42,6 +48,8 @@ pub struct RoundKernel<'a> {
     rule: RoundRule,
     model_bytes: u64,
     scratch: Vec<WorkerRound>,
+    /// Completion times of steps 1..U of every worker (worker-major), when M·U is small enough.
+    times: Vec<f64>,
     finish: Vec<f64>,
     /// Trace positions (replayed traces only).
     cursors: Vec<u64>,
@@ -56,20 +64,38 @@ impl<'a> RoundKernel<'a> {
         seeds: Seeds,
         model_bytes: u64,
     ) -> Self {
+        let m = rule.workers;
+        let u = rule.target as usize;
+        let scratch = (0..m)
+            .map(|w| WorkerRound {
+                begin: 0.0,
+                finish: 0.0,
+                clock: compute.clock(&seeds, w, 0),
+                count: 0,
+                draws: 0,
+            })
+            .collect();
+        let times = if m.saturating_mul(u) <= STORE_LIMIT {
+            vec![0.0; m * u]
+        } else {
+            Vec::new()
+        };
         RoundKernel {
             compute,
             comm,
             seeds,
             rule,
             model_bytes,
-            scratch: vec![WorkerRound::default(); rule.workers],
-            finish: Vec::with_capacity(rule.workers),
-            cursors: vec![0; rule.workers],
+            scratch,
+            times,
+            finish: Vec::with_capacity(m),
+            cursors: vec![0; m],
         }
     }
 
-    /// Computes round `round` starting at `start`; `counts` receives N_m (len M).
-    pub fn round(&mut self, round: u64, start: f64, counts: &mut Vec<u32>) -> RoundRecord {
+    /// Computes round `round` starting at `start`. `counts` is reused as the record's N_m
+    /// (pass the previous record's `counts` back to avoid an allocation per round).
+    pub fn round(&mut self, round: u64, start: f64, mut counts: Vec<u32>) -> RoundRecord {
         let RoundRule {
             workers,
             wait,
@@ -78,15 +104,14 @@ impl<'a> RoundKernel<'a> {
         } = self.rule;
         let (compute, comm, seeds, bytes) = (self.compute, self.comm, self.seeds, self.model_bytes);
         let cursors = &self.cursors;
-        let clock = |m: usize| {
-            let mut clock = compute.clock(&seeds, m, round);
-            compute.advance(&mut clock, cursors[m]);
-            clock
+        let fresh_clock = |m: usize, clock: &mut WorkerClock| {
+            compute.rekey(&seeds, m, round, clock);
+            compute.set_cursor(clock, cursors[m]);
         };
 
-        // Pass 1: arrival of the model and completion time of step U for every worker.
-        let first_pass = |m: usize| {
-            let begin = if comm.downlink.is_zero() {
+        // Pass 1: arrival of the model and completion times of steps 1..U for every worker.
+        let first_pass = |m: usize, s: &mut WorkerRound, times: &mut [f64]| {
+            s.begin = if comm.downlink.is_zero() {
                 start
             } else {
                 start
@@ -94,43 +119,72 @@ impl<'a> RoundKernel<'a> {
                         .downlink
                         .sample(bytes, &mut CommTime::stream(&seeds, m, false, round))
             };
-            let mut clock = clock(m);
-            let mut t = begin;
-            for _ in 0..target {
-                t += compute.next(m, &mut clock);
+            fresh_clock(m, &mut s.clock);
+            let mut t = s.begin;
+            if times.is_empty() {
+                for _ in 0..target {
+                    t += compute.next(m, &mut s.clock);
+                }
+            } else {
+                compute.fill(m, &mut s.clock, times);
+                for slot in times.iter_mut() {
+                    t += *slot;
+                    *slot = t;
+                }
             }
-            WorkerRound {
-                begin,
-                finish: t,
-                count: 0,
-                draws: 0,
-            }
+            s.finish = t;
         };
-        fill(&mut self.scratch, first_pass);
+        for_each_worker(
+            &mut self.scratch,
+            &mut self.times,
+            target as usize,
+            first_pass,
+        );
 
         // T: the K-th smallest U-completion time.
         self.finish.clear();
         self.finish.extend(self.scratch.iter().map(|s| s.finish));
         let (_, &mut t_close, _) = self.finish.select_nth_unstable_by(wait - 1, f64::total_cmp);
 
-        // Pass 2: completions at or before T, replaying each worker's stream from the start of
-        // the round so that exactly the engine's draws are consumed.
-        let second_pass = |m: usize, s: &mut WorkerRound| {
+        // Pass 2: completions at or before T. A worker that finished U continues its stream;
+        // one that did not counts its stored times (or replays its stream from the round start).
+        let second_pass = |m: usize, s: &mut WorkerRound, times: &mut [f64]| {
+            s.count = 0;
+            s.draws = 0;
             if s.begin > t_close {
                 return; // the model had not arrived: the worker never started
             }
-            let mut clock = clock(m);
-            let mut t = s.begin;
-            while s.count < max_steps {
-                t += compute.next(m, &mut clock);
-                s.draws += 1;
-                if t > t_close {
-                    return;
+            if s.finish <= t_close {
+                let mut t = s.finish;
+                s.count = target;
+                while s.count < max_steps {
+                    t += compute.next(m, &mut s.clock);
+                    if t > t_close {
+                        break;
+                    }
+                    s.count += 1;
                 }
-                s.count += 1;
+            } else if !times.is_empty() {
+                s.count = times.partition_point(|&t| t <= t_close) as u32;
+            } else {
+                fresh_clock(m, &mut s.clock);
+                let mut t = s.begin;
+                loop {
+                    t += compute.next(m, &mut s.clock);
+                    if t > t_close {
+                        break;
+                    }
+                    s.count += 1;
+                }
             }
+            s.draws = s.count as u64 + (s.count < max_steps) as u64;
         };
-        update(&mut self.scratch, second_pass);
+        for_each_worker(
+            &mut self.scratch,
+            &mut self.times,
+            target as usize,
+            second_pass,
+        );
 
         counts.resize(workers, 0);
         let (mut updates, mut uploaders, mut cancelled) = (0u64, 0u32, 0u32);
@@ -160,28 +214,41 @@ impl<'a> RoundKernel<'a> {
             uploaders,
             updates,
             cancelled,
-            counts: counts.clone(),
+            counts,
         }
     }
 }
 
-/// Sets `scratch[m] = f(m)` for every worker, in parallel chunks when there are many workers.
-fn fill(scratch: &mut [WorkerRound], f: impl Fn(usize) -> WorkerRound + Sync) {
-    update(scratch, |m, s| *s = f(m));
-}
-
-/// Calls `f(m, &mut scratch[m])` for every worker, in parallel chunks when there are many.
-fn update(scratch: &mut [WorkerRound], f: impl Fn(usize, &mut WorkerRound) + Sync) {
+/// Calls `f(m, &mut scratch[m], times of m)` for every worker, in parallel chunks of workers
+/// when there are many. `times` is empty or holds `stride` values per worker.
+fn for_each_worker(
+    scratch: &mut [WorkerRound],
+    times: &mut [f64],
+    stride: usize,
+    f: impl Fn(usize, &mut WorkerRound, &mut [f64]) + Sync,
+) {
+    let run_chunk = |first: usize, chunk: &mut [WorkerRound], times: &mut [f64]| {
+        for (i, s) in chunk.iter_mut().enumerate() {
+            let slice = if times.is_empty() {
+                &mut [][..]
+            } else {
+                &mut times[i * stride..(i + 1) * stride]
+            };
+            f(first + i, s, slice);
+        }
+    };
     if scratch.len() <= CHUNK {
-        scratch.iter_mut().enumerate().for_each(|(m, s)| f(m, s));
-    } else {
+        run_chunk(0, scratch, times);
+    } else if times.is_empty() {
         scratch
             .par_chunks_mut(CHUNK)
             .enumerate()
-            .for_each(|(c, chunk)| {
-                for (i, s) in chunk.iter_mut().enumerate() {
-                    f(c * CHUNK + i, s);
-                }
-            });
+            .for_each(|(c, chunk)| run_chunk(c * CHUNK, chunk, &mut []));
+    } else {
+        scratch
+            .par_chunks_mut(CHUNK)
+            .zip(times.par_chunks_mut(CHUNK * stride))
+            .enumerate()
+            .for_each(|(c, (chunk, t))| run_chunk(c * CHUNK, chunk, t));
     }
 }

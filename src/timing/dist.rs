@@ -275,6 +275,20 @@ impl Dist {
     }
 }
 
+impl Dist {
+    /// Fills `out` with independent samples: the same values, in the same order, as calling
+    /// `sample` once per element, but with one dispatch on the variant for the whole slice.
+    pub fn fill<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [f64]) {
+        match *self {
+            Dist::Exp { mean } => out
+                .iter_mut()
+                .for_each(|x| *x = mean * <Exp1 as Distribution<f64>>::sample(&Exp1, rng)),
+            Dist::Constant { value } => out.fill(value),
+            _ => out.iter_mut().for_each(|x| *x = self.sample(rng)),
+        }
+    }
+}
+
 impl Distribution<f64> for Dist {
     #[inline]
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {

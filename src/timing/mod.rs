@@ -200,7 +200,8 @@ impl ComputeTime {
     pub fn next(&self, worker: usize, clock: &mut WorkerClock) -> f64 {
         match &self.source {
             Source::Dist(_) if self.per_round => clock.fixed,
-            Source::Dist(d) => d.sample(&mut clock.stream) * self.scale(worker),
+            Source::Dist(d) if self.scales.is_empty() => d.sample(&mut clock.stream),
+            Source::Dist(d) => d.sample(&mut clock.stream) * self.scales[worker],
             Source::Trace(t) => {
                 clock.cursor += 1;
                 t.get(worker, clock.cursor - 1)
@@ -208,9 +209,25 @@ impl ComputeTime {
         }
     }
 
-    /// Moves a trace clock forward by `steps` (used by the per-round kernel, which peeks ahead).
-    pub fn advance(&self, clock: &mut WorkerClock, steps: u64) {
-        clock.cursor += steps;
+    /// Fills `out` with the durations of the next `out.len()` steps of `worker`: the same values
+    /// as calling [`ComputeTime::next`] that many times.
+    pub fn fill(&self, worker: usize, clock: &mut WorkerClock, out: &mut [f64]) {
+        match &self.source {
+            Source::Dist(_) if self.per_round => out.fill(clock.fixed),
+            Source::Dist(d) => {
+                d.fill(&mut clock.stream, out);
+                if !self.scales.is_empty() {
+                    let scale = self.scales[worker];
+                    out.iter_mut().for_each(|x| *x *= scale);
+                }
+            }
+            Source::Trace(_) => out.iter_mut().for_each(|x| *x = self.next(worker, clock)),
+        }
+    }
+
+    /// Sets a clock's trace position (used by the per-round kernel, which replays rounds).
+    pub fn set_cursor(&self, clock: &mut WorkerClock, cursor: u64) {
+        clock.cursor = cursor;
     }
 }
 

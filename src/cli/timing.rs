@@ -1,0 +1,309 @@
+//! `stsyn timing` and `stsyn theory`: simulate rounds without training (or print the closed
+//! forms only) for STSyn and the Dutta et al. family. Both share the flags below.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::algorithms::TimingAlgorithm;
+use crate::algorithms::timing::{EnginePath, TheoryValues, TimingOutcome, TimingSetup};
+use crate::error::{Error, Result};
+use crate::sim::Running;
+use crate::timing::{CommTime, ComputeTime, Link};
+use crate::trace::csv::CsvSink;
+
+/// Flags of `stsyn timing` and `stsyn theory`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// stsyn, sync, ksync, kbatch-sync, kasync, kbatch-async or async.
+    #[arg(long, default_value = "stsyn")]
+    algorithm: String,
+    /// M: number of workers.
+    #[arg(short = 'M', long)]
+    workers: usize,
+    /// K: number of workers (or gradients) the server waits for.
+    #[arg(short = 'K', long)]
+    wait: Option<usize>,
+    /// U: local updates per worker per round (stsyn, sync).
+    #[arg(short = 'U', long)]
+    local_steps: Option<u32>,
+    /// Duration of one local step, e.g. 'exp(mean=1)', 'pareto(shape=2.5)', 'const(1)',
+    /// 'per_round(lomax_mix(low=1e4, high=2e4))', 'trace(file.csv)'.
+    #[arg(long, default_value = "exp(mean=1.0)")]
+    compute_time: String,
+    /// Per-worker speeds: 'same', 'means(...)', 'rates(...)', 'profile(a=0, b=1, p=0.5)'.
+    #[arg(long, default_value = "same")]
+    speeds: String,
+    /// STSyn only: stop a worker after this many steps in a round (Comparisons.py uses ⌊1.5U⌋).
+    #[arg(long)]
+    max_steps: Option<u32>,
+    /// Rounds to simulate (server updates for the asynchronous algorithms).
+    #[arg(long, default_value_t = 1000)]
+    rounds: u64,
+    /// Master seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Uplink latency: 'none' or a distribution.
+    #[arg(long, default_value = "none")]
+    uplink: String,
+    /// Downlink latency: 'none' or a distribution.
+    #[arg(long, default_value = "none")]
+    downlink: String,
+    /// Uplink bandwidth in bytes per time unit (default: infinite).
+    #[arg(long)]
+    uplink_bandwidth: Option<f64>,
+    /// Downlink bandwidth in bytes per time unit (default: infinite).
+    #[arg(long)]
+    downlink_bandwidth: Option<f64>,
+    /// Bytes per model or gradient message.
+    #[arg(long, default_value_t = 0)]
+    model_bytes: u64,
+    /// auto (per-round kernel where valid), heap or kernel.
+    #[arg(long, default_value = "auto")]
+    engine: String,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write one row per round to this CSV file.
+    #[arg(long)]
+    rounds_csv: Option<PathBuf>,
+    /// Write one row per engine event to this CSV file (uses the heap engine).
+    #[arg(long)]
+    events_csv: Option<PathBuf>,
+}
+
+impl Args {
+    /// Validates the flags into a [`TimingSetup`].
+    fn setup(&self) -> Result<TimingSetup> {
+        let algorithm = TimingAlgorithm::parse(&self.algorithm)?;
+        let m = self.workers;
+        if m == 0 {
+            return Err(Error::invalid("--workers (M)", m, "must be at least 1"));
+        }
+        let name = algorithm.name();
+        let wait = match (algorithm, self.wait) {
+            (TimingAlgorithm::Sync, Some(k)) if k != m => {
+                return Err(Error::invalid(
+                    "--wait (K)",
+                    k,
+                    "sync waits for all M workers; omit -K",
+                ));
+            }
+            (TimingAlgorithm::Async, Some(k)) if k != 1 => {
+                return Err(Error::invalid(
+                    "--wait (K)",
+                    k,
+                    "async updates on every gradient; omit -K",
+                ));
+            }
+            (TimingAlgorithm::Sync, _) => m,
+            (TimingAlgorithm::Async, _) => 1,
+            (_, Some(k)) => k,
+            (_, None) => {
+                return Err(Error::invalid(
+                    "--wait (K)",
+                    "(missing)",
+                    format!("{name} needs -K"),
+                ));
+            }
+        };
+        let local_steps = match (algorithm.has_local_steps(), self.local_steps) {
+            (true, Some(u)) => u,
+            (true, None) => {
+                return Err(Error::invalid(
+                    "--local-steps (U)",
+                    "(missing)",
+                    format!("{name} needs -U"),
+                ));
+            }
+            (false, Some(u)) if u != 1 => {
+                return Err(Error::invalid(
+                    "--local-steps (U)",
+                    u,
+                    format!("{name} computes one gradient per job; omit -U"),
+                ));
+            }
+            (false, _) => 1,
+        };
+        let comm = CommTime {
+            uplink: Link::parse("--uplink", &self.uplink, self.uplink_bandwidth)?,
+            downlink: Link::parse("--downlink", &self.downlink, self.downlink_bandwidth)?,
+        };
+        let setup = TimingSetup {
+            algorithm,
+            workers: m,
+            wait,
+            local_steps,
+            max_steps: self.max_steps,
+            rounds: self.rounds,
+            seed: self.seed,
+            model_bytes: self.model_bytes,
+            compute: ComputeTime::parse(&self.compute_time, &self.speeds, m, Path::new("."))?,
+            comm,
+        };
+        setup.check()?;
+        Ok(setup)
+    }
+}
+
+/// Runs `stsyn timing`.
+pub fn run_timing(args: &Args) -> anyhow::Result<()> {
+    let setup = args.setup()?;
+    let path = EnginePath::parse(&args.engine)?;
+    let theory = setup.theory()?;
+    let mut sink = CsvSink::create(args.rounds_csv.as_deref(), args.events_csv.as_deref())?;
+    let outcome = setup.simulate(path, &mut sink)?;
+    sink.finish()?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&timing_json(&setup, &outcome, &theory))?
+        );
+    } else {
+        print_table(&setup, &outcome, &theory);
+    }
+    Ok(())
+}
+
+/// Runs `stsyn theory`.
+pub fn run_theory(args: &Args) -> anyhow::Result<()> {
+    let setup = args.setup()?;
+    let theory = setup.theory()?;
+    if args.json {
+        let value = json!({ "setup": setup_json(&setup), "theory": theory_json(&theory), "updates_distribution": setup.updates_distribution()? });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("{}", headline(&setup));
+        for (name, v) in [
+            ("round time", theory.round_time),
+            ("updates per worker", theory.updates_per_worker),
+            ("uploaders", theory.uploaders),
+        ] {
+            println!(
+                "  {name:<20} {}",
+                v.map_or("no closed form".to_string(), |v| format!("{v:.8}"))
+            );
+        }
+        if let Some(p) = setup.updates_distribution()? {
+            println!(
+                "  P(N_m = n), n < U:   {}",
+                p.iter()
+                    .map(|x| format!("{x:.6}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn headline(s: &TimingSetup) -> String {
+    let mut h = format!("{}: M = {}", s.algorithm.name(), s.workers);
+    if s.algorithm.has_wait() {
+        h += &format!(", K = {}", s.wait);
+    }
+    if s.algorithm.has_local_steps() {
+        h += &format!(", U = {}", s.local_steps);
+    }
+    if let Some(cap) = s.max_steps {
+        h += &format!(", at most {cap} steps");
+    }
+    h + &format!(
+        ", compute time {}, {} rounds, seed {}",
+        s.compute.spec(),
+        s.rounds,
+        s.seed
+    )
+}
+
+fn print_table(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) {
+    println!("{} ({} engine)", headline(s), o.engine);
+    println!(
+        "  {:<20} {:>26} {:>14} {:>12}",
+        "quantity", "simulated (mean ± SE)", "theory", "deviation"
+    );
+    for (name, sim, theory) in [
+        ("round time", &o.round_time, t.round_time),
+        (
+            "updates per worker",
+            &o.updates_per_worker,
+            t.updates_per_worker,
+        ),
+        ("uploaders", &o.uploaders, t.uploaders),
+    ] {
+        let (theory_text, dev) = match theory {
+            Some(v) => (format!("{v:.6}"), deviation(sim, v)),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        println!(
+            "  {name:<20} {:>26} {theory_text:>14} {dev:>12}",
+            format!("{:.6} ± {:.6}", sim.mean(), sim.se())
+        );
+    }
+    println!(
+        "  simulated {} local updates in {:.3} s: {:.4e} updates/s",
+        o.updates,
+        o.wall_seconds,
+        updates_per_second(o)
+    );
+}
+
+fn deviation(sim: &Running, theory: f64) -> String {
+    let d = sim.deviation_in_se(theory);
+    if d.is_finite() {
+        format!("{d:+.2} SE")
+    } else if (sim.mean() - theory).abs() <= 1e-9 * theory.abs().max(1.0) {
+        "exact".to_string()
+    } else {
+        "-".to_string()
+    }
+}
+
+fn updates_per_second(o: &TimingOutcome) -> f64 {
+    o.updates as f64 / o.wall_seconds.max(1e-9)
+}
+
+fn stat_json(r: &Running) -> Value {
+    let finite = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
+    json!({ "mean": finite(r.mean()), "se": finite(r.se()) })
+}
+
+fn theory_json(t: &TheoryValues) -> Value {
+    if t.round_time.is_none() && t.updates_per_worker.is_none() && t.uploaders.is_none() {
+        return Value::Null;
+    }
+    json!({ "round_time": t.round_time, "updates_per_worker": t.updates_per_worker, "uploaders": t.uploaders })
+}
+
+fn setup_json(s: &TimingSetup) -> Value {
+    json!({
+        "algorithm": s.algorithm.name(),
+        "workers": s.workers,
+        "wait": s.wait,
+        "local_steps": s.local_steps,
+        "max_steps": s.max_steps,
+        "rounds": s.rounds,
+        "seed": s.seed,
+        "compute_time": s.compute.spec(),
+        "model_bytes": s.model_bytes,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+fn timing_json(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) -> Value {
+    json!({
+        "setup": setup_json(s),
+        "engine": o.engine,
+        "simulated": {
+            "round_time": stat_json(&o.round_time),
+            "updates_per_worker": stat_json(&o.updates_per_worker),
+            "uploaders": stat_json(&o.uploaders),
+        },
+        "theory": theory_json(t),
+        "updates": o.updates,
+        "events": o.events,
+        "simulated_time": o.sim_time,
+        "wall_seconds": o.wall_seconds,
+        "updates_per_second": updates_per_second(o),
+    })
+}
