@@ -1,0 +1,280 @@
+//! The binary as a user meets it: exit codes, one-line errors that name the bad value, no output
+//! file left behind by a failed run, identical files for identical seeds.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn stsyn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stsyn"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("run stsyn")
+}
+
+/// Asserts exit code 2, a one-line message on stderr containing every needle, and no panic.
+pub fn assert_bad_input(args: &[&str], needles: &[&str]) {
+    let out = stsyn(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty() && lines[0].starts_with("error"), "{err}");
+    for n in needles {
+        assert!(
+            lines[0].contains(n),
+            "args {args:?}: '{}' lacks '{n}'",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn bad_timing_input_exits_2_with_the_value_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rounds.csv");
+    let csv = csv.to_str().unwrap();
+    let base = ["timing", "--rounds-csv", csv];
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["-M", "4", "-K", "5", "-U", "2"], &["K", "5", "M = 4"]),
+        (&["-M", "4", "-K", "0", "-U", "2"], &["K", "0"]),
+        (&["-M", "4", "-K", "2", "-U", "0"], &["U", "0"]),
+        (&["-M", "0", "-K", "1", "-U", "1"], &["M", "0"]),
+        (&["-M", "-3", "-K", "1", "-U", "1"], &["-3"]),
+        (
+            &[
+                "-M",
+                "4",
+                "-K",
+                "2",
+                "-U",
+                "2",
+                "--compute-time",
+                "exp(mean=-1)",
+            ],
+            &["mean = -1"],
+        ),
+        (
+            &[
+                "-M",
+                "4",
+                "-K",
+                "2",
+                "-U",
+                "2",
+                "--compute-time",
+                "exp(mean=0)",
+            ],
+            &["mean = 0"],
+        ),
+        (
+            &[
+                "-M",
+                "4",
+                "-K",
+                "2",
+                "-U",
+                "2",
+                "--compute-time",
+                "exp(mean=nan)",
+            ],
+            &["mean = NaN"],
+        ),
+        (
+            &[
+                "-M",
+                "4",
+                "-K",
+                "2",
+                "-U",
+                "2",
+                "--compute-time",
+                "exp(mean=inf)",
+            ],
+            &["mean = inf"],
+        ),
+        (
+            &[
+                "-M",
+                "4",
+                "-K",
+                "2",
+                "-U",
+                "2",
+                "--compute-time",
+                "weibull(k=2)",
+            ],
+            &["unknown distribution 'weibull'"],
+        ),
+        (
+            &[
+                "-M",
+                "4",
+                "-K",
+                "2",
+                "-U",
+                "2",
+                "--compute-time",
+                "exp(mean=1",
+            ],
+            &["exp(mean=1"],
+        ),
+        (
+            &["-M", "4", "-K", "2", "-U", "2", "--speeds", "means(1,2,3)"],
+            &["M = 4"],
+        ),
+        (
+            &["-M", "4", "-K", "2", "-U", "2", "--uplink-bandwidth", "nan"],
+            &["bandwidth", "NaN"],
+        ),
+        (
+            &["-M", "4", "-K", "2", "-U", "2", "--rounds", "0"],
+            &["rounds", "0"],
+        ),
+        (
+            &["-M", "4", "-K", "2", "-U", "2", "--algorithm", "fastsgd"],
+            &["fastsgd"],
+        ),
+        (
+            &["-M", "4", "-K", "2", "-U", "2", "--max-steps", "1"],
+            &["max steps", "1"],
+        ),
+        (&["-M", "4", "-U", "2"], &["K"]),
+    ];
+    for (args, needles) in cases {
+        let mut all: Vec<&str> = base.to_vec();
+        all.extend_from_slice(args);
+        if !args.contains(&"--rounds") {
+            all.extend_from_slice(&["--rounds", "10"]);
+        }
+        assert_bad_input(&all, needles);
+        assert!(!Path::new(csv).exists(), "{args:?} left {csv}");
+        assert!(!Path::new(&format!("{csv}.partial")).exists());
+    }
+}
+
+#[test]
+fn malformed_trace_files_are_rejected_with_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("worker,duration\n0,1.0\n1,abc\n", "line 3"),
+        ("worker,duration\n0,1.0\n7,1.0\n", "worker 7"),
+        ("worker,duration\n0,1.0\n1,-2\n", "-2"),
+        ("w,d\n0,1\n", "header"),
+        ("worker,duration\n0,1.0\n", "worker 1 has no rows"),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("t{i}.csv"));
+        std::fs::write(&path, text).unwrap();
+        let spec = format!("trace({})", path.display());
+        assert_bad_input(
+            &[
+                "timing",
+                "-M",
+                "2",
+                "-K",
+                "1",
+                "-U",
+                "2",
+                "--compute-time",
+                &spec,
+            ],
+            &[needle, &format!("t{i}.csv")],
+        );
+    }
+    assert_bad_input(
+        &[
+            "timing",
+            "-M",
+            "2",
+            "-K",
+            "1",
+            "-U",
+            "2",
+            "--compute-time",
+            "trace(/no/such/file.csv)",
+        ],
+        &["/no/such/file.csv"],
+    );
+}
+
+#[test]
+fn same_seed_gives_identical_csv_files_for_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, threads: &str, extra: &[&str]| {
+        let rounds = dir.path().join(format!("{name}-rounds.csv"));
+        let events = dir.path().join(format!("{name}-events.csv"));
+        let mut args = vec![
+            "timing", "-M", "6000", "-K", "3000", "-U", "3", "--rounds", "4", "--seed", "9",
+        ];
+        args.extend_from_slice(extra);
+        let (r, e) = (
+            rounds.to_str().unwrap().to_string(),
+            events.to_str().unwrap().to_string(),
+        );
+        args.extend_from_slice(&["--rounds-csv", &r]);
+        let with_events = extra.is_empty();
+        if with_events {
+            args.extend_from_slice(&["--events-csv", &e]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_stsyn"))
+            .args(&args)
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            std::fs::read(&rounds).unwrap(),
+            with_events.then(|| std::fs::read(&events).unwrap()),
+        )
+    };
+    let heap = run("heap", "1", &[]);
+    let heap2 = run("heap2", "2", &[]);
+    assert_eq!(heap, heap2);
+    let k1 = run("kernel1", "1", &["--engine", "kernel"]);
+    let k2 = run("kernel2", "2", &["--engine", "kernel"]);
+    assert_eq!(k1.0, k2.0);
+    assert_eq!(heap.0, k1.0, "heap and kernel rounds.csv differ");
+    let events = String::from_utf8(heap.1.unwrap()).unwrap();
+    assert_eq!(
+        events.lines().next().unwrap(),
+        "time,worker,round,kind,step"
+    );
+    assert!(events.lines().count() > 6000 * 4 * 3);
+}
+
+#[test]
+fn json_output_has_the_documented_keys() {
+    let out = stsyn(&[
+        "timing", "-M", "20", "-K", "5", "-U", "10", "--rounds", "2000", "--json",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for q in ["round_time", "updates_per_worker", "uploaders"] {
+        assert!(v["simulated"][q]["mean"].is_f64(), "{v}");
+        assert!(v["simulated"][q]["se"].is_f64());
+        assert!(v["theory"][q].is_f64(), "{v}");
+    }
+    assert!(v["updates_per_second"].as_f64().unwrap() > 0.0);
+    // No closed form for a Pareto model: theory is null.
+    let out = stsyn(&[
+        "timing",
+        "-M",
+        "20",
+        "-K",
+        "5",
+        "-U",
+        "10",
+        "--rounds",
+        "100",
+        "--json",
+        "--compute-time",
+        "pareto(shape=3)",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["theory"].is_null(), "{v}");
+}
