@@ -43,11 +43,7 @@ fn engine_events(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(m), |b| {
             b.iter(|| {
                 let mut engine = Engine::new(m, &compute, &CommTime::ZERO, Seeds::new(1));
-                let mut alg = Hold {
-                    workers: m,
-                    limit,
-                    done: 0,
-                };
+                let mut alg = Hold { workers: m, limit, done: 0 };
                 engine.run(&mut alg, &mut NullSink).unwrap();
                 assert_eq!(engine.stats.events, limit);
             })
@@ -72,15 +68,11 @@ fn stsyn_rounds(c: &mut Criterion) {
             compute: ComputeTime::parse("exp(mean=1)", "same", m, Path::new(".")).unwrap(),
             comm: CommTime::ZERO,
         };
-        let updates = setup
-            .simulate(EnginePath::Kernel, &mut NullSink)
-            .unwrap()
-            .updates;
+        let updates = setup.simulate(EnginePath::Kernel, &mut NullSink).unwrap().updates;
         group.throughput(Throughput::Elements(updates));
         for (name, path) in [("heap", EnginePath::Heap), ("kernel", EnginePath::Kernel)] {
-            group.bench_function(BenchmarkId::new(name, m), |b| {
-                b.iter(|| setup.simulate(path, &mut NullSink).unwrap())
-            });
+            group
+                .bench_function(BenchmarkId::new(name, m), |b| b.iter(|| setup.simulate(path, &mut NullSink).unwrap()));
         }
     }
     group.finish();

@@ -79,11 +79,7 @@ fn cancel(c: &mut Criterion) {
         let mut heap = EventQueue::with_capacity(2 * n);
         let mut generation = vec![0u32; n];
         for w in 0..n {
-            heap.push(
-                <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng),
-                w as u32,
-                0,
-            );
+            heap.push(<Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), w as u32, 0);
         }
         group.bench_function(BenchmarkId::new("four_ary_lazy", n), |b| {
             b.iter(|| {
@@ -111,25 +107,16 @@ fn cancel(c: &mut Criterion) {
         });
         let mut pq = IndexedQueue::with_capacity(n);
         for w in 0..n {
-            pq.push(
-                <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng),
-                w as u32,
-            );
+            pq.push(<Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), w as u32);
         }
         group.bench_function(BenchmarkId::new("priority_queue_remove", n), |b| {
             b.iter(|| {
                 for _ in 0..OPS {
                     let (key, time) = pq.pop().unwrap();
-                    pq.push(
-                        time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng),
-                        key,
-                    );
+                    pq.push(time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), key);
                     let victim = rng.random_range(0..n) as u32;
                     pq.remove(victim);
-                    pq.push(
-                        time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng),
-                        victim,
-                    );
+                    pq.push(time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), victim);
                 }
             })
         });

@@ -54,45 +54,23 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::InvalidParameter`].
-    pub fn invalid(
-        name: impl Into<String>,
-        value: impl ToString,
-        reason: impl Into<String>,
-    ) -> Self {
-        Error::InvalidParameter {
-            name: name.into(),
-            value: value.to_string(),
-            reason: reason.into(),
-        }
+    pub fn invalid(name: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> Self {
+        Error::InvalidParameter { name: name.into(), value: value.to_string(), reason: reason.into() }
     }
 
     /// Shorthand for [`Error::Parse`].
-    pub fn parse(
-        what: impl Into<String>,
-        input: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> Self {
-        Error::Parse {
-            what: what.into(),
-            input: input.into(),
-            reason: reason.into(),
-        }
+    pub fn parse(what: impl Into<String>, input: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Parse { what: what.into(), input: input.into(), reason: reason.into() }
     }
 
     /// Shorthand for [`Error::BadFile`].
     pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::BadFile {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        Error::BadFile { path: path.into(), reason: reason.into() }
     }
 
     /// Shorthand for [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     /// True when the error is caused by what the user supplied (exit code 2).

@@ -71,9 +71,7 @@ impl Seeds {
     /// The key of all streams of `purpose` and first index `a` (hash it once, derive many).
     #[inline]
     pub fn key(&self, purpose: Purpose, a: u64) -> StreamKey {
-        StreamKey(mix64(
-            mix64(self.master) ^ mix64((purpose as u64).wrapping_mul(0xA076_1D64_78BD_642F) ^ a),
-        ))
+        StreamKey(mix64(mix64(self.master) ^ mix64((purpose as u64).wrapping_mul(0xA076_1D64_78BD_642F) ^ a)))
     }
 }
 
@@ -100,14 +98,10 @@ mod tests {
     #[test]
     fn streams_are_reproducible_and_distinct() {
         let seeds = Seeds::new(42);
-        let a: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(seeds.stream(Purpose::Data, 3, 0), |r, _| Some(r.next_u64()))
-            .collect();
-        let b: Vec<u64> = (0..4)
-            .map(|_| 0)
-            .scan(seeds.stream(Purpose::Data, 3, 0), |r, _| Some(r.next_u64()))
-            .collect();
+        let a: Vec<u64> =
+            (0..4).map(|_| 0).scan(seeds.stream(Purpose::Data, 3, 0), |r, _| Some(r.next_u64())).collect();
+        let b: Vec<u64> =
+            (0..4).map(|_| 0).scan(seeds.stream(Purpose::Data, 3, 0), |r, _| Some(r.next_u64())).collect();
         assert_eq!(a, b);
         let mut c = seeds.stream(Purpose::Data, 4, 0);
         let mut d = seeds.stream(Purpose::ComputeTime, 3, 0);

@@ -5,11 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 pub fn stsyn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stsyn"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .expect("run stsyn")
+    Command::new(env!("CARGO_BIN_EXE_stsyn")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("run stsyn")
 }
 
 /// Asserts exit code 2, a one-line message on stderr containing every needle, and no panic.
@@ -21,11 +17,7 @@ pub fn assert_bad_input(args: &[&str], needles: &[&str]) {
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty() && lines[0].starts_with("error"), "{err}");
     for n in needles {
-        assert!(
-            lines[0].contains(n),
-            "args {args:?}: '{}' lacks '{n}'",
-            lines[0]
-        );
+        assert!(lines[0].contains(n), "args {args:?}: '{}' lacks '{n}'", lines[0]);
     }
 }
 
@@ -41,104 +33,17 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         (&["-M", "4", "-K", "2", "-U", "0"], &["U", "0"]),
         (&["-M", "0", "-K", "1", "-U", "1"], &["M", "0"]),
         (&["-M", "-3", "-K", "1", "-U", "1"], &["-3"]),
-        (
-            &[
-                "-M",
-                "4",
-                "-K",
-                "2",
-                "-U",
-                "2",
-                "--compute-time",
-                "exp(mean=-1)",
-            ],
-            &["mean = -1"],
-        ),
-        (
-            &[
-                "-M",
-                "4",
-                "-K",
-                "2",
-                "-U",
-                "2",
-                "--compute-time",
-                "exp(mean=0)",
-            ],
-            &["mean = 0"],
-        ),
-        (
-            &[
-                "-M",
-                "4",
-                "-K",
-                "2",
-                "-U",
-                "2",
-                "--compute-time",
-                "exp(mean=nan)",
-            ],
-            &["mean = NaN"],
-        ),
-        (
-            &[
-                "-M",
-                "4",
-                "-K",
-                "2",
-                "-U",
-                "2",
-                "--compute-time",
-                "exp(mean=inf)",
-            ],
-            &["mean = inf"],
-        ),
-        (
-            &[
-                "-M",
-                "4",
-                "-K",
-                "2",
-                "-U",
-                "2",
-                "--compute-time",
-                "weibull(k=2)",
-            ],
-            &["unknown distribution 'weibull'"],
-        ),
-        (
-            &[
-                "-M",
-                "4",
-                "-K",
-                "2",
-                "-U",
-                "2",
-                "--compute-time",
-                "exp(mean=1",
-            ],
-            &["exp(mean=1"],
-        ),
-        (
-            &["-M", "4", "-K", "2", "-U", "2", "--speeds", "means(1,2,3)"],
-            &["M = 4"],
-        ),
-        (
-            &["-M", "4", "-K", "2", "-U", "2", "--uplink-bandwidth", "nan"],
-            &["bandwidth", "NaN"],
-        ),
-        (
-            &["-M", "4", "-K", "2", "-U", "2", "--rounds", "0"],
-            &["rounds", "0"],
-        ),
-        (
-            &["-M", "4", "-K", "2", "-U", "2", "--algorithm", "fastsgd"],
-            &["fastsgd"],
-        ),
-        (
-            &["-M", "4", "-K", "2", "-U", "2", "--max-steps", "1"],
-            &["max steps", "1"],
-        ),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=-1)"], &["mean = -1"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=0)"], &["mean = 0"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=nan)"], &["mean = NaN"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=inf)"], &["mean = inf"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "weibull(k=2)"], &["unknown distribution 'weibull'"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=1"], &["exp(mean=1"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--speeds", "means(1,2,3)"], &["M = 4"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--uplink-bandwidth", "nan"], &["bandwidth", "NaN"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--rounds", "0"], &["rounds", "0"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--algorithm", "fastsgd"], &["fastsgd"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--max-steps", "1"], &["max steps", "1"]),
         (&["-M", "4", "-U", "2"], &["K"]),
     ];
     for (args, needles) in cases {
@@ -168,32 +73,12 @@ fn malformed_trace_files_are_rejected_with_the_line() {
         std::fs::write(&path, text).unwrap();
         let spec = format!("trace({})", path.display());
         assert_bad_input(
-            &[
-                "timing",
-                "-M",
-                "2",
-                "-K",
-                "1",
-                "-U",
-                "2",
-                "--compute-time",
-                &spec,
-            ],
+            &["timing", "-M", "2", "-K", "1", "-U", "2", "--compute-time", &spec],
             &[needle, &format!("t{i}.csv")],
         );
     }
     assert_bad_input(
-        &[
-            "timing",
-            "-M",
-            "2",
-            "-K",
-            "1",
-            "-U",
-            "2",
-            "--compute-time",
-            "trace(/no/such/file.csv)",
-        ],
+        &["timing", "-M", "2", "-K", "1", "-U", "2", "--compute-time", "trace(/no/such/file.csv)"],
         &["/no/such/file.csv"],
     );
 }
@@ -204,33 +89,18 @@ fn same_seed_gives_identical_csv_files_for_any_thread_count() {
     let run = |name: &str, threads: &str, extra: &[&str]| {
         let rounds = dir.path().join(format!("{name}-rounds.csv"));
         let events = dir.path().join(format!("{name}-events.csv"));
-        let mut args = vec![
-            "timing", "-M", "6000", "-K", "3000", "-U", "3", "--rounds", "4", "--seed", "9",
-        ];
+        let mut args = vec!["timing", "-M", "6000", "-K", "3000", "-U", "3", "--rounds", "4", "--seed", "9"];
         args.extend_from_slice(extra);
-        let (r, e) = (
-            rounds.to_str().unwrap().to_string(),
-            events.to_str().unwrap().to_string(),
-        );
+        let (r, e) = (rounds.to_str().unwrap().to_string(), events.to_str().unwrap().to_string());
         args.extend_from_slice(&["--rounds-csv", &r]);
         let with_events = extra.is_empty();
         if with_events {
             args.extend_from_slice(&["--events-csv", &e]);
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_stsyn"))
-            .args(&args)
-            .env("RAYON_NUM_THREADS", threads)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            std::fs::read(&rounds).unwrap(),
-            with_events.then(|| std::fs::read(&events).unwrap()),
-        )
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_stsyn")).args(&args).env("RAYON_NUM_THREADS", threads).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (std::fs::read(&rounds).unwrap(), with_events.then(|| std::fs::read(&events).unwrap()))
     };
     let heap = run("heap", "1", &[]);
     let heap2 = run("heap2", "2", &[]);
@@ -240,18 +110,13 @@ fn same_seed_gives_identical_csv_files_for_any_thread_count() {
     assert_eq!(k1.0, k2.0);
     assert_eq!(heap.0, k1.0, "heap and kernel rounds.csv differ");
     let events = String::from_utf8(heap.1.unwrap()).unwrap();
-    assert_eq!(
-        events.lines().next().unwrap(),
-        "time,worker,round,kind,step"
-    );
+    assert_eq!(events.lines().next().unwrap(), "time,worker,round,kind,step");
     assert!(events.lines().count() > 6000 * 4 * 3);
 }
 
 #[test]
 fn json_output_has_the_documented_keys() {
-    let out = stsyn(&[
-        "timing", "-M", "20", "-K", "5", "-U", "10", "--rounds", "2000", "--json",
-    ]);
+    let out = stsyn(&["timing", "-M", "20", "-K", "5", "-U", "10", "--rounds", "2000", "--json"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for q in ["round_time", "updates_per_worker", "uploaders"] {

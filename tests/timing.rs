@@ -8,14 +8,7 @@ use stsyn::algorithms::timing::{EnginePath, TimingSetup};
 use stsyn::timing::{CommTime, ComputeTime, Link};
 use stsyn::trace::{MemorySink, NullSink};
 
-fn setup(
-    alg: TimingAlgorithm,
-    m: usize,
-    k: usize,
-    u: u32,
-    rounds: u64,
-    compute: &str,
-) -> TimingSetup {
+fn setup(alg: TimingAlgorithm, m: usize, k: usize, u: u32, rounds: u64, compute: &str) -> TimingSetup {
     TimingSetup {
         algorithm: alg,
         workers: m,
@@ -40,32 +33,11 @@ fn rounds(s: &TimingSetup, path: EnginePath) -> Vec<stsyn::trace::RoundRecord> {
 fn heap_and_kernel_agree_bit_for_bit() {
     let mut cases = vec![
         setup(TimingAlgorithm::Stsyn, 20, 5, 10, 300, "exp(mean=1)"),
-        setup(
-            TimingAlgorithm::Stsyn,
-            7,
-            7,
-            3,
-            300,
-            "lognormal(mu=0, sigma=1)",
-        ),
+        setup(TimingAlgorithm::Stsyn, 7, 7, 3, 300, "lognormal(mu=0, sigma=1)"),
         setup(TimingAlgorithm::Stsyn, 9, 2, 1, 300, "pareto(shape=1.5)"),
         setup(TimingAlgorithm::Stsyn, 10, 3, 4, 200, "const(1)"), // every step ties
-        setup(
-            TimingAlgorithm::Stsyn,
-            12,
-            4,
-            5,
-            200,
-            "per_round(lomax_mix(low=1e4, high=2e4))",
-        ),
-        setup(
-            TimingAlgorithm::Sync,
-            8,
-            8,
-            4,
-            300,
-            "shifted_exp(shift=1, mean=1)",
-        ),
+        setup(TimingAlgorithm::Stsyn, 12, 4, 5, 200, "per_round(lomax_mix(low=1e4, high=2e4))"),
+        setup(TimingAlgorithm::Sync, 8, 8, 4, 300, "shifted_exp(shift=1, mean=1)"),
         setup(TimingAlgorithm::KSync, 8, 3, 1, 300, "exp(mean=2)"),
     ];
     let mut capped = setup(TimingAlgorithm::Stsyn, 20, 5, 10, 200, "exp(mean=1)");
@@ -82,14 +54,7 @@ fn heap_and_kernel_agree_bit_for_bit() {
         let kernel = rounds(s, EnginePath::Kernel);
         assert_eq!(heap.len(), s.rounds as usize);
         for (h, k) in heap.iter().zip(&kernel) {
-            assert_eq!(
-                h,
-                k,
-                "{:?} {} round {}",
-                s.algorithm,
-                s.compute.spec(),
-                h.round
-            );
+            assert_eq!(h, k, "{:?} {} round {}", s.algorithm, s.compute.spec(), h.round);
             assert_eq!(h.end.to_bits(), k.end.to_bits());
         }
     }
@@ -101,11 +66,7 @@ fn stsyn_matches_the_closed_form_table() {
     let s = setup(TimingAlgorithm::Stsyn, 20, 5, 10, 40_000, "exp(mean=1)");
     let out = s.simulate(EnginePath::Auto, &mut NullSink).unwrap();
     assert_eq!(out.engine, "kernel");
-    assert!(
-        out.round_time.deviation_in_se(7.56773).abs() < 4.0,
-        "{:?}",
-        out.round_time
-    );
+    assert!(out.round_time.deviation_in_se(7.56773).abs() < 4.0, "{:?}", out.round_time);
     assert!(out.updates_per_worker.deviation_in_se(7.56773).abs() < 4.0);
     assert!(out.uploaders.deviation_in_se(19.98707).abs() < 4.0);
 }

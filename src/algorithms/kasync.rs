@@ -23,15 +23,7 @@ pub struct KAsync {
 impl KAsync {
     /// M workers, K distinct pushers per update, `updates` server updates.
     pub fn new(workers: usize, wait: usize, updates: u64, model_bytes: u64) -> Self {
-        KAsync {
-            workers,
-            wait,
-            updates,
-            model_bytes,
-            version: 0,
-            last_update: 0.0,
-            pushed: Vec::with_capacity(wait),
-        }
+        KAsync { workers, wait, updates, model_bytes, version: 0, last_update: 0.0, pushed: Vec::with_capacity(wait) }
     }
 }
 
@@ -47,12 +39,7 @@ impl Algorithm for KAsync {
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        act.send(
-            Node::Worker(worker),
-            Node::Server,
-            self.model_bytes,
-            self.version,
-        );
+        act.send(Node::Worker(worker), Node::Server, self.model_bytes, self.version);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
@@ -74,6 +61,7 @@ impl Algorithm for KAsync {
             start: self.last_update,
             compute_end: now,
             end: now,
+            participants: self.pushed.len() as u32,
             uploaders: self.pushed.len() as u32,
             updates: self.pushed.len() as u64,
             cancelled: 0,
@@ -87,12 +75,7 @@ impl Algorithm for KAsync {
             return;
         }
         for m in self.pushed.drain(..) {
-            act.send(
-                Node::Server,
-                Node::Worker(m),
-                self.model_bytes,
-                self.version,
-            );
+            act.send(Node::Server, Node::Worker(m), self.model_bytes, self.version);
         }
     }
 }

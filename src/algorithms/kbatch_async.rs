@@ -46,12 +46,7 @@ impl Algorithm for KBatchAsync {
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        act.send(
-            Node::Worker(worker),
-            Node::Server,
-            self.model_bytes,
-            self.version,
-        );
+        act.send(Node::Worker(worker), Node::Server, self.model_bytes, self.version);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
@@ -68,6 +63,7 @@ impl Algorithm for KBatchAsync {
                         start: self.last_update,
                         compute_end: now,
                         end: now,
+                        participants: updates as u32,
                         uploaders: self.contributors.len() as u32,
                         updates,
                         cancelled: 0,
@@ -82,12 +78,7 @@ impl Algorithm for KBatchAsync {
                         return;
                     }
                 }
-                act.send(
-                    Node::Server,
-                    Node::Worker(m),
-                    self.model_bytes,
-                    self.version,
-                );
+                act.send(Node::Server, Node::Worker(m), self.model_bytes, self.version);
             }
             _ => {}
         }

@@ -59,12 +59,7 @@ impl Algorithm for KBatchSync {
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        act.send(
-            Node::Worker(worker),
-            Node::Server,
-            self.model_bytes,
-            self.round,
-        );
+        act.send(Node::Worker(worker), Node::Server, self.model_bytes, self.round);
         act.step(worker);
     }
 
@@ -95,6 +90,7 @@ impl Algorithm for KBatchSync {
             start: self.start,
             compute_end: now,
             end: now,
+            participants: self.workers as u32,
             uploaders: self.counts.iter().filter(|&&c| c > 0).count() as u32,
             updates: self.arrivals as u64,
             cancelled: self.started,

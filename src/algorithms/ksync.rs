@@ -3,14 +3,9 @@
 //! the first K workers to finish and cancels the rest; everybody restarts from the new model.
 //! A gradient that finishes at exactly the same instant as the K-th one is used too.
 
-use crate::sim::RoundRule;
+use crate::sim::RoundPlan;
 
-/// The round rule: wait for K workers to finish one step, no extra steps.
-pub fn rule(workers: usize, wait: usize) -> RoundRule {
-    RoundRule {
-        workers,
-        wait,
-        target: 1,
-        max_steps: 1,
-    }
+/// The round plan: wait for K workers to finish one step, no extra steps.
+pub fn plan(workers: usize, wait: usize) -> RoundPlan {
+    RoundPlan::uniform(workers, wait, 1, None)
 }

@@ -3,14 +3,9 @@
 //! (specs/baselines.md §3). With U = 1 it is fully synchronous minibatch SGD (§2). Fast workers
 //! idle once they have done U steps.
 
-use crate::sim::RoundRule;
+use crate::sim::RoundPlan;
 
-/// The round rule: wait for all M workers to finish U steps, no extra steps.
-pub fn rule(workers: usize, local_steps: u32) -> RoundRule {
-    RoundRule {
-        workers,
-        wait: workers,
-        target: local_steps,
-        max_steps: local_steps,
-    }
+/// The round plan: wait for all M workers to finish U steps, no extra steps.
+pub fn plan(workers: usize, local_steps: u32) -> RoundPlan {
+    RoundPlan::uniform(workers, workers, local_steps, None)
 }

@@ -48,27 +48,15 @@ impl TimingAlgorithm {
     /// Parses a name (`-` and `_` are interchangeable, case-insensitive).
     pub fn parse(name: &str) -> Result<Self> {
         let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
-        Self::ALL
-            .iter()
-            .find(|(_, n)| *n == wanted)
-            .map(|(a, _)| *a)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
-                Error::invalid(
-                    "algorithm",
-                    name,
-                    format!("unknown (expected one of: {})", names.join(", ")),
-                )
-            })
+        Self::ALL.iter().find(|(_, n)| *n == wanted).map(|(a, _)| *a).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+            Error::invalid("algorithm", name, format!("unknown (expected one of: {})", names.join(", ")))
+        })
     }
 
     /// The canonical name.
     pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(a, _)| *a == self)
-            .map(|(_, n)| *n)
-            .expect("listed")
+        Self::ALL.iter().find(|(a, _)| *a == self).map(|(_, n)| *n).expect("listed")
     }
 
     /// True when the algorithm has local steps U (the others compute one gradient per job).

@@ -8,29 +8,15 @@
 //! ⌊1.5·U⌋ (§1.4); the default (None) is the paper's uncapped algorithm.
 
 use crate::error::{Error, Result};
-use crate::sim::RoundRule;
+use crate::sim::RoundPlan;
 
-/// The round rule of STSyn with M workers, waiting for K, U local updates, optional cap.
-pub fn rule(
-    workers: usize,
-    wait: usize,
-    local_steps: u32,
-    max_steps: Option<u32>,
-) -> Result<RoundRule> {
-    let max_steps = max_steps.unwrap_or(u32::MAX);
-    if max_steps < local_steps {
-        return Err(Error::invalid(
-            "max steps",
-            max_steps,
-            format!("must be at least U = {local_steps}"),
-        ));
+/// The round plan of STSyn with M workers, waiting for K, U local updates, optional cap.
+pub fn plan(workers: usize, wait: usize, local_steps: u32, max_steps: Option<u32>) -> Result<RoundPlan> {
+    let cap = max_steps.unwrap_or(u32::MAX);
+    if cap < local_steps {
+        return Err(Error::invalid("max steps", cap, format!("must be at least U = {local_steps}")));
     }
-    Ok(RoundRule {
-        workers,
-        wait,
-        target: local_steps,
-        max_steps,
-    })
+    Ok(RoundPlan::uniform(workers, wait, local_steps, Some(cap)))
 }
 
 /// The cap of the authors' `Comparisons.py`: ⌊1.5·U⌋.

@@ -5,12 +5,11 @@
 use std::time::Instant;
 
 use super::{
-    TimingAlgorithm, kasync::KAsync, kbatch_async::KBatchAsync, kbatch_sync::KBatchSync, ksync,
-    local_sgd, stsyn,
+    TimingAlgorithm, kasync::KAsync, kbatch_async::KBatchAsync, kbatch_sync::KBatchSync, ksync, local_sgd, stsyn,
 };
 use crate::error::{Error, Result};
 use crate::rng::Seeds;
-use crate::sim::{Algorithm, Engine, RoundKernel, RoundRule, RoundSync, Running};
+use crate::sim::{Algorithm, Engine, FixedRounds, RoundKernel, RoundPlan, RoundSync, Running};
 use crate::timing::{CommTime, ComputeTime};
 use crate::trace::{RoundRecord, Sink};
 
@@ -32,11 +31,7 @@ impl EnginePath {
             "auto" => Ok(EnginePath::Auto),
             "heap" => Ok(EnginePath::Heap),
             "kernel" => Ok(EnginePath::Kernel),
-            _ => Err(Error::invalid(
-                "engine",
-                text,
-                "expected auto, heap or kernel",
-            )),
+            _ => Err(Error::invalid("engine", text, "expected auto, heap or kernel")),
         }
     }
 }
@@ -112,11 +107,7 @@ impl TimingSetup {
             return Err(Error::invalid("wait (K)", k, "must be at least 1"));
         }
         if k > m {
-            return Err(Error::invalid(
-                "wait (K)",
-                k,
-                format!("must be at most M = {m}"),
-            ));
+            return Err(Error::invalid("wait (K)", k, format!("must be at most M = {m}")));
         }
         if u == 0 {
             return Err(Error::invalid("local steps (U)", u, "must be at least 1"));
@@ -129,24 +120,18 @@ impl TimingSetup {
                 return Err(Error::invalid("max steps", cap, "applies only to stsyn"));
             }
             if cap < u {
-                return Err(Error::invalid(
-                    "max steps",
-                    cap,
-                    format!("must be at least U = {u}"),
-                ));
+                return Err(Error::invalid("max steps", cap, format!("must be at least U = {u}")));
             }
         }
         Ok(())
     }
 
-    /// The round rule, for algorithms that restart every worker each round.
-    pub fn round_rule(&self) -> Option<RoundRule> {
+    /// The round plan, for algorithms that restart every worker each round.
+    pub fn round_plan(&self) -> Option<RoundPlan> {
         match self.algorithm {
-            TimingAlgorithm::Stsyn => {
-                stsyn::rule(self.workers, self.wait, self.local_steps, self.max_steps).ok()
-            }
-            TimingAlgorithm::Sync => Some(local_sgd::rule(self.workers, self.local_steps)),
-            TimingAlgorithm::KSync => Some(ksync::rule(self.workers, self.wait)),
+            TimingAlgorithm::Stsyn => stsyn::plan(self.workers, self.wait, self.local_steps, self.max_steps).ok(),
+            TimingAlgorithm::Sync => Some(local_sgd::plan(self.workers, self.local_steps)),
+            TimingAlgorithm::KSync => Some(ksync::plan(self.workers, self.wait)),
             _ => None,
         }
     }
@@ -154,29 +139,26 @@ impl TimingSetup {
     /// The event-driven strategy of the algorithm.
     pub fn strategy(&self) -> Box<dyn Algorithm> {
         let (m, k, r, b) = (self.workers, self.wait, self.rounds, self.model_bytes);
-        match (self.algorithm, self.round_rule()) {
-            (_, Some(rule)) => Box::new(RoundSync::new(rule, r, b)),
+        match (self.algorithm, self.round_plan()) {
+            (_, Some(plan)) => Box::new(RoundSync::new(FixedRounds { plan, rounds: r }, m, b)),
             (TimingAlgorithm::KBatchSync, _) => Box::new(KBatchSync::new(m, k, r, b)),
             (TimingAlgorithm::KAsync, _) => Box::new(KAsync::new(m, k, r, b)),
             (TimingAlgorithm::KBatchAsync, _) => Box::new(KBatchAsync::new(m, k, r, b)),
             (TimingAlgorithm::Async, _) => Box::new(KBatchAsync::new(m, 1, r, b)),
-            (a, None) => unreachable!("{a:?} has a round rule"),
+            (a, None) => unreachable!("{a:?} has a round plan"),
         }
     }
 
     /// Runs the experiment; records go to `sink`.
     pub fn simulate(&self, path: EnginePath, sink: &mut dyn Sink) -> Result<TimingOutcome> {
         self.check()?;
-        let use_kernel = match (path, self.round_rule()) {
+        let use_kernel = match (path, self.round_plan()) {
             (EnginePath::Heap, _) => false,
             (EnginePath::Kernel, None) => {
                 return Err(Error::invalid(
                     "engine",
                     "kernel",
-                    format!(
-                        "is not valid for {} (workers do not restart every round)",
-                        self.algorithm.name()
-                    ),
+                    format!("is not valid for {} (workers do not restart every round)", self.algorithm.name()),
                 ));
             }
             (EnginePath::Kernel, Some(_)) if sink.wants_events() => {
@@ -187,28 +169,17 @@ impl TimingSetup {
                 ));
             }
             (EnginePath::Kernel, Some(_)) => true,
-            (EnginePath::Auto, rule) => rule.is_some() && !sink.wants_events(),
+            (EnginePath::Auto, plan) => plan.is_some() && !sink.wants_events(),
         };
-        let mut collect = Collect {
-            workers: self.workers as f64,
-            outcome: TimingOutcome::default(),
-            sink,
-        };
+        let mut collect = Collect { workers: self.workers as f64, outcome: TimingOutcome::default(), sink };
         let seeds = Seeds::new(self.seed);
         let clock = Instant::now();
         if use_kernel {
-            let rule = self.round_rule().expect("checked");
-            let mut kernel =
-                RoundKernel::new(rule, &self.compute, &self.comm, seeds, self.model_bytes);
-            let (mut start, mut counts) = (0.0, Vec::new());
-            for round in 0..self.rounds {
-                let record = kernel.round(round, start, counts);
-                start = record.end;
-                collect.round(&record)?;
-                counts = record.counts;
-            }
+            let plan = self.round_plan().expect("checked");
+            let mut kernel = RoundKernel::new(self.workers, &self.compute, &self.comm, seeds, self.model_bytes);
+            let end = kernel.run(&mut FixedRounds { plan, rounds: self.rounds }, &mut collect)?;
             collect.outcome.engine = "kernel";
-            collect.outcome.sim_time = start;
+            collect.outcome.sim_time = end;
         } else {
             let mut engine = Engine::new(self.workers, &self.compute, &self.comm, seeds);
             let mut strategy = self.strategy();

@@ -83,38 +83,22 @@ impl Args {
         let name = algorithm.name();
         let wait = match (algorithm, self.wait) {
             (TimingAlgorithm::Sync, Some(k)) if k != m => {
-                return Err(Error::invalid(
-                    "--wait (K)",
-                    k,
-                    "sync waits for all M workers; omit -K",
-                ));
+                return Err(Error::invalid("--wait (K)", k, "sync waits for all M workers; omit -K"));
             }
             (TimingAlgorithm::Async, Some(k)) if k != 1 => {
-                return Err(Error::invalid(
-                    "--wait (K)",
-                    k,
-                    "async updates on every gradient; omit -K",
-                ));
+                return Err(Error::invalid("--wait (K)", k, "async updates on every gradient; omit -K"));
             }
             (TimingAlgorithm::Sync, _) => m,
             (TimingAlgorithm::Async, _) => 1,
             (_, Some(k)) => k,
             (_, None) => {
-                return Err(Error::invalid(
-                    "--wait (K)",
-                    "(missing)",
-                    format!("{name} needs -K"),
-                ));
+                return Err(Error::invalid("--wait (K)", "(missing)", format!("{name} needs -K")));
             }
         };
         let local_steps = match (algorithm.has_local_steps(), self.local_steps) {
             (true, Some(u)) => u,
             (true, None) => {
-                return Err(Error::invalid(
-                    "--local-steps (U)",
-                    "(missing)",
-                    format!("{name} needs -U"),
-                ));
+                return Err(Error::invalid("--local-steps (U)", "(missing)", format!("{name} needs -U")));
             }
             (false, Some(u)) if u != 1 => {
                 return Err(Error::invalid(
@@ -151,14 +135,11 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
     let setup = args.setup()?;
     let path = EnginePath::parse(&args.engine)?;
     let theory = setup.theory()?;
-    let mut sink = CsvSink::create(args.rounds_csv.as_deref(), args.events_csv.as_deref())?;
+    let mut sink = CsvSink::create(args.rounds_csv.as_deref(), args.events_csv.as_deref(), None)?;
     let outcome = setup.simulate(path, &mut sink)?;
     sink.finish()?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&timing_json(&setup, &outcome, &theory))?
-        );
+        println!("{}", serde_json::to_string_pretty(&timing_json(&setup, &outcome, &theory))?);
     } else {
         print_table(&setup, &outcome, &theory);
     }
@@ -179,19 +160,10 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
             ("updates per worker", theory.updates_per_worker),
             ("uploaders", theory.uploaders),
         ] {
-            println!(
-                "  {name:<20} {}",
-                v.map_or("no closed form".to_string(), |v| format!("{v:.8}"))
-            );
+            println!("  {name:<20} {}", v.map_or("no closed form".to_string(), |v| format!("{v:.8}")));
         }
         if let Some(p) = setup.updates_distribution()? {
-            println!(
-                "  P(N_m = n), n < U:   {}",
-                p.iter()
-                    .map(|x| format!("{x:.6}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            println!("  P(N_m = n), n < U:   {}", p.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(", "));
         }
     }
     Ok(())
@@ -208,37 +180,22 @@ fn headline(s: &TimingSetup) -> String {
     if let Some(cap) = s.max_steps {
         h += &format!(", at most {cap} steps");
     }
-    h + &format!(
-        ", compute time {}, {} rounds, seed {}",
-        s.compute.spec(),
-        s.rounds,
-        s.seed
-    )
+    h + &format!(", compute time {}, {} rounds, seed {}", s.compute.spec(), s.rounds, s.seed)
 }
 
 fn print_table(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) {
     println!("{} ({} engine)", headline(s), o.engine);
-    println!(
-        "  {:<20} {:>26} {:>14} {:>12}",
-        "quantity", "simulated (mean ± SE)", "theory", "deviation"
-    );
+    println!("  {:<20} {:>26} {:>14} {:>12}", "quantity", "simulated (mean ± SE)", "theory", "deviation");
     for (name, sim, theory) in [
         ("round time", &o.round_time, t.round_time),
-        (
-            "updates per worker",
-            &o.updates_per_worker,
-            t.updates_per_worker,
-        ),
+        ("updates per worker", &o.updates_per_worker, t.updates_per_worker),
         ("uploaders", &o.uploaders, t.uploaders),
     ] {
         let (theory_text, dev) = match theory {
             Some(v) => (format!("{v:.6}"), deviation(sim, v)),
             None => ("-".to_string(), "-".to_string()),
         };
-        println!(
-            "  {name:<20} {:>26} {theory_text:>14} {dev:>12}",
-            format!("{:.6} ± {:.6}", sim.mean(), sim.se())
-        );
+        println!("  {name:<20} {:>26} {theory_text:>14} {dev:>12}", format!("{:.6} ± {:.6}", sim.mean(), sim.se()));
     }
     println!(
         "  simulated {} local updates in {:.3} s: {:.4e} updates/s",

@@ -117,12 +117,7 @@ impl Actions {
     }
     /// Send a message.
     pub fn send(&mut self, from: Node, to: Node, bytes: u64, tag: u64) {
-        self.commands.push(Command::Send {
-            from,
-            to,
-            bytes,
-            tag,
-        });
+        self.commands.push(Command::Send { from, to, bytes, tag });
     }
     /// Set a timer.
     pub fn timer(&mut self, at: f64, tag: u64) {
@@ -224,13 +219,7 @@ impl<'a> Engine<'a> {
     /// An engine for `workers` workers at time 0, epoch 0.
     pub fn new(workers: usize, compute: &'a ComputeTime, comm: &'a CommTime, seeds: Seeds) -> Self {
         let workers_vec = (0..workers)
-            .map(|w| WorkerSlot {
-                clock: compute.clock(&seeds, w, 0),
-                epoch: 0,
-                generation: 0,
-                busy: false,
-                steps: 0,
-            })
+            .map(|w| WorkerSlot { clock: compute.clock(&seeds, w, 0), epoch: 0, generation: 0, busy: false, steps: 0 })
             .collect();
         let links = if comm.is_zero() {
             Vec::new()
@@ -267,11 +256,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Runs `alg` until it stops or nothing is left to happen.
-    pub fn run<A: Algorithm + ?Sized>(
-        &mut self,
-        alg: &mut A,
-        sink: &mut dyn Sink,
-    ) -> Result<EngineStats> {
+    pub fn run<A: Algorithm + ?Sized>(&mut self, alg: &mut A, sink: &mut dyn Sink) -> Result<EngineStats> {
         let events = sink.wants_events();
         alg.start(self.now, &mut self.actions);
         let mut top_consumed = true;
@@ -332,12 +317,7 @@ impl<'a> Engine<'a> {
         Ok(self.stats.clone())
     }
 
-    fn deliver_instant<A: Algorithm + ?Sized>(
-        &mut self,
-        alg: &mut A,
-        sink: &mut dyn Sink,
-        events: bool,
-    ) -> Result<()> {
+    fn deliver_instant<A: Algorithm + ?Sized>(&mut self, alg: &mut A, sink: &mut dyn Sink, events: bool) -> Result<()> {
         while let Some(msg) = self.instant.pop_front() {
             if self.stopped {
                 self.instant.clear();
@@ -359,13 +339,7 @@ impl<'a> Engine<'a> {
             (Node::Worker(w), Node::Server) | (_, Node::Worker(w)) => w,
             (Node::Server, Node::Server) => 0,
         };
-        sink.event(&EventRecord {
-            time: self.now,
-            worker,
-            round: self.epoch,
-            kind,
-            step: msg.bytes,
-        })
+        sink.event(&EventRecord { time: self.now, worker, round: self.epoch, kind, step: msg.bytes })
     }
 
     /// Applies the buffered commands. `top_consumed` is false while the handled event is still the
@@ -378,8 +352,7 @@ impl<'a> Engine<'a> {
                     let slot = &mut self.workers[w];
                     assert!(!slot.busy, "algorithm started a step on busy worker {w}");
                     if slot.epoch != self.epoch {
-                        self.compute
-                            .rekey(&self.seeds, w, self.epoch, &mut slot.clock);
+                        self.compute.rekey(&self.seeds, w, self.epoch, &mut slot.clock);
                         slot.epoch = self.epoch;
                         slot.steps = 0;
                     }
@@ -406,22 +379,9 @@ impl<'a> Engine<'a> {
                         *top_consumed = true;
                     }
                 }
-                Command::Send {
-                    from,
-                    to,
-                    bytes,
-                    tag,
-                } => self.send(
-                    Message {
-                        from,
-                        to,
-                        bytes,
-                        tag,
-                        sent: self.now,
-                    },
-                    sink,
-                    events,
-                )?,
+                Command::Send { from, to, bytes, tag } => {
+                    self.send(Message { from, to, bytes, tag, sent: self.now }, sink, events)?
+                }
                 Command::Timer { at, tag } => {
                     assert!(at >= self.now, "timer set in the past");
                     let slot = self.slot(Payload::Timer(tag));
@@ -483,11 +443,7 @@ impl<'a> Engine<'a> {
         if events {
             self.record_message(sink, &msg, EventKind::Send)?;
         }
-        let link = if up {
-            &self.comm.uplink
-        } else {
-            &self.comm.downlink
-        };
+        let link = if up { &self.comm.uplink } else { &self.comm.downlink };
         if link.is_zero() {
             self.instant.push_back(msg);
             return Ok(());
@@ -498,14 +454,7 @@ impl<'a> Engine<'a> {
             streams.up = CommTime::stream(&self.seeds, worker, true, self.epoch);
             streams.down = CommTime::stream(&self.seeds, worker, false, self.epoch);
         }
-        let delay = link.sample(
-            msg.bytes,
-            if up {
-                &mut streams.up
-            } else {
-                &mut streams.down
-            },
-        );
+        let delay = link.sample(msg.bytes, if up { &mut streams.up } else { &mut streams.down });
         let at = self.now + delay;
         let slot = self.slot(Payload::Message(msg));
         self.queue.push(at, slot, KIND_SLOT);

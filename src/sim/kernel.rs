@@ -1,6 +1,6 @@
-//! The per-round kernel: computes a round of a [`RoundRule`] without a global heap. Each worker's
-//! U-th completion time is drawn from its (worker, round) stream, the K-th smallest is selected
-//! in O(M), and each worker's completions up to that time are counted. Workers are processed in
+//! The per-round kernel: computes a round of a [`RoundPlan`] without a global heap. Each
+//! participant's U_m-th completion time is drawn from its (worker, round) stream, the K-th
+//! smallest is selected in O(M), and each worker's completions up to that time are counted. Workers are processed in
 //! parallel (rayon) in fixed chunks; every per-worker result depends only on that worker's
 //! streams, and the selection depends only on values, so the result does not depend on the thread
 //! count.
@@ -12,10 +12,11 @@
 
 use rayon::prelude::*;
 
-use super::round::RoundRule;
+use super::round::{RoundPlan, RoundPolicy};
+use crate::error::Result;
 use crate::rng::Seeds;
 use crate::timing::{CommTime, ComputeTime, WorkerClock};
-use crate::trace::RoundRecord;
+use crate::trace::{RoundRecord, Sink};
 
 /// Workers per parallel task.
 const CHUNK: usize = 4096;
@@ -39,16 +40,16 @@ struct WorkerRound {
     draws: u64,
 }
 
-/// Runs rounds of a [`RoundRule`]; see the module docs.
+/// Runs rounds of [`RoundPlan`]s; see the module docs.
 #[derive(Debug)]
 pub struct RoundKernel<'a> {
     compute: &'a ComputeTime,
     comm: &'a CommTime,
     seeds: Seeds,
-    rule: RoundRule,
     model_bytes: u64,
     scratch: Vec<WorkerRound>,
-    /// Completion times of steps 1..U of every worker (worker-major), when M·U is small enough.
+    /// Completion times of steps 1..U_max of every worker (worker-major), when M·U_max is small
+    /// enough.
     times: Vec<f64>,
     finish: Vec<f64>,
     /// Trace positions (replayed traces only).
@@ -56,68 +57,73 @@ pub struct RoundKernel<'a> {
 }
 
 impl<'a> RoundKernel<'a> {
-    /// A kernel for `rule`.
-    pub fn new(
-        rule: RoundRule,
-        compute: &'a ComputeTime,
-        comm: &'a CommTime,
-        seeds: Seeds,
-        model_bytes: u64,
-    ) -> Self {
-        let m = rule.workers;
-        let u = rule.target as usize;
-        let scratch = (0..m)
+    /// A kernel for M workers.
+    pub fn new(workers: usize, compute: &'a ComputeTime, comm: &'a CommTime, seeds: Seeds, model_bytes: u64) -> Self {
+        let scratch = (0..workers)
             .map(|w| WorkerRound {
                 begin: 0.0,
-                finish: 0.0,
+                finish: f64::INFINITY,
                 clock: compute.clock(&seeds, w, 0),
                 count: 0,
                 draws: 0,
             })
             .collect();
-        let times = if m.saturating_mul(u) <= STORE_LIMIT {
-            vec![0.0; m * u]
-        } else {
-            Vec::new()
-        };
         RoundKernel {
             compute,
             comm,
             seeds,
-            rule,
             model_bytes,
             scratch,
-            times,
-            finish: Vec::with_capacity(m),
-            cursors: vec![0; m],
+            times: Vec::new(),
+            finish: Vec::with_capacity(workers),
+            cursors: vec![0; workers],
         }
     }
 
-    /// Computes round `round` starting at `start`. `counts` is reused as the record's N_m
-    /// (pass the previous record's `counts` back to avoid an allocation per round).
-    pub fn round(&mut self, round: u64, start: f64, mut counts: Vec<u32>) -> RoundRecord {
-        let RoundRule {
-            workers,
-            wait,
-            target,
-            max_steps,
-        } = self.rule;
+    /// Runs every round `policy` plans, from time 0; returns the simulated end time.
+    pub fn run<P: RoundPolicy + ?Sized>(&mut self, policy: &mut P, sink: &mut dyn Sink) -> Result<f64> {
+        let (mut plan, mut start, mut counts, mut round) = (RoundPlan::default(), 0.0, Vec::new(), 0);
+        while policy.plan(round, &mut plan) {
+            plan.check()?;
+            let record = self.round(&plan, round, start, counts);
+            policy.finish(&record);
+            sink.round(&record)?;
+            start = record.end;
+            counts = record.counts;
+            round += 1;
+        }
+        Ok(start)
+    }
+
+    /// Computes round `round` of `plan` starting at `start`. `counts` is reused as the record's
+    /// N_m (pass the previous record's `counts` back to avoid an allocation per round).
+    pub fn round(&mut self, plan: &RoundPlan, round: u64, start: f64, mut counts: Vec<u32>) -> RoundRecord {
+        let workers = self.scratch.len();
+        assert_eq!(plan.workers(), workers, "plan for {} workers, kernel for {workers}", plan.workers());
         let (compute, comm, seeds, bytes) = (self.compute, self.comm, self.seeds, self.model_bytes);
+        let stride = plan.max_target() as usize;
+        if workers.saturating_mul(stride) <= STORE_LIMIT {
+            self.times.resize(workers * stride, 0.0);
+        } else {
+            self.times.clear();
+        }
         let cursors = &self.cursors;
         let fresh_clock = |m: usize, clock: &mut WorkerClock| {
             compute.rekey(&seeds, m, round, clock);
             compute.set_cursor(clock, cursors[m]);
         };
 
-        // Pass 1: arrival of the model and completion times of steps 1..U for every worker.
+        // Pass 1: arrival of the model and completion times of steps 1..U_m of every participant.
         let first_pass = |m: usize, s: &mut WorkerRound, times: &mut [f64]| {
+            let target = plan.targets[m] as usize;
+            if target == 0 {
+                s.finish = f64::INFINITY;
+                return;
+            }
             s.begin = if comm.downlink.is_zero() {
                 start
             } else {
-                start
-                    + comm
-                        .downlink
-                        .sample(bytes, &mut CommTime::stream(&seeds, m, false, round))
+                start + comm.downlink.sample(bytes, &mut CommTime::stream(&seeds, m, false, round))
             };
             fresh_clock(m, &mut s.clock);
             let mut t = s.begin;
@@ -126,6 +132,7 @@ impl<'a> RoundKernel<'a> {
                     t += compute.next(m, &mut s.clock);
                 }
             } else {
+                let times = &mut times[..target];
                 compute.fill(m, &mut s.clock, times);
                 for slot in times.iter_mut() {
                     t += *slot;
@@ -134,25 +141,21 @@ impl<'a> RoundKernel<'a> {
             }
             s.finish = t;
         };
-        for_each_worker(
-            &mut self.scratch,
-            &mut self.times,
-            target as usize,
-            first_pass,
-        );
+        for_each_worker(&mut self.scratch, &mut self.times, stride, first_pass);
 
-        // T: the K-th smallest U-completion time.
+        // T: the K-th smallest completion time of a target.
         self.finish.clear();
         self.finish.extend(self.scratch.iter().map(|s| s.finish));
-        let (_, &mut t_close, _) = self.finish.select_nth_unstable_by(wait - 1, f64::total_cmp);
+        let (_, &mut t_close, _) = self.finish.select_nth_unstable_by(plan.wait - 1, f64::total_cmp);
 
-        // Pass 2: completions at or before T. A worker that finished U continues its stream;
-        // one that did not counts its stored times (or replays its stream from the round start).
+        // Pass 2: completions at or before T. A worker that reached its target continues its
+        // stream; one that did not counts its stored times (or replays its stream).
         let second_pass = |m: usize, s: &mut WorkerRound, times: &mut [f64]| {
             s.count = 0;
             s.draws = 0;
-            if s.begin > t_close {
-                return; // the model had not arrived: the worker never started
+            let (target, max_steps) = (plan.targets[m], plan.max_steps(m));
+            if target == 0 || s.begin > t_close {
+                return; // not taking part, or the model had not arrived: never started
             }
             if s.finish <= t_close {
                 let mut t = s.finish;
@@ -165,7 +168,7 @@ impl<'a> RoundKernel<'a> {
                     s.count += 1;
                 }
             } else if !times.is_empty() {
-                s.count = times.partition_point(|&t| t <= t_close) as u32;
+                s.count = times[..target as usize].partition_point(|&t| t <= t_close) as u32;
             } else {
                 fresh_clock(m, &mut s.clock);
                 let mut t = s.begin;
@@ -179,12 +182,7 @@ impl<'a> RoundKernel<'a> {
             }
             s.draws = s.count as u64 + (s.count < max_steps) as u64;
         };
-        for_each_worker(
-            &mut self.scratch,
-            &mut self.times,
-            target as usize,
-            second_pass,
-        );
+        for_each_worker(&mut self.scratch, &mut self.times, stride, second_pass);
 
         counts.resize(workers, 0);
         let (mut updates, mut uploaders, mut cancelled) = (0u64, 0u32, 0u32);
@@ -197,25 +195,12 @@ impl<'a> RoundKernel<'a> {
             if s.count >= 1 {
                 uploaders += 1;
                 if !comm.uplink.is_zero() {
-                    end = end.max(
-                        t_close
-                            + comm
-                                .uplink
-                                .sample(bytes, &mut CommTime::stream(&seeds, m, true, round)),
-                    );
+                    end = end.max(t_close + comm.uplink.sample(bytes, &mut CommTime::stream(&seeds, m, true, round)));
                 }
             }
         }
-        RoundRecord {
-            round,
-            start,
-            compute_end: t_close,
-            end,
-            uploaders,
-            updates,
-            cancelled,
-            counts,
-        }
+        let participants = plan.participants() as u32;
+        RoundRecord { round, start, compute_end: t_close, end, participants, uploaders, updates, cancelled, counts }
     }
 }
 
@@ -229,21 +214,14 @@ fn for_each_worker(
 ) {
     let run_chunk = |first: usize, chunk: &mut [WorkerRound], times: &mut [f64]| {
         for (i, s) in chunk.iter_mut().enumerate() {
-            let slice = if times.is_empty() {
-                &mut [][..]
-            } else {
-                &mut times[i * stride..(i + 1) * stride]
-            };
+            let slice = if times.is_empty() { &mut [][..] } else { &mut times[i * stride..(i + 1) * stride] };
             f(first + i, s, slice);
         }
     };
     if scratch.len() <= CHUNK {
         run_chunk(0, scratch, times);
     } else if times.is_empty() {
-        scratch
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, chunk)| run_chunk(c * CHUNK, chunk, &mut []));
+        scratch.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| run_chunk(c * CHUNK, chunk, &mut []));
     } else {
         scratch
             .par_chunks_mut(CHUNK)

@@ -9,5 +9,5 @@ pub mod stats;
 
 pub use engine::{Actions, Algorithm, Command, Engine, EngineStats, Message, Node};
 pub use kernel::RoundKernel;
-pub use round::{RoundRule, RoundSync};
+pub use round::{FixedRounds, RoundPlan, RoundPolicy, RoundSync};
 pub use stats::Running;

@@ -62,11 +62,7 @@ pub struct EventQueue {
 impl EventQueue {
     /// An empty queue with room for `capacity` events.
     pub fn with_capacity(capacity: usize) -> Self {
-        EventQueue {
-            keys: Vec::with_capacity(capacity),
-            payloads: Vec::with_capacity(capacity),
-            next_seq: 0,
-        }
+        EventQueue { keys: Vec::with_capacity(capacity), payloads: Vec::with_capacity(capacity), next_seq: 0 }
     }
 
     #[inline]
@@ -90,10 +86,7 @@ impl EventQueue {
     #[inline]
     pub fn pop(&mut self) -> Option<Entry> {
         let top = self.peek()?;
-        let (k, p) = (
-            self.keys.pop().expect("non-empty"),
-            self.payloads.pop().expect("non-empty"),
-        );
+        let (k, p) = (self.keys.pop().expect("non-empty"), self.payloads.pop().expect("non-empty"));
         if !self.keys.is_empty() {
             self.sift_down(k, p);
         }
@@ -211,10 +204,7 @@ pub struct BinaryEventQueue {
 impl BinaryEventQueue {
     /// An empty queue with room for `capacity` events.
     pub fn with_capacity(capacity: usize) -> Self {
-        BinaryEventQueue {
-            heap: BinaryHeap::with_capacity(capacity),
-            next_seq: 0,
-        }
+        BinaryEventQueue { heap: BinaryHeap::with_capacity(capacity), next_seq: 0 }
     }
 
     /// Schedules an event.
@@ -222,10 +212,7 @@ impl BinaryEventQueue {
     pub fn push(&mut self, time: f64, target: u32, tag: u32) {
         let k = key(time, self.next_seq);
         self.next_seq += 1;
-        self.heap.push(HeapItem {
-            key: k,
-            payload: ((target as u64) << 32) | tag as u64,
-        });
+        self.heap.push(HeapItem { key: k, payload: ((target as u64) << 32) | tag as u64 });
     }
 
     /// Removes and returns the earliest event.
@@ -248,10 +235,7 @@ impl BinaryEventQueue {
             None => false,
             Some(mut top) => {
                 self.next_seq += 1;
-                *top = HeapItem {
-                    key: k,
-                    payload: ((target as u64) << 32) | tag as u64,
-                };
+                *top = HeapItem { key: k, payload: ((target as u64) << 32) | tag as u64 };
                 true
             }
         }
@@ -287,10 +271,7 @@ impl PartialOrd for OrdTime {
 impl IndexedQueue {
     /// An empty queue with room for `capacity` keys.
     pub fn with_capacity(capacity: usize) -> Self {
-        IndexedQueue {
-            pq: priority_queue::PriorityQueue::with_capacity(capacity),
-            next_seq: 0,
-        }
+        IndexedQueue { pq: priority_queue::PriorityQueue::with_capacity(capacity), next_seq: 0 }
     }
 
     /// Schedules (or reschedules) the event of `key`.

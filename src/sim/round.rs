@@ -1,50 +1,119 @@
-//! The heap-path strategy shared by round-synchronous algorithms that restart every worker each
-//! round (STSyn, fully synchronous local SGD / PASGD, K-sync). A [`RoundRule`] says when a round
-//! closes; [`RoundSync`] plays it on the engine:
+//! Round-synchronous algorithms that restart every worker each round (STSyn, PASGD, AdaComm,
+//! FLANP, FedNova, K-sync, ...). A [`RoundPolicy`] gives each round's [`RoundPlan`] — who takes
+//! part, how many local steps each aims for (U_m), how many must reach their target (K), and
+//! whether workers keep computing past it — and hears how the round went. [`RoundSync`] plays
+//! the plans on the engine:
 //!
-//! 1. The server broadcasts the model to all M workers (epoch = round number, so round r draws
-//!    the same per-worker durations in every such algorithm).
-//! 2. Each worker computes steps back to back from the moment the model arrives, and stops early
-//!    only when it reaches `max_steps`.
-//! 3. When the K-th worker completes its U-th step at time T, a timer is set at T; steps already
-//!    scheduled to finish exactly at T still count (ties are FIFO). At the timer every step in
-//!    progress is cancelled.
-//! 4. Every worker with at least one completed step uploads; the round ends when the last upload
-//!    arrives, and the next round starts at once.
+//! 1. The server sends the model to every participant (epoch = round number, so round r draws
+//!    the same per-worker durations in every such algorithm: common random numbers).
+//! 2. Each participant computes steps back to back from the moment the model arrives, and idles
+//!    once it reaches its maximum (its target, or the cap when extra steps are allowed).
+//! 3. When the K-th participant completes its target at time T, a timer is set at T; steps that
+//!    finish exactly at T still count (ties are FIFO). At the timer every step in progress is
+//!    cancelled.
+//! 4. Every participant with at least one completed step uploads; the round ends when the last
+//!    upload arrives, and the next round starts at once.
 //!
 //! Communication is zero by default (as in the STSyn paper). With latencies, the stop signal is
 //! taken to reach workers instantly [inferred: the paper has no communication time].
-//! [`super::kernel::RoundKernel`] computes the same rounds without a heap.
+//! [`super::kernel::RoundKernel`] computes the same rounds without a heap, bit for bit.
 
 use super::engine::{Actions, Algorithm, Message, Node};
+use crate::error::{Error, Result};
 use crate::trace::RoundRecord;
 
-/// When a round of a restart-every-round algorithm closes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RoundRule {
-    /// M, the number of workers.
-    pub workers: usize,
-    /// K: the round closes when this many workers have completed `target` steps.
+/// One round of a restart-every-round algorithm; see the module docs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoundPlan {
+    /// U_m for each of the M workers; 0 means worker m does not take part in the round.
+    pub targets: Vec<u32>,
+    /// K: the round closes when this many participants have completed their target.
     pub wait: usize,
-    /// U: the number of local steps each worker aims for.
-    pub target: u32,
-    /// A worker idles after this many steps in a round (`u32::MAX`: never, as in STSyn;
-    /// `target`: no extra steps, as in synchronous local SGD and K-sync).
-    pub max_steps: u32,
+    /// Extra steps: `None` — a worker idles once it reaches its target; `Some(cap)` — it keeps
+    /// computing until the round closes or it has done `cap` steps (`u32::MAX`: STSyn).
+    pub cap: Option<u32>,
 }
 
-impl RoundRule {
-    /// True when workers keep computing after reaching `target`.
-    pub fn extra_steps(&self) -> bool {
-        self.max_steps > self.target
+impl RoundPlan {
+    /// M workers, all aiming for U, waiting for K.
+    pub fn uniform(workers: usize, wait: usize, target: u32, cap: Option<u32>) -> Self {
+        RoundPlan { targets: vec![target; workers], wait, cap }
+    }
+
+    /// M.
+    pub fn workers(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Steps after which worker m idles.
+    #[inline]
+    pub fn max_steps(&self, m: usize) -> u32 {
+        let target = self.targets[m];
+        match self.cap {
+            Some(cap) if target > 0 => cap.max(target),
+            _ => target,
+        }
+    }
+
+    /// Number of participants.
+    pub fn participants(&self) -> usize {
+        self.targets.iter().filter(|&&t| t > 0).count()
+    }
+
+    /// The largest target.
+    pub fn max_target(&self) -> u32 {
+        self.targets.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Checks that the round can close.
+    pub fn check(&self) -> Result<()> {
+        let participants = self.participants();
+        if self.wait == 0 || self.wait > participants {
+            return Err(Error::invalid(
+                "wait (K)",
+                self.wait,
+                format!("must be between 1 and the {participants} participants of the round"),
+            ));
+        }
+        Ok(())
     }
 }
 
-/// Heap-path driver of a [`RoundRule`]; see the module docs.
+/// Decides the rounds of a restart-every-round algorithm.
+pub trait RoundPolicy {
+    /// Writes the plan of round `round` into `plan`; returns false to end the run instead.
+    fn plan(&mut self, round: u64, plan: &mut RoundPlan) -> bool;
+    /// Round `record.round` closed (counts N_m in `record.counts`).
+    fn finish(&mut self, record: &RoundRecord);
+}
+
+/// The same plan for a fixed number of rounds (timing-only runs).
 #[derive(Clone, Debug)]
-pub struct RoundSync {
-    rule: RoundRule,
-    rounds: u64,
+pub struct FixedRounds {
+    /// The plan of every round.
+    pub plan: RoundPlan,
+    /// Number of rounds.
+    pub rounds: u64,
+}
+
+impl RoundPolicy for FixedRounds {
+    fn plan(&mut self, round: u64, plan: &mut RoundPlan) -> bool {
+        if round >= self.rounds {
+            return false;
+        }
+        if round == 0 {
+            plan.clone_from(&self.plan);
+        }
+        true
+    }
+    fn finish(&mut self, _record: &RoundRecord) {}
+}
+
+/// Heap-path driver of a [`RoundPolicy`]; see the module docs.
+#[derive(Clone, Debug)]
+pub struct RoundSync<P> {
+    policy: P,
+    plan: RoundPlan,
     model_bytes: u64,
     round: u64,
     start: f64,
@@ -59,19 +128,18 @@ pub struct RoundSync {
     cancelled: u32,
 }
 
-impl RoundSync {
-    /// A driver that runs `rounds` rounds, sending models of `model_bytes` bytes.
-    pub fn new(rule: RoundRule, rounds: u64, model_bytes: u64) -> Self {
-        let m = rule.workers;
+impl<P: RoundPolicy> RoundSync<P> {
+    /// A driver for M workers, sending models of `model_bytes` bytes.
+    pub fn new(policy: P, workers: usize, model_bytes: u64) -> Self {
         RoundSync {
-            rule,
-            rounds,
+            policy,
+            plan: RoundPlan::default(),
             model_bytes,
             round: 0,
             start: 0.0,
             compute_end: 0.0,
-            counts: vec![0; m],
-            started: vec![false; m],
+            counts: vec![0; workers],
+            started: vec![false; workers],
             reached: 0,
             closing: false,
             computing: false,
@@ -81,7 +149,17 @@ impl RoundSync {
         }
     }
 
+    /// The policy (to read its results after the run).
+    pub fn into_policy(self) -> P {
+        self.policy
+    }
+
     fn begin_round(&mut self, now: f64, act: &mut Actions) {
+        if !self.policy.plan(self.round, &mut self.plan) {
+            act.stop();
+            return;
+        }
+        debug_assert_eq!(self.plan.workers(), self.counts.len());
         act.epoch(self.round);
         self.start = now;
         self.counts.fill(0);
@@ -89,8 +167,10 @@ impl RoundSync {
         self.reached = 0;
         self.closing = false;
         self.computing = true;
-        for m in 0..self.rule.workers {
-            act.send(Node::Server, Node::Worker(m), self.model_bytes, self.round);
+        for (m, &target) in self.plan.targets.iter().enumerate() {
+            if target > 0 {
+                act.send(Node::Server, Node::Worker(m), self.model_bytes, self.round);
+            }
         }
     }
 
@@ -100,41 +180,35 @@ impl RoundSync {
             start: self.start,
             compute_end: self.compute_end,
             end: now,
+            participants: self.plan.participants() as u32,
             uploaders: self.uploaders,
             updates: self.counts.iter().map(|&c| c as u64).sum(),
             cancelled: self.cancelled,
             counts: self.counts.clone(),
         };
+        self.policy.finish(&record);
         act.round(record);
         self.round += 1;
-        if self.round >= self.rounds {
-            act.stop();
-        } else {
-            self.begin_round(now, act);
-        }
+        self.begin_round(now, act);
     }
 }
 
-impl Algorithm for RoundSync {
+impl<P: RoundPolicy> Algorithm for RoundSync<P> {
     fn start(&mut self, now: f64, act: &mut Actions) {
-        if self.rounds == 0 {
-            act.stop();
-        } else {
-            self.begin_round(now, act);
-        }
+        self.begin_round(now, act);
     }
 
     fn on_step(&mut self, worker: usize, now: f64, act: &mut Actions) {
         let count = &mut self.counts[worker];
         *count += 1;
-        if *count == self.rule.target {
+        if *count == self.plan.targets[worker] {
             self.reached += 1;
-            if self.reached == self.rule.wait && !self.closing {
+            if self.reached == self.plan.wait && !self.closing {
                 self.closing = true;
                 act.timer(now, self.round);
             }
         }
-        if *count < self.rule.max_steps {
+        if *count < self.plan.max_steps(worker) {
             act.step(worker);
         }
     }
@@ -162,9 +236,8 @@ impl Algorithm for RoundSync {
         self.computing = false;
         self.compute_end = now;
         act.cancel_all();
-        let max = self.rule.max_steps;
-        self.cancelled = (0..self.rule.workers)
-            .filter(|&m| self.started[m] && self.counts[m] < max)
+        self.cancelled = (0..self.counts.len())
+            .filter(|&m| self.started[m] && self.counts[m] < self.plan.max_steps(m))
             .count() as u32;
         self.uploaders = 0;
         for (m, &c) in self.counts.iter().enumerate() {

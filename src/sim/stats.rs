@@ -31,11 +31,7 @@ impl Running {
 
     /// Sample variance with n − 1 in the denominator (NaN for fewer than two observations).
     pub fn variance(&self) -> f64 {
-        if self.n < 2 {
-            f64::NAN
-        } else {
-            self.m2 / (self.n - 1) as f64
-        }
+        if self.n < 2 { f64::NAN } else { self.m2 / (self.n - 1) as f64 }
     }
 
     /// Standard error of the mean (NaN for fewer than two observations).

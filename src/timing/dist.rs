@@ -98,72 +98,43 @@ impl Dist {
         let dist = match s.name.as_str() {
             "exp" | "exponential" => {
                 s.check_keys(&["mean", "rate"], 1)?;
-                Dist::Exp {
-                    mean: mean_or_rate(s)?,
-                }
+                Dist::Exp { mean: mean_or_rate(s)? }
             }
             "shifted_exp" | "shiftedexp" | "shifted_exponential" => {
                 s.check_keys(&["shift", "mean", "rate"], 0)?;
-                Dist::ShiftedExp {
-                    shift: s.required("shift", None)?,
-                    mean: mean_or_rate(s)?,
-                }
+                Dist::ShiftedExp { shift: s.required("shift", None)?, mean: mean_or_rate(s)? }
             }
             "pareto" => {
                 s.check_keys(&["shape", "alpha", "scale"], 0)?;
-                let shape = s
-                    .number("shape", None)?
-                    .or(s.number("alpha", None)?)
-                    .ok_or_else(|| s.error("missing shape"))?;
-                Dist::Pareto {
-                    shape,
-                    scale: s.number("scale", None)?.unwrap_or(1.0),
-                }
+                let shape =
+                    s.number("shape", None)?.or(s.number("alpha", None)?).ok_or_else(|| s.error("missing shape"))?;
+                Dist::Pareto { shape, scale: s.number("scale", None)?.unwrap_or(1.0) }
             }
             "lomax" => {
                 s.check_keys(&["shape", "alpha", "scale"], 0)?;
-                let shape = s
-                    .number("shape", None)?
-                    .or(s.number("alpha", None)?)
-                    .ok_or_else(|| s.error("missing shape"))?;
-                Dist::Lomax {
-                    shape,
-                    scale: s.number("scale", None)?.unwrap_or(1.0),
-                }
+                let shape =
+                    s.number("shape", None)?.or(s.number("alpha", None)?).ok_or_else(|| s.error("missing shape"))?;
+                Dist::Lomax { shape, scale: s.number("scale", None)?.unwrap_or(1.0) }
             }
             "lognormal" | "log_normal" => {
                 s.check_keys(&["mu", "sigma"], 0)?;
-                Dist::LogNormal {
-                    mu: s.number("mu", None)?.unwrap_or(0.0),
-                    sigma: s.required("sigma", None)?,
-                }
+                Dist::LogNormal { mu: s.number("mu", None)?.unwrap_or(0.0), sigma: s.required("sigma", None)? }
             }
             "uniform" => {
                 s.check_keys(&["low", "high"], 2)?;
-                Dist::Uniform {
-                    low: s.required("low", Some(0))?,
-                    high: s.required("high", Some(1))?,
-                }
+                Dist::Uniform { low: s.required("low", Some(0))?, high: s.required("high", Some(1))? }
             }
             "const" | "constant" | "fixed" => {
                 s.check_keys(&["value"], 1)?;
-                Dist::Constant {
-                    value: s.required("value", Some(0))?,
-                }
+                Dist::Constant { value: s.required("value", Some(0))? }
             }
             "halfnormal" | "half_normal" => {
                 s.check_keys(&["shift", "sd"], 0)?;
-                Dist::HalfNormal {
-                    shift: s.number("shift", None)?.unwrap_or(0.0),
-                    sd: s.required("sd", None)?,
-                }
+                Dist::HalfNormal { shift: s.number("shift", None)?.unwrap_or(0.0), sd: s.required("sd", None)? }
             }
             "lomax_mix" => {
                 s.check_keys(&["low", "high"], 0)?;
-                Dist::LomaxMix {
-                    low: s.required("low", None)?,
-                    high: s.required("high", None)?,
-                }
+                Dist::LomaxMix { low: s.required("low", None)?, high: s.required("high", None)? }
             }
             other => {
                 return Err(s.error(format!(
@@ -225,9 +196,7 @@ impl Dist {
             Dist::LogNormal { mu, sigma } => Some((mu + 0.5 * sigma * sigma).exp()),
             Dist::Uniform { low, high } => Some(0.5 * (low + high)),
             Dist::Constant { value } => Some(value),
-            Dist::HalfNormal { shift, sd } => {
-                Some(shift + sd * (2.0 / std::f64::consts::PI).sqrt())
-            }
+            Dist::HalfNormal { shift, sd } => Some(shift + sd * (2.0 / std::f64::consts::PI).sqrt()),
             // E[1/(a-1)] for a ~ U(lo, hi): (ln(hi-1) - ln(lo-1)) / (hi - lo), or 1/(a-1) if lo == hi.
             Dist::LomaxMix { low, high } => {
                 if low <= 1.0 {
@@ -280,9 +249,9 @@ impl Dist {
     /// `sample` once per element, but with one dispatch on the variant for the whole slice.
     pub fn fill<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [f64]) {
         match *self {
-            Dist::Exp { mean } => out
-                .iter_mut()
-                .for_each(|x| *x = mean * <Exp1 as Distribution<f64>>::sample(&Exp1, rng)),
+            Dist::Exp { mean } => {
+                out.iter_mut().for_each(|x| *x = mean * <Exp1 as Distribution<f64>>::sample(&Exp1, rng))
+            }
             Dist::Constant { value } => out.fill(value),
             _ => out.iter_mut().for_each(|x| *x = self.sample(rng)),
         }
@@ -294,9 +263,7 @@ impl Distribution<f64> for Dist {
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         match *self {
             Dist::Exp { mean } => mean * <Exp1 as Distribution<f64>>::sample(&Exp1, rng),
-            Dist::ShiftedExp { shift, mean } => {
-                shift + mean * <Exp1 as Distribution<f64>>::sample(&Exp1, rng)
-            }
+            Dist::ShiftedExp { shift, mean } => shift + mean * <Exp1 as Distribution<f64>>::sample(&Exp1, rng),
             Dist::Pareto { shape, scale } => {
                 let e: f64 = Exp1.sample(rng);
                 scale * (e / shape).exp()
@@ -346,11 +313,7 @@ fn check(s: &Spec, key: &str, value: f64, bound: Bound) -> Result<()> {
             Bound::NonNegative => "a finite number >= 0",
             Bound::Positive => "a finite number > 0",
         };
-        Err(Error::parse(
-            &s.what,
-            &s.input,
-            format!("{key} = {value} must be {need}"),
-        ))
+        Err(Error::parse(&s.what, &s.input, format!("{key} = {value} must be {need}")))
     }
 }
 
@@ -384,10 +347,7 @@ mod tests {
             let d = Dist::parse("t", spec).unwrap();
             let (m, se) = sample_mean(&d, 200_000);
             let want = d.mean().unwrap();
-            assert!(
-                (m - want).abs() < 4.0 * se,
-                "{spec}: sample mean {m} vs {want} (se {se})"
-            );
+            assert!((m - want).abs() < 4.0 * se, "{spec}: sample mean {m} vs {want} (se {se})");
             assert_eq!(Dist::parse("t", &d.to_spec()).unwrap(), d);
         }
     }

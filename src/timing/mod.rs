@@ -70,20 +70,20 @@ impl ComputeTime {
         let (source, per_round) = match s.name.as_str() {
             "trace" => {
                 s.check_keys(&["path"], 1)?;
-                let rel = s
-                    .raw("path", Some(0))
-                    .ok_or_else(|| s.error("missing the trace file path"))?;
+                let rel = s.raw("path", Some(0)).ok_or_else(|| s.error("missing the trace file path"))?;
                 if speeds != Speeds::Same {
-                    return Err(s.error("speeds cannot be combined with a trace (the trace already gives each worker's durations)"));
+                    return Err(s.error(
+                        "speeds cannot be combined with a trace (the trace already gives each worker's durations)",
+                    ));
                 }
                 let trace = Trace::read(&base_dir.join(rel), workers)?;
                 (Source::Trace(Arc::new(trace)), false)
             }
             "per_round" => {
                 s.check_keys(&["dist"], 1)?;
-                let inner = s.raw("dist", Some(0)).ok_or_else(|| {
-                    s.error("per_round needs a distribution, e.g. per_round(exp(mean=1))")
-                })?;
+                let inner = s
+                    .raw("dist", Some(0))
+                    .ok_or_else(|| s.error("per_round needs a distribution, e.g. per_round(exp(mean=1))"))?;
                 (Source::Dist(Dist::parse(what, inner)?), true)
             }
             _ => (Source::Dist(Dist::from_spec(&s)?), false),
@@ -91,34 +91,21 @@ impl ComputeTime {
         let mut scales = Vec::new();
         if let Source::Dist(d) = &source {
             if !d.strictly_positive() {
-                return Err(s.error(
-                    "a step must take a positive time (zero-length steps would never end a round)",
-                ));
+                return Err(s.error("a step must take a positive time (zero-length steps would never end a round)"));
             }
             if let Speeds::Means(_) = speeds {
-                let base = d.mean().ok_or_else(|| {
-                    s.error("per-worker speeds need a base distribution with a finite mean")
-                })?;
+                let base =
+                    d.mean().ok_or_else(|| s.error("per-worker speeds need a base distribution with a finite mean"))?;
                 scales = speeds.scales(base).expect("means");
             }
         }
-        Ok(ComputeTime {
-            source,
-            scales,
-            per_round,
-            spec: spec.trim().to_string(),
-        })
+        Ok(ComputeTime { source, scales, per_round, spec: spec.trim().to_string() })
     }
 
     /// I.i.d. workers with durations from `dist`, drawn per step.
     pub fn iid(dist: Dist) -> ComputeTime {
         let spec = dist.to_spec();
-        ComputeTime {
-            source: Source::Dist(dist),
-            scales: Vec::new(),
-            per_round: false,
-            spec,
-        }
+        ComputeTime { source: Source::Dist(dist), scales: Vec::new(), per_round: false, spec }
     }
 
     /// The spec string it was built from.
@@ -133,11 +120,7 @@ impl ComputeTime {
 
     #[inline]
     fn scale(&self, worker: usize) -> f64 {
-        if self.scales.is_empty() {
-            1.0
-        } else {
-            self.scales[worker]
-        }
+        if self.scales.is_empty() { 1.0 } else { self.scales[worker] }
     }
 
     /// Mean duration of one step of `worker` (None when infinite).
@@ -152,9 +135,9 @@ impl ComputeTime {
     /// i.e. when the closed forms of [`crate::theory`] apply.
     pub fn exponential_rates(&self, workers: usize) -> Option<Vec<f64>> {
         match &self.source {
-            Source::Dist(d) if !self.per_round => d
-                .exponential_mean()
-                .map(|m| (0..workers).map(|w| 1.0 / (m * self.scale(w))).collect()),
+            Source::Dist(d) if !self.per_round => {
+                d.exponential_mean().map(|m| (0..workers).map(|w| 1.0 / (m * self.scale(w))).collect())
+            }
             _ => None,
         }
     }
@@ -162,20 +145,15 @@ impl ComputeTime {
     /// Per-worker fixed step times τ_m when durations are deterministic (the fixed model).
     pub fn fixed_times(&self, workers: usize) -> Option<Vec<f64>> {
         match &self.source {
-            Source::Dist(Dist::Constant { value }) => {
-                Some((0..workers).map(|w| value * self.scale(w)).collect())
-            }
+            Source::Dist(Dist::Constant { value }) => Some((0..workers).map(|w| value * self.scale(w)).collect()),
             _ => None,
         }
     }
 
     /// A fresh clock for `worker` in `epoch`.
     pub fn clock(&self, seeds: &Seeds, worker: usize, epoch: u64) -> WorkerClock {
-        let mut clock = WorkerClock {
-            stream: seeds.stream(Purpose::ComputeTime, worker as u64, epoch),
-            fixed: 0.0,
-            cursor: 0,
-        };
+        let mut clock =
+            WorkerClock { stream: seeds.stream(Purpose::ComputeTime, worker as u64, epoch), fixed: 0.0, cursor: 0 };
         self.start_epoch(&mut clock, worker);
         clock
     }
@@ -242,10 +220,7 @@ pub struct Link {
 
 impl Link {
     /// A link that takes no time.
-    pub const ZERO: Link = Link {
-        latency: None,
-        bandwidth: None,
-    };
+    pub const ZERO: Link = Link { latency: None, bandwidth: None };
 
     /// Parses a latency spec (`none`, `0` or a distribution) and an optional bandwidth.
     pub fn parse(what: &str, latency: &str, bandwidth: Option<f64>) -> Result<Link> {
@@ -254,11 +229,7 @@ impl Link {
             None
         } else {
             let d = Dist::parse(what, text)?;
-            if d == (Dist::Constant { value: 0.0 }) {
-                None
-            } else {
-                Some(d)
-            }
+            if d == (Dist::Constant { value: 0.0 }) { None } else { Some(d) }
         };
         if let Some(b) = bandwidth
             && !(b.is_finite() && b > 0.0)
@@ -296,10 +267,7 @@ pub struct CommTime {
 
 impl CommTime {
     /// No communication time, as in the STSyn paper.
-    pub const ZERO: CommTime = CommTime {
-        uplink: Link::ZERO,
-        downlink: Link::ZERO,
-    };
+    pub const ZERO: CommTime = CommTime { uplink: Link::ZERO, downlink: Link::ZERO };
 
     /// True when all messages are instantaneous.
     pub fn is_zero(&self) -> bool {
@@ -321,12 +289,8 @@ mod tests {
         let c = ComputeTime::parse("exp(mean=2)", "rates(1, 0.5)", 2, Path::new(".")).unwrap();
         assert_eq!(c.exponential_rates(2).unwrap(), vec![1.0, 0.5]);
         assert_eq!(c.mean(1), Some(2.0));
-        let fixed =
-            ComputeTime::parse("const(1)", "profile(b=1, p=0.5)", 3, Path::new(".")).unwrap();
-        assert_eq!(
-            fixed.fixed_times(3).unwrap(),
-            vec![1.0, 2f64.sqrt(), 3f64.sqrt()]
-        );
+        let fixed = ComputeTime::parse("const(1)", "profile(b=1, p=0.5)", 3, Path::new(".")).unwrap();
+        assert_eq!(fixed.fixed_times(3).unwrap(), vec![1.0, 2f64.sqrt(), 3f64.sqrt()]);
     }
 
     #[test]
@@ -342,9 +306,7 @@ mod tests {
 
     #[test]
     fn zero_time_steps_are_rejected() {
-        let e = ComputeTime::parse("const(0)", "same", 2, Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let e = ComputeTime::parse("const(0)", "same", 2, Path::new(".")).unwrap_err().to_string();
         assert!(e.contains("positive time"), "{e}");
     }
 }

@@ -36,11 +36,7 @@ impl Spec {
             }
         };
         let name = name.trim().to_ascii_lowercase();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(err("expected a name such as exp(mean=1)"));
         }
         let mut args = Vec::new();
@@ -63,12 +59,7 @@ impl Spec {
                 None => args.push((None, part.to_string())),
             }
         }
-        Ok(Spec {
-            what: what.to_string(),
-            input: input.to_string(),
-            name: name.replace('-', "_"),
-            args,
-        })
+        Ok(Spec { what: what.to_string(), input: input.to_string(), name: name.replace('-', "_"), args })
     }
 
     /// An error about this spec.
@@ -83,19 +74,14 @@ impl Spec {
         for (key, _) in &self.args {
             match key {
                 Some(k) if !allowed.contains(&k.as_str()) => {
-                    return Err(self.error(format!(
-                        "unknown key '{k}' (expected one of: {})",
-                        allowed.join(", ")
-                    )));
+                    return Err(self.error(format!("unknown key '{k}' (expected one of: {})", allowed.join(", "))));
                 }
                 None => positional += 1,
                 _ => {}
             }
         }
         if positional > max_positional {
-            return Err(self.error(format!(
-                "expected at most {max_positional} positional argument(s)"
-            )));
+            return Err(self.error(format!("expected at most {max_positional} positional argument(s)")));
         }
         Ok(())
     }
@@ -106,27 +92,22 @@ impl Spec {
             return Some(v);
         }
         let index = position?;
-        self.args
-            .iter()
-            .filter(|(k, _)| k.is_none())
-            .nth(index)
-            .map(|(_, v)| v.as_str())
+        self.args.iter().filter(|(k, _)| k.is_none()).nth(index).map(|(_, v)| v.as_str())
     }
 
     /// Argument `key` (or positional `position`) as a number, if present.
     pub fn number(&self, key: &str, position: Option<usize>) -> Result<Option<f64>> {
         match self.raw(key, position) {
             None => Ok(None),
-            Some(text) => parse_number(text)
-                .map(Some)
-                .ok_or_else(|| self.error(format!("{key} = '{text}' is not a number"))),
+            Some(text) => {
+                parse_number(text).map(Some).ok_or_else(|| self.error(format!("{key} = '{text}' is not a number")))
+            }
         }
     }
 
     /// Required numeric argument.
     pub fn required(&self, key: &str, position: Option<usize>) -> Result<f64> {
-        self.number(key, position)?
-            .ok_or_else(|| self.error(format!("missing {key}")))
+        self.number(key, position)?.ok_or_else(|| self.error(format!("missing {key}")))
     }
 
     /// All positional arguments as numbers (for lists such as `means(1, 2, 3)`).

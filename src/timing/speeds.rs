@@ -33,9 +33,7 @@ impl Speeds {
                 let rates = s.numbers()?;
                 for (i, r) in rates.iter().enumerate() {
                     if !(r.is_finite() && *r > 0.0) {
-                        return Err(s.error(format!(
-                            "rate of worker {i} = {r} must be a finite number > 0"
-                        )));
+                        return Err(s.error(format!("rate of worker {i} = {r} must be a finite number > 0")));
                     }
                 }
                 rates.iter().map(|r| 1.0 / r).collect()
@@ -54,14 +52,10 @@ impl Speeds {
                         return Err(s.error(format!("{key} = {v} must be finite")));
                     }
                 }
-                (0..workers)
-                    .map(|i| a + b * (first + i as f64).powf(p))
-                    .collect()
+                (0..workers).map(|i| a + b * (first + i as f64).powf(p)).collect()
             }
             other => {
-                return Err(s.error(format!(
-                    "unknown speeds '{other}' (expected same, means, rates, profile)"
-                )));
+                return Err(s.error(format!("unknown speeds '{other}' (expected same, means, rates, profile)")));
             }
         };
         if means.len() != workers {
@@ -69,11 +63,7 @@ impl Speeds {
         }
         for (i, m) in means.iter().enumerate() {
             if !(m.is_finite() && *m > 0.0) {
-                return Err(Error::parse(
-                    what,
-                    text,
-                    format!("mean of worker {i} = {m} must be a finite number > 0"),
-                ));
+                return Err(Error::parse(what, text, format!("mean of worker {i} = {m} must be a finite number > 0")));
             }
         }
         Ok(Speeds::Means(means))
@@ -94,42 +84,15 @@ mod tests {
 
     #[test]
     fn profiles_and_lists() {
-        let Speeds::Means(m) = Speeds::parse("s", "profile(b=1, p=0.5)", 4).unwrap() else {
-            panic!()
-        };
+        let Speeds::Means(m) = Speeds::parse("s", "profile(b=1, p=0.5)", 4).unwrap() else { panic!() };
         assert_eq!(m, vec![1.0, 2f64.sqrt(), 3f64.sqrt(), 2.0]);
-        let Speeds::Means(m) = Speeds::parse("s", "profile(a=1, p=0.5, first=0)", 3).unwrap()
-        else {
-            panic!()
-        };
+        let Speeds::Means(m) = Speeds::parse("s", "profile(a=1, p=0.5, first=0)", 3).unwrap() else { panic!() };
         assert_eq!(m, vec![1.0, 2.0, 1.0 + 2f64.sqrt()]);
-        let Speeds::Means(m) = Speeds::parse("s", "rates(1, 2, 4)", 3).unwrap() else {
-            panic!()
-        };
+        let Speeds::Means(m) = Speeds::parse("s", "rates(1, 2, 4)", 3).unwrap() else { panic!() };
         assert_eq!(m, vec![1.0, 0.5, 0.25]);
-        assert!(
-            Speeds::parse("s", "means(1, 2)", 3)
-                .unwrap_err()
-                .to_string()
-                .contains("M = 3")
-        );
-        assert!(
-            Speeds::parse("s", "means(1, -2, 3)", 3)
-                .unwrap_err()
-                .to_string()
-                .contains("worker 1 = -2")
-        );
-        assert!(
-            Speeds::parse("s", "rates(1, 0)", 2)
-                .unwrap_err()
-                .to_string()
-                .contains("worker 1 = 0")
-        );
-        assert!(
-            Speeds::parse("s", "profile(a=-1, b=1)", 2)
-                .unwrap_err()
-                .to_string()
-                .contains("worker 0 = 0")
-        );
+        assert!(Speeds::parse("s", "means(1, 2)", 3).unwrap_err().to_string().contains("M = 3"));
+        assert!(Speeds::parse("s", "means(1, -2, 3)", 3).unwrap_err().to_string().contains("worker 1 = -2"));
+        assert!(Speeds::parse("s", "rates(1, 0)", 2).unwrap_err().to_string().contains("worker 1 = 0"));
+        assert!(Speeds::parse("s", "profile(a=-1, b=1)", 2).unwrap_err().to_string().contains("worker 0 = 0"));
     }
 }

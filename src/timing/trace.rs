@@ -21,14 +21,9 @@ impl Trace {
     /// Reads a trace for `workers` workers.
     pub fn read(path: &Path, workers: usize) -> Result<Trace> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_reader(file);
+        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
         let bad = |reason: String| Error::bad_file(path, reason);
-        let headers = reader
-            .headers()
-            .map_err(|e| bad(format!("cannot read the header: {e}")))?
-            .clone();
+        let headers = reader.headers().map_err(|e| bad(format!("cannot read the header: {e}")))?.clone();
         let column = |name: &str| headers.iter().position(|h| h == name);
         let (Some(wcol), Some(dcol)) = (column("worker"), column("duration")) else {
             return Err(bad(format!(
@@ -41,40 +36,24 @@ impl Trace {
             let line = row + 2;
             let record = record.map_err(|e| bad(format!("line {line}: {e}")))?;
             let field = |c: usize| record.get(c).unwrap_or("");
-            let worker: usize = field(wcol).parse().map_err(|_| {
-                bad(format!(
-                    "line {line}: worker '{}' is not a whole number",
-                    field(wcol)
-                ))
-            })?;
+            let worker: usize = field(wcol)
+                .parse()
+                .map_err(|_| bad(format!("line {line}: worker '{}' is not a whole number", field(wcol))))?;
             if worker >= workers {
-                return Err(bad(format!(
-                    "line {line}: worker {worker} is out of range for M = {workers}"
-                )));
+                return Err(bad(format!("line {line}: worker {worker} is out of range for M = {workers}")));
             }
-            let d: f64 = field(dcol).parse().map_err(|_| {
-                bad(format!(
-                    "line {line}: duration '{}' is not a number",
-                    field(dcol)
-                ))
-            })?;
+            let d: f64 = field(dcol)
+                .parse()
+                .map_err(|_| bad(format!("line {line}: duration '{}' is not a number", field(dcol))))?;
             if !(d.is_finite() && d > 0.0) {
-                return Err(bad(format!(
-                    "line {line}: duration {d} must be a finite number > 0"
-                )));
+                return Err(bad(format!("line {line}: duration {d} must be a finite number > 0")));
             }
             durations[worker].push(d);
         }
         if let Some(w) = durations.iter().position(|d| d.is_empty()) {
-            return Err(bad(format!(
-                "worker {w} has no rows (every worker 0..{} needs at least one)",
-                workers - 1
-            )));
+            return Err(bad(format!("worker {w} has no rows (every worker 0..{} needs at least one)", workers - 1)));
         }
-        Ok(Trace {
-            path: path.to_path_buf(),
-            durations,
-        })
+        Ok(Trace { path: path.to_path_buf(), durations })
     }
 
     /// Duration number `step` (0-based, wrapping) of worker `w`.

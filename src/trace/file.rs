@@ -30,11 +30,7 @@ impl PendingFile {
         name.push(".partial");
         let partial = target.with_file_name(name);
         let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
-        Ok(PendingFile {
-            target: target.to_path_buf(),
-            partial,
-            writer: Some(BufWriter::with_capacity(1 << 16, file)),
-        })
+        Ok(PendingFile { target: target.to_path_buf(), partial, writer: Some(BufWriter::with_capacity(1 << 16, file)) })
     }
 
     /// The final path.
@@ -51,9 +47,7 @@ impl PendingFile {
     pub fn finish(mut self) -> Result<PathBuf> {
         let mut writer = self.writer.take().expect("finish called twice");
         writer.flush().map_err(|e| Error::io(&self.partial, e))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| Error::io(&self.partial, e.into_error()))?;
+        let file = writer.into_inner().map_err(|e| Error::io(&self.partial, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&self.partial, e))?;
         std::fs::rename(&self.partial, &self.target).map_err(|e| Error::io(&self.target, e))?;
         Ok(self.target.clone())
@@ -62,9 +56,7 @@ impl PendingFile {
     /// Writes the whole content of a small file at once.
     pub fn write_all(target: &Path, bytes: &[u8]) -> Result<()> {
         let mut f = PendingFile::create(target)?;
-        f.writer()
-            .write_all(bytes)
-            .map_err(|e| Error::io(target, e))?;
+        f.writer().write_all(bytes).map_err(|e| Error::io(target, e))?;
         f.finish().map(|_| ())
     }
 }

@@ -61,6 +61,8 @@ pub struct RoundRecord {
     pub compute_end: f64,
     /// When the server had everything it aggregates (after uploads).
     pub end: f64,
+    /// Workers the server sent the model to this round.
+    pub participants: u32,
     /// Workers whose work enters the aggregate (uploaders |𝓜|, or contributors).
     pub uploaders: u32,
     /// Local steps completed in the round (Σ_m N_m).
