@@ -21,6 +21,7 @@
 
 pub mod algorithms;
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod model;

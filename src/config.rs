@@ -1,0 +1,647 @@
+//! Experiment configuration. A TOML file is read into the raw serde structs below
+//! (`deny_unknown_fields`, so a misspelt key is an error that names it), command-line overrides
+//! are applied to the raw form, and [`RawExperiment::validate`] turns it into the checked
+//! [`Experiment`] — the only type the runner sees. Paths in a config file are relative to the
+//! file's directory. The raw form, with overrides and the crate version filled in, is what a
+//! results directory records as `config.toml`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, non_negative, positive};
+use crate::timing::{CommTime, ComputeTime, Link};
+
+/// An experiment file as written.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    /// Short name (default: the file stem).
+    pub name: Option<String>,
+    /// What the experiment shows.
+    pub description: Option<String>,
+    /// Master seeds; every algorithm runs once per seed (default: [1]).
+    pub seeds: Option<Vec<u64>>,
+    /// Maximum rounds (server updates for asynchronous algorithms) per run.
+    pub rounds: u64,
+    /// Stop a run when simulated time passes this.
+    pub max_time: Option<f64>,
+    /// Test accuracy in [0, 1] whose first crossing is reported.
+    pub target_accuracy: Option<f64>,
+    /// Stop a run once the target accuracy is reached.
+    #[serde(default)]
+    pub stop_at_target: bool,
+    /// Evaluate every this many rounds (and at the start and the end).
+    pub eval_every: Option<u64>,
+    /// The dataset.
+    pub data: RawData,
+    /// The network and its optimiser.
+    pub model: RawModel,
+    /// The simulated cluster.
+    pub cluster: RawCluster,
+    /// The algorithms to compare.
+    pub algorithms: Vec<RawAlgorithm>,
+    /// Filled in by stsyn when it records a resolved config; ignored on input.
+    pub stsyn_version: Option<String>,
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    /// digits (embedded), cifar10, mnist or synthetic.
+    pub dataset: String,
+    /// Directory of the CIFAR-10 or MNIST files.
+    pub dir: Option<String>,
+    /// iid, sorted (one class per worker at M = 20), dirichlet(alpha=...), or shared.
+    pub partition: Option<String>,
+    /// Synthetic data: [channels, height, width].
+    pub shape: Option<[usize; 3]>,
+    /// Synthetic data: number of classes.
+    pub classes: Option<usize>,
+    /// Synthetic data: training samples.
+    pub train_samples: Option<usize>,
+    /// Synthetic data: test samples.
+    pub test_samples: Option<usize>,
+    /// Training samples used to report the training loss (default: up to 10,000).
+    pub train_eval_samples: Option<usize>,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Path of the network spec (relative to the config file).
+    pub spec: String,
+    /// Minibatch size per local step.
+    pub batch: usize,
+    /// Local learning rate η.
+    pub lr: f64,
+}
+
+/// `[cluster]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// M.
+    pub workers: usize,
+    /// Step duration spec (see `stsyn timing --help`).
+    pub compute_time: String,
+    /// Per-worker speeds spec (default `same`).
+    pub speeds: Option<String>,
+    /// Uplink latency spec (default none).
+    pub uplink: Option<String>,
+    /// Downlink latency spec (default none).
+    pub downlink: Option<String>,
+    /// Uplink bytes per time unit.
+    pub uplink_bandwidth: Option<f64>,
+    /// Downlink bytes per time unit.
+    pub downlink_bandwidth: Option<f64>,
+}
+
+/// One `[[algorithms]]` entry. Which keys apply depends on `name`; [`RawAlgorithm::validate`]
+/// rejects keys that do not apply, naming them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlgorithm {
+    /// Which algorithm: stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync,
+    /// kbatch-async, async.
+    pub name: String,
+    /// Display name in tables, CSV files and plots (default: the algorithm's name).
+    pub label: Option<String>,
+    /// K: workers (or gradients) waited for.
+    #[serde(alias = "K")]
+    pub wait: Option<usize>,
+    /// U (or τ): local steps per round.
+    #[serde(alias = "U")]
+    pub local_steps: Option<u32>,
+    /// STSyn: stop a worker after this many steps (Comparisons.py: ⌊1.5U⌋).
+    pub max_steps: Option<u32>,
+    /// STSyn: drop the worker with the most updates from the average (Comparisons.py).
+    pub drop_most_updates: Option<bool>,
+    /// FLANP: initial number of participants S.
+    pub participants: Option<usize>,
+    /// FLANP: double S when the norm of the averaged update is at most this (default 0.2).
+    pub threshold: Option<f64>,
+    /// FLANP: `fastest` (the S fastest of the round train) or `random` (Comparisons.py).
+    pub selection: Option<String>,
+    /// AdaComm: simulated time between τ updates.
+    pub interval: Option<f64>,
+    /// AdaComm: test samples in the loss probe (default 400).
+    pub probe_batch: Option<usize>,
+    /// FedNova: smallest per-worker τ_m (default 8).
+    pub min_local_steps: Option<u32>,
+    /// FedNova: largest per-worker τ_m (default 12).
+    pub max_local_steps: Option<u32>,
+    /// FedNova: run τ_m + 1 steps but charge τ_m (Comparisons.py).
+    pub extra_step: Option<bool>,
+    /// Override of `[model] lr`.
+    pub lr: Option<f64>,
+    /// Override of `[model] batch`.
+    pub batch: Option<usize>,
+    /// Override of the experiment's `rounds`.
+    pub rounds: Option<u64>,
+    /// Override of the experiment's `eval_every`.
+    pub eval_every: Option<u64>,
+}
+
+/// How FLANP picks the workers that train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The S workers that finish τ steps first in the round (the FLANP paper's idea).
+    Fastest,
+    /// S workers chosen uniformly at random, charged the time of the S-th fastest of all M
+    /// (the STSyn authors' Comparisons.py).
+    Random,
+}
+
+/// A checked algorithm.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlgorithmSpec {
+    /// STSyn (specs/stsyn.md §1.3), with the Comparisons.py switches.
+    Stsyn {
+        /// K.
+        wait: usize,
+        /// U.
+        local_steps: u32,
+        /// Cap on steps per round.
+        max_steps: Option<u32>,
+        /// Drop the worker with the most updates from the average.
+        drop_most_updates: bool,
+    },
+    /// Periodic-averaging local SGD with full participation.
+    Pasgd {
+        /// τ.
+        local_steps: u32,
+    },
+    /// AdaComm: PASGD whose τ shrinks with the loss.
+    AdaComm {
+        /// τ_0.
+        local_steps: u32,
+        /// Time between τ updates.
+        interval: f64,
+        /// Samples in the loss probe.
+        probe_batch: usize,
+    },
+    /// FLANP with the doubling rule.
+    Flanp {
+        /// Initial S.
+        participants: usize,
+        /// τ.
+        local_steps: u32,
+        /// Doubling threshold on the averaged update's norm.
+        threshold: f64,
+        /// Which workers train.
+        selection: Selection,
+    },
+    /// FedNova with per-worker τ_m drawn once.
+    FedNova {
+        /// Smallest τ_m.
+        min_local_steps: u32,
+        /// Largest τ_m.
+        max_local_steps: u32,
+        /// τ_m + 1 steps charged as τ_m.
+        extra_step: bool,
+    },
+    /// Fully synchronous SGD: all M workers, U local steps (U = 1: minibatch SGD).
+    Sync {
+        /// U.
+        local_steps: u32,
+    },
+    /// K-sync SGD.
+    KSync {
+        /// K.
+        wait: usize,
+    },
+    /// K-batch-sync SGD.
+    KBatchSync {
+        /// K.
+        wait: usize,
+    },
+    /// K-async SGD.
+    KAsync {
+        /// K.
+        wait: usize,
+    },
+    /// K-batch-async SGD (K = 1: asynchronous SGD).
+    KBatchAsync {
+        /// K.
+        wait: usize,
+    },
+}
+
+/// A checked `[[algorithms]]` entry with its resolved run settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlgorithmEntry {
+    /// Display name (unique within the experiment).
+    pub label: String,
+    /// What to run.
+    pub spec: AlgorithmSpec,
+    /// η.
+    pub lr: f64,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Maximum rounds.
+    pub rounds: u64,
+    /// Evaluation period in rounds.
+    pub eval_every: u64,
+}
+
+/// Where the data comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataSource {
+    /// The embedded 8×8 digits.
+    Digits,
+    /// CIFAR-10 binary files in a directory.
+    Cifar10(PathBuf),
+    /// MNIST IDX files in a directory.
+    Mnist(PathBuf),
+    /// Seeded synthetic images.
+    Synthetic {
+        /// [C, H, W].
+        shape: [usize; 3],
+        /// Classes.
+        classes: usize,
+        /// Training samples.
+        train: usize,
+        /// Test samples.
+        test: usize,
+    },
+}
+
+/// A checked experiment: everything the runner needs.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    /// Name.
+    pub name: String,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Stop when simulated time passes this.
+    pub max_time: Option<f64>,
+    /// Reported target accuracy.
+    pub target_accuracy: Option<f64>,
+    /// Stop at the target.
+    pub stop_at_target: bool,
+    /// Data source.
+    pub data: DataSource,
+    /// Partition spec (parsed by the data module).
+    pub partition: String,
+    /// Training samples for the training loss.
+    pub train_eval_samples: usize,
+    /// Network spec file.
+    pub model_spec: PathBuf,
+    /// M.
+    pub workers: usize,
+    /// Step durations.
+    pub compute: ComputeTime,
+    /// Message durations.
+    pub comm: CommTime,
+    /// The algorithms.
+    pub algorithms: Vec<AlgorithmEntry>,
+    /// The raw config as resolved (overrides applied), for `config.toml`.
+    pub resolved: RawExperiment,
+}
+
+/// Command-line overrides of the common knobs.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Replace the seeds.
+    pub seeds: Option<Vec<u64>>,
+    /// Replace `rounds` (and every per-algorithm `rounds`).
+    pub rounds: Option<u64>,
+    /// Replace `[cluster] workers`.
+    pub workers: Option<usize>,
+    /// Replace `[data] dir` (relative to the working directory).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl RawExperiment {
+    /// Reads a config file.
+    pub fn read(path: &Path) -> Result<RawExperiment> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::bad_file(path, one_line(&e.to_string())))
+    }
+
+    /// Applies command-line overrides. A data directory given on the command line is made
+    /// absolute so that it does not get resolved against the config's directory.
+    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
+        if let Some(seeds) = &o.seeds {
+            self.seeds = Some(seeds.clone());
+        }
+        if let Some(r) = o.rounds {
+            self.rounds = r;
+            for a in &mut self.algorithms {
+                a.rounds = None;
+            }
+        }
+        if let Some(m) = o.workers {
+            self.cluster.workers = m;
+        }
+        if let Some(dir) = &o.data_dir {
+            let abs = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+            self.data.dir = Some(abs.display().to_string());
+        }
+        Ok(())
+    }
+
+    /// Checks everything; `base` is the directory relative paths are resolved against.
+    pub fn validate(&self, base: &Path, default_name: &str) -> Result<Experiment> {
+        let seeds = self.seeds.clone().unwrap_or_else(|| vec![1]);
+        if seeds.is_empty() {
+            return Err(Error::invalid("seeds", "[]", "give at least one seed"));
+        }
+        if self.rounds == 0 {
+            return Err(Error::invalid("rounds", 0, "must be at least 1"));
+        }
+        if let Some(t) = self.max_time {
+            positive("max_time", t)?;
+        }
+        if let Some(a) = self.target_accuracy
+            && !(a.is_finite() && (0.0..=1.0).contains(&a))
+        {
+            return Err(Error::invalid("target_accuracy", a, "must be a fraction in [0, 1] (e.g. 0.7 for 70 %)"));
+        }
+        if self.stop_at_target && self.target_accuracy.is_none() {
+            return Err(Error::invalid("stop_at_target", true, "needs target_accuracy"));
+        }
+        let eval_every = self.eval_every.unwrap_or(10);
+        if eval_every == 0 {
+            return Err(Error::invalid("eval_every", 0, "must be at least 1"));
+        }
+        let data = self.data.validate(base)?;
+        let m = self.cluster.workers;
+        if m == 0 {
+            return Err(Error::invalid("cluster.workers (M)", 0, "must be at least 1"));
+        }
+        let c = &self.cluster;
+        let compute = ComputeTime::parse(&c.compute_time, c.speeds.as_deref().unwrap_or("same"), m, base)?;
+        let comm = CommTime {
+            uplink: Link::parse("cluster.uplink", c.uplink.as_deref().unwrap_or("none"), c.uplink_bandwidth)?,
+            downlink: Link::parse("cluster.downlink", c.downlink.as_deref().unwrap_or("none"), c.downlink_bandwidth)?,
+        };
+        if self.model.batch == 0 {
+            return Err(Error::invalid("model.batch", 0, "must be at least 1"));
+        }
+        positive("model.lr", self.model.lr)?;
+        if self.algorithms.is_empty() {
+            return Err(Error::Config("the experiment lists no [[algorithms]]".into()));
+        }
+        let mut algorithms = Vec::new();
+        for (i, raw) in self.algorithms.iter().enumerate() {
+            let entry = raw.validate(i, m, self, eval_every)?;
+            if algorithms.iter().any(|a: &AlgorithmEntry| a.label == entry.label) {
+                return Err(Error::Config(format!(
+                    "two algorithms are labelled '{}': give each a distinct label",
+                    entry.label
+                )));
+            }
+            algorithms.push(entry);
+        }
+        let mut resolved = self.clone();
+        resolved.seeds = Some(seeds.clone());
+        resolved.stsyn_version = Some(env!("CARGO_PKG_VERSION").to_string());
+        Ok(Experiment {
+            name: self.name.clone().unwrap_or_else(|| default_name.to_string()),
+            seeds,
+            max_time: self.max_time,
+            target_accuracy: self.target_accuracy,
+            stop_at_target: self.stop_at_target,
+            data,
+            partition: self.data.partition.clone().unwrap_or_else(|| "iid".into()),
+            train_eval_samples: self.data.train_eval_samples.unwrap_or(10_000),
+            model_spec: base.join(&self.model.spec),
+            workers: m,
+            compute,
+            comm,
+            algorithms,
+            resolved,
+        })
+    }
+}
+
+impl RawData {
+    fn validate(&self, base: &Path) -> Result<DataSource> {
+        let dir = || -> Result<PathBuf> {
+            let d = self.dir.as_ref().ok_or_else(|| {
+                Error::Config(format!("data.dataset = '{}' needs data.dir (or --data DIR)", self.dataset))
+            })?;
+            Ok(base.join(d))
+        };
+        let synthetic_keys = self.shape.is_some()
+            || self.classes.is_some()
+            || self.train_samples.is_some()
+            || self.test_samples.is_some();
+        let source = match self.dataset.as_str() {
+            "digits" => DataSource::Digits,
+            "cifar10" | "cifar-10" => DataSource::Cifar10(dir()?),
+            "mnist" => DataSource::Mnist(dir()?),
+            "synthetic" => {
+                let shape = self.shape.unwrap_or([1, 8, 8]);
+                if shape.contains(&0) {
+                    return Err(Error::invalid("data.shape", format!("{shape:?}"), "sizes must be at least 1"));
+                }
+                let classes = self.classes.unwrap_or(10);
+                if classes < 2 {
+                    return Err(Error::invalid("data.classes", classes, "must be at least 2"));
+                }
+                let (train, test) = (self.train_samples.unwrap_or(10_000), self.test_samples.unwrap_or(2_000));
+                if train == 0 || test == 0 {
+                    return Err(Error::invalid(
+                        "data.train_samples/test_samples",
+                        format!("{train}/{test}"),
+                        "must be at least 1",
+                    ));
+                }
+                return Ok(DataSource::Synthetic { shape, classes, train, test });
+            }
+            other => return Err(Error::invalid("data.dataset", other, "expected digits, cifar10, mnist or synthetic")),
+        };
+        if synthetic_keys {
+            return Err(Error::Config(format!(
+                "data.shape/classes/train_samples/test_samples apply only to dataset = 'synthetic', not '{}'",
+                self.dataset
+            )));
+        }
+        if self.dir.is_some() && source == DataSource::Digits {
+            return Err(Error::Config("data.dir does not apply to the embedded digits".into()));
+        }
+        Ok(source)
+    }
+}
+
+impl RawAlgorithm {
+    /// Keys set in this entry, by name.
+    fn set_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        macro_rules! check {
+            ($($field:ident),*) => { $( if self.$field.is_some() { keys.push(stringify!($field)); } )* };
+        }
+        check!(
+            wait,
+            local_steps,
+            max_steps,
+            drop_most_updates,
+            participants,
+            threshold,
+            selection,
+            interval,
+            probe_batch,
+            min_local_steps,
+            max_local_steps,
+            extra_step
+        );
+        keys
+    }
+
+    fn validate(&self, index: usize, workers: usize, exp: &RawExperiment, eval_every: u64) -> Result<AlgorithmEntry> {
+        let label = self.label.clone().unwrap_or_else(|| self.name.clone());
+        let at = format!("algorithms[{index}] ('{label}')");
+        let kind = self.name.trim().to_ascii_lowercase().replace('_', "-");
+        let allowed: &[&str] = match kind.as_str() {
+            "stsyn" => &["wait", "local_steps", "max_steps", "drop_most_updates"],
+            "pasgd" => &["local_steps"],
+            "adacomm" => &["local_steps", "interval", "probe_batch"],
+            "flanp" => &["participants", "local_steps", "threshold", "selection"],
+            "fednova" => &["min_local_steps", "max_local_steps", "extra_step"],
+            "sync" => &["local_steps"],
+            "ksync" | "kbatch-sync" | "kasync" | "kbatch-async" => &["wait"],
+            "async" => &[],
+            other => {
+                return Err(Error::invalid(
+                    format!("{at}.name"),
+                    other,
+                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync, kbatch-async or async)",
+                ));
+            }
+        };
+        if let Some(key) = self.set_keys().into_iter().find(|k| !allowed.contains(k)) {
+            return Err(Error::Config(format!(
+                "{at}: key '{key}' does not apply to {kind} (it takes: {})",
+                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+            )));
+        }
+        let need_k = || -> Result<usize> {
+            let k = self.wait.ok_or_else(|| Error::Config(format!("{at}: {kind} needs wait (K)")))?;
+            if k == 0 || k > workers {
+                return Err(Error::invalid(
+                    format!("{at}.wait (K)"),
+                    k,
+                    format!("must be between 1 and M = {workers}"),
+                ));
+            }
+            Ok(k)
+        };
+        let steps = |default: Option<u32>| -> Result<u32> {
+            let u = self
+                .local_steps
+                .or(default)
+                .ok_or_else(|| Error::Config(format!("{at}: {kind} needs local_steps (U)")))?;
+            if u == 0 {
+                return Err(Error::invalid(format!("{at}.local_steps (U)"), 0, "must be at least 1"));
+            }
+            Ok(u)
+        };
+        let spec = match kind.as_str() {
+            "stsyn" => {
+                let (wait, local_steps) = (need_k()?, steps(None)?);
+                if let Some(cap) = self.max_steps
+                    && cap < local_steps
+                {
+                    return Err(Error::invalid(
+                        format!("{at}.max_steps"),
+                        cap,
+                        format!("must be at least U = {local_steps}"),
+                    ));
+                }
+                AlgorithmSpec::Stsyn {
+                    wait,
+                    local_steps,
+                    max_steps: self.max_steps,
+                    drop_most_updates: self.drop_most_updates.unwrap_or(false),
+                }
+            }
+            "pasgd" => AlgorithmSpec::Pasgd { local_steps: steps(None)? },
+            "adacomm" => AlgorithmSpec::AdaComm {
+                local_steps: steps(None)?,
+                interval: positive(
+                    &format!("{at}.interval"),
+                    self.interval.ok_or_else(|| {
+                        Error::Config(format!("{at}: adacomm needs interval (simulated time between τ updates)"))
+                    })?,
+                )?,
+                probe_batch: match self.probe_batch.unwrap_or(400) {
+                    0 => return Err(Error::invalid(format!("{at}.probe_batch"), 0, "must be at least 1")),
+                    b => b,
+                },
+            },
+            "flanp" => {
+                let s = self.participants.unwrap_or(workers.min(5));
+                if s == 0 || s > workers {
+                    return Err(Error::invalid(
+                        format!("{at}.participants (S)"),
+                        s,
+                        format!("must be between 1 and M = {workers}"),
+                    ));
+                }
+                let selection = match self.selection.as_deref().unwrap_or("fastest") {
+                    "fastest" => Selection::Fastest,
+                    "random" => Selection::Random,
+                    other => {
+                        return Err(Error::invalid(format!("{at}.selection"), other, "expected fastest or random"));
+                    }
+                };
+                AlgorithmSpec::Flanp {
+                    participants: s,
+                    local_steps: steps(Some(10))?,
+                    threshold: non_negative(&format!("{at}.threshold"), self.threshold.unwrap_or(0.2))?,
+                    selection,
+                }
+            }
+            "fednova" => {
+                let (lo, hi) = (self.min_local_steps.unwrap_or(8), self.max_local_steps.unwrap_or(12));
+                if lo == 0 || hi < lo {
+                    return Err(Error::invalid(
+                        format!("{at}.min_local_steps..max_local_steps"),
+                        format!("{lo}..{hi}"),
+                        "need 1 <= min <= max",
+                    ));
+                }
+                AlgorithmSpec::FedNova {
+                    min_local_steps: lo,
+                    max_local_steps: hi,
+                    extra_step: self.extra_step.unwrap_or(false),
+                }
+            }
+            "sync" => AlgorithmSpec::Sync { local_steps: steps(Some(1))? },
+            "ksync" => AlgorithmSpec::KSync { wait: need_k()? },
+            "kbatch-sync" => AlgorithmSpec::KBatchSync { wait: need_k()? },
+            "kasync" => AlgorithmSpec::KAsync { wait: need_k()? },
+            "kbatch-async" => AlgorithmSpec::KBatchAsync { wait: need_k()? },
+            "async" => AlgorithmSpec::KBatchAsync { wait: 1 },
+            _ => unreachable!("checked above"),
+        };
+        let lr = positive(&format!("{at}.lr"), self.lr.unwrap_or(exp.model.lr))?;
+        let batch = self.batch.unwrap_or(exp.model.batch);
+        if batch == 0 {
+            return Err(Error::invalid(format!("{at}.batch"), 0, "must be at least 1"));
+        }
+        let rounds = self.rounds.unwrap_or(exp.rounds);
+        if rounds == 0 {
+            return Err(Error::invalid(format!("{at}.rounds"), 0, "must be at least 1"));
+        }
+        let eval_every = self.eval_every.unwrap_or(eval_every);
+        if eval_every == 0 {
+            return Err(Error::invalid(format!("{at}.eval_every"), 0, "must be at least 1"));
+        }
+        Ok(AlgorithmEntry { label, spec, lr, batch, rounds, eval_every })
+    }
+}
+
+/// TOML errors span several lines (with a caret diagram); keep the first meaningful ones.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
