@@ -56,15 +56,87 @@ pub fn harmonic_difference(p: u64, k: u64) -> f64 {
     }
 }
 
-/// The Erlang(U, λ = 1) law of the time a worker needs for U updates (specs/stsyn.md §2.1), with
-/// its log-normalising constants precomputed.
+/// ln(1 + d) − d for d > −1, accurate also for small |d| (where it is ≈ −d²/2 and the direct
+/// difference would cancel).
+fn log1p_minus(d: f64) -> f64 {
+    if d.abs() < 0.25 {
+        // −d²/2 + d³/3 − d⁴/4 + …
+        let mut power = d * d;
+        let mut sum = -0.5 * power;
+        let mut k = 3.0;
+        loop {
+            power *= -d;
+            let term = -power / k;
+            sum += term;
+            if term.abs() <= 1e-17 * sum.abs() {
+                return sum;
+            }
+            k += 1.0;
+        }
+    } else {
+        d.ln_1p() - d
+    }
+}
+
+/// The Poisson term x ↦ e^{−x} x^a / a! for a fixed a ≥ 0, in log space.
+///
+/// For a ≥ 50 the direct −x + a ln x − ln a! cancels badly (each part is of order a·ln a while
+/// the result is of order 1 near x = a), so it is rewritten with Stirling's series as
+/// a·(ln(x/a) − (x/a − 1)) − ½ ln(2πa) − σ(a), whose first part is computed by
+/// [`log1p_minus`] without cancellation. Relative accuracy of the term is then about 1e-14
+/// even for a = 10^4.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoissonTerm {
+    a: u64,
+    /// ln a! (used for a < 50).
+    ln_fact: f64,
+    /// ½ ln(2πa) + σ(a), where ln a! = a ln a − a + ½ ln(2πa) + σ(a) (used for a ≥ 50).
+    stirling_rest: f64,
+}
+
+impl PoissonTerm {
+    const STIRLING_FROM: u64 = 50;
+
+    pub(crate) fn new(a: u64) -> Self {
+        let af = a as f64;
+        let stirling_rest = if a >= Self::STIRLING_FROM {
+            let inv = 1.0 / af;
+            let inv2 = inv * inv;
+            0.5 * (2.0 * std::f64::consts::PI * af).ln()
+                + inv
+                    * (1.0 / 12.0
+                        - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 * (1.0 / 1680.0))))
+        } else {
+            0.0
+        };
+        PoissonTerm {
+            a,
+            ln_fact: ln_factorial(a),
+            stirling_rest,
+        }
+    }
+
+    /// ln(e^{−x} x^a / a!) for x > 0.
+    pub(crate) fn ln_at(&self, x: f64) -> f64 {
+        if self.a == 0 {
+            -x
+        } else if self.a < Self::STIRLING_FROM {
+            -x + self.a as f64 * x.ln() - self.ln_fact
+        } else {
+            let af = self.a as f64;
+            af * log1p_minus((x - af) / af) - self.stirling_rest
+        }
+    }
+}
+
+/// The Erlang(U, λ = 1) law of the time a worker needs for U updates (specs/stsyn.md §2.1).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Erlang {
     u: u32,
-    /// ln U!
-    ln_fact_u: f64,
-    /// ln (U−1)!
-    ln_fact_u_minus_1: f64,
+    /// x ↦ e^{−x} x^U/U!
+    top: PoissonTerm,
+    /// x ↦ e^{−x} x^{U−1}/(U−1)!, which is also the density.
+    below_top: PoissonTerm,
 }
 
 /// Series terms are dropped once they fall below this fraction of the partial sum.
@@ -76,8 +148,8 @@ impl Erlang {
         debug_assert!(u >= 1);
         Erlang {
             u,
-            ln_fact_u: ln_factorial(u64::from(u)),
-            ln_fact_u_minus_1: ln_factorial(u64::from(u) - 1),
+            top: PoissonTerm::new(u64::from(u)),
+            below_top: PoissonTerm::new(u64::from(u) - 1),
         }
     }
 
@@ -92,8 +164,8 @@ impl Erlang {
     /// Below the mean (x < U) F is summed as the convergent series
     /// e^{−x} x^U/U! · Σ_{j≥0} x^j / ((U+1)…(U+j)) and S = 1 − F (here S ≳ 1/2, so no
     /// cancellation). At or above the mean S_U(x) = e^{−x} Σ_{k<U} x^k/k! is summed from its
-    /// largest term, k = U−1, downward and F = 1 − S. The leading factors are formed in log
-    /// space so that neither x^U nor U! overflows.
+    /// largest term, k = U−1, downward and F = 1 − S. The leading factors are
+    /// [`PoissonTerm`]s, formed in log space so that neither x^U nor U! overflows.
     pub(crate) fn cdf_sf(&self, x: f64) -> (f64, f64) {
         if x.is_nan() || x <= 0.0 {
             return (0.0, 1.0);
@@ -103,7 +175,7 @@ impl Erlang {
         }
         let u = f64::from(self.u);
         if x < u {
-            let lead = (-x + u * x.ln() - self.ln_fact_u).exp();
+            let lead = self.top.ln_at(x).exp();
             if lead == 0.0 {
                 return (0.0, 1.0);
             }
@@ -121,7 +193,7 @@ impl Erlang {
             let cdf = lead * sum;
             (cdf, 1.0 - cdf)
         } else {
-            let lead = (-x + (u - 1.0) * x.ln() - self.ln_fact_u_minus_1).exp();
+            let lead = self.below_top.ln_at(x).exp();
             if lead == 0.0 {
                 return (1.0, 0.0);
             }
@@ -141,11 +213,7 @@ impl Erlang {
 
     /// ln f_U(x) = −x + (U−1) ln x − ln (U−1)!, the log-density at x > 0.
     pub(crate) fn ln_density(&self, x: f64) -> f64 {
-        if self.u == 1 {
-            -x
-        } else {
-            -x + f64::from(self.u - 1) * x.ln() - self.ln_fact_u_minus_1
-        }
+        self.below_top.ln_at(x)
     }
 }
 
@@ -235,6 +303,55 @@ pub(crate) fn binomial_split(n: usize, p: f64, q: f64, s: usize) -> BinomialSpli
     }
 }
 
+/// P(X = j) for X ~ Bin(n, p), with q = 1 − p given separately, to relative precision even far in
+/// a tail: like [`binomial_split`] it normalises by the terms around the mode, but it keeps
+/// walking towards j until it gets there (or the terms underflow), instead of stopping at the
+/// 1e-22 cutoff. That keeps the result a smooth function of p, which matters when it is
+/// integrated to a relative tolerance (the density of an order statistic, far in its tail).
+pub(crate) fn binomial_pmf(n: usize, p: f64, q: f64, j: usize) -> f64 {
+    if j > n {
+        return 0.0;
+    }
+    if p <= 0.0 {
+        return if j == 0 { 1.0 } else { 0.0 };
+    }
+    if q <= 0.0 {
+        return if j == n { 1.0 } else { 0.0 };
+    }
+    let mode = (((n + 1) as f64 * p).floor() as usize).min(n);
+    let mut total = 1.0;
+    let mut at_j = if j == mode { 1.0 } else { 0.0 };
+    let inv_odds = q / p;
+    let mut r = 1.0;
+    let mut i = mode;
+    while i > 0 {
+        r *= (i as f64 * inv_odds) / (n - i + 1) as f64;
+        i -= 1;
+        if r.is_nan() || r == 0.0 || (r < BINOMIAL_CUTOFF && i < j.min(mode)) {
+            break;
+        }
+        total += r;
+        if i == j {
+            at_j = r;
+        }
+    }
+    let odds = p / q;
+    r = 1.0;
+    i = mode;
+    while i < n {
+        r *= ((n - i) as f64 * odds) / (i + 1) as f64;
+        i += 1;
+        if r.is_nan() || r == 0.0 || (r < BINOMIAL_CUTOFF && i > j.max(mode)) {
+            break;
+        }
+        total += r;
+        if i == j {
+            at_j = r;
+        }
+    }
+    at_j / total
+}
+
 /// Nodes and weights of the 16-point Gauss–Legendre rule on [−1, 1].
 const GAUSS_POINTS: usize = 16;
 
@@ -289,7 +406,8 @@ where
 
 /// Integrals over [a, b] of several integrands at once, by composite 16-point Gauss–Legendre
 /// starting from 8 panels and doubling until every integral changes by at most
-/// `rel_tol`·|value| + `abs_tol` (or 2^14 panels are reached). Returns zeros when b ≤ a.
+/// `rel_tol`·|value| + `abs_tol`, or the changes stop shrinking (the integrand's own rounding
+/// noise has been reached), or 2^14 panels are reached. Returns zeros when b ≤ a.
 pub(crate) fn integrate<F>(
     a: f64,
     b: f64,
@@ -302,25 +420,75 @@ where
     F: FnMut(f64, f64, &mut [f64]),
 {
     let mut current = vec![0.0; outputs];
-    if !(b > a) {
+    if b.partial_cmp(&a) != Some(std::cmp::Ordering::Greater) {
         return current;
     }
     const MAX_PANELS: usize = 1 << 14;
     let mut panels = 8;
     let mut previous = vec![0.0; outputs];
+    let mut last_change = f64::INFINITY;
     composite(a, b, panels, &mut previous, &mut f);
     loop {
         panels *= 2;
         composite(a, b, panels, &mut current, &mut f);
-        let converged = previous
-            .iter()
-            .zip(&current)
-            .all(|(p, c)| (c - p).abs() <= rel_tol * c.abs() + abs_tol);
-        if converged || panels >= MAX_PANELS {
+        let mut converged = true;
+        let mut change = 0.0_f64;
+        for (p, c) in previous.iter().zip(&current) {
+            converged &= (c - p).abs() <= rel_tol * c.abs() + abs_tol;
+            change = change.max((c - p).abs() / c.abs().max(f64::MIN_POSITIVE));
+        }
+        // Gauss–Legendre on smooth integrands converges much faster than halving; once the
+        // change stops shrinking, it is rounding noise in the integrand, not truncation.
+        let stalled = panels >= 128 && change > 0.5 * last_change;
+        if converged || stalled || panels >= MAX_PANELS {
             return current;
         }
+        last_change = change;
         std::mem::swap(&mut previous, &mut current);
     }
+}
+
+/// Integrals over [a, b] of several integrands at once by adaptive bisection: a panel's 16-point
+/// Gauss–Legendre value is accepted when it agrees with the sum over its two halves to within
+/// `tol[i]`·(panel width)/(b − a) for every integrand i; otherwise both halves are refined.
+/// Suited to integrands with a thin boundary layer (where uniform panels would need thousands
+/// of panels). Panels narrower than 1e-13·(b − a), or refinement beyond 2^20 panels, are
+/// accepted as they are. Returns zeros when b ≤ a.
+pub(crate) fn integrate_adaptive<F>(a: f64, b: f64, tol: &[f64], mut f: F) -> Vec<f64>
+where
+    F: FnMut(f64, f64, &mut [f64]),
+{
+    let outputs = tol.len();
+    let mut total = vec![0.0; outputs];
+    if b.partial_cmp(&a) != Some(std::cmp::Ordering::Greater) {
+        return total;
+    }
+    let mut panel = |lo: f64, hi: f64| {
+        let mut acc = vec![0.0; outputs];
+        composite(lo, hi, 1, &mut acc, &mut f);
+        acc
+    };
+    let mut stack = vec![(a, b, panel(a, b))];
+    let mut panels_left = 1usize << 20;
+    while let Some((lo, hi, whole)) = stack.pop() {
+        let mid = 0.5 * (lo + hi);
+        let left = panel(lo, mid);
+        let right = panel(mid, hi);
+        let share = (hi - lo) / (b - a);
+        panels_left = panels_left.saturating_sub(2);
+        let accepted = panels_left == 0
+            || hi - lo <= 1e-13 * (b - a)
+            || (0..outputs).all(|i| (left[i] + right[i] - whole[i]).abs() <= tol[i] * share);
+        if accepted {
+            for i in 0..outputs {
+                total[i] += left[i] + right[i];
+            }
+        } else {
+            stack.push((lo, mid, left));
+            stack.push((mid, hi, right));
+        }
+    }
+    total
 }
 
 /// Bisection for a monotone predicate: given `holds(lo)` and `!holds(hi)`, returns a bracket
@@ -365,11 +533,20 @@ mod tests {
     }
 
     #[test]
+    fn adaptive_quadrature_resolves_a_boundary_layer() {
+        // ∫_0^10 e^{1000(t−10)} dt = (1 − e^{−10^4})/1000, all of it within 0.05 of t = 10.
+        let got = integrate_adaptive(0.0, 10.0, &[1e-16], |t, w, acc| {
+            acc[0] += w * (1000.0 * (t - 10.0)).exp()
+        });
+        assert!((got[0] * 1000.0 - 1.0).abs() < 1e-13, "{}", got[0]);
+    }
+
+    #[test]
     fn erlang_tails_match_closed_forms() {
         let e = Erlang::new(1);
         for &x in &[1e-12, 0.3, 1.0, 5.0, 700.0] {
             let (f, s) = e.cdf_sf(x);
-            let (f_exact, s_exact) = (-(-x as f64).exp_m1(), (-x).exp());
+            let (f_exact, s_exact) = (-(-x).exp_m1(), (-x).exp());
             // The leading factor is formed in log space: relative error ≈ |ln x|·ε.
             assert!((f - f_exact).abs() <= 1e-14 * f_exact, "x = {x}");
             assert!((s - s_exact).abs() <= 1e-13 * s_exact, "x = {x}");
@@ -402,6 +579,29 @@ mod tests {
             assert!((split.at_or_above - (1.0 - below)).abs() < 1e-15);
             assert!((split.at_edge - pmf[s - 1]).abs() < 1e-15);
         }
+        for j in 0..=n {
+            let got = binomial_pmf(n, p, 1.0 - p, j);
+            assert!((got / pmf[j] - 1.0).abs() < 1e-13, "j = {j}");
+        }
+        // Far tail, beyond the cutoff of binomial_split: P(X = 0) for Bin(1000, 0.5) = 2^-1000.
+        let tail = binomial_pmf(1000, 0.5, 0.5, 0);
+        assert!((tail / 2f64.powi(-1000) - 1.0).abs() < 1e-12, "{tail:e}");
+    }
+
+    #[test]
+    fn poisson_terms_are_accurate_for_large_a() {
+        // e^{−a} a^a / a! at a = 10^4 is 1/√(2πa)·e^{−σ(a)}: ≈ 0.0039893895.
+        let a = 10_000u64;
+        let got = PoissonTerm::new(a).ln_at(a as f64).exp();
+        let expected = (1.0 / (2.0 * std::f64::consts::PI * a as f64).sqrt())
+            * (-1.0 / (12.0 * a as f64) + 1.0 / (360.0 * (a as f64).powi(3))).exp();
+        assert!((got / expected - 1.0).abs() < 1e-14, "{got}");
+        // Continuity with the direct formula at the switch.
+        for &x in &[10.0, 49.5, 60.0] {
+            let direct = -x + 50.0 * f64::ln(x) - ln_factorial(50);
+            assert!((PoissonTerm::new(50).ln_at(x) - direct).abs() < 1e-12);
+        }
+        assert!((log1p_minus(1e-3) - (1e-3f64.ln_1p() - 1e-3)).abs() < 1e-18);
     }
 
     #[test]

@@ -31,7 +31,9 @@ mod heterogeneous;
 pub use exact::{Exact, exact, exact_prob_updates, exact_round_time_double_sum};
 pub use heterogeneous::{HeteroStats, round_stats_heterogeneous};
 
-use super::numeric::{Erlang, binomial_split, bisect, integrate, ln_factorial};
+use super::numeric::{
+    Erlang, PoissonTerm, binomial_pmf, binomial_split, bisect, integrate, integrate_adaptive,
+};
 use crate::error::{Error, Result, positive};
 
 /// Expected statistics of one STSyn round (specs/stsyn.md §2.2–2.4).
@@ -119,28 +121,29 @@ fn update_probabilities(m: usize, k: usize, u: u32, ns: &[u32]) -> Vec<f64> {
         erlang,
     };
     let (start, end) = others.support();
-    let ln_n_factorial: Vec<f64> = ns.iter().map(|&n| ln_factorial(u64::from(n))).collect();
+    let poisson: Vec<PoissonTerm> = ns.iter().map(|&n| PoissonTerm::new(u64::from(n))).collect();
     let integrand = |t: f64, w: f64, acc: &mut [f64]| {
         let (cdf, sf) = erlang.cdf_sf(t);
-        let density_factor = (m - 1) as f64 * binomial_split(m - 2, cdf, sf, k).at_edge;
+        let density_factor = (m - 1) as f64 * binomial_pmf(m - 2, cdf, sf, k - 1);
         if density_factor == 0.0 {
             return;
         }
-        let ln_t = t.ln();
-        let base = erlang.ln_density(t) - t;
-        for (slot, (&n, &ln_fact)) in acc.iter_mut().zip(ns.iter().zip(&ln_n_factorial)) {
-            let ln_poisson = if n == 0 {
-                0.0
-            } else {
-                f64::from(n) * ln_t - ln_fact
-            };
-            *slot += w * density_factor * (base + ln_poisson).exp();
+        let ln_density = erlang.ln_density(t);
+        for (slot, term) in acc.iter_mut().zip(&poisson) {
+            *slot += w * density_factor * (ln_density + term.ln_at(t)).exp();
         }
     };
-    // The left part [0, start] holds almost none of T'’s mass, but e^{−t} favours it, so it is
-    // integrated separately rather than dropped.
-    let left = integrate(0.0, start, ns.len(), REL_TOL, ABS_TOL, integrand);
     let bulk = integrate(start, end, ns.len(), REL_TOL, ABS_TOL, integrand);
+    // [0, start] holds at most 1e-18 of T'’s mass, but e^{−t} favours it, so for tiny
+    // probabilities it can matter (even dominate). Its integrand rises steeply towards `start`,
+    // hence adaptive panels, to the accuracy of the total.
+    let rough = integrate(0.0, start, ns.len(), 1.0, f64::INFINITY, integrand);
+    let tol: Vec<f64> = bulk
+        .iter()
+        .zip(&rough)
+        .map(|(b, r)| REL_TOL * (b + r.abs()) + 1e-300)
+        .collect();
+    let left = integrate_adaptive(0.0, start, &tol, integrand);
     left.iter().zip(&bulk).map(|(a, b)| a + b).collect()
 }
 

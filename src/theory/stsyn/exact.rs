@@ -51,7 +51,7 @@ pub fn exact_round_time_double_sum(m: usize, k: usize, u: u32) -> Result<BigRati
         let mut inner = BigRational::zero();
         for l in 0..=i {
             let term = BigRational::from_integer(binomial(i, l)) * phi.get(m - i + l, 0, 0);
-            if l % 2 == 0 {
+            if l.is_multiple_of(2) {
                 inner += term;
             } else {
                 inner -= term;
@@ -94,7 +94,7 @@ fn round_time_single_sum(phi: &mut PhiTable, m: usize, k: usize) -> BigRational 
     for j in (m - k + 1)..=m {
         let magnitude = BigRational::from_integer(binomial(j - 1, m - k) * binomial(m, j));
         let term = magnitude * phi.get(j, 0, 0);
-        if (j + k - m - 1) % 2 == 0 {
+        if (j + k - m - 1).is_multiple_of(2) {
             total += term;
         } else {
             total -= term;
@@ -122,7 +122,7 @@ fn others_coefficients(m: usize, k: usize) -> Vec<(usize, BigRational)> {
     ((m - k)..m)
         .map(|j| {
             let magnitude = binomial(j - 1, m - k - 1) * binomial(m - 1, j);
-            let signed = if (j + k - m) % 2 == 0 {
+            let signed = if (j + k - m).is_multiple_of(2) {
                 magnitude
             } else {
                 -magnitude
