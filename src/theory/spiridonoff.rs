@@ -147,9 +147,9 @@ pub fn budget_increasing(total_steps: u64, workers: u64, budget: Budget) -> Resu
 }
 
 /// The largest r ≥ 0 with `fits(r)`, for a predicate that holds at 0, is monotone, and fails
-/// beyond 2^(128/degree).
+/// at 2^min(128/degree, 127) (so r^degree cannot overflow 128 bits while searching).
 fn largest_root(degree: u32, fits: impl Fn(u128) -> bool) -> u128 {
-    let (mut lo, mut hi) = (0u128, 1u128 << (128 / degree));
+    let (mut lo, mut hi) = (0u128, 1u128 << (128 / degree).min(127));
     // Invariant: fits(lo), !fits(hi).
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;

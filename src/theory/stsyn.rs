@@ -8,7 +8,7 @@
 //!   uploaders, §2.4), via [`round_stats`];
 //! - P(N_m = n) for n < U via [`prob_updates`] and [`update_distribution`];
 //! - the same quantities as exact rationals at λ = 1 ([`exact`], [`exact_prob_updates`],
-//!   [`exact_round_time_double_sum`]) for tests;
+//!   [`exact_update_distribution`], [`exact_round_time_double_sum`]) for tests;
 //! - the generalisation to per-worker rates λ_m (§2.6): [`round_stats_heterogeneous`].
 //!
 //! The f64 functions never evaluate the alternating closed-form sums, which are unstable
@@ -28,7 +28,9 @@
 mod exact;
 mod heterogeneous;
 
-pub use exact::{Exact, exact, exact_prob_updates, exact_round_time_double_sum};
+pub use exact::{
+    Exact, exact, exact_prob_updates, exact_round_time_double_sum, exact_update_distribution,
+};
 pub use heterogeneous::{HeteroStats, round_stats_heterogeneous};
 
 use super::numeric::{

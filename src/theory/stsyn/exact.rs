@@ -32,7 +32,7 @@ pub struct Exact {
 pub fn exact(m: usize, k: usize, u: u32) -> Result<Exact> {
     check_workers_and_wait(m, k)?;
     check_updates(u)?;
-    let mut phi = PhiTable::new(m, u);
+    let mut phi = PhiTable::new(u);
     Ok(Exact {
         round_time: round_time_single_sum(&mut phi, m, k),
         uploaders: uploaders(&mut phi, m, k),
@@ -45,7 +45,7 @@ pub fn exact(m: usize, k: usize, u: u32) -> Result<Exact> {
 pub fn exact_round_time_double_sum(m: usize, k: usize, u: u32) -> Result<BigRational> {
     check_workers_and_wait(m, k)?;
     check_updates(u)?;
-    let mut phi = PhiTable::new(m, u);
+    let mut phi = PhiTable::new(u);
     let mut total = BigRational::zero();
     for i in 0..k {
         let mut inner = BigRational::zero();
@@ -68,10 +68,23 @@ pub fn exact_prob_updates(m: usize, k: usize, u: u32, n: u32) -> Result<BigRatio
     check_workers_and_wait(m, k)?;
     check_updates(u)?;
     check_update_index(u, n)?;
+    Ok(prob_updates(&mut PhiTable::new(u), m, k, n))
+}
+
+/// Exact [P(N_m = 0), …, P(N_m = U−1)], sharing one table of Φ values (cheaper than U calls of
+/// [`exact_prob_updates`]).
+pub fn exact_update_distribution(m: usize, k: usize, u: u32) -> Result<Vec<BigRational>> {
+    check_workers_and_wait(m, k)?;
+    check_updates(u)?;
+    let mut phi = PhiTable::new(u);
+    Ok((0..u).map(|n| prob_updates(&mut phi, m, k, n)).collect())
+}
+
+/// §2.3: 1[n=0] + Σ_j c_j (1[n≥1] Φ_{n−1}(j,1) − Φ_n(j,1)) for K < M, and 0 for K = M.
+fn prob_updates(phi: &mut PhiTable, m: usize, k: usize, n: u32) -> BigRational {
     if k == m {
-        return Ok(BigRational::zero());
+        return BigRational::zero();
     }
-    let mut phi = PhiTable::new(m, u);
     let q = n as usize;
     let mut total = if n == 0 {
         BigRational::one()
@@ -85,7 +98,7 @@ pub fn exact_prob_updates(m: usize, k: usize, u: u32, n: u32) -> Result<BigRatio
         }
         total += coefficient * bracket;
     }
-    Ok(total)
+    total
 }
 
 /// Single-sum form of §2.2: Σ_{j=M−K+1}^{M} (−1)^{j−M+K−1} C(j−1, M−K) C(M, j) Φ(j, 0).
@@ -160,7 +173,7 @@ struct PhiTable {
 }
 
 impl PhiTable {
-    fn new(_m: usize, u: u32) -> Self {
+    fn new(u: u32) -> Self {
         let u = u as usize;
         let mut factorials = vec![BigInt::one()];
         for i in 1..u {
@@ -236,18 +249,18 @@ mod tests {
     #[test]
     fn phi_matches_hand_integrals() {
         // U = 2: S = e^{−t}(1+t). ∫S² = 5/4 and ∫S³ = 26/27 (specs/stsyn.md §2.7 hand check).
-        let mut phi = PhiTable::new(3, 2);
+        let mut phi = PhiTable::new(2);
         assert_eq!(phi.get(2, 0, 0), ratio(5, 4));
         assert_eq!(phi.get(3, 0, 0), ratio(26, 27));
         // U = 1: Φ_q(n, c) = 1/(n+c)^{q+1}.
-        let mut phi1 = PhiTable::new(3, 1);
+        let mut phi1 = PhiTable::new(1);
         assert_eq!(phi1.get(2, 1, 2), ratio(1, 27));
     }
 
     #[test]
     fn polynomial_power_example() {
         // (1 + x + x²/2)² = 1 + 2x + 2x² + x³ + x⁴/4, scaled by (2!)² = 4.
-        let mut phi = PhiTable::new(2, 3);
+        let mut phi = PhiTable::new(3);
         let expected: Vec<BigInt> = [4, 8, 8, 4, 1].iter().map(|&v| BigInt::from(v)).collect();
         assert_eq!(phi.power(2), expected.as_slice());
     }

@@ -135,7 +135,11 @@ impl<'a> PoissonBinomial<'a> {
 
     /// P(T_(K+1) > t) = P(at most K done); the same as P(T > t) when K = M.
     fn survival_next(&self) -> f64 {
-        self.completions.iter().sum::<f64>().min(1.0)
+        if self.k == self.rates.len() {
+            self.survival()
+        } else {
+            self.completions.iter().sum::<f64>().min(1.0)
+        }
     }
 
     /// P(T^{(−i)}_(K) > t): at most K−1 of the other workers done (K ≤ M−1).
