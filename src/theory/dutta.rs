@@ -4,11 +4,11 @@
 //!
 //! Two time laws have closed forms: X ~ Exp with mean μ, and the shifted exponential
 //! X = Δ + Exp(mean μ). With Exp times (memoryless) every variant is exact:
-//! K-sync and K-async take E[X_{K:P}] = (H_P − H_{P−K})·μ, K-batch-sync and K-batch-async take
+//! K-sync and K-async take E\[X_{K:P}\] = (H_P − H_{P−K})·μ, K-batch-sync and K-batch-async take
 //! K·μ/P. With shifted times K-sync takes Δ + (H_P − H_{P−K})·μ and K-batch-async
 //! K(Δ + μ)/P (a long-run average, by renewal–reward), while K-batch-sync and K-async have no
 //! closed form except at the ends (K = 1 or K = P), so they return `None` there and must be
-//! simulated. Asynchronous SGD is the K = 1 case: E[X]/P.
+//! simulated. Asynchronous SGD is the K = 1 case: E\[X\]/P.
 //!
 //! Note that specs/baselines.md §4.3 writes the exponential by its rate ("Exp(μ)", mean 1/μ);
 //! here every function takes the *mean*, like [`crate::timing`].
@@ -22,14 +22,14 @@ use crate::error::{Error, Result, non_negative, positive};
 pub enum UpdateTime {
     /// X ~ Exp with the given mean μ.
     Exp {
-        /// μ = E[X] > 0.
+        /// μ = E\[X\] > 0.
         mean: f64,
     },
     /// X = Δ + Exp(mean μ): a deterministic minimum plus an exponential tail.
     ShiftedExp {
         /// Δ ≥ 0.
         shift: f64,
-        /// μ > 0, the mean of the exponential part (E[X] = Δ + μ).
+        /// μ > 0, the mean of the exponential part (E\[X\] = Δ + μ).
         mean: f64,
     },
 }
@@ -79,7 +79,7 @@ pub fn runtime_per_iteration(
     }
 }
 
-/// K-sync: E[X_{K:P}] = Δ + (H_P − H_{P−K})·μ, the K-th order statistic of P fresh draws.
+/// K-sync: E\[X_{K:P}\] = Δ + (H_P − H_{P−K})·μ, the K-th order statistic of P fresh draws.
 pub fn k_sync_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<f64> {
     check(learners, k)?;
     let (shift, mean) = time.checked()?;
@@ -88,7 +88,7 @@ pub fn k_sync_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<f64
 
 /// K-batch-sync: K·μ/P for Exp times (gradients arrive as a Poisson process of rate P/μ and
 /// every restart is memoryless). With a shift Δ > 0 only K = 1 has a closed form,
-/// E[X_{1:P}] = Δ + μ/P; otherwise `None`.
+/// E\[X_{1:P}\] = Δ + μ/P; otherwise `None`.
 pub fn k_batch_sync_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<Option<f64>> {
     check(learners, k)?;
     let (shift, mean) = time.checked()?;
@@ -121,20 +121,20 @@ pub fn k_async_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<Op
     })
 }
 
-/// K-batch-async: K·E[X]/P = K(Δ + μ)/P, the long-run time per update (renewal–reward: each
-/// learner delivers one gradient per E[X]).
+/// K-batch-async: K·E\[X\]/P = K(Δ + μ)/P, the long-run time per update (renewal–reward: each
+/// learner delivers one gradient per E\[X\]).
 pub fn k_batch_async_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<f64> {
     check(learners, k)?;
     let (shift, mean) = time.checked()?;
     Ok(k as f64 * (shift + mean) / learners as f64)
 }
 
-/// Fully asynchronous SGD (K = 1): E[X]/P = (Δ + μ)/P in the long run.
+/// Fully asynchronous SGD (K = 1): E\[X\]/P = (Δ + μ)/P in the long run.
 pub fn async_runtime(learners: usize, time: UpdateTime) -> Result<f64> {
     k_batch_async_runtime(learners, 1, time)
 }
 
-/// E[X_{M:M}] = H_M·μ, the expected maximum of M i.i.d. Exp(mean μ) times: one round of fully
+/// E\[X_{M:M}\] = H_M·μ, the expected maximum of M i.i.d. Exp(mean μ) times: one round of fully
 /// synchronous SGD with one gradient per worker.
 pub fn expected_max_exp(m: usize, mean: f64) -> Result<f64> {
     check(m, m)?;
@@ -142,7 +142,7 @@ pub fn expected_max_exp(m: usize, mean: f64) -> Result<f64> {
     Ok(harmonic(m as u64) * mean)
 }
 
-/// E[max of M Erlang(U, mean μ per stage)]: one round of fully synchronous local SGD with U
+/// E\[max of M Erlang(U, mean μ per stage)\]: one round of fully synchronous local SGD with U
 /// local updates per worker, i.e. STSyn with K = M (specs/stsyn.md §2.2).
 pub fn sync_local_sgd_round_time(m: usize, u: u32, mean: f64) -> Result<f64> {
     Ok(stsyn::round_stats(m, m, u, mean)?.round_time)

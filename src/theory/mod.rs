@@ -2,7 +2,7 @@
 //! oracles the simulator is checked against (`stsyn timing` must reproduce them) and the
 //! quick answers the CLI can print.
 //!
-//! - [`stsyn`]: STSyn's round time E[T], updates per worker Ū and uploaders E|𝓜| under
+//! - [`stsyn`]: STSyn's round time E\[T\], updates per worker Ū and uploaders E|𝓜| under
 //!   exponential update times, exactly (big rationals) and in f64 for M up to 10^4 and beyond,
 //!   plus per-worker rates (specs/stsyn.md §2).
 //! - [`dutta`]: expected runtime per iteration of K-sync, K-batch-sync, K-async, K-batch-async

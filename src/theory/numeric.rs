@@ -386,7 +386,7 @@ fn gauss_legendre() -> &'static [(f64, f64)] {
 }
 
 /// Composite Gauss–Legendre on [a, b] with `panels` equal panels. `f(t, w, acc)` must add
-/// w·g_i(t) to acc[i] for every integrand g_i.
+/// w·g_i(t) to acc\[i\] for every integrand g_i.
 fn composite<F>(a: f64, b: f64, panels: usize, acc: &mut [f64], f: &mut F)
 where
     F: FnMut(f64, f64, &mut [f64]),
@@ -450,7 +450,7 @@ where
 
 /// Integrals over [a, b] of several integrands at once by adaptive bisection: a panel's 16-point
 /// Gauss–Legendre value is accepted when it agrees with the sum over its two halves to within
-/// `tol[i]`·(panel width)/(b − a) for every integrand i; otherwise both halves are refined.
+/// `tol\[i\]`·(panel width)/(b − a) for every integrand i; otherwise both halves are refined.
 /// Suited to integrands with a thin boundary layer (where uniform panels would need thousands
 /// of panels). Panels narrower than 1e-13·(b − a), or refinement beyond 2^20 panels, are
 /// accepted as they are. Returns zeros when b ≤ a.

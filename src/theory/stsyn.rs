@@ -4,7 +4,7 @@
 //! time (mean μ = 1/λ); the round ends at T, the moment the K-th fastest worker completes U
 //! updates; every worker with at least one completed update uploads. This module gives
 //!
-//! - E[T] (the round time), Ū = E[N_m] = λE[T] (updates per worker, §2.3) and E|𝓜| (expected
+//! - E\[T\] (the round time), Ū = E\[N_m\] = λE\[T\] (updates per worker, §2.3) and E|𝓜| (expected
 //!   uploaders, §2.4), via [`round_stats`];
 //! - P(N_m = n) for n < U via [`prob_updates`] and [`update_distribution`];
 //! - the same quantities as exact rationals at λ = 1 ([`exact`], [`exact_prob_updates`],
@@ -14,9 +14,9 @@
 //! The f64 functions never evaluate the alternating closed-form sums, which are unstable
 //! (§2.5). They integrate positive integrands instead:
 //!
-//! - E[T] = ∫_0^∞ P(T > t) dt with P(T > t) = P(Bin(M, F_U(t)) ≤ K−1);
+//! - E\[T\] = ∫_0^∞ P(T > t) dt with P(T > t) = P(Bin(M, F_U(t)) ≤ K−1);
 //! - E|𝓜| = M·λ∫_0^∞ e^{−λt} P(Bin(M−1, F_U(t)) ≤ K−1) dt for K < M (and M when K = M);
-//! - P(N_m = n) = E[e^{−λT'} (λT')^n/n!] with T' the K-th completion among the other M−1
+//! - P(N_m = n) = E\[e^{−λT'} (λT')^n/n!\] with T' the K-th completion among the other M−1
 //!   workers, integrated against the density of T'.
 //!
 //! Here F_U = 1 − S_U is the Erlang(U) distribution function. The integration range is found by
@@ -41,9 +41,9 @@ use crate::error::{Error, Result, positive};
 /// Expected statistics of one STSyn round (specs/stsyn.md §2.2–2.4).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RoundStats {
-    /// E[T], the expected wall-clock time of a round, in the units of the mean update time μ.
+    /// E\[T\], the expected wall-clock time of a round, in the units of the mean update time μ.
     pub round_time: f64,
-    /// Ū = E[N_m] = λ·E[T], the expected number of completed updates per worker per round,
+    /// Ū = E\[N_m\] = λ·E\[T\], the expected number of completed updates per worker per round,
     /// averaged over all M workers (including those with none).
     pub updates_per_worker: f64,
     /// E|𝓜|, the expected number of workers that upload (complete at least one update).
@@ -110,7 +110,7 @@ pub fn update_distribution(m: usize, k: usize, u: u32) -> Result<Vec<f64>> {
     Ok(update_probabilities(m, k, u, &all))
 }
 
-/// P(N_m = n) = E[e^{−T'} T'^n/n!] for each n in `ns` (λ = 1), T' the K-th completion among the
+/// P(N_m = n) = E\[e^{−T'} T'^n/n!\] for each n in `ns` (λ = 1), T' the K-th completion among the
 /// other M−1 workers, with density f_{T'}(t) = (M−1)·f_U(t)·P(Bin(M−2, F_U(t)) = K−1).
 fn update_probabilities(m: usize, k: usize, u: u32, ns: &[u32]) -> Vec<f64> {
     if k == m {
@@ -179,7 +179,7 @@ impl KthCompletion {
         (start, end)
     }
 
-    /// E[T_(K)] = ∫_0^∞ P(T_(K) > t) dt = a + ∫_a^b P(T_(K) > t) dt.
+    /// E\[T_(K)\] = ∫_0^∞ P(T_(K) > t) dt = a + ∫_a^b P(T_(K) > t) dt.
     fn mean(&self) -> f64 {
         let (start, end) = self.support();
         let bulk = integrate(start, end, 1, REL_TOL, ABS_TOL, |t, w, acc| {

@@ -17,17 +17,17 @@ use num_traits::{One, Zero};
 use super::{check_update_index, check_updates, check_workers_and_wait};
 use crate::error::Result;
 
-/// E[T] and E|𝓜| of one STSyn round as exact rationals, at rate λ = 1 (multiply `round_time` by
-/// the mean update time μ for other rates; `round_time` also equals Ū = E[N_m]).
+/// E\[T\] and E|𝓜| of one STSyn round as exact rationals, at rate λ = 1 (multiply `round_time` by
+/// the mean update time μ for other rates; `round_time` also equals Ū = E\[N_m\]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exact {
-    /// λ·E[T] = Ū = E[N_m] (specs/stsyn.md §2.2–2.3).
+    /// λ·E\[T\] = Ū = E\[N_m\] (specs/stsyn.md §2.2–2.3).
     pub round_time: BigRational,
     /// E|𝓜|, the expected number of workers with at least one completed update (§2.4).
     pub uploaders: BigRational,
 }
 
-/// Exact λ·E[T] and E|𝓜| for M workers, waiting for K, U updates per round (specs/stsyn.md
+/// Exact λ·E\[T\] and E|𝓜| for M workers, waiting for K, U updates per round (specs/stsyn.md
 /// §2.2, §2.4). Errors name the bad parameter unless 1 ≤ K ≤ M and U ≥ 1.
 pub fn exact(m: usize, k: usize, u: u32) -> Result<Exact> {
     check_workers_and_wait(m, k)?;
@@ -39,7 +39,7 @@ pub fn exact(m: usize, k: usize, u: u32) -> Result<Exact> {
     })
 }
 
-/// Exact λ·E[T] by the double sum of specs/stsyn.md §2.2,
+/// Exact λ·E\[T\] by the double sum of specs/stsyn.md §2.2,
 /// Σ_{i=0}^{K−1} C(M,i) Σ_{l=0}^{i} (−1)^l C(i,l) Φ(M−i+l, 0): an independent route to the same
 /// rational as [`exact`], for cross-checking.
 pub fn exact_round_time_double_sum(m: usize, k: usize, u: u32) -> Result<BigRational> {
@@ -163,9 +163,9 @@ struct PhiTable {
     u: usize,
     /// ((U−1)!/k!) for k = 0..U−1: the integer polynomial (U−1)!·P_U(x).
     base: Vec<BigInt>,
-    /// powers[n] = coefficients of ((U−1)!·P_U(x))^n.
+    /// powers\[n\] = coefficients of ((U−1)!·P_U(x))^n.
     powers: Vec<Vec<BigInt>>,
-    /// factorials[i] = i!
+    /// factorials\[i\] = i!
     factorials: Vec<BigInt>,
     /// (U−1)!
     scale: BigInt,

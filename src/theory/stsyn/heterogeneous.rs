@@ -3,7 +3,7 @@
 //!
 //! With B_m(t) ~ Bernoulli(F_U(λ_m t)) the indicator that worker m has completed U updates by t,
 //! P(T > t) = P(Σ_m B_m(t) ≤ K−1), a Poisson-binomial probability computed by dynamic
-//! programming over workers. Then E[T] = ∫ P(T > t) dt, E[N_m] = λ_m E[T] (optional stopping,
+//! programming over workers. Then E\[T\] = ∫ P(T > t) dt, E\[N_m\] = λ_m E\[T\] (optional stopping,
 //! per worker), and for K ≤ M−1
 //! P(m uploads) = λ_m ∫ e^{−λ_m t} P(T^{(−m)}_(K) > t) dt, where T^{(−m)}_(K) is the K-th
 //! completion among the other M−1 workers (1 when K = M).
@@ -20,15 +20,15 @@ use crate::error::{Error, Result};
 /// Expected statistics of one STSyn round with per-worker rates (specs/stsyn.md §2.6).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeteroStats {
-    /// E[T], in the time units of the rates (a rate of 2 means a mean update time of 0.5).
+    /// E\[T\], in the time units of the rates (a rate of 2 means a mean update time of 0.5).
     pub round_time: f64,
-    /// E[N_m] = λ_m E[T], the expected completed updates of each worker.
+    /// E\[N_m\] = λ_m E\[T\], the expected completed updates of each worker.
     pub updates: Vec<f64>,
     /// P(worker m uploads) = P(N_m ≥ 1).
     pub upload_prob: Vec<f64>,
 }
 
-/// E[T], E[N_m] and P(m uploads) for workers with update rates λ_m = `rates[m]`, waiting for the
+/// E\[T\], E\[N_m\] and P(m uploads) for workers with update rates λ_m = `rates\[m\]`, waiting for the
 /// K-th to complete U updates (specs/stsyn.md §2.6). With equal rates it agrees with
 /// [`super::round_stats`] to about 1e-12. Errors name the parameter unless every rate is finite
 /// and > 0, 1 ≤ K ≤ M = `rates.len()` and U ≥ 1.
@@ -93,9 +93,9 @@ struct PoissonBinomial<'a> {
     done: Vec<f64>,
     /// S_U(λ_m t) = 1 − F_U(λ_m t) for each worker, computed directly.
     not_done: Vec<f64>,
-    /// completions[j] = P(j workers done), j = 0..=min(K, M).
+    /// completions\[j\] = P(j workers done), j = 0..=min(K, M).
     completions: Vec<f64>,
-    /// non_completions[j] = P(j workers not done), j = 0..=M−K.
+    /// non_completions\[j\] = P(j workers not done), j = 0..=M−K.
     non_completions: Vec<f64>,
 }
 
@@ -195,7 +195,7 @@ impl<'a> PoissonBinomial<'a> {
     }
 }
 
-/// dist[j] = P(j successes) for j < dist.len() (higher counts dropped, which is exact for the
+/// dist\[j\] = P(j successes) for j < dist.len() (higher counts dropped, which is exact for the
 /// kept states because counts only grow), with success probabilities `p` and failure
 /// probabilities `q` given separately.
 fn truncated_dp(p: &[f64], q: &[f64], dist: &mut [f64]) {
