@@ -420,6 +420,16 @@ fn simpson(b: f64, n: usize, g: impl Fn(f64) -> f64) -> f64 {
     sum * h / 3.0
 }
 
+/// ∫_0^2000 g by Simpson's rule on the segments [0, 1e-3], [1e-3, 1e-2], …, [1000, 2000], each
+/// with 4000 intervals, so that both fast (t ~ 0.01) and slow (t ~ 100) features are resolved.
+fn simpson_log_segments(g: impl Fn(f64) -> f64) -> f64 {
+    let edges = [0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0, 2000.0];
+    edges
+        .windows(2)
+        .map(|w| simpson(w[1] - w[0], 4000, |x| g(w[0] + x)))
+        .sum()
+}
+
 /// S_U(t) = e^{−t} Σ_{k<U} t^k/k!, summed naively (fine for U = 10, t ≤ 100), capped at 1
 /// (rounding can push it a hair above near t = 0).
 fn erlang_survival(u: u32, t: f64) -> f64 {
@@ -593,6 +603,60 @@ fn heterogeneous_rates_match_exponential_race_formulas() {
             1e-11,
             &format!("K = {k}"),
         );
+    }
+}
+
+#[test]
+fn heterogeneous_leave_one_out_matches_a_direct_computation() {
+    // Rates spanning 400x, so some workers are almost surely done while others are not: the
+    // leave-one-out probabilities (computed by dividing a worker out of a DP) are checked
+    // against a DP over the other workers built from scratch, integrated by Simpson's rule on
+    // graded segments (accurate to about 1e-12 here, hence the 1e-11 tolerance).
+    let rates = [0.05, 0.3, 1.0, 1.0, 2.5, 7.0, 20.0, 0.7];
+    let u = 5;
+    for k in [1, 3, 6, 7] {
+        let h = round_stats_heterogeneous(&rates, k, u).unwrap();
+        let survival_without = |skip: usize, t: f64| {
+            // P(at most K−1 of the others have completed U updates by t).
+            let mut dist = vec![0.0; k];
+            dist[0] = 1.0;
+            for (i, &rate) in rates.iter().enumerate() {
+                if i == skip {
+                    continue;
+                }
+                let not_done = erlang_survival(u, rate * t);
+                let done = 1.0 - not_done;
+                for j in (1..k).rev() {
+                    dist[j] = dist[j] * not_done + dist[j - 1] * done;
+                }
+                dist[0] *= not_done;
+            }
+            dist.iter().sum::<f64>()
+        };
+        for (m, &rate) in rates.iter().enumerate() {
+            let want = simpson_log_segments(|t| rate * (-rate * t).exp() * survival_without(m, t));
+            assert_rel(
+                h.upload_prob[m],
+                want,
+                1e-11,
+                &format!("P(worker {m} uploads), K = {k}"),
+            );
+        }
+        // E[T] = ∫ P(fewer than K done) dt, by the same direct DP over everyone.
+        let survival_all = |t: f64| {
+            let mut dist = vec![0.0; k];
+            dist[0] = 1.0;
+            for &rate in &rates {
+                let not_done = erlang_survival(u, rate * t);
+                for j in (1..k).rev() {
+                    dist[j] = dist[j] * not_done + dist[j - 1] * (1.0 - not_done);
+                }
+                dist[0] *= not_done;
+            }
+            dist.iter().sum::<f64>()
+        };
+        let want = simpson_log_segments(survival_all);
+        assert_rel(h.round_time, want, 1e-11, &format!("E[T], K = {k}"));
     }
 }
 

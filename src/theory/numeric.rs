@@ -406,8 +406,8 @@ where
 
 /// Integrals over [a, b] of several integrands at once, by composite 16-point Gauss–Legendre
 /// starting from 8 panels and doubling until every integral changes by at most
-/// `rel_tol`·|value| + `abs_tol`, or the changes stop shrinking (the integrand's own rounding
-/// noise has been reached), or 2^14 panels are reached. Returns zeros when b ≤ a.
+/// `rel_tol`·|value| + `abs_tol`, or the relative changes are below 1e-9 and stop shrinking (the
+/// integrand's own rounding noise has been reached), or 2^14 panels are reached. Returns zeros when b ≤ a.
 pub(crate) fn integrate<F>(
     a: f64,
     b: f64,
@@ -437,9 +437,9 @@ where
             converged &= (c - p).abs() <= rel_tol * c.abs() + abs_tol;
             change = change.max((c - p).abs() / c.abs().max(f64::MIN_POSITIVE));
         }
-        // Gauss–Legendre on smooth integrands converges much faster than halving; once the
+        // Gauss–Legendre on smooth integrands converges much faster than halving; once a small
         // change stops shrinking, it is rounding noise in the integrand, not truncation.
-        let stalled = panels >= 128 && change > 0.5 * last_change;
+        let stalled = panels >= 128 && change < 1e-9 && change > 0.5 * last_change;
         if converged || stalled || panels >= MAX_PANELS {
             return current;
         }
