@@ -1,0 +1,141 @@
+//! Timing oracles of the fixed computation model (Tyurin & Richtárik 2023): worker i needs exactly
+//! τ_i seconds per stochastic gradient, always, and communication is free
+//! (specs/baselines.md §5, §6.3, §7.3; oracle values in §14).
+//!
+//! - Vanilla ASGD applies every gradient, so by time t the server has made Σ_i ⌊t/τ_i⌋ updates.
+//! - A Rennala round with batch size S (in-flight work cancelled at the end of each round) takes
+//!   T_round(S) = min{t : Σ_i ⌊t/τ_i⌋ ≥ S}, which is bounded by
+//!   min_m (S + m)/Σ_{i≤m} 1/τ_i with τ sorted ascending.
+//! - Any R consecutive Ringmaster updates finish within t(R) = 2·min_m (R + m)/Σ_{i≤m} 1/τ_i.
+//! - A synchronous round (everyone computes one gradient) takes max_i τ_i.
+//!
+//! Floors of t/τ_i use [`tolerant_floor`]: when t is itself a product k·τ_i computed in floating
+//! point, t/τ_i can land one ulp below k, and a plain floor would miss that completion.
+
+use std::cmp::Ordering;
+
+use crate::error::{Error, Result, non_negative};
+
+/// Relative tolerance of [`tolerant_floor`]: x within 1e-9·max(1, |x|) of an integer counts as
+/// that integer.
+pub const FLOOR_TOLERANCE: f64 = 1e-9;
+
+/// ⌊x⌋, except that x within [`FLOOR_TOLERANCE`]·max(1, |x|) of an integer n gives n. Use it to
+/// count completions k·τ_i ≤ t when both are floating-point numbers.
+pub fn tolerant_floor(x: f64) -> f64 {
+    let nearest = x.round();
+    if (x - nearest).abs() <= FLOOR_TOLERANCE * nearest.abs().max(1.0) {
+        nearest
+    } else {
+        x.floor()
+    }
+}
+
+/// Σ_i ⌊t/τ_i⌋: the number of gradients vanilla ASGD has applied by time t (specs/baselines.md
+/// §5), with the ε-tolerant floor.
+pub fn asgd_updates_by(taus: &[f64], t: f64) -> Result<u64> {
+    check_taus(taus)?;
+    non_negative("t", t)?;
+    Ok(completions_by(taus, t))
+}
+
+/// max_i τ_i: one round in which every worker computes one gradient.
+pub fn sync_round_time(taus: &[f64]) -> Result<f64> {
+    check_taus(taus)?;
+    Ok(taus.iter().copied().fold(0.0, f64::max))
+}
+
+/// The exact Rennala round time with batch size S and cancellation (specs/baselines.md §6.3):
+/// T_round(S) = min{t ≥ 0 : Σ_i ⌊t/τ_i⌋ ≥ S}, the S-th smallest of the completion times
+/// {k·τ_i : k ≥ 1}. Found by bisection on the count, then by stepping from completion to
+/// completion, so it costs O(M·log) rather than O(S).
+pub fn rennala_round_time(taus: &[f64], batch: u64) -> Result<f64> {
+    check_taus(taus)?;
+    check_count("S (batch size)", batch)?;
+    let fastest = taus.iter().copied().fold(f64::INFINITY, f64::min);
+    // At t = S·τ_min the fastest worker alone has done S gradients.
+    let (mut lo, mut hi) = (0.0, batch as f64 * fastest);
+    for _ in 0..200 {
+        if hi - lo <= 1e-12 * hi {
+            break;
+        }
+        let mid = 0.5 * (lo + hi);
+        if completions_by(taus, mid) >= batch {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    // Now fewer than S completions by lo: step through the next completions after lo.
+    loop {
+        let next = taus
+            .iter()
+            .map(|&tau| (tolerant_floor(lo / tau) + 1.0) * tau)
+            .min_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal))
+            .expect("taus is not empty");
+        if completions_by(taus, next) >= batch {
+            return Ok(next);
+        }
+        lo = next;
+    }
+}
+
+/// The upper bound min_m (S + m)/Σ_{i≤m} 1/τ_i on the Rennala round time, τ sorted ascending
+/// (specs/baselines.md §6.3).
+pub fn rennala_round_time_bound(taus: &[f64], batch: u64) -> Result<f64> {
+    check_taus(taus)?;
+    check_count("S (batch size)", batch)?;
+    Ok(best_prefix(taus, batch))
+}
+
+/// Ringmaster's t(R) = 2·min_m (R + m)/Σ_{i≤m} 1/τ_i (τ sorted ascending): any R consecutive
+/// updates finish within this time (specs/baselines.md §7.3, Lemma 4.1).
+pub fn ringmaster_window_time(taus: &[f64], r: u64) -> Result<f64> {
+    check_taus(taus)?;
+    check_count("R (delay threshold)", r)?;
+    Ok(2.0 * best_prefix(taus, r))
+}
+
+/// min over m of (count + m)/Σ_{i≤m} 1/τ_i over the m fastest workers.
+fn best_prefix(taus: &[f64], count: u64) -> f64 {
+    let mut sorted = taus.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mut rate = 0.0;
+    let mut best = f64::INFINITY;
+    for (i, tau) in sorted.iter().enumerate() {
+        rate += 1.0 / tau;
+        best = best.min((count as f64 + (i + 1) as f64) / rate);
+    }
+    best
+}
+
+fn completions_by(taus: &[f64], t: f64) -> u64 {
+    taus.iter().map(|&tau| tolerant_floor(t / tau) as u64).sum()
+}
+
+fn check_taus(taus: &[f64]) -> Result<()> {
+    if taus.is_empty() {
+        return Err(Error::invalid(
+            "tau",
+            "[]",
+            "at least one worker time is needed",
+        ));
+    }
+    for (i, &tau) in taus.iter().enumerate() {
+        if !(tau.is_finite() && tau > 0.0) {
+            return Err(Error::invalid(
+                format!("tau[{i}]"),
+                tau,
+                "must be a finite number > 0",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_count(name: &str, value: u64) -> Result<()> {
+    if value == 0 {
+        return Err(Error::invalid(name, value, "must be at least 1"));
+    }
+    Ok(())
+}
