@@ -14,8 +14,8 @@ use num_traits::{ToPrimitive, Zero};
 use stsyn::Error;
 use stsyn::theory::dutta::{self, UpdateTime, Variant};
 use stsyn::theory::stsyn::{
-    exact, exact_prob_updates, exact_round_time_double_sum, exact_update_distribution,
-    prob_updates, round_stats, round_stats_heterogeneous, update_distribution,
+    exact, exact_prob_updates, exact_round_time_double_sum, exact_update_distribution, prob_updates, round_stats,
+    round_stats_heterogeneous, update_distribution,
 };
 use stsyn::theory::{fixed, harmonic, harmonic_difference, spiridonoff};
 
@@ -46,19 +46,15 @@ fn assert_rel(got: f64, want: f64, tol: f64, what: &str) {
 
 #[track_caller]
 fn assert_abs(got: f64, want: f64, tol: f64, what: &str) {
-    assert!(
-        (got - want).abs() <= tol,
-        "{what}: got {got:.12}, want {want} (tolerance {tol:e})"
-    );
+    assert!((got - want).abs() <= tol, "{what}: got {got:.12}, want {want} (tolerance {tol:e})");
 }
 
 #[track_caller]
 fn assert_invalid<T: std::fmt::Debug>(result: stsyn::Result<T>, parameter: &str) {
     match result {
-        Err(Error::InvalidParameter { name, .. }) => assert!(
-            name.starts_with(parameter),
-            "error names {name:?}, expected {parameter:?}"
-        ),
+        Err(Error::InvalidParameter { name, .. }) => {
+            assert!(name.starts_with(parameter), "error names {name:?}, expected {parameter:?}")
+        }
         other => panic!("expected InvalidParameter naming {parameter}, got {other:?}"),
     }
 }
@@ -103,16 +99,8 @@ const REFERENCE: [(usize, u32, usize, &str, &str); 7] = [
 fn exact_rationals_reproduce_the_reference_table() {
     for &(m, u, k, round_time, uploaders) in &REFERENCE {
         let got = exact(m, k, u).unwrap();
-        assert_eq!(
-            got.round_time,
-            q(round_time),
-            "λE[T] at (M,U,K) = ({m},{u},{k})"
-        );
-        assert_eq!(
-            got.uploaders,
-            q(uploaders),
-            "E|M| at (M,U,K) = ({m},{u},{k})"
-        );
+        assert_eq!(got.round_time, q(round_time), "λE[T] at (M,U,K) = ({m},{u},{k})");
+        assert_eq!(got.uploaders, q(uploaders), "E|M| at (M,U,K) = ({m},{u},{k})");
     }
 }
 
@@ -140,17 +128,14 @@ fn exact_special_cases() {
         for k in 1..=m {
             // U = 1: E[T] = H_M − H_{M−K} and exactly K workers upload.
             let e = exact(m, k, 1).unwrap();
-            let harmonic_gap = ((m - k + 1)..=m).fold(BigRational::zero(), |acc, i| {
-                acc + BigRational::new(BigInt::from(1), BigInt::from(i))
-            });
+            let harmonic_gap = ((m - k + 1)..=m)
+                .fold(BigRational::zero(), |acc, i| acc + BigRational::new(BigInt::from(1), BigInt::from(i)));
             assert_eq!(e.round_time, harmonic_gap, "U = 1, M = {m}, K = {k}");
             assert_eq!(e.uploaders, int(k), "U = 1, M = {m}, K = {k}");
             for u in [2, 3] {
                 // Σ_{n<U} P(N_m = n) = (M−K)/M; K = M gives M uploaders.
-                let sum = exact_update_distribution(m, k, u)
-                    .unwrap()
-                    .into_iter()
-                    .fold(BigRational::zero(), |acc, p| acc + p);
+                let sum =
+                    exact_update_distribution(m, k, u).unwrap().into_iter().fold(BigRational::zero(), |acc, p| acc + p);
                 assert_eq!(sum, BigRational::new(BigInt::from(m - k), BigInt::from(m)));
                 if k == m {
                     assert_eq!(exact(m, k, u).unwrap().uploaders, int(m));
@@ -174,15 +159,7 @@ fn exact_update_probabilities_match_the_reference_table() {
         (4, 3, 3, &[0.03033, 0.08518, 0.13448]),
         (4, 3, 1, &[0.24792, 0.28812, 0.21396]),
         (6, 4, 2, &[0.07729, 0.17481, 0.21768, 0.19689]),
-        (
-            20,
-            10,
-            5,
-            &[
-                0.00065, 0.00454, 0.01616, 0.03879, 0.07066, 0.10417, 0.12942, 0.13935, 0.13271,
-                0.11355,
-            ],
-        ),
+        (20, 10, 5, &[0.00065, 0.00454, 0.01616, 0.03879, 0.07066, 0.10417, 0.12942, 0.13935, 0.13271, 0.11355]),
     ];
     for (m, u, k, expected) in table {
         let exact_values = exact_update_distribution(m, k, u).unwrap();
@@ -191,17 +168,11 @@ fn exact_update_probabilities_match_the_reference_table() {
             let what = format!("P(N = {n}) at (M,U,K) = ({m},{u},{k})");
             assert_abs(to_f64(&exact_values[n]), want, 5e-6, &what);
             assert_abs(f64_values[n], want, 5e-6, &what);
-            assert_eq!(
-                exact_prob_updates(m, k, u, n as u32).unwrap(),
-                exact_values[n]
-            );
+            assert_eq!(exact_prob_updates(m, k, u, n as u32).unwrap(), exact_values[n]);
         }
     }
     assert_eq!(
-        exact_update_distribution(4, 3, 3)
-            .unwrap()
-            .into_iter()
-            .fold(BigRational::zero(), |a, b| a + b),
+        exact_update_distribution(4, 3, 3).unwrap().into_iter().fold(BigRational::zero(), |a, b| a + b),
         q("1/4")
     );
 }
@@ -215,12 +186,7 @@ fn quadrature_matches_exact_rationals_on_the_reference_table() {
         let stats = round_stats(m, k, u, 1.0).unwrap();
         let what = format!("(M,U,K) = ({m},{u},{k})");
         assert_rel(stats.round_time, to_f64(&q(round_time)), 1e-12, &what);
-        assert_rel(
-            stats.updates_per_worker,
-            to_f64(&q(round_time)),
-            1e-12,
-            &what,
-        );
+        assert_rel(stats.updates_per_worker, to_f64(&q(round_time)), 1e-12, &what);
         assert_rel(stats.uploaders, to_f64(&q(uploaders)), 1e-12, &what);
     }
 }
@@ -233,11 +199,7 @@ fn quadrature_matches_exact_rationals_on_random_cases() {
     let cases = if cfg!(debug_assertions) { 7 } else { 24 };
     for case in 0..cases {
         // Mostly small, plus a few at the top of the range (M = 40, U = 12).
-        let (m, u) = if case % 6 == 0 {
-            (40, 12)
-        } else {
-            (rng.range(1, 40) as usize, rng.range(1, 12) as u32)
-        };
+        let (m, u) = if case % 6 == 0 { (40, 12) } else { (rng.range(1, 40) as usize, rng.range(1, 12) as u32) };
         let k = rng.range(1, m as u64) as usize;
         let what = format!("(M,U,K) = ({m},{u},{k})");
         let e = exact(m, k, u).unwrap();
@@ -251,10 +213,7 @@ fn quadrature_matches_exact_rationals_on_random_cases() {
         let probs = update_distribution(m, k, u).unwrap();
         for (n, (got, want)) in probs.iter().zip(&exact_probs).enumerate() {
             let want = to_f64(want);
-            assert!(
-                (got - want).abs() <= 1e-11 * want + 1e-300,
-                "P(N = {n}) at {what}: {got:e} vs {want:e}"
-            );
+            assert!((got - want).abs() <= 1e-11 * want + 1e-300, "P(N = {n}) at {what}: {got:e} vs {want:e}");
         }
     }
     eprintln!("worst relative error of E[T], E|M| over random cases: {worst:.1e}");
@@ -287,27 +246,11 @@ fn quadrature_reproduces_the_m20_table() {
         let s = round_stats(20, k, u, 1.0).unwrap();
         20.0 * s.updates_per_worker / s.uploaders
     };
-    for (k, want) in [1, 5, 10, 15, 20]
-        .into_iter()
-        .zip([5.1017, 7.5726, 9.5041, 11.6470, 16.7761])
-    {
-        assert_abs(
-            per_uploader(k, 10),
-            want,
-            5e-5,
-            &format!("per uploader, K = {k}"),
-        );
+    for (k, want) in [1, 5, 10, 15, 20].into_iter().zip([5.1017, 7.5726, 9.5041, 11.6470, 16.7761]) {
+        assert_abs(per_uploader(k, 10), want, 5e-5, &format!("per uploader, K = {k}"));
     }
-    for (u, want) in [1, 5, 10, 15, 20]
-        .into_iter()
-        .zip([1.1180, 3.4143, 7.5726, 12.0302, 16.5789])
-    {
-        assert_abs(
-            per_uploader(5, u),
-            want,
-            5e-5,
-            &format!("per uploader, U = {u}"),
-        );
+    for (u, want) in [1, 5, 10, 15, 20].into_iter().zip([1.1180, 3.4143, 7.5726, 12.0302, 16.5789]) {
+        assert_abs(per_uploader(5, u), want, 5e-5, &format!("per uploader, U = {u}"));
     }
     // The code's time scale μ = 1e-4 (§2.7, last table), to four significant digits.
     for (k, u, want) in [
@@ -328,24 +271,12 @@ fn quadrature_reproduces_the_m20_table() {
 
 #[test]
 fn quadrature_special_cases_and_identities() {
-    for (m, k, u) in [
-        (1, 1, 4),
-        (2, 1, 1),
-        (7, 3, 1),
-        (30, 30, 6),
-        (25, 10, 8),
-        (50, 49, 3),
-    ] {
+    for (m, k, u) in [(1, 1, 4), (2, 1, 1), (7, 3, 1), (30, 30, 6), (25, 10, 8), (50, 49, 3)] {
         let s = round_stats(m, k, u, 1.0).unwrap();
         let what = format!("(M,U,K) = ({m},{u},{k})");
         if u == 1 {
             assert_rel(s.uploaders, k as f64, 1e-12, &what);
-            assert_rel(
-                s.round_time,
-                harmonic_difference(m as u64, k as u64),
-                1e-12,
-                &what,
-            );
+            assert_rel(s.round_time, harmonic_difference(m as u64, k as u64), 1e-12, &what);
         }
         let distribution = update_distribution(m, k, u).unwrap();
         if k == m {
@@ -354,12 +285,7 @@ fn quadrature_special_cases_and_identities() {
         } else {
             let sum: f64 = distribution.iter().sum();
             assert_rel(sum, (m - k) as f64 / m as f64, 1e-12, &what);
-            assert_rel(
-                s.uploaders,
-                m as f64 * (1.0 - distribution[0]),
-                1e-12,
-                &what,
-            );
+            assert_rel(s.uploaders, m as f64 * (1.0 - distribution[0]), 1e-12, &what);
         }
         for (n, &p) in distribution.iter().enumerate() {
             assert_eq!(prob_updates(m, k, u, n as u32).unwrap(), p, "{what}");
@@ -396,14 +322,8 @@ fn round_time_increases_with_k_and_u() {
         let mut previous_uploaders = 0.0;
         for u in 1..=15 {
             let s = round_stats(m, k, u, 1.0).unwrap();
-            assert!(
-                s.round_time > previous,
-                "E[T] not increasing in U at U = {u}"
-            );
-            assert!(
-                s.uploaders >= previous_uploaders,
-                "E|M| not non-decreasing in U"
-            );
+            assert!(s.round_time > previous, "E[T] not increasing in U at U = {u}");
+            assert!(s.uploaders >= previous_uploaders, "E|M| not non-decreasing in U");
             previous = s.round_time;
             previous_uploaders = s.uploaders;
         }
@@ -424,10 +344,7 @@ fn simpson(b: f64, n: usize, g: impl Fn(f64) -> f64) -> f64 {
 /// with 4000 intervals, so that both fast (t ~ 0.01) and slow (t ~ 100) features are resolved.
 fn simpson_log_segments(g: impl Fn(f64) -> f64) -> f64 {
     let edges = [0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0, 2000.0];
-    edges
-        .windows(2)
-        .map(|w| simpson(w[1] - w[0], 4000, |x| g(w[0] + x)))
-        .sum()
+    edges.windows(2).map(|w| simpson(w[1] - w[0], 4000, |x| g(w[0] + x))).sum()
 }
 
 /// S_U(t) = e^{−t} Σ_{k<U} t^k/k!, summed naively (fine for U = 10, t ≤ 100), capped at 1
@@ -450,51 +367,31 @@ fn stable_at_ten_thousand_workers() {
     for k in [1, 2, 100, 5_000, 9_999, 10_000] {
         let s = round_stats(m, k, 1, mean).unwrap();
         let what = format!("M = 10^4, U = 1, K = {k}");
-        assert_rel(
-            s.round_time,
-            harmonic_difference(m as u64, k as u64) * mean,
-            1e-11,
-            &what,
-        );
+        assert_rel(s.round_time, harmonic_difference(m as u64, k as u64) * mean, 1e-11, &what);
         assert_rel(s.uploaders, k as f64, 1e-10, &what);
     }
     // K = M: the mean of the maximum of M Erlang(10) times, by an independent Simpson rule.
     let u = 10;
-    let erlang_max = simpson(100.0, 200_000, |t| {
-        -(m as f64 * (-erlang_survival(u, t)).ln_1p()).exp_m1()
-    });
+    let erlang_max = simpson(100.0, 200_000, |t| -(m as f64 * (-erlang_survival(u, t)).ln_1p()).exp_m1());
     let sync = round_stats(m, m, u, 1.0).unwrap();
     assert_rel(sync.round_time, erlang_max, 1e-10, "K = M = 10^4, U = 10");
     assert_eq!(sync.uploaders, m as f64);
-    assert_eq!(
-        dutta::sync_local_sgd_round_time(m, u, 1.0).unwrap(),
-        sync.round_time
-    );
+    assert_eq!(dutta::sync_local_sgd_round_time(m, u, 1.0).unwrap(), sync.round_time);
     // K = 1: E[T] = ∫ S_U(t)^M dt.
-    let first = simpson(10.0, 200_000, |t| {
-        (m as f64 * erlang_survival(u, t).ln()).exp()
-    });
+    let first = simpson(10.0, 200_000, |t| (m as f64 * erlang_survival(u, t).ln()).exp());
     let fastest = round_stats(m, 1, u, 1.0).unwrap();
     assert_rel(fastest.round_time, first, 1e-10, "K = 1, M = 10^4, U = 10");
     // In between: ordered, and the identities that tie the three integrals together.
     for k in [10, 5_000, 9_999] {
         let s = round_stats(m, k, u, 1.0).unwrap();
         let what = format!("M = 10^4, U = 10, K = {k}");
-        assert!(
-            s.round_time.is_finite() && s.uploaders.is_finite(),
-            "{what}"
-        );
+        assert!(s.round_time.is_finite() && s.uploaders.is_finite(), "{what}");
         assert!(fastest.round_time < s.round_time && s.round_time < sync.round_time);
         assert!(k as f64 <= s.uploaders && s.uploaders <= m as f64, "{what}");
         let distribution = update_distribution(m, k, u).unwrap();
         let sum: f64 = distribution.iter().sum();
         assert_rel(sum, (m - k) as f64 / m as f64, 1e-11, &what);
-        assert_rel(
-            s.uploaders,
-            m as f64 * (1.0 - distribution[0]),
-            1e-11,
-            &what,
-        );
+        assert_rel(s.uploaders, m as f64 * (1.0 - distribution[0]), 1e-11, &what);
     }
 }
 
@@ -517,10 +414,7 @@ fn stsyn_inputs_are_validated() {
     assert_invalid(exact_round_time_double_sum(0, 0, 1), "M");
     assert_invalid(round_stats_heterogeneous(&[], 1, 1), "rates");
     assert_invalid(round_stats_heterogeneous(&[1.0, -2.0], 1, 1), "rates[1]");
-    assert_invalid(
-        round_stats_heterogeneous(&[1.0, f64::NAN], 1, 1),
-        "rates[1]",
-    );
+    assert_invalid(round_stats_heterogeneous(&[1.0, f64::NAN], 1, 1), "rates[1]");
     assert_invalid(round_stats_heterogeneous(&[1.0, 2.0], 3, 1), "K");
     assert_invalid(round_stats_heterogeneous(&[1.0, 2.0], 1, 0), "U");
 }
@@ -547,14 +441,7 @@ fn heterogeneous_rates_reproduce_the_spec_table() {
 
 #[test]
 fn heterogeneous_rates_agree_with_the_homogeneous_formulas() {
-    for (m, k, u) in [
-        (4, 3, 3),
-        (5, 2, 3),
-        (20, 5, 10),
-        (30, 30, 4),
-        (40, 1, 12),
-        (60, 45, 6),
-    ] {
+    for (m, k, u) in [(4, 3, 3), (5, 2, 3), (20, 5, 10), (30, 30, 4), (40, 1, 12), (60, 45, 6)] {
         let rate = 2.0;
         let h = round_stats_heterogeneous(&vec![rate; m], k, u).unwrap();
         let s = round_stats(m, k, u, 1.0 / rate).unwrap();
@@ -580,15 +467,8 @@ fn heterogeneous_rates_match_exponential_race_formulas() {
     // K = M: E[max] by inclusion–exclusion over subsets.
     let mut expected_max = 0.0;
     for mask in 1u32..(1 << rates.len()) {
-        let subset_rate: f64 = (0..rates.len())
-            .filter(|i| mask & (1 << i) != 0)
-            .map(|i| rates[i])
-            .sum();
-        let sign = if mask.count_ones() % 2 == 1 {
-            1.0
-        } else {
-            -1.0
-        };
+        let subset_rate: f64 = (0..rates.len()).filter(|i| mask & (1 << i) != 0).map(|i| rates[i]).sum();
+        let sign = if mask.count_ones() % 2 == 1 { 1.0 } else { -1.0 };
         expected_max += sign / subset_rate;
     }
     let all = round_stats_heterogeneous(&rates, rates.len(), 1).unwrap();
@@ -597,12 +477,7 @@ fn heterogeneous_rates_match_exponential_race_formulas() {
     // Any K with U = 1: exactly the first K upload, so Σ P(upload) = K.
     for k in 1..=rates.len() {
         let h = round_stats_heterogeneous(&rates, k, 1).unwrap();
-        assert_rel(
-            h.upload_prob.iter().sum(),
-            k as f64,
-            1e-11,
-            &format!("K = {k}"),
-        );
+        assert_rel(h.upload_prob.iter().sum(), k as f64, 1e-11, &format!("K = {k}"));
     }
 }
 
@@ -635,12 +510,7 @@ fn heterogeneous_leave_one_out_matches_a_direct_computation() {
         };
         for (m, &rate) in rates.iter().enumerate() {
             let want = simpson_log_segments(|t| rate * (-rate * t).exp() * survival_without(m, t));
-            assert_rel(
-                h.upload_prob[m],
-                want,
-                1e-11,
-                &format!("P(worker {m} uploads), K = {k}"),
-            );
+            assert_rel(h.upload_prob[m], want, 1e-11, &format!("P(worker {m} uploads), K = {k}"));
         }
         // E[T] = ∫ P(fewer than K done) dt, by the same direct DP over everyone.
         let survival_all = |t: f64| {
@@ -693,79 +563,30 @@ fn heterogeneous_rates_are_equivariant() {
 #[test]
 fn dutta_runtimes_reproduce_the_oracle_table() {
     let exp = UpdateTime::Exp { mean: 1.0 };
-    let shifted = UpdateTime::ShiftedExp {
-        shift: 1.0,
-        mean: 1.0,
-    };
+    let shifted = UpdateTime::ShiftedExp { shift: 1.0, mean: 1.0 };
     let run = |variant, time| dutta::runtime_per_iteration(variant, 8, 4, time).unwrap();
     assert_abs(run(Variant::KSync, exp).unwrap(), 0.634524, 5e-7, "K-sync");
-    assert_abs(
-        run(Variant::KBatchSync, exp).unwrap(),
-        0.5,
-        1e-15,
-        "K-batch-sync",
-    );
-    assert_abs(
-        run(Variant::KAsync, exp).unwrap(),
-        0.634524,
-        5e-7,
-        "K-async",
-    );
-    assert_abs(
-        run(Variant::KBatchAsync, exp).unwrap(),
-        0.5,
-        1e-15,
-        "K-batch-async",
-    );
-    assert_abs(
-        run(Variant::KSync, shifted).unwrap(),
-        1.634524,
-        5e-7,
-        "shifted K-sync",
-    );
-    assert_abs(
-        run(Variant::KBatchAsync, shifted).unwrap(),
-        1.0,
-        1e-15,
-        "shifted K-batch-async",
-    );
+    assert_abs(run(Variant::KBatchSync, exp).unwrap(), 0.5, 1e-15, "K-batch-sync");
+    assert_abs(run(Variant::KAsync, exp).unwrap(), 0.634524, 5e-7, "K-async");
+    assert_abs(run(Variant::KBatchAsync, exp).unwrap(), 0.5, 1e-15, "K-batch-async");
+    assert_abs(run(Variant::KSync, shifted).unwrap(), 1.634524, 5e-7, "shifted K-sync");
+    assert_abs(run(Variant::KBatchAsync, shifted).unwrap(), 1.0, 1e-15, "shifted K-batch-async");
     assert_eq!(run(Variant::KBatchSync, shifted), None);
     assert_eq!(run(Variant::KAsync, shifted), None);
     assert_abs(run(Variant::Async, exp).unwrap(), 0.125, 1e-15, "async");
-    assert_abs(
-        run(Variant::Async, shifted).unwrap(),
-        0.25,
-        1e-15,
-        "shifted async",
-    );
+    assert_abs(run(Variant::Async, shifted).unwrap(), 0.25, 1e-15, "shifted async");
 }
 
 #[test]
 fn dutta_runtimes_at_the_ends() {
-    let shifted = UpdateTime::ShiftedExp {
-        shift: 0.5,
-        mean: 2.0,
-    };
+    let shifted = UpdateTime::ShiftedExp { shift: 0.5, mean: 2.0 };
     let p = 6;
     // K = P: K-sync and K-async are both fully synchronous, Δ + H_P·μ.
     let full = 0.5 + harmonic(6) * 2.0;
-    assert_rel(
-        dutta::k_sync_runtime(p, p, shifted).unwrap(),
-        full,
-        1e-15,
-        "K-sync, K = P",
-    );
-    assert_rel(
-        dutta::k_async_runtime(p, p, shifted).unwrap().unwrap(),
-        full,
-        1e-15,
-        "K-async, K = P",
-    );
+    assert_rel(dutta::k_sync_runtime(p, p, shifted).unwrap(), full, 1e-15, "K-sync, K = P");
+    assert_rel(dutta::k_async_runtime(p, p, shifted).unwrap().unwrap(), full, 1e-15, "K-async, K = P");
     // K = 1: K-async is async SGD, K-batch-sync is the fastest of P fresh draws.
-    assert_eq!(
-        dutta::k_async_runtime(p, 1, shifted).unwrap(),
-        Some(dutta::async_runtime(p, shifted).unwrap())
-    );
+    assert_eq!(dutta::k_async_runtime(p, 1, shifted).unwrap(), Some(dutta::async_runtime(p, shifted).unwrap()));
     assert_rel(
         dutta::k_batch_sync_runtime(p, 1, shifted).unwrap().unwrap(),
         0.5 + 2.0 / 6.0,
@@ -773,27 +594,14 @@ fn dutta_runtimes_at_the_ends() {
         "K-batch-sync, K = 1",
     );
     // A zero shift is the exponential case.
-    let zero_shift = UpdateTime::ShiftedExp {
-        shift: 0.0,
-        mean: 2.0,
-    };
+    let zero_shift = UpdateTime::ShiftedExp { shift: 0.0, mean: 2.0 };
     assert_eq!(
         dutta::k_async_runtime(p, 3, zero_shift).unwrap(),
         dutta::k_async_runtime(p, 3, UpdateTime::Exp { mean: 2.0 }).unwrap()
     );
     // Fully synchronous SGD: E[X_{M:M}] = H_M·μ, and local SGD with U = 1 is the same.
-    assert_rel(
-        dutta::expected_max_exp(8, 1.0).unwrap(),
-        761.0 / 280.0,
-        1e-15,
-        "H_8",
-    );
-    assert_rel(
-        dutta::sync_local_sgd_round_time(8, 1, 1.0).unwrap(),
-        761.0 / 280.0,
-        1e-12,
-        "sync local SGD, U = 1",
-    );
+    assert_rel(dutta::expected_max_exp(8, 1.0).unwrap(), 761.0 / 280.0, 1e-15, "H_8");
+    assert_rel(dutta::sync_local_sgd_round_time(8, 1, 1.0).unwrap(), 761.0 / 280.0, 1e-12, "sync local SGD, U = 1");
     // Local SGD rounds of U updates: E[max of M Erlang(U)] is the exact K = M value.
     assert_rel(
         dutta::sync_local_sgd_round_time(4, 3, 1.0).unwrap(),
@@ -809,14 +617,8 @@ fn dutta_inputs_are_validated() {
     assert_invalid(dutta::k_sync_runtime(0, 1, exp), "P");
     assert_invalid(dutta::k_sync_runtime(4, 0, exp), "K");
     assert_invalid(dutta::k_batch_async_runtime(4, 5, exp), "K");
-    assert_invalid(
-        dutta::k_sync_runtime(4, 2, UpdateTime::Exp { mean: 0.0 }),
-        "mean",
-    );
-    let bad_shift = UpdateTime::ShiftedExp {
-        shift: -1.0,
-        mean: 1.0,
-    };
+    assert_invalid(dutta::k_sync_runtime(4, 2, UpdateTime::Exp { mean: 0.0 }), "mean");
+    let bad_shift = UpdateTime::ShiftedExp { shift: -1.0, mean: 1.0 };
     assert_invalid(dutta::k_async_runtime(4, 2, bad_shift), "shift");
     assert_invalid(dutta::expected_max_exp(0, 1.0), "P");
     assert_invalid(dutta::sync_local_sgd_round_time(4, 0, 1.0), "U");
@@ -832,45 +634,16 @@ fn sqrt_taus() -> Vec<f64> {
 #[test]
 fn fixed_model_reproduces_the_oracle_table() {
     let taus = sqrt_taus();
-    assert_abs(
-        fixed::sync_round_time(&taus).unwrap(),
-        3.162278,
-        5e-7,
-        "sync",
-    );
+    assert_abs(fixed::sync_round_time(&taus).unwrap(), 3.162278, 5e-7, "sync");
     assert_eq!(fixed::asgd_updates_by(&taus, 10.0).unwrap(), 47);
-    for (s, want) in [1, 5, 10, 20, 50]
-        .into_iter()
-        .zip([1.0, 2.0, 2.828427, 5.0, 11.0])
-    {
-        assert_abs(
-            fixed::rennala_round_time(&taus, s).unwrap(),
-            want,
-            5e-7,
-            &format!("Rennala, S = {s}"),
-        );
+    for (s, want) in [1, 5, 10, 20, 50].into_iter().zip([1.0, 2.0, 2.828427, 5.0, 11.0]) {
+        assert_abs(fixed::rennala_round_time(&taus, s).unwrap(), want, 5e-7, &format!("Rennala, S = {s}"));
     }
-    for (s, want) in [1, 5, 10, 20, 50]
-        .into_iter()
-        .zip([1.750963, 2.973851, 3.983272, 5.974908, 11.949816])
-    {
-        assert_abs(
-            fixed::rennala_round_time_bound(&taus, s).unwrap(),
-            want,
-            5e-7,
-            &format!("Rennala bound, S = {s}"),
-        );
+    for (s, want) in [1, 5, 10, 20, 50].into_iter().zip([1.750963, 2.973851, 3.983272, 5.974908, 11.949816]) {
+        assert_abs(fixed::rennala_round_time_bound(&taus, s).unwrap(), want, 5e-7, &format!("Rennala bound, S = {s}"));
     }
-    for (r, want) in [1, 2, 5, 10]
-        .into_iter()
-        .zip([3.501926, 4.309637, 5.947701, 7.966544])
-    {
-        assert_abs(
-            fixed::ringmaster_window_time(&taus, r).unwrap(),
-            want,
-            5e-7,
-            &format!("Ringmaster, R = {r}"),
-        );
+    for (r, want) in [1, 2, 5, 10].into_iter().zip([3.501926, 4.309637, 5.947701, 7.966544]) {
+        assert_abs(fixed::ringmaster_window_time(&taus, r).unwrap(), want, 5e-7, &format!("Ringmaster, R = {r}"));
     }
 }
 
@@ -882,10 +655,7 @@ fn rennala_round_time_is_the_s_th_completion() {
         let taus: Vec<f64> = (0..n).map(|_| 0.1 + 2.0 * rng.unit()).collect();
         let s = rng.range(1, 200);
         // Brute force: all completion times k·τ_i, sorted; the S-th one.
-        let mut times: Vec<f64> = taus
-            .iter()
-            .flat_map(|&tau| (1..=s).map(move |k| k as f64 * tau))
-            .collect();
+        let mut times: Vec<f64> = taus.iter().flat_map(|&tau| (1..=s).map(move |k| k as f64 * tau)).collect();
         times.sort_by(f64::total_cmp);
         let want = times[s as usize - 1];
         let got = fixed::rennala_round_time(&taus, s).unwrap();
@@ -927,15 +697,9 @@ fn fixed_model_inputs_are_validated() {
 
 #[test]
 fn increasing_schedule_reproduces_the_oracle() {
-    let expected = [
-        0, 4, 14, 28, 47, 71, 100, 133, 171, 214, 261, 314, 371, 433, 500, 571, 647, 728, 814, 904,
-        1000,
-    ];
+    let expected = [0, 4, 14, 28, 47, 71, 100, 133, 171, 214, 261, 314, 371, 433, 500, 571, 647, 728, 814, 904, 1000];
     assert_eq!(spiridonoff::increasing(1000, 20).unwrap(), expected);
-    assert_eq!(
-        spiridonoff::budget_increasing(1000, 20, spiridonoff::Budget::Linear).unwrap(),
-        expected
-    );
+    assert_eq!(spiridonoff::budget_increasing(1000, 20, spiridonoff::Budget::Linear).unwrap(), expected);
     // The intervals grow (by a ≈ 4.76 per round, up to rounding).
     let gaps: Vec<u64> = expected.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.windows(2).all(|g| g[1] >= g[0]));
@@ -998,14 +762,8 @@ fn constant_and_budget_schedules() {
     assert_eq!(rounds(Budget::ThreeQuarters, 16), 8);
     assert_eq!(rounds(Budget::Linear, 20), 20);
     assert_eq!(rounds(Budget::SquareRoot, 1), 1);
-    assert_eq!(
-        spiridonoff::budget_constant(1000, 20, Budget::SquareRoot).unwrap(),
-        [0, 200, 400, 600, 800, 1000]
-    );
-    assert_eq!(
-        spiridonoff::budget_increasing(1000, 20, Budget::SquareRoot).unwrap(),
-        [0, 66, 200, 400, 666, 1000]
-    );
+    assert_eq!(spiridonoff::budget_constant(1000, 20, Budget::SquareRoot).unwrap(), [0, 200, 400, 600, 800, 1000]);
+    assert_eq!(spiridonoff::budget_increasing(1000, 20, Budget::SquareRoot).unwrap(), [0, 66, 200, 400, 666, 1000]);
 }
 
 #[test]

@@ -70,3 +70,171 @@ fn stsyn_matches_the_closed_form_table() {
     assert!(out.updates_per_worker.deviation_in_se(7.56773).abs() < 4.0);
     assert!(out.uploaders.deviation_in_se(19.98707).abs() < 4.0);
 }
+
+/// |simulated − theory| within 4 standard errors (a correct simulator fails one such check with
+/// probability about 6e-5; with a fixed seed the outcome is deterministic). Where the simulated
+/// quantity showed no spread at all (e.g. all M upload in every round while theory says
+/// 19.9999977), the deviation must be below 1e-4 relative: a rare event that did not happen.
+fn assert_close(what: &str, sim: &stsyn::sim::Running, theory: f64) {
+    if sim.se() == 0.0 || !sim.se().is_finite() {
+        assert!(
+            (sim.mean() - theory).abs() <= 1e-4 * theory.abs().max(1.0),
+            "{what}: {} (no spread) vs {theory}",
+            sim.mean()
+        );
+    } else {
+        let dev = sim.deviation_in_se(theory);
+        assert!(dev.abs() < 4.0, "{what}: {} ± {} vs {theory} ({dev:+.2} SE)", sim.mean(), sim.se());
+    }
+}
+
+#[test]
+fn stsyn_grid_matches_closed_forms_within_4_se() {
+    // The (M, U, K) grid of specs/stsyn.md §2.7.
+    let grid: [(usize, u32, usize); 16] = [
+        (4, 3, 3),
+        (4, 3, 4),
+        (4, 3, 1),
+        (4, 1, 2),
+        (4, 1, 4),
+        (3, 2, 2),
+        (5, 2, 3),
+        (20, 10, 1),
+        (20, 10, 5),
+        (20, 10, 10),
+        (20, 10, 15),
+        (20, 10, 20),
+        (20, 1, 5),
+        (20, 5, 5),
+        (20, 15, 5),
+        (20, 20, 5),
+    ];
+    for (m, u, k) in grid {
+        let s = setup(TimingAlgorithm::Stsyn, m, k, u, 30_000, "exp(mean=2.5)");
+        let t = s.theory().unwrap();
+        let out = s.simulate(EnginePath::Auto, &mut NullSink).unwrap();
+        let name = format!("(M,U,K) = ({m},{u},{k})");
+        assert_close(&format!("{name} round time"), &out.round_time, t.round_time.unwrap());
+        assert_close(&format!("{name} updates"), &out.updates_per_worker, t.updates_per_worker.unwrap());
+        assert_close(&format!("{name} uploaders"), &out.uploaders, t.uploaders.unwrap());
+    }
+    // The reference value itself, independent of the theory module: (20,10,5) E[T] = 7.56773 (λ = 1).
+    let s = setup(TimingAlgorithm::Stsyn, 20, 5, 10, 10, "exp(mean=1)");
+    assert!((s.theory().unwrap().round_time.unwrap() - 7.56773).abs() < 5e-6);
+}
+
+#[test]
+fn heterogeneous_rates_match_the_poisson_binomial_closed_form() {
+    // specs/stsyn.md §2.6: λ = (1, 1.5, 2, 3), U = 3, K = 3.
+    let mut s = setup(TimingAlgorithm::Stsyn, 4, 3, 3, 100_000, "exp(mean=1)");
+    s.compute = ComputeTime::parse("exp(mean=1)", "rates(1, 1.5, 2, 3)", 4, Path::new(".")).unwrap();
+    let rates = [1.0, 1.5, 2.0, 3.0];
+    let h = stsyn::theory::stsyn::round_stats_heterogeneous(&rates, 3, 3).unwrap();
+    assert!((h.round_time - 2.00641).abs() < 5e-6, "{}", h.round_time);
+    let records = rounds(&s, EnginePath::Kernel);
+    let mut time = stsyn::sim::Running::default();
+    let mut updates = vec![stsyn::sim::Running::default(); 4];
+    let mut uploads = vec![stsyn::sim::Running::default(); 4];
+    for r in &records {
+        time.push(r.duration());
+        for m in 0..4 {
+            updates[m].push(r.counts[m] as f64);
+            uploads[m].push((r.counts[m] >= 1) as u8 as f64);
+        }
+    }
+    assert_close("E[T]", &time, h.round_time);
+    for m in 0..4 {
+        assert_close(&format!("E[N_{m}]"), &updates[m], h.updates[m]);
+        assert_close(&format!("P(worker {m} uploads)"), &uploads[m], h.upload_prob[m]);
+    }
+}
+
+#[test]
+fn update_count_distribution_below_u_matches_the_closed_form() {
+    for (m, u, k) in [(20usize, 10u32, 5usize), (6, 4, 2), (4, 3, 3)] {
+        let s = setup(TimingAlgorithm::Stsyn, m, k, u, 40_000, "exp(mean=1)");
+        let p = s.updates_distribution().unwrap().unwrap();
+        let records = rounds(&s, EnginePath::Kernel);
+        let samples = (records.len() * m) as f64;
+        let mut freq = vec![0.0; u as usize];
+        for r in &records {
+            for &c in &r.counts {
+                if c < u {
+                    freq[c as usize] += 1.0 / samples;
+                }
+            }
+        }
+        for n in 0..u as usize {
+            // Counts of one round are dependent across workers; the binomial SE over all worker
+            // draws understates the spread, so inflate it by √M (a bound: it treats the M
+            // workers of a round as perfectly correlated).
+            let se = (p[n] * (1.0 - p[n]) / samples).sqrt() * (m as f64).sqrt();
+            assert!(
+                (freq[n] - p[n]).abs() < 4.0 * se.max(1e-12),
+                "(M,U,K)=({m},{u},{k}) P(N={n}): {} vs {}",
+                freq[n],
+                p[n]
+            );
+        }
+        let below: f64 = p.iter().sum();
+        assert!((below - (m - k) as f64 / m as f64).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn invariants_hold_in_every_round() {
+    // U = 1: exactly K workers have completed anything, so exactly K upload.
+    for r in rounds(&setup(TimingAlgorithm::Stsyn, 12, 4, 1, 2000, "exp(mean=1)"), EnginePath::Heap) {
+        assert_eq!(r.uploaders, 4);
+    }
+    // K = M: everybody reaches U, so all M upload.
+    for r in rounds(&setup(TimingAlgorithm::Stsyn, 9, 9, 4, 2000, "lognormal(mu=0, sigma=1)"), EnginePath::Heap) {
+        assert_eq!(r.uploaders, 9);
+        assert!(r.counts.iter().all(|&c| c >= 4));
+    }
+    // In every round at least K workers reach U (exactly K with continuous times), and no
+    // worker below U counts a step after the round closed.
+    for r in rounds(&setup(TimingAlgorithm::Stsyn, 20, 5, 10, 2000, "exp(mean=1)"), EnginePath::Heap) {
+        assert_eq!(r.counts.iter().filter(|&&c| c >= 10).count(), 5);
+        assert_eq!(r.updates, r.counts.iter().map(|&c| c as u64).sum::<u64>());
+        assert_eq!(r.cancelled, 20, "every worker has a step in progress at T");
+    }
+}
+
+#[test]
+fn dutta_runtimes_match_simulation() {
+    // specs/baselines.md §14: P = 8, K = 4, μ = 1.
+    let cases = [
+        (TimingAlgorithm::KSync, "exp(mean=1)", 0.634524),
+        (TimingAlgorithm::KBatchSync, "exp(mean=1)", 0.5),
+        (TimingAlgorithm::KAsync, "exp(mean=1)", 0.634524),
+        (TimingAlgorithm::KBatchAsync, "exp(mean=1)", 0.5),
+        (TimingAlgorithm::KSync, "shifted_exp(shift=1, mean=1)", 1.634524),
+        (TimingAlgorithm::KBatchAsync, "shifted_exp(shift=1, mean=1)", 1.0),
+    ];
+    for (alg, compute, oracle) in cases {
+        let s = setup(alg, 8, 4, 1, 100_000, compute);
+        let t = s.theory().unwrap().round_time.unwrap();
+        assert!((t - oracle).abs() < 1e-6, "{alg:?} {compute}: theory {t} vs table {oracle}");
+        let out = s.simulate(EnginePath::Heap, &mut NullSink).unwrap();
+        assert_close(&format!("{alg:?} {compute}"), &out.round_time, oracle);
+    }
+    // Asynchronous SGD: one update per E[X]/M.
+    let s = setup(TimingAlgorithm::Async, 8, 1, 1, 200_000, "exp(mean=2)");
+    let out = s.simulate(EnginePath::Heap, &mut NullSink).unwrap();
+    assert_close("async", &out.round_time, 0.25);
+}
+
+#[test]
+fn fixed_model_sync_round_is_the_slowest_worker() {
+    // τ_i = √i, i = 1..10: every synchronous round takes exactly √10 (specs/baselines.md §14).
+    let mut s = setup(TimingAlgorithm::Sync, 10, 10, 1, 50, "const(1)");
+    s.compute = ComputeTime::parse("const(1)", "profile(b=1, p=0.5)", 10, Path::new(".")).unwrap();
+    let taus = s.compute.fixed_times(10).unwrap();
+    let oracle = stsyn::theory::fixed::sync_round_time(&taus).unwrap();
+    assert!((oracle - 10f64.sqrt()).abs() < 1e-12);
+    for r in rounds(&s, EnginePath::Heap) {
+        // start + √10 − start: exact up to the rounding of the absolute times
+        assert!((r.duration() - oracle).abs() <= 1e-12 * r.end, "{} vs {oracle}", r.duration());
+    }
+}

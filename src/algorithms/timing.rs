@@ -10,7 +10,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::rng::Seeds;
 use crate::sim::{Algorithm, Engine, FixedRounds, RoundKernel, RoundPlan, RoundSync, Running};
-use crate::timing::{CommTime, ComputeTime};
+use crate::theory::{self, dutta, dutta::UpdateTime};
+use crate::timing::{CommTime, ComputeTime, Dist};
 use crate::trace::{RoundRecord, Sink};
 
 /// Which execution path to use.
@@ -218,13 +219,100 @@ impl Sink for Collect<'_> {
 }
 
 impl TimingSetup {
-    /// Closed forms of the three statistics, where known for this setup.
+    /// Closed forms of the three statistics, where known for this setup: i.i.d. exponential
+    /// (or shifted exponential) step times and zero communication; heterogeneous exponential
+    /// rates for STSyn and sync (up to 300 workers: that computation is O(M²) per point).
     pub fn theory(&self) -> Result<TheoryValues> {
-        Ok(TheoryValues::default())
+        let none = TheoryValues::default();
+        if !self.comm.is_zero() {
+            return Ok(none);
+        }
+        let (m, k, u) = (self.workers, self.wait, self.local_steps);
+        let (mf, kf) = (m as f64, k as f64);
+        // Expected number of distinct workers among K arrivals when each arrival comes from a
+        // uniformly random worker (memoryless exponential times in steady state).
+        let distinct = || mf * (1.0 - (1.0 - 1.0 / mf).powf(kf));
+        let time = match self.compute.iid_dist() {
+            Some(Dist::Exp { mean }) => Some(UpdateTime::Exp { mean: *mean }),
+            Some(Dist::ShiftedExp { shift, mean }) => Some(UpdateTime::ShiftedExp { shift: *shift, mean: *mean }),
+            _ => None,
+        };
+        let exp_mean = match time {
+            Some(UpdateTime::Exp { mean }) => Some(mean),
+            Some(UpdateTime::ShiftedExp { shift, mean }) if shift == 0.0 => Some(mean),
+            _ => None,
+        };
+        let stsyn_like = |wait: usize| -> Result<Option<(f64, f64, f64)>> {
+            if let Some(mean) = exp_mean {
+                let r = theory::stsyn::round_stats(m, wait, u, mean)?;
+                return Ok(Some((r.round_time, r.updates_per_worker, r.uploaders)));
+            }
+            match self.compute.exponential_rates(m) {
+                Some(rates) if m <= 300 => {
+                    let h = theory::stsyn::round_stats_heterogeneous(&rates, wait, u)?;
+                    Ok(Some((h.round_time, h.updates.iter().sum::<f64>() / mf, h.upload_prob.iter().sum())))
+                }
+                _ => Ok(None),
+            }
+        };
+        Ok(match self.algorithm {
+            TimingAlgorithm::Stsyn if self.max_steps.is_none() => match stsyn_like(k)? {
+                Some((t, n, up)) => {
+                    TheoryValues { round_time: Some(t), updates_per_worker: Some(n), uploaders: Some(up) }
+                }
+                None => none,
+            },
+            TimingAlgorithm::Stsyn => none,
+            TimingAlgorithm::Sync => match stsyn_like(m)? {
+                Some((t, _, _)) => {
+                    TheoryValues { round_time: Some(t), updates_per_worker: Some(u as f64), uploaders: Some(mf) }
+                }
+                None => none,
+            },
+            _ => {
+                let Some(time) = time else { return Ok(none) };
+                let per_worker = Some(kf / mf);
+                match self.algorithm {
+                    TimingAlgorithm::KSync => TheoryValues {
+                        round_time: Some(dutta::k_sync_runtime(m, k, time)?),
+                        updates_per_worker: per_worker,
+                        uploaders: Some(kf),
+                    },
+                    TimingAlgorithm::KBatchSync => TheoryValues {
+                        round_time: dutta::k_batch_sync_runtime(m, k, time)?,
+                        updates_per_worker: per_worker,
+                        uploaders: exp_mean.map(|_| distinct()),
+                    },
+                    TimingAlgorithm::KAsync => TheoryValues {
+                        round_time: dutta::k_async_runtime(m, k, time)?,
+                        updates_per_worker: per_worker,
+                        uploaders: Some(kf),
+                    },
+                    TimingAlgorithm::KBatchAsync => TheoryValues {
+                        round_time: Some(dutta::k_batch_async_runtime(m, k, time)?),
+                        updates_per_worker: per_worker,
+                        uploaders: exp_mean.map(|_| distinct()),
+                    },
+                    TimingAlgorithm::Async => TheoryValues {
+                        round_time: Some(dutta::async_runtime(m, time)?),
+                        updates_per_worker: Some(1.0 / mf),
+                        uploaders: Some(1.0),
+                    },
+                    TimingAlgorithm::Stsyn | TimingAlgorithm::Sync => unreachable!("handled above"),
+                }
+            }
+        })
     }
 
-    /// STSyn's P(N_m = n) for n < U, where the closed form applies.
+    /// STSyn's P(N_m = n) for n < U, where the closed form applies (i.i.d. exponential steps,
+    /// no cap, zero communication).
     pub fn updates_distribution(&self) -> Result<Option<Vec<f64>>> {
-        Ok(None)
+        let exp = self.compute.iid_dist().and_then(Dist::exponential_mean);
+        match (self.algorithm, self.max_steps, exp) {
+            (TimingAlgorithm::Stsyn, None, Some(_)) if self.comm.is_zero() => {
+                Ok(Some(theory::stsyn::update_distribution(self.workers, self.wait, self.local_steps)?))
+            }
+            _ => Ok(None),
+        }
     }
 }

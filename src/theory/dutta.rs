@@ -39,9 +39,7 @@ impl UpdateTime {
     fn checked(self) -> Result<(f64, f64)> {
         match self {
             UpdateTime::Exp { mean } => Ok((0.0, positive("mean", mean)?)),
-            UpdateTime::ShiftedExp { shift, mean } => {
-                Ok((non_negative("shift", shift)?, positive("mean", mean)?))
-            }
+            UpdateTime::ShiftedExp { shift, mean } => Ok((non_negative("shift", shift)?, positive("mean", mean)?)),
         }
     }
 }
@@ -64,12 +62,7 @@ pub enum Variant {
 /// Expected runtime per iteration (per model update) of `variant` with P = `learners` and the
 /// given K, or `None` where no closed form exists (specs/baselines.md §4.3). For
 /// [`Variant::Async`], `k` is ignored (it is K = 1 by definition).
-pub fn runtime_per_iteration(
-    variant: Variant,
-    learners: usize,
-    k: usize,
-    time: UpdateTime,
-) -> Result<Option<f64>> {
+pub fn runtime_per_iteration(variant: Variant, learners: usize, k: usize, time: UpdateTime) -> Result<Option<f64>> {
     match variant {
         Variant::KSync => k_sync_runtime(learners, k, time).map(Some),
         Variant::KBatchSync => k_batch_sync_runtime(learners, k, time),
@@ -150,18 +143,10 @@ pub fn sync_local_sgd_round_time(m: usize, u: u32, mean: f64) -> Result<f64> {
 
 fn check(learners: usize, k: usize) -> Result<()> {
     if learners == 0 {
-        return Err(Error::invalid(
-            "P (learners)",
-            learners,
-            "there must be at least one learner",
-        ));
+        return Err(Error::invalid("P (learners)", learners, "there must be at least one learner"));
     }
     if k == 0 || k > learners {
-        return Err(Error::invalid(
-            "K",
-            k,
-            format!("must satisfy 1 <= K <= P = {learners}"),
-        ));
+        return Err(Error::invalid("K", k, format!("must satisfy 1 <= K <= P = {learners}")));
     }
     Ok(())
 }

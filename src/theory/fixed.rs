@@ -24,11 +24,7 @@ pub const FLOOR_TOLERANCE: f64 = 1e-9;
 /// count completions k·τ_i ≤ t when both are floating-point numbers.
 pub fn tolerant_floor(x: f64) -> f64 {
     let nearest = x.round();
-    if (x - nearest).abs() <= FLOOR_TOLERANCE * nearest.abs().max(1.0) {
-        nearest
-    } else {
-        x.floor()
-    }
+    if (x - nearest).abs() <= FLOOR_TOLERANCE * nearest.abs().max(1.0) { nearest } else { x.floor() }
 }
 
 /// Σ_i ⌊t/τ_i⌋: the number of gradients vanilla ASGD has applied by time t (specs/baselines.md
@@ -115,19 +111,11 @@ fn completions_by(taus: &[f64], t: f64) -> u64 {
 
 fn check_taus(taus: &[f64]) -> Result<()> {
     if taus.is_empty() {
-        return Err(Error::invalid(
-            "tau",
-            "[]",
-            "at least one worker time is needed",
-        ));
+        return Err(Error::invalid("tau", "[]", "at least one worker time is needed"));
     }
     for (i, &tau) in taus.iter().enumerate() {
         if !(tau.is_finite() && tau > 0.0) {
-            return Err(Error::invalid(
-                format!("tau[{i}]"),
-                tau,
-                "must be a finite number > 0",
-            ));
+            return Err(Error::invalid(format!("tau[{i}]"), tau, "must be a finite number > 0"));
         }
     }
     Ok(())

@@ -23,8 +23,7 @@ pub(crate) fn ln_factorial(n: u64) -> f64 {
         let x = n as f64 + 1.0;
         let inv = 1.0 / x;
         let inv2 = inv * inv;
-        let series = inv
-            * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 * (1.0 / 1680.0))));
+        let series = inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 * (1.0 / 1680.0))));
         (x - 0.5) * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI).ln() + series
     }
 }
@@ -49,11 +48,7 @@ pub fn harmonic(n: u64) -> f64 {
 /// Requires K ≤ P (callers validate).
 pub fn harmonic_difference(p: u64, k: u64) -> f64 {
     debug_assert!(k <= p);
-    if k <= 1_000_000 {
-        ((p - k + 1)..=p).rev().map(|i| 1.0 / i as f64).sum()
-    } else {
-        harmonic(p) - harmonic(p - k)
-    }
+    if k <= 1_000_000 { ((p - k + 1)..=p).rev().map(|i| 1.0 / i as f64).sum() } else { harmonic(p) - harmonic(p - k) }
 }
 
 /// ln(1 + d) − d for d > −1, accurate also for small |d| (where it is ≈ −d²/2 and the direct
@@ -103,17 +98,11 @@ impl PoissonTerm {
             let inv = 1.0 / af;
             let inv2 = inv * inv;
             0.5 * (2.0 * std::f64::consts::PI * af).ln()
-                + inv
-                    * (1.0 / 12.0
-                        - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 * (1.0 / 1680.0))))
+                + inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 * (1.0 / 1680.0))))
         } else {
             0.0
         };
-        PoissonTerm {
-            a,
-            ln_fact: ln_factorial(a),
-            stirling_rest,
-        }
+        PoissonTerm { a, ln_fact: ln_factorial(a), stirling_rest }
     }
 
     /// ln(e^{−x} x^a / a!) for x > 0.
@@ -146,11 +135,7 @@ impl Erlang {
     /// Erlang(U, 1) for U ≥ 1.
     pub(crate) fn new(u: u32) -> Self {
         debug_assert!(u >= 1);
-        Erlang {
-            u,
-            top: PoissonTerm::new(u64::from(u)),
-            below_top: PoissonTerm::new(u64::from(u) - 1),
-        }
+        Erlang { u, top: PoissonTerm::new(u64::from(u)), below_top: PoissonTerm::new(u64::from(u) - 1) }
     }
 
     /// U, the number of exponential stages.
@@ -244,11 +229,7 @@ pub(crate) fn binomial_split(n: usize, p: f64, q: f64, s: usize) -> BinomialSpli
     debug_assert!(s >= 1);
     let edge = s - 1;
     if p <= 0.0 {
-        return BinomialSplit {
-            below: 1.0,
-            at_or_above: 0.0,
-            at_edge: if edge == 0 { 1.0 } else { 0.0 },
-        };
+        return BinomialSplit { below: 1.0, at_or_above: 0.0, at_edge: if edge == 0 { 1.0 } else { 0.0 } };
     }
     if q <= 0.0 {
         let below = n < s;
@@ -296,11 +277,7 @@ pub(crate) fn binomial_split(n: usize, p: f64, q: f64, s: usize) -> BinomialSpli
         add(i, r);
     }
     let total = below + above;
-    BinomialSplit {
-        below: below / total,
-        at_or_above: above / total,
-        at_edge: at_edge / total,
-    }
+    BinomialSplit { below: below / total, at_or_above: above / total, at_edge: at_edge / total }
 }
 
 /// P(X = j) for X ~ Bin(n, p), with q = 1 − p given separately, to relative precision even far in
@@ -408,14 +385,7 @@ where
 /// starting from 8 panels and doubling until every integral changes by at most
 /// `rel_tol`·|value| + `abs_tol`, or the relative changes are below 1e-9 and stop shrinking (the
 /// integrand's own rounding noise has been reached), or 2^14 panels are reached. Returns zeros when b ≤ a.
-pub(crate) fn integrate<F>(
-    a: f64,
-    b: f64,
-    outputs: usize,
-    rel_tol: f64,
-    abs_tol: f64,
-    mut f: F,
-) -> Vec<f64>
+pub(crate) fn integrate<F>(a: f64, b: f64, outputs: usize, rel_tol: f64, abs_tol: f64, mut f: F) -> Vec<f64>
 where
     F: FnMut(f64, f64, &mut [f64]),
 {
@@ -521,23 +491,15 @@ mod tests {
     #[test]
     fn gauss_legendre_integrates_polynomials_exactly() {
         // Degree 31 is the highest a 16-point rule integrates exactly.
-        let got = integrate(0.0, 2.0, 1, 1e-15, 0.0, |t, w, acc| {
-            acc[0] += w * t.powi(31)
-        });
+        let got = integrate(0.0, 2.0, 1, 1e-15, 0.0, |t, w, acc| acc[0] += w * t.powi(31));
         let exact = 2f64.powi(32) / 32.0;
-        assert!(
-            (got[0] - exact).abs() <= 1e-13 * exact,
-            "{} vs {exact}",
-            got[0]
-        );
+        assert!((got[0] - exact).abs() <= 1e-13 * exact, "{} vs {exact}", got[0]);
     }
 
     #[test]
     fn adaptive_quadrature_resolves_a_boundary_layer() {
         // ∫_0^10 e^{1000(t−10)} dt = (1 − e^{−10^4})/1000, all of it within 0.05 of t = 10.
-        let got = integrate_adaptive(0.0, 10.0, &[1e-16], |t, w, acc| {
-            acc[0] += w * (1000.0 * (t - 10.0)).exp()
-        });
+        let got = integrate_adaptive(0.0, 10.0, &[1e-16], |t, w, acc| acc[0] += w * (1000.0 * (t - 10.0)).exp());
         assert!((got[0] * 1000.0 - 1.0).abs() < 1e-13, "{}", got[0]);
     }
 

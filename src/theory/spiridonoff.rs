@@ -82,10 +82,7 @@ pub fn haddadpour_interval(total_steps: u64, workers: u64) -> Result<u64> {
     check("N (workers)", workers)?;
     let (t, n) = (u128::from(total_steps), u128::from(workers));
     Ok(largest_root(3, |h| {
-        h.checked_mul(h)
-            .and_then(|h2| h2.checked_mul(h))
-            .and_then(|h3| h3.checked_mul(n))
-            .is_some_and(|v| v <= t * t)
+        h.checked_mul(h).and_then(|h2| h2.checked_mul(h)).and_then(|h3| h3.checked_mul(n)).is_some_and(|v| v <= t * t)
     })
     .max(1) as u64)
 }
@@ -122,11 +119,7 @@ impl Budget {
     pub fn rounds(self, workers: u64) -> Result<u64> {
         check("N (workers)", workers)?;
         if workers > 1 << 40 {
-            return Err(Error::invalid(
-                "N (workers)",
-                workers,
-                "budgets are computed exactly only for N <= 2^40",
-            ));
+            return Err(Error::invalid("N (workers)", workers, "budgets are computed exactly only for N <= 2^40"));
         }
         let (num, den) = self.exponent();
         let target = u128::from(workers).pow(num);

@@ -28,14 +28,10 @@
 mod exact;
 mod heterogeneous;
 
-pub use exact::{
-    Exact, exact, exact_prob_updates, exact_round_time_double_sum, exact_update_distribution,
-};
+pub use exact::{Exact, exact, exact_prob_updates, exact_round_time_double_sum, exact_update_distribution};
 pub use heterogeneous::{HeteroStats, round_stats_heterogeneous};
 
-use super::numeric::{
-    Erlang, PoissonTerm, binomial_pmf, binomial_split, bisect, integrate, integrate_adaptive,
-};
+use super::numeric::{Erlang, PoissonTerm, binomial_pmf, binomial_split, bisect, integrate, integrate_adaptive};
 use crate::error::{Error, Result, positive};
 
 /// Expected statistics of one STSyn round (specs/stsyn.md §2.2–2.4).
@@ -70,27 +66,15 @@ pub fn round_stats(m: usize, k: usize, u: u32, mean: f64) -> Result<RoundStats> 
     check_updates(u)?;
     positive("mean", mean)?;
     let erlang = Erlang::new(u);
-    let all = KthCompletion {
-        workers: m,
-        k,
-        erlang,
-    };
+    let all = KthCompletion { workers: m, k, erlang };
     let lambda_round_time = all.mean();
     let uploaders = if k == m {
         m as f64
     } else {
-        let others = KthCompletion {
-            workers: m - 1,
-            k,
-            erlang,
-        };
+        let others = KthCompletion { workers: m - 1, k, erlang };
         m as f64 * others.laplace_survival()
     };
-    Ok(RoundStats {
-        round_time: mean * lambda_round_time,
-        updates_per_worker: lambda_round_time,
-        uploaders,
-    })
+    Ok(RoundStats { round_time: mean * lambda_round_time, updates_per_worker: lambda_round_time, uploaders })
 }
 
 /// P(N_m = n), the probability that a given worker completes exactly n < U updates in a round
@@ -118,11 +102,7 @@ fn update_probabilities(m: usize, k: usize, u: u32, ns: &[u32]) -> Vec<f64> {
         return vec![0.0; ns.len()];
     }
     let erlang = Erlang::new(u);
-    let others = KthCompletion {
-        workers: m - 1,
-        k,
-        erlang,
-    };
+    let others = KthCompletion { workers: m - 1, k, erlang };
     let (start, end) = others.support();
     let poisson: Vec<PoissonTerm> = ns.iter().map(|&n| PoissonTerm::new(u64::from(n))).collect();
     let integrand = |t: f64, w: f64, acc: &mut [f64]| {
@@ -141,11 +121,7 @@ fn update_probabilities(m: usize, k: usize, u: u32, ns: &[u32]) -> Vec<f64> {
     // probabilities it can matter (even dominate). Its integrand rises steeply towards `start`,
     // hence adaptive panels, to the accuracy of the total.
     let rough = integrate(0.0, start, ns.len(), 1.0, f64::INFINITY, integrand);
-    let tol: Vec<f64> = bulk
-        .iter()
-        .zip(&rough)
-        .map(|(b, r)| REL_TOL * (b + r.abs()) + 1e-300)
-        .collect();
+    let tol: Vec<f64> = bulk.iter().zip(&rough).map(|(b, r)| REL_TOL * (b + r.abs()) + 1e-300).collect();
     let left = integrate_adaptive(0.0, start, &tol, integrand);
     left.iter().zip(&bulk).map(|(a, b)| a + b).collect()
 }
@@ -204,18 +180,10 @@ impl KthCompletion {
 /// Checks M ≥ 1 and 1 ≤ K ≤ M.
 pub(crate) fn check_workers_and_wait(m: usize, k: usize) -> Result<()> {
     if m == 0 {
-        return Err(Error::invalid(
-            "M (workers)",
-            m,
-            "there must be at least one worker",
-        ));
+        return Err(Error::invalid("M (workers)", m, "there must be at least one worker"));
     }
     if k == 0 || k > m {
-        return Err(Error::invalid(
-            "K (workers waited for)",
-            k,
-            format!("must satisfy 1 <= K <= M = {m}"),
-        ));
+        return Err(Error::invalid("K (workers waited for)", k, format!("must satisfy 1 <= K <= M = {m}")));
     }
     Ok(())
 }
@@ -223,11 +191,7 @@ pub(crate) fn check_workers_and_wait(m: usize, k: usize) -> Result<()> {
 /// Checks U ≥ 1.
 pub(crate) fn check_updates(u: u32) -> Result<()> {
     if u == 0 {
-        return Err(Error::invalid(
-            "U (local updates per round)",
-            u,
-            "must be at least 1",
-        ));
+        return Err(Error::invalid("U (local updates per round)", u, "must be at least 1"));
     }
     Ok(())
 }

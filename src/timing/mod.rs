@@ -131,6 +131,15 @@ impl ComputeTime {
         }
     }
 
+    /// The distribution of every step of every worker, when steps are i.i.d. across workers and
+    /// steps (no per-worker speeds, no per-round draws, no trace).
+    pub fn iid_dist(&self) -> Option<&Dist> {
+        match &self.source {
+            Source::Dist(d) if !self.per_round && self.scales.is_empty() => Some(d),
+            _ => None,
+        }
+    }
+
     /// Per-worker exponential rates λ_m when every step is an independent exponential draw,
     /// i.e. when the closed forms of [`crate::theory`] apply.
     pub fn exponential_rates(&self, workers: usize) -> Option<Vec<f64>> {

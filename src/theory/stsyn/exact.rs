@@ -33,10 +33,7 @@ pub fn exact(m: usize, k: usize, u: u32) -> Result<Exact> {
     check_workers_and_wait(m, k)?;
     check_updates(u)?;
     let mut phi = PhiTable::new(u);
-    Ok(Exact {
-        round_time: round_time_single_sum(&mut phi, m, k),
-        uploaders: uploaders(&mut phi, m, k),
-    })
+    Ok(Exact { round_time: round_time_single_sum(&mut phi, m, k), uploaders: uploaders(&mut phi, m, k) })
 }
 
 /// Exact λ·E\[T\] by the double sum of specs/stsyn.md §2.2,
@@ -86,11 +83,7 @@ fn prob_updates(phi: &mut PhiTable, m: usize, k: usize, n: u32) -> BigRational {
         return BigRational::zero();
     }
     let q = n as usize;
-    let mut total = if n == 0 {
-        BigRational::one()
-    } else {
-        BigRational::zero()
-    };
+    let mut total = if n == 0 { BigRational::one() } else { BigRational::zero() };
     for (j, coefficient) in others_coefficients(m, k) {
         let mut bracket = -phi.get(j, 1, q);
         if n >= 1 {
@@ -135,11 +128,7 @@ fn others_coefficients(m: usize, k: usize) -> Vec<(usize, BigRational)> {
     ((m - k)..m)
         .map(|j| {
             let magnitude = binomial(j - 1, m - k - 1) * binomial(m - 1, j);
-            let signed = if (j + k - m).is_multiple_of(2) {
-                magnitude
-            } else {
-                -magnitude
-            };
+            let signed = if (j + k - m).is_multiple_of(2) { magnitude } else { -magnitude };
             (j, BigRational::from_integer(signed))
         })
         .collect()
@@ -182,14 +171,7 @@ impl PhiTable {
         }
         let scale = factorials[u - 1].clone();
         let base = (0..u).map(|k| &scale / &factorials[k]).collect();
-        PhiTable {
-            u,
-            base,
-            powers: vec![vec![BigInt::one()]],
-            factorials,
-            scale,
-            memo: HashMap::new(),
-        }
+        PhiTable { u, base, powers: vec![vec![BigInt::one()]], factorials, scale, memo: HashMap::new() }
     }
 
     fn factorial(&mut self, i: usize) -> &BigInt {
@@ -230,8 +212,7 @@ impl PhiTable {
         for (p, b) in coefficients.iter().enumerate() {
             numerator = numerator * &r + b * (&self.factorials[p + q] / &q_factorial);
         }
-        let denominator =
-            num_traits::pow(self.scale.clone(), n) * num_traits::pow(r, degree + q + 1);
+        let denominator = num_traits::pow(self.scale.clone(), n) * num_traits::pow(r, degree + q + 1);
         let value = BigRational::new(numerator, denominator);
         self.memo.insert((n, c, q), value.clone());
         value

@@ -34,19 +34,11 @@ pub struct HeteroStats {
 /// and > 0, 1 ≤ K ≤ M = `rates.len()` and U ≥ 1.
 pub fn round_stats_heterogeneous(rates: &[f64], k: usize, u: u32) -> Result<HeteroStats> {
     if rates.is_empty() {
-        return Err(Error::invalid(
-            "rates",
-            "[]",
-            "at least one worker rate is needed",
-        ));
+        return Err(Error::invalid("rates", "[]", "at least one worker rate is needed"));
     }
     for (i, &rate) in rates.iter().enumerate() {
         if !(rate.is_finite() && rate > 0.0) {
-            return Err(Error::invalid(
-                format!("rates[{i}]"),
-                rate,
-                "must be a finite number > 0",
-            ));
+            return Err(Error::invalid(format!("rates[{i}]"), rate, "must be a finite number > 0"));
         }
     }
     let m = rates.len();
@@ -68,19 +60,11 @@ pub fn round_stats_heterogeneous(rates: &[f64], k: usize, u: u32) -> Result<Hete
     });
     let round_time = start + integrals[0];
     let upload_prob = if leave_one_out {
-        rates
-            .iter()
-            .enumerate()
-            .map(|(i, &rate)| (-(-rate * start).exp_m1() + integrals[1 + i]).min(1.0))
-            .collect()
+        rates.iter().enumerate().map(|(i, &rate)| (-(-rate * start).exp_m1() + integrals[1 + i]).min(1.0)).collect()
     } else {
         vec![1.0; m]
     };
-    Ok(HeteroStats {
-        round_time,
-        updates: rates.iter().map(|&rate| rate * round_time).collect(),
-        upload_prob,
-    })
+    Ok(HeteroStats { round_time, updates: rates.iter().map(|&rate| rate * round_time).collect(), upload_prob })
 }
 
 /// Distribution of the number of workers that have completed U updates by time t, kept both
@@ -135,11 +119,7 @@ impl<'a> PoissonBinomial<'a> {
 
     /// P(T_(K+1) > t) = P(at most K done); the same as P(T > t) when K = M.
     fn survival_next(&self) -> f64 {
-        if self.k == self.rates.len() {
-            self.survival()
-        } else {
-            self.completions.iter().sum::<f64>().min(1.0)
-        }
+        if self.k == self.rates.len() { self.survival() } else { self.completions.iter().sum::<f64>().min(1.0) }
     }
 
     /// P(T^{(−i)}_(K) > t): at most K−1 of the other workers done (K ≤ M−1).
