@@ -4,6 +4,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod model;
+
 /// Command-line interface of `stsyn`.
 #[derive(Debug, Parser)]
 #[command(
@@ -17,7 +19,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Print a network spec's layers, shapes, parameters and FLOPs; optionally time an SGD step.
+    Model(model::Args),
+}
 
 /// Parses the process arguments, runs, and returns the exit code.
 pub fn main() -> i32 {
@@ -36,7 +41,9 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Model(args) => model::run(args),
+    }
 }
 
 /// Prints `error: <chain>` on one line and returns the exit code (2 for bad input).

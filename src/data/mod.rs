@@ -1,1 +1,1 @@
-//! Placeholder: filled in by its issue.
+//! Placeholder while the model compiles.
