@@ -1,1 +1,4 @@
+//! The single integration-test binary: one module per area.
 
+mod data;
+mod model;

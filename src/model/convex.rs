@@ -187,7 +187,7 @@ pub struct LeastSquaresProblem {
 impl LeastSquaresProblem {
     /// `n` samples; planted weights and biases standard normal; noise standard deviation `noise`.
     pub fn generate(n: usize, features: usize, outputs: usize, noise: f64, seed: u64) -> Self {
-        let mut rng = Seeds::new(seed).stream(Purpose::Synthetic, 1, 0);
+        let mut rng = Seeds::new(seed).stream(Purpose::Synthetic, 100, 0);
         let normal = |rng: &mut crate::rng::Stream| -> f32 {
             let v: f64 = StandardNormal.sample(rng);
             v as f32
