@@ -74,7 +74,7 @@ fn worst_coordinate_error(
     let mut worst: f64 = 0.0;
     let (mut checked, mut inconclusive) = (0usize, 0usize);
     let mut p = params.to_vec();
-    let mut central = |p: &mut Vec<f32>, i: usize, h: f32| {
+    let central = |p: &mut Vec<f32>, i: usize, h: f32| {
         let orig = p[i];
         p[i] = orig + h;
         let up = mean_loss(net, p, x, labels);
