@@ -310,11 +310,12 @@ fn gradient_conv2d_with_stride_and_padding_into_a_second_conv() {
 }
 
 #[test]
-fn gradient_maxpool2d_overlapping_windows() {
+fn gradient_maxpool2d_overlapping_windows_plain_and_fused_with_relu() {
     let net = spec(
         "[1, 9, 9]",
         "softmax_cross_entropy",
         "[[layers]]\ntype = \"conv2d\"\nout_channels = 3\nkernel = 2\n\
+         [[layers]]\ntype = \"relu\"\n\
          [[layers]]\ntype = \"maxpool2d\"\nkernel = 3\nstride = 2\n\
          [[layers]]\ntype = \"conv2d\"\nout_channels = 2\nkernel = 2\n\
          [[layers]]\ntype = \"maxpool2d\"\nkernel = 2\n\

@@ -19,6 +19,13 @@ use super::gemm::{MatMut, MatRef, gemm};
 /// large enough that the matrix products stay efficient.
 const COLS_BUDGET: usize = 1 << 19;
 
+/// Narrowest output row that im2col copies row by row; narrower ones are gathered element by
+/// element through [`Conv2d::gather_index`].
+const ROW_COPY_MIN: usize = 8;
+
+/// Marks a padding position in [`Conv2d::gather_index`].
+pub const PADDING: u32 = u32::MAX;
+
 /// A built convolution layer.
 #[derive(Clone, Debug)]
 pub struct Conv2d {
@@ -69,48 +76,80 @@ impl Conv2d {
         self.chunk(n) * self.patch_len() * self.out_shape[1] * self.out_shape[2]
     }
 
-    /// Unfolds samples `first..first + count` of `input` (a batch of `n`) into `cols`.
-    fn im2col(&self, input: &[f32], n: usize, first: usize, count: usize, cols: &mut [f32]) {
-        let [ci, h, w] = self.in_shape;
+    /// For every kernel offset `(kh, kw)` and output position `(oh, ow)`, the offset in an
+    /// input plane that the kernel element reads, or [`PADDING`] where it reads padding. Built
+    /// once per layer; im2col and col2im are then gathers and scatters without per-row calls.
+    pub fn gather_index(&self) -> Vec<u32> {
+        let [_, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let plane = h * w;
-        let row_len = count * ho * wo;
-        for c in 0..ci {
-            for kh in 0..k {
-                for kw in 0..k {
-                    let r = (c * k + kh) * k + kw;
-                    let row = &mut cols[r * row_len..(r + 1) * row_len];
-                    // output columns whose input column lies inside the image
-                    let ow_lo = p.saturating_sub(kw).div_ceil(s).min(wo);
-                    let ow_hi = if w + p > kw {
-                        ((w + p - kw - 1) / s + 1).min(wo)
-                    } else {
-                        0
+        let mut index = Vec::with_capacity(k * k * ho * wo);
+        for kh in 0..k {
+            for kw in 0..k {
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let ih = (oh * s + kh) as isize - p as isize;
+                        let iw = (ow * s + kw) as isize - p as isize;
+                        let inside = (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw);
+                        index.push(if inside {
+                            (ih as usize * w + iw as usize) as u32
+                        } else {
+                            PADDING
+                        });
                     }
-                    .max(ow_lo);
-                    for b in 0..count {
-                        let src =
-                            &input[self.in_layout.plane(first + b, c, n, ci) * plane..][..plane];
-                        for oh in 0..ho {
-                            let dst = &mut row[(b * ho + oh) * wo..][..wo];
-                            let ih = (oh * s + kh) as isize - p as isize;
-                            if ih < 0 || ih >= h as isize {
-                                dst.fill(0.0);
+                }
+            }
+        }
+        index
+    }
+
+    /// Output columns `ow` whose input column `ow + kw − padding` lies inside the image, for
+    /// stride 1.
+    fn valid_columns(&self, kw: usize) -> (usize, usize) {
+        let (w, wo, p) = (self.in_shape[2], self.out_shape[2], self.padding);
+        let lo = p.saturating_sub(kw).min(wo);
+        let hi = (w + p).saturating_sub(kw).min(wo).max(lo);
+        (lo, hi)
+    }
+
+    /// Unfolds samples `first..first + count` of `input` (a batch of `n`) into `cols`.
+    fn im2col(
+        &self,
+        index: &[u32],
+        input: &[f32],
+        n: usize,
+        first: usize,
+        count: usize,
+        cols: &mut [f32],
+    ) {
+        let [ci, h, w] = self.in_shape;
+        let [_, ho, wo] = self.out_shape;
+        let spatial = ho * wo;
+        let (k, p) = (self.kernel, self.padding);
+        let plane = h * w;
+        let row_len = count * spatial;
+        for c in 0..ci {
+            for (o, offsets) in index.chunks_exact(spatial).enumerate() {
+                let row = &mut cols[(c * k * k + o) * row_len..][..row_len];
+                let (kh, kw) = (o / k, o % k);
+                let (lo, hi) = self.valid_columns(kw);
+                for (b, dst) in row.chunks_exact_mut(spatial).enumerate() {
+                    let src = &input[self.in_layout.plane(first + b, c, n, ci) * plane..][..plane];
+                    if self.stride == 1 && wo >= ROW_COPY_MIN {
+                        for (oh, d) in dst.chunks_exact_mut(wo).enumerate() {
+                            let ih = oh + kh;
+                            if ih < p || ih >= h + p {
+                                zero_short(d);
                                 continue;
                             }
-                            let src_row = &src[ih as usize * w..][..w];
-                            dst[..ow_lo].fill(0.0);
-                            dst[ow_hi..].fill(0.0);
-                            if s == 1 {
-                                let iw0 = ow_lo + kw - p;
-                                dst[ow_lo..ow_hi]
-                                    .copy_from_slice(&src_row[iw0..iw0 + (ow_hi - ow_lo)]);
-                            } else {
-                                for ow in ow_lo..ow_hi {
-                                    dst[ow] = src_row[ow * s + kw - p];
-                                }
-                            }
+                            zero_short(&mut d[..lo]);
+                            zero_short(&mut d[hi..]);
+                            let start = (ih - p) * w + lo + kw - p;
+                            copy_short(&mut d[lo..hi], &src[start..start + (hi - lo)]);
+                        }
+                    } else {
+                        for (d, &i) in dst.iter_mut().zip(offsets) {
+                            *d = src.get(i as usize).copied().unwrap_or(0.0);
                         }
                     }
                 }
@@ -118,53 +157,47 @@ impl Conv2d {
         }
     }
 
-    /// Adds the column-matrix gradient of samples `first..first + count` back onto `d_input`.
-    fn col2im(&self, cols: &[f32], n: usize, first: usize, count: usize, d_input: &mut [f32]) {
+    /// Writes the input gradient of samples `first..first + count` from the column-matrix
+    /// gradient `cols`.
+    fn col2im(
+        &self,
+        index: &[u32],
+        cols: &[f32],
+        n: usize,
+        first: usize,
+        count: usize,
+        d_input: &mut [f32],
+    ) {
         let [ci, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let spatial = ho * wo;
+        let (k, p) = (self.kernel, self.padding);
         let plane = h * w;
-        let row_len = count * ho * wo;
+        let row_len = count * spatial;
         for c in 0..ci {
             for b in 0..count {
                 let start = self.in_layout.plane(first + b, c, n, ci) * plane;
-                d_input[start..start + plane].fill(0.0);
-            }
-        }
-        for c in 0..ci {
-            for kh in 0..k {
-                for kw in 0..k {
-                    let r = (c * k + kh) * k + kw;
-                    let row = &cols[r * row_len..(r + 1) * row_len];
-                    let ow_lo = p.saturating_sub(kw).div_ceil(s).min(wo);
-                    let ow_hi = if w + p > kw {
-                        ((w + p - kw - 1) / s + 1).min(wo)
-                    } else {
-                        0
-                    }
-                    .max(ow_lo);
-                    for b in 0..count {
-                        let start = self.in_layout.plane(first + b, c, n, ci) * plane;
-                        let dst = &mut d_input[start..start + plane];
-                        for oh in 0..ho {
-                            let ih = (oh * s + kh) as isize - p as isize;
-                            if ih < 0 || ih >= h as isize {
+                let dst = &mut d_input[start..start + plane];
+                dst.fill(0.0);
+                for (o, offsets) in index.chunks_exact(spatial).enumerate() {
+                    let src = &cols[(c * k * k + o) * row_len + b * spatial..][..spatial];
+                    if self.stride == 1 && wo >= ROW_COPY_MIN {
+                        let (kh, kw) = (o / k, o % k);
+                        let (lo, hi) = self.valid_columns(kw);
+                        for (oh, g) in src.chunks_exact(wo).enumerate() {
+                            let ih = oh + kh;
+                            if ih < p || ih >= h + p {
                                 continue;
                             }
-                            let src = &row[(b * ho + oh) * wo..][..wo];
-                            let dst_row = &mut dst[ih as usize * w..][..w];
-                            if s == 1 {
-                                let iw0 = ow_lo + kw - p;
-                                for (d, v) in dst_row[iw0..iw0 + (ow_hi - ow_lo)]
-                                    .iter_mut()
-                                    .zip(&src[ow_lo..ow_hi])
-                                {
-                                    *d += v;
-                                }
-                            } else {
-                                for ow in ow_lo..ow_hi {
-                                    dst_row[ow * s + kw - p] += src[ow];
-                                }
+                            let start = (ih - p) * w + lo + kw - p;
+                            for (d, g) in dst[start..start + (hi - lo)].iter_mut().zip(&g[lo..hi]) {
+                                *d += g;
+                            }
+                        }
+                    } else {
+                        for (&g, &i) in src.iter().zip(offsets) {
+                            if i != PADDING {
+                                dst[i as usize] += g;
                             }
                         }
                     }
@@ -180,21 +213,25 @@ impl Conv2d {
         input: &[f32],
         output: &mut [f32],
         n: usize,
+        index: &[u32],
         cols: &mut [f32],
     ) {
         let co = self.out_shape[0];
         let spatial = self.out_shape[1] * self.out_shape[2];
         let patch = self.patch_len();
         let (weight, bias) = params.split_at(co * patch);
+        for (c, &b) in bias.iter().enumerate() {
+            output[c * n * spatial..(c + 1) * n * spatial].fill(b);
+        }
         let chunk = self.chunk(n);
         let mut first = 0;
         while first < n {
             let count = chunk.min(n - first);
-            self.im2col(input, n, first, count, cols);
+            self.im2col(index, input, n, first, count, cols);
             gemm(
                 MatRef::rows(weight, co, patch),
                 MatRef::rows(cols, patch, count * spatial),
-                0.0,
+                1.0,
                 MatMut::strided(
                     &mut output[first * spatial..],
                     co,
@@ -204,15 +241,12 @@ impl Conv2d {
             );
             first += count;
         }
-        for (c, &b) in bias.iter().enumerate() {
-            for v in &mut output[c * n * spatial..(c + 1) * n * spatial] {
-                *v += b;
-            }
-        }
     }
 
     /// Writes the parameter gradient into `grad` and, when given, the input gradient into
-    /// `d_input`, from the output gradient `d_output` of a batch of `n`.
+    /// `d_input`, from the output gradient `d_output` of a batch of `n`. Must follow
+    /// [`Conv2d::forward`] on the same input and `cols`: when the batch fits in one chunk, the
+    /// column matrix the forward pass built is reused.
     pub fn backward(
         &self,
         params: &[f32],
@@ -221,6 +255,7 @@ impl Conv2d {
         d_input: Option<&mut [f32]>,
         grad: &mut [f32],
         n: usize,
+        index: &[u32],
         cols: &mut [f32],
     ) {
         let co = self.out_shape[0];
@@ -229,16 +264,17 @@ impl Conv2d {
         let weight = &params[..co * patch];
         let (d_weight, d_bias) = grad.split_at_mut(co * patch);
         for (c, db) in d_bias.iter_mut().enumerate() {
-            *db = d_output[c * n * spatial..(c + 1) * n * spatial]
-                .iter()
-                .sum();
+            *db = super::sum_lanes(&d_output[c * n * spatial..(c + 1) * n * spatial]);
         }
         let chunk = self.chunk(n);
         let mut d_input = d_input;
         let mut first = 0;
         while first < n {
             let count = chunk.min(n - first);
-            self.im2col(input, n, first, count, cols);
+            if count < n {
+                // with a single chunk the forward pass left this chunk's columns in `cols`
+                self.im2col(index, input, n, first, count, cols);
+            }
             let d_out = MatRef::strided(
                 &d_output[first * spatial..],
                 co,
@@ -258,12 +294,47 @@ impl Conv2d {
                     0.0,
                     MatMut::rows(cols, patch, count * spatial),
                 );
-                self.col2im(cols, n, first, count, d_in);
+                self.col2im(index, cols, n, first, count, d_in);
             }
             first += count;
         }
         if n == 0 {
             d_weight.fill(0.0);
+        }
+    }
+}
+
+/// Zeroes a short range (usually the padding at a row's ends) without a call to `memset`.
+#[inline(always)]
+fn zero_short(dst: &mut [f32]) {
+    for chunk in dst.chunks_mut(4) {
+        for v in chunk {
+            *v = 0.0;
+        }
+    }
+}
+
+/// Copies a short row (a few to a few dozen floats) with fixed-size moves instead of a call to
+/// `memcpy`, whose call overhead dominates at these lengths.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    debug_assert_eq!(n, src.len());
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+            i += 8;
+        }
+        if i < n {
+            dst[n - 8..].copy_from_slice(&src[n - 8..n]);
+        }
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..n]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
         }
     }
 }

@@ -10,6 +10,12 @@
 //! - input: `n × C × H × W`; output: `n × C × H_out × W_out` in the same layout, with
 //!   `H_out = (H − kernel) / stride + 1` (same for W).
 //! - no parameters.
+//!
+//! A ReLU directly before the pooling is fused into it (`relu_first`): the output is then
+//! `max(0, max(window))`, which equals pooling the ReLU's output exactly because the maximum
+//! commutes with the monotone ReLU, and the gradient passes only where that output is positive,
+//! which is what the separate ReLU's backward pass would let through. This saves a pass over the
+//! largest activation of a CNN in each direction.
 
 /// A built max-pooling layer.
 #[derive(Clone, Debug)]
@@ -22,6 +28,8 @@ pub struct MaxPool2d {
     pub kernel: usize,
     /// Step between windows.
     pub stride: usize,
+    /// Applies a ReLU to the input first (fused; see the module docs).
+    pub relu_first: bool,
 }
 
 impl MaxPool2d {
@@ -56,6 +64,11 @@ impl MaxPool2d {
                         arg[oh * wo + ow] = (2 * oh * w + at) as u32;
                     }
                 }
+                if self.relu_first {
+                    for v in dst.iter_mut() {
+                        *v = v.max(0.0);
+                    }
+                }
                 continue;
             }
             for oh in 0..ho {
@@ -71,15 +84,23 @@ impl MaxPool2d {
                             }
                         }
                     }
-                    dst[oh * wo + ow] = best;
+                    dst[oh * wo + ow] = if self.relu_first { best.max(0.0) } else { best };
                     arg[oh * wo + ow] = at as u32;
                 }
             }
         }
     }
 
-    /// Writes the input gradient of a batch of `n` from the output gradient and the winners.
-    pub fn backward(&self, d_output: &[f32], d_input: &mut [f32], n: usize, argmax: &[u32]) {
+    /// Writes the input gradient of a batch of `n` from the output gradient, the output and the
+    /// winners.
+    pub fn backward(
+        &self,
+        output: &[f32],
+        d_output: &[f32],
+        d_input: &mut [f32],
+        n: usize,
+        argmax: &[u32],
+    ) {
         let [c, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
         let (in_plane, out_plane) = (h * w, ho * wo);
@@ -87,8 +108,18 @@ impl MaxPool2d {
         for p in 0..n * c {
             let dst = &mut d_input[p * in_plane..(p + 1) * in_plane];
             let src = &d_output[p * out_plane..(p + 1) * out_plane];
-            for (g, &at) in src.iter().zip(&argmax[p * out_plane..(p + 1) * out_plane]) {
-                dst[at as usize] += g;
+            let winners = &argmax[p * out_plane..(p + 1) * out_plane];
+            if self.relu_first {
+                let out = &output[p * out_plane..(p + 1) * out_plane];
+                for ((g, &at), &y) in src.iter().zip(winners).zip(out) {
+                    if y > 0.0 {
+                        dst[at as usize] += g;
+                    }
+                }
+            } else {
+                for (g, &at) in src.iter().zip(winners) {
+                    dst[at as usize] += g;
+                }
             }
         }
     }

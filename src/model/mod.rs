@@ -67,6 +67,21 @@ impl Layout {
     }
 }
 
+/// Sum of `values` in 16 interleaved partial sums, added up in a fixed order at the end: as
+/// deterministic as a sequential sum, but not limited by the latency of one add chain.
+pub(crate) fn sum_lanes(values: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut acc = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (a, v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// One layer of a network.
 #[derive(Clone, Debug)]
 pub enum Layer {
@@ -154,9 +169,15 @@ pub(crate) struct Node {
     pub out_shape: [usize; 3],
     pub param_offset: usize,
     pub num_params: usize,
+    /// Convolutions' [`Conv2d::gather_index`]; empty for other layers.
+    pub gather_index: Vec<u32>,
 }
 
 impl Node {
+    fn gather(&self) -> &[u32] {
+        &self.gather_index
+    }
+
     fn out_len(&self) -> usize {
         self.out_shape.iter().product()
     }
@@ -183,7 +204,13 @@ pub struct Network {
     name: String,
     input: [usize; 3],
     loss: LossKind,
+    /// The layers as executed: like the spec, except that a ReLU directly followed by max
+    /// pooling is fused into the pooling.
     nodes: Vec<Node>,
+    /// The layers as the spec lists them.
+    infos: Vec<LayerInfo>,
+    /// Each spec layer's parameter range.
+    ranges: Vec<std::ops::Range<usize>>,
     num_params: usize,
 }
 
@@ -217,11 +244,46 @@ impl Network {
     /// Builds the spec in `text`; `origin` names its source in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Network> {
         let built = spec::build(text, origin)?;
+        let infos = built
+            .nodes
+            .iter()
+            .map(|n| LayerInfo {
+                kind: n.layer.kind(),
+                description: n.layer.describe(),
+                output_shape: n.out_shape,
+                params: n.num_params,
+                flops: n.layer.flops(),
+            })
+            .collect();
+        let ranges = built
+            .nodes
+            .iter()
+            .map(|n| n.param_offset..n.param_offset + n.num_params)
+            .collect();
+        let mut nodes: Vec<Node> = Vec::with_capacity(built.nodes.len());
+        for node in built.nodes {
+            if let (Layer::MaxPool2d(pool), Some(prev)) = (&node.layer, nodes.last())
+                && matches!(prev.layer, Layer::Relu(_))
+            {
+                let relu = nodes.pop().expect("just matched");
+                let mut pool = pool.clone();
+                pool.relu_first = true;
+                nodes.push(Node {
+                    layer: Layer::MaxPool2d(pool),
+                    in_shape: relu.in_shape,
+                    ..node
+                });
+            } else {
+                nodes.push(node);
+            }
+        }
         Ok(Network {
             name: built.name,
             input: built.input,
             loss: built.loss,
-            nodes: built.nodes,
+            nodes,
+            infos,
+            ranges,
             num_params: built.num_params,
         })
     }
@@ -261,31 +323,21 @@ impl Network {
         self.nodes.iter().map(|n| n.layer.flops()).sum()
     }
 
-    /// The layers in order.
+    /// The layers as executed (a ReLU directly followed by max pooling is fused into the
+    /// pooling layer, see [`maxpool2d`]).
     pub fn layers(&self) -> impl Iterator<Item = &Layer> {
         self.nodes.iter().map(|n| &n.layer)
     }
 
-    /// Per-layer descriptions.
+    /// Descriptions of the layers as the spec lists them.
     pub fn layer_infos(&self) -> Vec<LayerInfo> {
-        self.nodes
-            .iter()
-            .map(|n| LayerInfo {
-                kind: n.layer.kind(),
-                description: n.layer.describe(),
-                output_shape: n.out_shape,
-                params: n.num_params,
-                flops: n.layer.flops(),
-            })
-            .collect()
+        self.infos.clone()
     }
 
-    /// Where each layer's parameters start in the flat vector, with their count.
+    /// Each spec layer's range in the flat parameter vector (empty for layers without
+    /// parameters).
     pub fn param_ranges(&self) -> Vec<std::ops::Range<usize>> {
-        self.nodes
-            .iter()
-            .map(|n| n.param_offset..n.param_offset + n.num_params)
-            .collect()
+        self.ranges.clone()
     }
 
     /// PyTorch's default initialisation: every weight and bias of a layer with fan-in `f` drawn
@@ -381,7 +433,7 @@ impl Network {
             let output = &mut after[0][..n * node.out_len()];
             let p = &params[node.param_offset..node.param_offset + node.num_params];
             match &node.layer {
-                Layer::Conv2d(c) => c.forward(p, input, output, n, &mut ws.cols[i]),
+                Layer::Conv2d(c) => c.forward(p, input, output, n, node.gather(), &mut ws.cols[i]),
                 Layer::MaxPool2d(m) => m.forward(input, output, n, &mut ws.argmax[i]),
                 Layer::Relu(r) => r.forward(input, output, n * node.out_len()),
                 Layer::Flatten(f) => f.forward(input, output, n),
@@ -405,11 +457,13 @@ impl Network {
             let range = node.param_offset..node.param_offset + node.num_params;
             let (p, g) = (&params[range.clone()], &mut grad[range]);
             match &node.layer {
-                Layer::Conv2d(c) => c.backward(p, input, d_out, d_in, g, n, &mut ws.cols[i]),
+                Layer::Conv2d(c) => {
+                    c.backward(p, input, d_out, d_in, g, n, node.gather(), &mut ws.cols[i])
+                }
                 Layer::Linear(l) => l.backward(p, input, d_out, d_in, g, n),
                 Layer::MaxPool2d(m) => {
                     if let Some(d) = d_in {
-                        m.backward(d_out, d, n, &ws.argmax[i]);
+                        m.backward(output, d_out, d, n, &ws.argmax[i]);
                     }
                 }
                 Layer::Relu(r) => {

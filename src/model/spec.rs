@@ -247,6 +247,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                     out_shape: out,
                     kernel,
                     stride,
+                    relu_first: false,
                 };
                 (Layer::MaxPool2d(pool), out, layout)
             }
@@ -305,7 +306,12 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
         if params > MAX_ELEMENTS || offset + params > MAX_ELEMENTS {
             return Err(bad(at(built.kind()), "too many parameters".into()));
         }
+        let gather_index = match &built {
+            Layer::Conv2d(c) => c.gather_index(),
+            _ => Vec::new(),
+        };
         nodes.push(Node {
+            gather_index,
             layer: built,
             in_shape: shape,
             out_shape,
