@@ -1,5 +1,7 @@
 //! The single integration-test binary: one module per area.
 
 mod cli;
+mod data;
+mod model;
 mod theory;
 mod timing;

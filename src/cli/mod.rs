@@ -2,6 +2,7 @@
 //! struct here, validated into the library's checked types, and run. Errors print as one line
 //! (`error: ...` with the cause chain) and exit with code 2 for bad input, 1 otherwise.
 
+mod model;
 mod timing;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Command {
     Timing(timing::Args),
     /// Print the closed forms for the same flags as `timing`.
     Theory(timing::Args),
+    /// Print a network spec's layers, shapes, parameters and FLOPs; optionally time an SGD step.
+    Model(model::Args),
 }
 
 /// Parses the process arguments, runs, and returns the exit code.
@@ -46,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Timing(args) => timing::run_timing(&args),
         Command::Theory(args) => timing::run_theory(&args),
+        Command::Model(args) => model::run(args),
     }
 }
 

@@ -1,0 +1,175 @@
+//! `stsyn model SPEC`: prints a network spec's layers, output shapes, parameter count and
+//! forward FLOPs per sample; with `--bench`, also times one local SGD step (forward, backward,
+//! update) on random data, the figure to compare with `shared/bench/torch_cnn_bench.py`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde_json::json;
+
+use crate::Error;
+use crate::model::{Network, ParallelStep};
+use crate::rng::{Purpose, Seeds};
+
+/// Flags of `stsyn model`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Network spec (TOML), e.g. models/cifar10_cnn.toml.
+    spec: PathBuf,
+    /// Print JSON (keys `params`, `flops_per_sample`, `layers`, and `step_ms` with --bench).
+    #[arg(long)]
+    json: bool,
+    /// Time one local SGD step (forward + backward + update) on random data.
+    #[arg(long)]
+    bench: bool,
+    /// Minibatch size for --bench.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Threads for --bench; above 1 the batch is split into this many chunks.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Timed steps for --bench (after 3 warm-up steps).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Learning rate of the timed SGD steps.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    /// Seed of the random parameters and data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Timing of `--bench`.
+struct Bench {
+    step_ms: f64,
+    min_ms: f64,
+}
+
+/// Runs `stsyn model`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let net = Network::from_file(&args.spec)?;
+    let bench = if args.bench {
+        for (name, v) in [
+            ("--batch", args.batch),
+            ("--threads", args.threads),
+            ("--steps", args.steps),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(name, v, "must be at least 1").into());
+            }
+        }
+        Some(bench(&net, &args)?)
+    } else {
+        None
+    };
+    let layers = net.layer_infos();
+    if args.json {
+        let mut out = json!({
+            "name": net.name(),
+            "input": net.input_shape(),
+            "loss": net.loss_kind(),
+            "params": net.num_params(),
+            "flops_per_sample": net.flops_per_sample(),
+            "layers": layers,
+        });
+        if let Some(b) = &bench {
+            out["batch"] = json!(args.batch);
+            out["threads"] = json!(args.threads);
+            out["steps"] = json!(args.steps);
+            out["step_ms"] = json!(b.step_ms);
+            out["min_step_ms"] = json!(b.min_ms);
+            out["images_per_s"] = json!(args.batch as f64 / b.step_ms * 1e3);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let [c, h, w] = net.input_shape();
+    println!(
+        "{}: input {c}×{h}×{w}, loss {:?}",
+        net.name(),
+        net.loss_kind()
+    );
+    println!(
+        "{:<4} {:<42} {:>14} {:>10} {:>14}",
+        "#", "layer", "output", "params", "flops"
+    );
+    for (i, l) in layers.iter().enumerate() {
+        let [c, h, w] = l.output_shape;
+        let shape = if h == 1 && w == 1 {
+            format!("{c}")
+        } else {
+            format!("{c}×{h}×{w}")
+        };
+        println!(
+            "{i:<4} {:<42} {shape:>14} {:>10} {:>14}",
+            l.description, l.params, l.flops
+        );
+    }
+    println!(
+        "params {}  flops_per_sample {}",
+        net.num_params(),
+        net.flops_per_sample()
+    );
+    if let Some(b) = bench {
+        println!(
+            "batch {} threads {} steps {}: step_ms {:.3} (min {:.3}) images_per_s {:.0}",
+            args.batch,
+            args.threads,
+            args.steps,
+            b.step_ms,
+            b.min_ms,
+            args.batch as f64 / b.step_ms * 1e3
+        );
+    }
+    Ok(())
+}
+
+fn bench(net: &Network, args: &Args) -> anyhow::Result<Bench> {
+    let seeds = Seeds::new(args.seed);
+    let mut params = net.init_params(&mut seeds.stream(Purpose::Init, 0, 0));
+    let mut rng = seeds.stream(Purpose::Synthetic, 0, 0);
+    let x: Vec<f32> = (0..args.batch * net.input_len())
+        .map(|_| {
+            let v: f64 = StandardNormal.sample(&mut rng);
+            v as f32
+        })
+        .collect();
+    let classes = net.num_classes().max(2) as u32;
+    let labels: Vec<u32> = (0..args.batch)
+        .map(|_| rng.random_range(0..classes) % net.num_classes().max(1) as u32)
+        .collect();
+    let mut grad = vec![0.0f32; net.num_params()];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .context("cannot start the thread pool")?;
+    let mut ws = net.workspace(args.batch);
+    let mut parallel = (args.threads > 1).then(|| ParallelStep::new(net, args.batch, args.threads));
+    let mut step = |params: &mut Vec<f32>| {
+        match parallel.as_mut() {
+            Some(p) => pool.install(|| p.loss_and_grad(net, params, &x, &labels, &mut grad)),
+            None => net.loss_and_grad(params, &x, &labels, &mut grad, &mut ws),
+        };
+        for (p, g) in params.iter_mut().zip(&grad) {
+            *p -= args.lr * g;
+        }
+    };
+    for _ in 0..3 {
+        step(&mut params);
+    }
+    let mut times = Vec::with_capacity(args.steps);
+    let start = Instant::now();
+    for _ in 0..args.steps {
+        let t = Instant::now();
+        step(&mut params);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let total = start.elapsed().as_secs_f64() * 1e3;
+    Ok(Bench {
+        step_ms: total / args.steps as f64,
+        min_ms: times.iter().cloned().fold(f64::INFINITY, f64::min),
+    })
+}
