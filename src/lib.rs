@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod learner;
 pub mod model;
 pub mod rng;
 pub mod sim;

@@ -71,9 +71,8 @@ fn write_cifar(dir: &Path, per_file: usize) {
     .iter()
     .enumerate()
     {
-        let bytes: Vec<u8> = (0..per_file)
-            .flat_map(|r| cifar_record(((f + r) % 10) as u8, (10 * f + r) as u8))
-            .collect();
+        let bytes: Vec<u8> =
+            (0..per_file).flat_map(|r| cifar_record(((f + r) % 10) as u8, (10 * f + r) as u8)).collect();
         write(&dir.join(name), &bytes);
     }
 }
@@ -113,9 +112,7 @@ fn cifar10_binary_files_load_and_normalise() {
 
 #[test]
 fn cifar10_missing_truncated_and_corrupt_files_are_named() {
-    let missing = data::cifar10(Path::new("/no/such/cifar"))
-        .unwrap_err()
-        .to_string();
+    let missing = data::cifar10(Path::new("/no/such/cifar")).unwrap_err().to_string();
     assert!(
         missing.contains("/no/such/cifar")
             && missing.contains("data_batch_1.bin")
@@ -126,10 +123,7 @@ fn cifar10_missing_truncated_and_corrupt_files_are_named() {
     write_cifar(dir.path(), 2);
     std::fs::remove_file(dir.path().join("test_batch.bin")).unwrap();
     let err = data::cifar10(dir.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("test_batch.bin") && err.contains("never downloads"),
-        "{err}"
-    );
+    assert!(err.contains("test_batch.bin") && err.contains("never downloads"), "{err}");
 
     write_cifar(dir.path(), 2);
     let path = dir.path().join("data_batch_3.bin");
@@ -146,11 +140,7 @@ fn cifar10_missing_truncated_and_corrupt_files_are_named() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[3073] = 200; // label of record 1
     write(&path, &bytes);
-    expect_bad_file(
-        data::cifar10(dir.path()),
-        "data_batch_3.bin",
-        &["record 1", "offset 3073", "label 200"],
-    );
+    expect_bad_file(data::cifar10(dir.path()), "data_batch_3.bin", &["record 1", "offset 3073", "label 200"]);
 
     write_cifar(dir.path(), 2);
     write(&dir.path().join("test_batch.bin"), &[]);
@@ -177,10 +167,7 @@ fn write_mnist(dir: &Path, n_train: u32, n_test: u32, gzip: bool) {
         let pixels: Vec<u8> = (0..n * 28 * 28).map(|i| (i % 256) as u8).collect();
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
         let files = [
-            (
-                format!("{prefix}-images-idx3-ubyte"),
-                idx(&[n, 28, 28], &pixels, 3),
-            ),
+            (format!("{prefix}-images-idx3-ubyte"), idx(&[n, 28, 28], &pixels, 3)),
             (format!("{prefix}-labels-idx1-ubyte"), idx(&[n], &labels, 1)),
         ];
         for (name, bytes) in files {
@@ -211,83 +198,43 @@ fn mnist_idx_files_load_raw_and_gzipped() {
 fn mnist_missing_truncated_and_corrupt_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let err = data::mnist(dir.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("train-images-idx3-ubyte") && err.contains("t10k-labels-idx1-ubyte"),
-        "{err}"
-    );
+    assert!(err.contains("train-images-idx3-ubyte") && err.contains("t10k-labels-idx1-ubyte"), "{err}");
 
     write_mnist(dir.path(), 4, 2, false);
     let images = dir.path().join("train-images-idx3-ubyte");
     let bytes = std::fs::read(&images).unwrap();
     write(&images, &bytes[..16 + 2 * 784 + 10]);
-    expect_bad_file(
-        data::mnist(dir.path()),
-        "train-images-idx3-ubyte",
-        &["truncated", "item 2", "offset 1584"],
-    );
+    expect_bad_file(data::mnist(dir.path()), "train-images-idx3-ubyte", &["truncated", "item 2", "offset 1584"]);
     write(&images, &bytes[..10]);
-    expect_bad_file(
-        data::mnist(dir.path()),
-        "train-images-idx3-ubyte",
-        &["16-byte IDX header"],
-    );
+    expect_bad_file(data::mnist(dir.path()), "train-images-idx3-ubyte", &["16-byte IDX header"]);
     let mut bad_magic = bytes.clone();
     bad_magic[2] = 0x0D; // floats
     write(&images, &bad_magic);
-    expect_bad_file(
-        data::mnist(dir.path()),
-        "train-images-idx3-ubyte",
-        &["magic", "offset 0"],
-    );
+    expect_bad_file(data::mnist(dir.path()), "train-images-idx3-ubyte", &["magic", "offset 0"]);
     let mut long = bytes.clone();
     long.push(0);
     write(&images, &long);
-    expect_bad_file(
-        data::mnist(dir.path()),
-        "train-images-idx3-ubyte",
-        &["unexpected bytes", "offset 3152"],
-    );
+    expect_bad_file(data::mnist(dir.path()), "train-images-idx3-ubyte", &["unexpected bytes", "offset 3152"]);
     write(&images, &bytes);
 
     let labels = dir.path().join("t10k-labels-idx1-ubyte");
     write(&labels, &idx(&[3], &[1, 2, 3], 1));
-    expect_bad_file(
-        data::mnist(dir.path()),
-        "t10k-labels-idx1-ubyte",
-        &["3 labels", "2 images"],
-    );
+    expect_bad_file(data::mnist(dir.path()), "t10k-labels-idx1-ubyte", &["3 labels", "2 images"]);
     write(&labels, &idx(&[2], &[1, 12], 1));
-    expect_bad_file(
-        data::mnist(dir.path()),
-        "t10k-labels-idx1-ubyte",
-        &["label 1", "offset 9", "12"],
-    );
+    expect_bad_file(data::mnist(dir.path()), "t10k-labels-idx1-ubyte", &["label 1", "offset 9", "12"]);
 
     std::fs::remove_file(&labels).unwrap();
     let packed = gz(&idx(&[2], &[1, 2], 1));
-    write(
-        &dir.path().join("t10k-labels-idx1-ubyte.gz"),
-        &packed[..packed.len() / 2],
-    );
-    expect_bad_file(
-        data::mnist(dir.path()),
-        "t10k-labels-idx1-ubyte.gz",
-        &["corrupt gzip"],
-    );
+    write(&dir.path().join("t10k-labels-idx1-ubyte.gz"), &packed[..packed.len() / 2]);
+    expect_bad_file(data::mnist(dir.path()), "t10k-labels-idx1-ubyte.gz", &["corrupt gzip"]);
 }
 
 #[test]
 fn synthetic_data_is_seeded_and_learnable() {
     let a = data::synthetic([2, 4, 4], 3, 300, 200, 5);
     assert_eq!(a, data::synthetic([2, 4, 4], 3, 300, 200, 5));
-    assert_ne!(
-        a.train.images,
-        data::synthetic([2, 4, 4], 3, 300, 200, 6).train.images
-    );
-    assert_eq!(
-        (a.train.len(), a.test.len(), a.train.images.len()),
-        (300, 200, 300 * 32)
-    );
+    assert_ne!(a.train.images, data::synthetic([2, 4, 4], 3, 300, 200, 6).train.images);
+    assert_eq!((a.train.len(), a.test.len(), a.train.images.len()), (300, 200, 300 * 32));
     assert!(a.train.labels.iter().all(|&l| l < 3));
     // nearest class mean (estimated on the training set) classifies the test set well
     let d = 32;
@@ -295,15 +242,10 @@ fn synthetic_data_is_seeded_and_learnable() {
     let mut counts = [0usize; 3];
     for (img, &l) in a.train.images.chunks(d).zip(&a.train.labels) {
         counts[l as usize] += 1;
-        means[l as usize * d..(l as usize + 1) * d]
-            .iter_mut()
-            .zip(img)
-            .for_each(|(m, v)| *m += v);
+        means[l as usize * d..(l as usize + 1) * d].iter_mut().zip(img).for_each(|(m, v)| *m += v);
     }
     for c in 0..3 {
-        means[c * d..(c + 1) * d]
-            .iter_mut()
-            .for_each(|m| *m /= counts[c] as f32);
+        means[c * d..(c + 1) * d].iter_mut().for_each(|m| *m /= counts[c] as f32);
     }
     let correct = a
         .test
@@ -311,12 +253,8 @@ fn synthetic_data_is_seeded_and_learnable() {
         .chunks(d)
         .zip(&a.test.labels)
         .filter(|(img, l)| {
-            let dist = |c: usize| -> f32 {
-                img.iter()
-                    .zip(&means[c * d..(c + 1) * d])
-                    .map(|(x, m)| (x - m) * (x - m))
-                    .sum()
-            };
+            let dist =
+                |c: usize| -> f32 { img.iter().zip(&means[c * d..(c + 1) * d]).map(|(x, m)| (x - m) * (x - m)).sum() };
             (0..3).min_by(|&x, &y| dist(x).total_cmp(&dist(y))).unwrap() == **l as usize
         })
         .count();
@@ -326,11 +264,7 @@ fn synthetic_data_is_seeded_and_learnable() {
 fn assert_partition_of(shards: &[Vec<u32>], n: usize) {
     let mut all: Vec<u32> = shards.iter().flatten().copied().collect();
     all.sort_unstable();
-    assert_eq!(
-        all,
-        (0..n as u32).collect::<Vec<_>>(),
-        "every sample exactly once"
-    );
+    assert_eq!(all, (0..n as u32).collect::<Vec<_>>(), "every sample exactly once");
 }
 
 #[test]
@@ -341,27 +275,15 @@ fn iid_and_sorted_partitions_are_equal_contiguous_shards() {
     let iid = data::partition(&labels, 10, 20, &Partition::Iid, &mut rng).unwrap();
     assert_partition_of(&iid, 1000);
     assert!(iid.iter().all(|s| s.len() == 50));
-    let classes_per_worker = |s: &Vec<u32>| {
-        s.iter()
-            .map(|&i| labels[i as usize])
-            .collect::<BTreeSet<_>>()
-            .len()
-    };
+    let classes_per_worker = |s: &Vec<u32>| s.iter().map(|&i| labels[i as usize]).collect::<BTreeSet<_>>().len();
     assert!(iid.iter().all(|s| classes_per_worker(s) >= 5));
 
     let sorted = data::partition(&labels, 10, 20, &Partition::Sorted, &mut rng).unwrap();
     assert_partition_of(&sorted, 1000);
     for (w, shard) in sorted.iter().enumerate() {
         assert_eq!(shard.len(), 50);
-        assert!(
-            shard.iter().all(|&i| labels[i as usize] == (w / 2) as u32),
-            "worker {w} holds only class {}",
-            w / 2
-        );
-        assert!(
-            shard.windows(2).all(|p| p[0] < p[1]),
-            "stable sort keeps index order"
-        );
+        assert!(shard.iter().all(|&i| labels[i as usize] == (w / 2) as u32), "worker {w} holds only class {}", w / 2);
+        assert!(shard.windows(2).all(|p| p[0] < p[1]), "stable sort keeps index order");
     }
     // uneven: 10 samples over 3 workers → 4, 3, 3
     let uneven = data::partition(&labels[..10], 10, 3, &Partition::Iid, &mut rng).unwrap();
@@ -373,8 +295,7 @@ fn dirichlet_partition_skews_labels_by_alpha() {
     let labels: Vec<u32> = (0..2000).map(|i| (i % 10) as u32).collect();
     let mean_classes = |alpha: f64| {
         let mut rng = Seeds::new(3).stream(Purpose::Partition, 0, 0);
-        let shards =
-            data::partition(&labels, 10, 10, &Partition::Dirichlet { alpha }, &mut rng).unwrap();
+        let shards = data::partition(&labels, 10, 10, &Partition::Dirichlet { alpha }, &mut rng).unwrap();
         assert_partition_of(&shards, 2000);
         assert!(shards.iter().all(|s| !s.is_empty()));
         // classes holding at least 5 % of a worker's shard
@@ -382,39 +303,18 @@ fn dirichlet_partition_skews_labels_by_alpha() {
             .iter()
             .map(|s| {
                 let mut counts = [0usize; 10];
-                s.iter()
-                    .for_each(|&i| counts[labels[i as usize] as usize] += 1);
+                s.iter().for_each(|&i| counts[labels[i as usize] as usize] += 1);
                 counts.iter().filter(|&&c| c * 20 >= s.len()).count()
             })
             .sum::<usize>() as f64
             / 10.0
     };
     let (skewed, mild) = (mean_classes(0.1), mean_classes(100.0));
-    assert!(
-        skewed < 4.0 && mild > 9.0,
-        "alpha 0.1: {skewed} classes per worker, alpha 100: {mild}"
-    );
+    assert!(skewed < 4.0 && mild > 9.0, "alpha 0.1: {skewed} classes per worker, alpha 100: {mild}");
     let mut rng = Seeds::new(3).stream(Purpose::Partition, 0, 0);
-    let a = data::partition(
-        &labels,
-        10,
-        10,
-        &Partition::Dirichlet { alpha: 0.5 },
-        &mut rng,
-    )
-    .unwrap();
+    let a = data::partition(&labels, 10, 10, &Partition::Dirichlet { alpha: 0.5 }, &mut rng).unwrap();
     let mut rng = Seeds::new(3).stream(Purpose::Partition, 0, 0);
-    assert_eq!(
-        a,
-        data::partition(
-            &labels,
-            10,
-            10,
-            &Partition::Dirichlet { alpha: 0.5 },
-            &mut rng
-        )
-        .unwrap()
-    );
+    assert_eq!(a, data::partition(&labels, 10, 10, &Partition::Dirichlet { alpha: 0.5 }, &mut rng).unwrap());
 }
 
 #[test]
@@ -422,47 +322,20 @@ fn partitions_parse_and_reject_bad_input() {
     assert_eq!("iid".parse::<Partition>().unwrap(), Partition::Iid);
     assert_eq!("noniid".parse::<Partition>().unwrap(), Partition::Sorted);
     assert_eq!("sorted".parse::<Partition>().unwrap(), Partition::Sorted);
+    assert_eq!("dirichlet(alpha=0.5)".parse::<Partition>().unwrap(), Partition::Dirichlet { alpha: 0.5 });
+    assert_eq!("Dirichlet(2)".parse::<Partition>().unwrap(), Partition::Dirichlet { alpha: 2.0 });
     assert_eq!(
-        "dirichlet(alpha=0.5)".parse::<Partition>().unwrap(),
+        Partition::Dirichlet { alpha: 0.5 }.to_string().parse::<Partition>().unwrap(),
         Partition::Dirichlet { alpha: 0.5 }
     );
-    assert_eq!(
-        "Dirichlet(2)".parse::<Partition>().unwrap(),
-        Partition::Dirichlet { alpha: 2.0 }
-    );
-    assert_eq!(
-        Partition::Dirichlet { alpha: 0.5 }
-            .to_string()
-            .parse::<Partition>()
-            .unwrap(),
-        Partition::Dirichlet { alpha: 0.5 }
-    );
-    for bad in [
-        "random",
-        "dirichlet(alpha=-1)",
-        "dirichlet(beta=1)",
-        "dirichlet(x)",
-        "dirichlet(alpha=inf)",
-    ] {
-        assert!(
-            matches!(bad.parse::<Partition>(), Err(Error::Parse { .. })),
-            "{bad}"
-        );
+    for bad in ["random", "dirichlet(alpha=-1)", "dirichlet(beta=1)", "dirichlet(x)", "dirichlet(alpha=inf)"] {
+        assert!(matches!(bad.parse::<Partition>(), Err(Error::Parse { .. })), "{bad}");
     }
     let mut rng = Seeds::new(0).stream(Purpose::Partition, 0, 0);
     assert!(data::partition(&[0, 1], 2, 0, &Partition::Iid, &mut rng).is_err());
     assert!(data::partition(&[0, 1], 2, 3, &Partition::Iid, &mut rng).is_err());
     assert!(data::partition(&[0, 5], 2, 1, &Partition::Iid, &mut rng).is_err());
-    assert!(
-        data::partition(
-            &[0, 1, 1, 0],
-            2,
-            4,
-            &Partition::Dirichlet { alpha: 1e-3 },
-            &mut rng
-        )
-        .is_err()
-    );
+    assert!(data::partition(&[0, 1, 1, 0], 2, 4, &Partition::Dirichlet { alpha: 1e-3 }, &mut rng).is_err());
 }
 
 #[test]
@@ -478,20 +351,14 @@ fn minibatches_are_drawn_with_replacement_from_the_shard() {
         assert_eq!((x.len(), y.len()), (8 * 64, 8));
         let mut in_batch = BTreeSet::new();
         for (img, &label) in x.chunks(64).zip(&y) {
-            let i = shard
-                .iter()
-                .find(|&&i| split.train.image(i as usize) == img)
-                .expect("drawn from the shard");
+            let i = shard.iter().find(|&&i| split.train.image(i as usize) == img).expect("drawn from the shard");
             assert_eq!(split.train.labels[*i as usize], label);
             seen.insert(*i);
             repeats += usize::from(!in_batch.insert(*i));
         }
     }
     assert_eq!(seen.len(), 10, "the whole shard is reachable");
-    assert!(
-        repeats > 0,
-        "with replacement: 8 draws from 10 repeat most of the time"
-    );
+    assert!(repeats > 0, "with replacement: 8 draws from 10 repeat most of the time");
     let capacity = x.capacity();
     data::sample_batch(&split.train, &shard, 8, &mut rng, &mut x, &mut y);
     assert_eq!(x.capacity(), capacity, "buffers are reused");

@@ -33,15 +33,7 @@ fn random_batch(net: &Network, n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
     let mut rng = Seeds::new(seed).stream(Purpose::Synthetic, 0, 0);
     let x = normal_vec(&mut rng, n * net.input_len(), 1.0);
     let k = net.num_classes() as u32;
-    let labels = (0..n)
-        .map(|_| {
-            if k == 1 {
-                rng.random_range(0..2)
-            } else {
-                rng.random_range(0..k)
-            }
-        })
-        .collect();
+    let labels = (0..n).map(|_| if k == 1 { rng.random_range(0..2) } else { rng.random_range(0..k) }).collect();
     (x, labels)
 }
 
@@ -101,9 +93,7 @@ fn worst_coordinate_error(
             let ratio = (fd - g).abs() / (ABS + REL * g.abs());
             worst = worst.max(ratio);
             if ratio > 1.0 {
-                eprintln!(
-                    "param {i}: finite difference {fd:.6e} (2h: {fd2:.6e}), analytic {g:.6e}"
-                );
+                eprintln!("param {i}: finite difference {fd:.6e} (2h: {fd2:.6e}), analytic {g:.6e}");
             }
         }
     }
@@ -124,39 +114,19 @@ fn worst_directional_error(
     directions: usize,
 ) -> f64 {
     let mut rng = Seeds::new(7).stream(Purpose::Eval, 1, 0);
-    let norm = |v: &[f32]| {
-        v.iter()
-            .map(|&a| f64::from(a) * f64::from(a))
-            .sum::<f64>()
-            .sqrt()
-    };
+    let norm = |v: &[f32]| v.iter().map(|&a| f64::from(a) * f64::from(a)).sum::<f64>().sqrt();
     let gnorm = norm(grad).max(1e-12);
     let mut worst: f64 = 0.0;
     for _ in 0..directions {
         let r = normal_vec(&mut rng, params.len(), 1.0);
         let rnorm = norm(&r);
-        let v: Vec<f32> = grad
-            .iter()
-            .zip(&r)
-            .map(|(&g, &r)| (f64::from(g) / gnorm + f64::from(r) / rnorm) as f32)
-            .collect();
+        let v: Vec<f32> =
+            grad.iter().zip(&r).map(|(&g, &r)| (f64::from(g) / gnorm + f64::from(r) / rnorm) as f32).collect();
         let h = 1e-4 / norm(&v);
-        let plus: Vec<f32> = params
-            .iter()
-            .zip(&v)
-            .map(|(&p, &d)| p + (h * f64::from(d)) as f32)
-            .collect();
-        let minus: Vec<f32> = params
-            .iter()
-            .zip(&v)
-            .map(|(&p, &d)| p - (h * f64::from(d)) as f32)
-            .collect();
+        let plus: Vec<f32> = params.iter().zip(&v).map(|(&p, &d)| p + (h * f64::from(d)) as f32).collect();
+        let minus: Vec<f32> = params.iter().zip(&v).map(|(&p, &d)| p - (h * f64::from(d)) as f32).collect();
         let fd = (mean_loss(net, &plus, x, labels) - mean_loss(net, &minus, x, labels)) / (2.0 * h);
-        let gv: f64 = grad
-            .iter()
-            .zip(&v)
-            .map(|(&g, &d)| f64::from(g) * f64::from(d))
-            .sum();
+        let gv: f64 = grad.iter().zip(&v).map(|(&g, &d)| f64::from(g) * f64::from(d)).sum();
         worst = worst.max((fd - gv).abs() / gv.abs().max(1e-6));
     }
     worst
@@ -171,22 +141,10 @@ fn check_network(net: &Network, n: usize, per_layer: usize, seed: u64) {
     assert!((f64::from(loss) - mean_loss(net, &params, &x, &labels)).abs() < 1e-5);
     assert!(grad.iter().all(|g| g.is_finite()), "gradient fully written");
     let (worst, inconclusive) = worst_coordinate_error(net, &params, &grad, &x, &labels, per_layer);
-    assert!(
-        worst <= 1.0,
-        "{}: coordinate gradient error ratio {worst}",
-        net.name()
-    );
-    assert!(
-        inconclusive <= 0.25,
-        "{}: {inconclusive} of the coordinates hit kinks",
-        net.name()
-    );
+    assert!(worst <= 1.0, "{}: coordinate gradient error ratio {worst}", net.name());
+    assert!(inconclusive <= 0.25, "{}: {inconclusive} of the coordinates hit kinks", net.name());
     let dir = worst_directional_error(net, &params, &grad, &x, &labels, 3);
-    assert!(
-        dir < 1e-2,
-        "{}: directional derivative relative error {dir}",
-        net.name()
-    );
+    assert!(dir < 1e-2, "{}: directional derivative relative error {dir}", net.name());
 }
 
 fn spec(input: &str, loss: &str, layers: &str) -> Network {
@@ -200,37 +158,23 @@ fn cifar10_cnn_has_the_papers_797962_parameters() {
     assert_eq!(net.num_params(), 797_962);
     assert_eq!(net.input_shape(), [3, 32, 32]);
     assert_eq!(net.num_classes(), 10);
-    let counts: Vec<usize> = net
-        .layer_infos()
-        .iter()
-        .map(|l| l.params)
-        .filter(|&p| p > 0)
-        .collect();
+    let counts: Vec<usize> = net.layer_infos().iter().map(|l| l.params).filter(|&p| p > 0).collect();
     assert_eq!(counts, [4_864, 102_464, 614_784, 73_920, 1_930]);
     let shapes: Vec<[usize; 3]> = net.layer_infos().iter().map(|l| l.output_shape).collect();
     assert_eq!(shapes[2], [64, 14, 14]);
     assert_eq!(shapes[5], [64, 5, 5]);
     assert_eq!(shapes[6], [1600, 1, 1]);
     // 2 × multiply-adds: 64·28²·75 + 64·10²·1600 + 1600·384 + 384·192 + 192·10
-    assert_eq!(
-        net.flops_per_sample(),
-        2 * (3_763_200 + 10_240_000 + 614_400 + 73_728 + 1_920)
-    );
+    assert_eq!(net.flops_per_sample(), 2 * (3_763_200 + 10_240_000 + 614_400 + 73_728 + 1_920));
 }
 
 #[test]
 fn other_model_specs_build() {
     assert_eq!(load("digits_cnn.toml").num_params(), 13_706); // as torch_cnn_bench.py's digits net
-    assert_eq!(
-        load("mlp.toml").num_params(),
-        64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
-    );
+    assert_eq!(load("mlp.toml").num_params(), 64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10);
     assert_eq!(load("logreg.toml").num_params(), 650);
     let ls = load("least_squares.toml");
-    assert_eq!(
-        (ls.num_params(), ls.loss_kind()),
-        (650, LossKind::SquaredError)
-    );
+    assert_eq!((ls.num_params(), ls.loss_kind()), (650, LossKind::SquaredError));
 }
 
 #[test]
@@ -242,12 +186,7 @@ fn init_matches_pytorch_default_bounds_and_is_seeded() {
     assert_eq!(a, b);
     assert_ne!(a, c);
     let fan_ins = [9usize, 144, 128, 64];
-    for (range, fan_in) in net
-        .param_ranges()
-        .into_iter()
-        .filter(|r| !r.is_empty())
-        .zip(fan_ins)
-    {
+    for (range, fan_in) in net.param_ranges().into_iter().filter(|r| !r.is_empty()).zip(fan_ins) {
         let bound = 1.0 / (fan_in as f32).sqrt();
         let slice = &a[range];
         let max = slice.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -326,17 +265,9 @@ fn gradient_maxpool2d_overlapping_windows_plain_and_fused_with_relu() {
 
 #[test]
 fn gradient_squared_error_and_binary_logistic_heads() {
-    let ls = spec(
-        "[6, 1, 1]",
-        "squared_error",
-        "[[layers]]\ntype = \"linear\"\nout_features = 3\n",
-    );
+    let ls = spec("[6, 1, 1]", "squared_error", "[[layers]]\ntype = \"linear\"\nout_features = 3\n");
     check_network(&ls, 5, 20, 15);
-    let bl = spec(
-        "[6, 1, 1]",
-        "binary_logistic",
-        "[[layers]]\ntype = \"linear\"\nout_features = 1\n",
-    );
+    let bl = spec("[6, 1, 1]", "binary_logistic", "[[layers]]\ntype = \"linear\"\nout_features = 1\n");
     check_network(&bl, 5, 20, 16);
 }
 
@@ -383,10 +314,7 @@ fn conv_and_flatten_match_a_direct_convolution_in_pytorch_order() {
                         }
                     }
                     let got = out[b * 18 + (co * ho + oh) * wo + ow];
-                    assert!(
-                        (got - v).abs() < 1e-5,
-                        "b{b} c{co} ({oh},{ow}): {got} vs {v}"
-                    );
+                    assert!((got - v).abs() < 1e-5, "b{b} c{co} ({oh},{ow}): {got} vs {v}");
                 }
             }
         }
@@ -426,16 +354,9 @@ fn batch_gradient_is_the_mean_of_per_sample_gradients_across_conv_chunks() {
     let mut one = vec![0.0; net.num_params()];
     for i in 0..8 {
         let d = net.input_len();
-        mean_loss += f64::from(net.loss_and_grad(
-            &params,
-            &x[i * d..(i + 1) * d],
-            &labels[i..i + 1],
-            &mut one,
-            &mut ws,
-        )) / 8.0;
-        mean.iter_mut()
-            .zip(&one)
-            .for_each(|(m, &g)| *m += f64::from(g) / 8.0);
+        mean_loss +=
+            f64::from(net.loss_and_grad(&params, &x[i * d..(i + 1) * d], &labels[i..i + 1], &mut one, &mut ws)) / 8.0;
+        mean.iter_mut().zip(&one).for_each(|(m, &g)| *m += f64::from(g) / 8.0);
     }
     assert!((f64::from(loss) - mean_loss).abs() < 1e-5);
     let scale = mean.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -453,19 +374,13 @@ fn parallel_step_is_independent_of_the_thread_count() {
     let serial_loss = net.loss_and_grad(&params, &x, &labels, &mut serial, &mut net.workspace(30));
     let mut results = Vec::new();
     for threads in [1, 2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let mut step = ParallelStep::new(&net, 30, 4);
         let mut grad = vec![0.0; net.num_params()];
         let loss = pool.install(|| step.loss_and_grad(&net, &params, &x, &labels, &mut grad));
         results.push((loss.to_bits(), grad));
     }
-    assert!(
-        results.windows(2).all(|w| w[0] == w[1]),
-        "bit-identical for 1, 2, 3 threads"
-    );
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "bit-identical for 1, 2, 3 threads");
     let (loss, grad) = &results[0];
     assert!((f32::from_bits(*loss) - serial_loss).abs() < 1e-5);
     for (a, b) in grad.iter().zip(&serial) {
@@ -476,26 +391,17 @@ fn parallel_step_is_independent_of_the_thread_count() {
 #[test]
 fn spec_errors_name_the_file_and_the_layer() {
     let cases = [
-        (
-            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv3d\"\n",
-            "conv3d",
-        ),
+        ("input = [1, 8, 8]\n[[layers]]\ntype = \"conv3d\"\n", "conv3d"),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 10\nbias = true\n",
             "bias",
         ),
-        (
-            "input = [1, 8, 8]\ncolour = 1\n[[layers]]\ntype = \"flatten\"\n",
-            "colour",
-        ),
+        ("input = [1, 8, 8]\ncolour = 1\n[[layers]]\ntype = \"flatten\"\n", "colour"),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 0\n",
             "layers[1] (linear): out_features = 0",
         ),
-        (
-            "input = [1, 0, 8]\n[[layers]]\ntype = \"flatten\"\n",
-            "input height",
-        ),
+        ("input = [1, 0, 8]\n[[layers]]\ntype = \"flatten\"\n", "input height"),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nin_features = 60\nout_features = 10\n",
             "in_features = 60 but its input has 64",
@@ -504,10 +410,7 @@ fn spec_errors_name_the_file_and_the_layer() {
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nin_channels = 3\nout_channels = 4\nkernel = 3\n",
             "in_channels = 3",
         ),
-        (
-            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 9\n",
-            "does not fit",
-        ),
+        ("input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 9\n", "does not fit"),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\n[[layers]]\ntype = \"linear\"\nout_features = 10\n",
             "add a flatten",
@@ -522,15 +425,10 @@ fn spec_errors_name_the_file_and_the_layer() {
         ),
         ("input = [1, 8, 8]\nlayers = []\n", "at least one layer"),
         ("input = [1, 8]\n[[layers]]\ntype = \"flatten\"\n", "input"),
-        (
-            "input = [1, 8, 8]\n[[layers]]\ntype = \"relu\"\nslope = 0.1\n",
-            "slope",
-        ),
+        ("input = [1, 8, 8]\n[[layers]]\ntype = \"relu\"\nslope = 0.1\n", "slope"),
     ];
     for (text, needle) in cases {
-        let err = Network::from_toml(text, "models/bad.toml")
-            .expect_err(text)
-            .to_string();
+        let err = Network::from_toml(text, "models/bad.toml").expect_err(text).to_string();
         assert!(err.starts_with("models/bad.toml: "), "{err}");
         assert!(err.contains(needle), "'{err}' should mention '{needle}'");
     }
@@ -545,24 +443,18 @@ fn least_squares_optimum_is_a_stationary_point_and_beats_the_planted_model() {
     let net = problem.network().unwrap();
     let mut grad = vec![0.0; net.num_params()];
     let mut ws = net.workspace(200);
-    let loss = net
-        .loss_and_grad_targets(&opt, &problem.x, &problem.targets, &mut grad, &mut ws)
-        .unwrap();
+    let loss = net.loss_and_grad_targets(&opt, &problem.x, &problem.targets, &mut grad, &mut ws).unwrap();
     let gnorm = grad.iter().map(|g| g * g).sum::<f32>().sqrt();
     assert!(gnorm < 1e-4, "gradient at the optimum {gnorm}");
     assert!((f64::from(loss) - problem.loss(&opt)).abs() < 1e-4);
     assert!(problem.loss(&opt) <= problem.loss(&problem.planted));
     for (a, b) in opt.iter().zip(&problem.planted) {
-        assert!(
-            (a - b).abs() < 0.15,
-            "close to the planted parameters with 200 samples"
-        );
+        assert!((a - b).abs() < 0.15, "close to the planted parameters with 200 samples");
     }
     // plain gradient descent converges to it
     let mut p = vec![0.0f32; net.num_params()];
     for _ in 0..300 {
-        net.loss_and_grad_targets(&p, &problem.x, &problem.targets, &mut grad, &mut ws)
-            .unwrap();
+        net.loss_and_grad_targets(&p, &problem.x, &problem.targets, &mut grad, &mut ws).unwrap();
         p.iter_mut().zip(&grad).for_each(|(p, g)| *p -= 0.5 * g);
     }
     assert!(problem.loss(&p) - problem.loss(&opt) < 1e-6);
@@ -571,26 +463,9 @@ fn least_squares_optimum_is_a_stationary_point_and_beats_the_planted_model() {
     let targets = one_hot(&digits.train.labels, 10);
     let opt = least_squares_optimum(&digits.train.images, &targets, 64, 10, 1e-3).unwrap();
     let ls = Network::from_file(&models_dir().join("least_squares.toml")).unwrap();
-    let (_, correct) = ls.evaluate(
-        &opt,
-        &digits.test.images,
-        &digits.test.labels,
-        &mut ls.workspace(360),
-    );
-    assert!(
-        correct as f64 / 360.0 > 0.9,
-        "least-squares classifier on digits: {correct}/360"
-    );
-    assert!(
-        net.loss_and_grad_targets(
-            &opt[..12],
-            &problem.x,
-            &problem.targets[..3],
-            &mut grad,
-            &mut ws
-        )
-        .is_err()
-    );
+    let (_, correct) = ls.evaluate(&opt, &digits.test.images, &digits.test.labels, &mut ls.workspace(360));
+    assert!(correct as f64 / 360.0 > 0.9, "least-squares classifier on digits: {correct}/360");
+    assert!(net.loss_and_grad_targets(&opt[..12], &problem.x, &problem.targets[..3], &mut grad, &mut ws).is_err());
 }
 
 #[test]
@@ -612,18 +487,9 @@ fn digits_cnn_trained_with_sgd_reaches_95_percent() {
         net.loss_and_grad(&params, &x, &y, &mut grad, &mut ws);
         params.iter_mut().zip(&grad).for_each(|(p, g)| *p -= lr * g);
     }
-    let (loss, correct) = net.evaluate(
-        &params,
-        &split.test.images,
-        &split.test.labels,
-        &mut net.workspace(360),
-    );
+    let (loss, correct) = net.evaluate(&params, &split.test.images, &split.test.labels, &mut net.workspace(360));
     let accuracy = correct as f64 / split.test.len() as f64;
-    eprintln!(
-        "digits CNN: test accuracy {accuracy:.4}, mean loss {:.4}, {:?}",
-        loss / 360.0,
-        start.elapsed()
-    );
+    eprintln!("digits CNN: test accuracy {accuracy:.4}, mean loss {:.4}, {:?}", loss / 360.0, start.elapsed());
     assert!(accuracy >= 0.95, "test accuracy {accuracy}");
     assert!(start.elapsed().as_secs_f64() < 30.0);
 }

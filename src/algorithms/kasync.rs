@@ -1,51 +1,78 @@
 //! K-async SGD (Dutta et al.; specs/baselines.md §4.2): workers compute gradients continuously;
-//! the server updates once K *distinct* workers have pushed a gradient since the last update
-//! (gradients may be stale: computed at an older model). A worker that has pushed waits idle for
-//! the update, then fetches the new model and restarts; the others are not interrupted and keep
-//! computing on the model they read. Workers keep one random stream for the whole run (there is
-//! no round restart), so nothing is cancelled.
+//! the server updates with the mean of the gradients of K *distinct* workers pushed since the
+//! last update (they may be stale: computed at an older model). A worker that has pushed waits
+//! idle for the update, then fetches the new model and restarts; the others are not interrupted
+//! and keep computing on the model they read. Workers keep one random stream for the whole run
+//! (there is no round restart), so nothing is cancelled.
 
+use super::hooks::ServerHooks;
 use crate::sim::{Actions, Algorithm, Message, Node};
 use crate::trace::RoundRecord;
 
-/// Heap strategy of K-async.
+/// Event-driven strategy of K-async.
 #[derive(Clone, Debug)]
-pub struct KAsync {
+pub struct KAsync<H = ()> {
     workers: usize,
     wait: usize,
     updates: u64,
     model_bytes: u64,
+    hooks: H,
     version: u64,
     last_update: f64,
     pushed: Vec<usize>,
+    current: Vec<u64>,
 }
 
-impl KAsync {
+impl<H: ServerHooks> KAsync<H> {
     /// M workers, K distinct pushers per update, `updates` server updates.
-    pub fn new(workers: usize, wait: usize, updates: u64, model_bytes: u64) -> Self {
-        KAsync { workers, wait, updates, model_bytes, version: 0, last_update: 0.0, pushed: Vec::with_capacity(wait) }
+    pub fn new(workers: usize, wait: usize, updates: u64, model_bytes: u64, hooks: H) -> Self {
+        KAsync {
+            workers,
+            wait,
+            updates,
+            model_bytes,
+            hooks,
+            version: 0,
+            last_update: 0.0,
+            pushed: Vec::with_capacity(wait),
+            current: vec![0; workers],
+        }
+    }
+
+    /// The hooks (to read their results after the run).
+    pub fn into_hooks(self) -> H {
+        self.hooks
+    }
+
+    fn fetch(&mut self, m: usize, act: &mut Actions) {
+        let job = self.hooks.job_started(m);
+        act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, job);
     }
 }
 
-impl Algorithm for KAsync {
+impl<H: ServerHooks> Algorithm for KAsync<H> {
     fn start(&mut self, _now: f64, act: &mut Actions) {
         if self.updates == 0 {
             act.stop();
             return;
         }
         for m in 0..self.workers {
-            act.send(Node::Server, Node::Worker(m), self.model_bytes, 0);
+            self.fetch(m, act);
         }
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        act.send(Node::Worker(worker), Node::Server, self.model_bytes, self.version);
+        act.send_data(Node::Worker(worker), Node::Server, self.model_bytes, self.version, self.current[worker]);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
         match (msg.from, msg.to) {
-            (Node::Server, Node::Worker(m)) => act.step(m),
+            (Node::Server, Node::Worker(m)) => {
+                self.current[m] = msg.data;
+                act.step(m);
+            }
             (Node::Worker(m), Node::Server) => {
+                self.hooks.arrived(msg.data);
                 self.pushed.push(m);
                 if self.pushed.len() == self.wait {
                     act.timer(now, self.version);
@@ -56,26 +83,29 @@ impl Algorithm for KAsync {
     }
 
     fn on_timer(&mut self, _tag: u64, now: f64, act: &mut Actions) {
+        let n = self.pushed.len() as u32;
         let record = RoundRecord {
             round: self.version,
             start: self.last_update,
             compute_end: now,
             end: now,
-            participants: self.pushed.len() as u32,
-            uploaders: self.pushed.len() as u32,
-            updates: self.pushed.len() as u64,
+            participants: n,
+            uploaders: n,
+            uploads: n,
+            updates: n as u64,
             cancelled: 0,
             counts: Vec::new(),
         };
+        let go_on = self.hooks.update(&record);
         act.round(record);
         self.version += 1;
         self.last_update = now;
-        if self.version >= self.updates {
+        if !go_on || self.version >= self.updates {
             act.stop();
             return;
         }
-        for m in self.pushed.drain(..) {
-            act.send(Node::Server, Node::Worker(m), self.model_bytes, self.version);
+        for m in std::mem::take(&mut self.pushed) {
+            self.fetch(m, act);
         }
     }
 }

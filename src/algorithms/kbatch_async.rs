@@ -1,61 +1,80 @@
 //! K-batch-async SGD and fully asynchronous SGD (Dutta et al.; specs/baselines.md §4.2, §5):
 //! every worker pushes each gradient as soon as it is done, fetches the current model and starts
 //! the next one; nobody idles (beyond the round trip) and nothing is cancelled. The server
-//! updates after every K arrivals (K = 1: asynchronous SGD, one update per gradient). Workers
-//! keep one random stream for the whole run.
+//! updates with the mean of every K arrivals (K = 1: asynchronous SGD, one update per gradient).
+//! Workers keep one random stream for the whole run.
 
+use super::hooks::ServerHooks;
 use crate::sim::{Actions, Algorithm, Message, Node};
 use crate::trace::RoundRecord;
 
-/// Heap strategy of K-batch-async (K = 1: async SGD).
+/// Event-driven strategy of K-batch-async (K = 1: async SGD).
 #[derive(Clone, Debug)]
-pub struct KBatchAsync {
+pub struct KBatchAsync<H = ()> {
     workers: usize,
     wait: usize,
     updates: u64,
     model_bytes: u64,
+    hooks: H,
     version: u64,
     last_update: f64,
     contributors: Vec<usize>,
+    current: Vec<u64>,
 }
 
-impl KBatchAsync {
+impl<H: ServerHooks> KBatchAsync<H> {
     /// M workers, K gradients per update, `updates` server updates.
-    pub fn new(workers: usize, wait: usize, updates: u64, model_bytes: u64) -> Self {
+    pub fn new(workers: usize, wait: usize, updates: u64, model_bytes: u64, hooks: H) -> Self {
         KBatchAsync {
             workers,
             wait,
             updates,
             model_bytes,
+            hooks,
             version: 0,
             last_update: 0.0,
             contributors: Vec::with_capacity(wait),
+            current: vec![0; workers],
         }
+    }
+
+    /// The hooks (to read their results after the run).
+    pub fn into_hooks(self) -> H {
+        self.hooks
+    }
+
+    fn fetch(&mut self, m: usize, act: &mut Actions) {
+        let job = self.hooks.job_started(m);
+        act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, job);
     }
 }
 
-impl Algorithm for KBatchAsync {
+impl<H: ServerHooks> Algorithm for KBatchAsync<H> {
     fn start(&mut self, _now: f64, act: &mut Actions) {
         if self.updates == 0 {
             act.stop();
             return;
         }
         for m in 0..self.workers {
-            act.send(Node::Server, Node::Worker(m), self.model_bytes, 0);
+            self.fetch(m, act);
         }
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        act.send(Node::Worker(worker), Node::Server, self.model_bytes, self.version);
+        act.send_data(Node::Worker(worker), Node::Server, self.model_bytes, self.version, self.current[worker]);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
         match (msg.from, msg.to) {
-            (Node::Server, Node::Worker(m)) => act.step(m),
+            (Node::Server, Node::Worker(m)) => {
+                self.current[m] = msg.data;
+                act.step(m);
+            }
             (Node::Worker(m), Node::Server) => {
+                self.hooks.arrived(msg.data);
                 self.contributors.push(m);
                 if self.contributors.len() == self.wait {
-                    let updates = self.contributors.len() as u64;
+                    let n = self.contributors.len() as u32;
                     self.contributors.sort_unstable();
                     self.contributors.dedup();
                     let record = RoundRecord {
@@ -63,22 +82,24 @@ impl Algorithm for KBatchAsync {
                         start: self.last_update,
                         compute_end: now,
                         end: now,
-                        participants: updates as u32,
+                        participants: n,
                         uploaders: self.contributors.len() as u32,
-                        updates,
+                        uploads: n,
+                        updates: n as u64,
                         cancelled: 0,
                         counts: Vec::new(),
                     };
+                    let go_on = self.hooks.update(&record);
                     act.round(record);
                     self.version += 1;
                     self.last_update = now;
                     self.contributors.clear();
-                    if self.version >= self.updates {
+                    if !go_on || self.version >= self.updates {
                         act.stop();
                         return;
                     }
                 }
-                act.send(Node::Server, Node::Worker(m), self.model_bytes, self.version);
+                self.fetch(m, act);
             }
             _ => {}
         }

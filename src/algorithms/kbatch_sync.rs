@@ -1,40 +1,52 @@
 //! K-batch-sync SGD (Dutta et al.; specs/baselines.md §4.2): all M workers compute minibatch
 //! gradients at the current model w_j; a worker that finishes pushes its gradient and at once
-//! starts another one **at the same w_j**; the server updates when K gradients have arrived, from
-//! any workers, then cancels the unfinished ones, and everybody restarts from w_{j+1}.
-//! Gradients that arrive at exactly the instant of the K-th are used too.
+//! starts another one **at the same w_j**; the server updates with the mean of the first K
+//! gradients to arrive, from any workers, then cancels the unfinished ones (results still in
+//! flight are ignored), and everybody restarts from w_{j+1}. Gradients that arrive at exactly
+//! the instant of the K-th are used too.
 
+use super::hooks::ServerHooks;
 use crate::sim::{Actions, Algorithm, Message, Node};
 use crate::trace::RoundRecord;
 
-/// Heap strategy of K-batch-sync.
+/// Event-driven strategy of K-batch-sync.
 #[derive(Clone, Debug)]
-pub struct KBatchSync {
+pub struct KBatchSync<H = ()> {
     workers: usize,
     wait: usize,
     rounds: u64,
     model_bytes: u64,
+    hooks: H,
     round: u64,
     start: f64,
     arrivals: usize,
     started: u32,
     counts: Vec<u32>,
+    /// The job each worker is computing (None: idle).
+    current: Vec<Option<u64>>,
 }
 
-impl KBatchSync {
+impl<H: ServerHooks> KBatchSync<H> {
     /// M workers, K gradients per update, `rounds` updates.
-    pub fn new(workers: usize, wait: usize, rounds: u64, model_bytes: u64) -> Self {
+    pub fn new(workers: usize, wait: usize, rounds: u64, model_bytes: u64, hooks: H) -> Self {
         KBatchSync {
             workers,
             wait,
             rounds,
             model_bytes,
+            hooks,
             round: 0,
             start: 0.0,
             arrivals: 0,
             started: 0,
             counts: vec![0; workers],
+            current: vec![None; workers],
         }
+    }
+
+    /// The hooks (to read their results after the run).
+    pub fn into_hooks(self) -> H {
+        self.hooks
     }
 
     fn begin(&mut self, now: f64, act: &mut Actions) {
@@ -44,12 +56,13 @@ impl KBatchSync {
         self.started = 0;
         self.counts.fill(0);
         for m in 0..self.workers {
-            act.send(Node::Server, Node::Worker(m), self.model_bytes, self.round);
+            let job = self.hooks.job_started(m);
+            act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.round, job);
         }
     }
 }
 
-impl Algorithm for KBatchSync {
+impl<H: ServerHooks> Algorithm for KBatchSync<H> {
     fn start(&mut self, now: f64, act: &mut Actions) {
         if self.rounds == 0 {
             act.stop();
@@ -59,20 +72,25 @@ impl Algorithm for KBatchSync {
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        act.send(Node::Worker(worker), Node::Server, self.model_bytes, self.round);
+        let done = self.current[worker].take().expect("a finished worker had a job");
+        act.send_data(Node::Worker(worker), Node::Server, self.model_bytes, self.round, done);
+        self.current[worker] = Some(self.hooks.job_started(worker));
         act.step(worker);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
         if msg.tag != self.round {
+            self.hooks.discard(msg.data); // a result or model of an earlier round
             return;
         }
         match (msg.from, msg.to) {
             (Node::Server, Node::Worker(m)) => {
                 self.started += 1;
+                self.current[m] = Some(msg.data);
                 act.step(m);
             }
             (Node::Worker(m), Node::Server) => {
+                self.hooks.arrived(msg.data);
                 self.arrivals += 1;
                 self.counts[m] += 1;
                 if self.arrivals == self.wait {
@@ -85,6 +103,9 @@ impl Algorithm for KBatchSync {
 
     fn on_timer(&mut self, _tag: u64, now: f64, act: &mut Actions) {
         act.cancel_all();
+        for job in self.current.iter_mut().filter_map(Option::take) {
+            self.hooks.discard(job);
+        }
         let record = RoundRecord {
             round: self.round,
             start: self.start,
@@ -92,13 +113,15 @@ impl Algorithm for KBatchSync {
             end: now,
             participants: self.workers as u32,
             uploaders: self.counts.iter().filter(|&&c| c > 0).count() as u32,
+            uploads: self.arrivals as u32,
             updates: self.arrivals as u64,
             cancelled: self.started,
             counts: self.counts.clone(),
         };
+        let go_on = self.hooks.update(&record);
         act.round(record);
         self.round += 1;
-        if self.round >= self.rounds {
+        if !go_on || self.round >= self.rounds {
             act.stop();
         } else {
             self.begin(now, act);

@@ -4,6 +4,7 @@
 //! event-driven strategy (K-batch-sync, K-async, K-batch-async, async SGD). [`timing`] runs any
 //! of them and collects round statistics.
 
+pub mod hooks;
 pub mod kasync;
 pub mod kbatch_async;
 pub mod kbatch_sync;

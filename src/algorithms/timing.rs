@@ -142,10 +142,10 @@ impl TimingSetup {
         let (m, k, r, b) = (self.workers, self.wait, self.rounds, self.model_bytes);
         match (self.algorithm, self.round_plan()) {
             (_, Some(plan)) => Box::new(RoundSync::new(FixedRounds { plan, rounds: r }, m, b)),
-            (TimingAlgorithm::KBatchSync, _) => Box::new(KBatchSync::new(m, k, r, b)),
-            (TimingAlgorithm::KAsync, _) => Box::new(KAsync::new(m, k, r, b)),
-            (TimingAlgorithm::KBatchAsync, _) => Box::new(KBatchAsync::new(m, k, r, b)),
-            (TimingAlgorithm::Async, _) => Box::new(KBatchAsync::new(m, 1, r, b)),
+            (TimingAlgorithm::KBatchSync, _) => Box::new(KBatchSync::new(m, k, r, b, ())),
+            (TimingAlgorithm::KAsync, _) => Box::new(KAsync::new(m, k, r, b, ())),
+            (TimingAlgorithm::KBatchAsync, _) => Box::new(KBatchAsync::new(m, k, r, b, ())),
+            (TimingAlgorithm::Async, _) => Box::new(KBatchAsync::new(m, 1, r, b, ())),
             (a, None) => unreachable!("{a:?} has a round plan"),
         }
     }

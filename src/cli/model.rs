@@ -52,11 +52,7 @@ struct Bench {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let net = Network::from_file(&args.spec)?;
     let bench = if args.bench {
-        for (name, v) in [
-            ("--batch", args.batch),
-            ("--threads", args.threads),
-            ("--steps", args.steps),
-        ] {
+        for (name, v) in [("--batch", args.batch), ("--threads", args.threads), ("--steps", args.steps)] {
             if v == 0 {
                 return Err(Error::invalid(name, v, "must be at least 1").into());
             }
@@ -87,32 +83,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let [c, h, w] = net.input_shape();
-    println!(
-        "{}: input {c}×{h}×{w}, loss {:?}",
-        net.name(),
-        net.loss_kind()
-    );
-    println!(
-        "{:<4} {:<42} {:>14} {:>10} {:>14}",
-        "#", "layer", "output", "params", "flops"
-    );
+    println!("{}: input {c}×{h}×{w}, loss {:?}", net.name(), net.loss_kind());
+    println!("{:<4} {:<42} {:>14} {:>10} {:>14}", "#", "layer", "output", "params", "flops");
     for (i, l) in layers.iter().enumerate() {
         let [c, h, w] = l.output_shape;
-        let shape = if h == 1 && w == 1 {
-            format!("{c}")
-        } else {
-            format!("{c}×{h}×{w}")
-        };
-        println!(
-            "{i:<4} {:<42} {shape:>14} {:>10} {:>14}",
-            l.description, l.params, l.flops
-        );
+        let shape = if h == 1 && w == 1 { format!("{c}") } else { format!("{c}×{h}×{w}") };
+        println!("{i:<4} {:<42} {shape:>14} {:>10} {:>14}", l.description, l.params, l.flops);
     }
-    println!(
-        "params {}  flops_per_sample {}",
-        net.num_params(),
-        net.flops_per_sample()
-    );
+    println!("params {}  flops_per_sample {}", net.num_params(), net.flops_per_sample());
     if let Some(b) = bench {
         println!(
             "batch {} threads {} steps {}: step_ms {:.3} (min {:.3}) images_per_s {:.0}",
@@ -138,14 +116,11 @@ fn bench(net: &Network, args: &Args) -> anyhow::Result<Bench> {
         })
         .collect();
     let classes = net.num_classes().max(2) as u32;
-    let labels: Vec<u32> = (0..args.batch)
-        .map(|_| rng.random_range(0..classes) % net.num_classes().max(1) as u32)
-        .collect();
+    let labels: Vec<u32> =
+        (0..args.batch).map(|_| rng.random_range(0..classes) % net.num_classes().max(1) as u32).collect();
     let mut grad = vec![0.0f32; net.num_params()];
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
-        .build()
-        .context("cannot start the thread pool")?;
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(args.threads).build().context("cannot start the thread pool")?;
     let mut ws = net.workspace(args.batch);
     let mut parallel = (args.threads > 1).then(|| ParallelStep::new(net, args.batch, args.threads));
     let mut step = |params: &mut Vec<f32>| {
@@ -168,8 +143,5 @@ fn bench(net: &Network, args: &Args) -> anyhow::Result<Bench> {
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let total = start.elapsed().as_secs_f64() * 1e3;
-    Ok(Bench {
-        step_ms: total / args.steps as f64,
-        min_ms: times.iter().cloned().fold(f64::INFINITY, f64::min),
-    })
+    Ok(Bench { step_ms: total / args.steps as f64, min_ms: times.iter().cloned().fold(f64::INFINITY, f64::min) })
 }

@@ -17,13 +17,8 @@ pub const CIFAR10_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 pub const CIFAR10_STD: [f32; 3] = [0.2023, 0.1994, 0.2010];
 
 const RECORD: usize = 1 + 3 * 32 * 32;
-const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+const TRAIN_FILES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 const TEST_FILE: &str = "test_batch.bin";
 const HINT: &str = "put the CIFAR-10 binary version's files data_batch_1.bin .. data_batch_5.bin \
                     and test_batch.bin (from cifar-10-binary.tar.gz) in that directory";
@@ -32,15 +27,10 @@ const HINT: &str = "put the CIFAR-10 binary version's files data_batch_1.bin .. 
 /// unpacks to), normalised; 3×32×32 images, 10 classes.
 pub fn cifar10(dir: &Path) -> Result<Split> {
     if !dir.is_dir() {
-        return Err(Error::invalid(
-            "CIFAR-10 directory",
-            dir.display(),
-            format!("not a directory; {HINT}"),
-        ));
+        return Err(Error::invalid("CIFAR-10 directory", dir.display(), format!("not a directory; {HINT}")));
     }
     let nested = dir.join("cifar-10-batches-bin");
-    let dir: PathBuf = if !dir.join(TRAIN_FILES[0]).exists() && nested.join(TRAIN_FILES[0]).exists()
-    {
+    let dir: PathBuf = if !dir.join(TRAIN_FILES[0]).exists() && nested.join(TRAIN_FILES[0]).exists() {
         nested
     } else {
         dir.to_path_buf()
@@ -55,12 +45,7 @@ pub fn cifar10(dir: &Path) -> Result<Split> {
 }
 
 fn empty() -> Dataset {
-    Dataset {
-        images: Vec::new(),
-        labels: Vec::new(),
-        shape: [3, 32, 32],
-        classes: 10,
-    }
+    Dataset { images: Vec::new(), labels: Vec::new(), shape: [3, 32, 32], classes: 10 }
 }
 
 /// Appends the records of one batch file to `out`.
@@ -80,14 +65,8 @@ fn read_batch(path: &Path, out: &mut Dataset) -> Result<()> {
             ),
         ));
     }
-    let scale: Vec<(f32, f32)> = (0..3)
-        .map(|c| {
-            (
-                1.0 / (255.0 * CIFAR10_STD[c]),
-                CIFAR10_MEAN[c] / CIFAR10_STD[c],
-            )
-        })
-        .collect();
+    let scale: Vec<(f32, f32)> =
+        (0..3).map(|c| (1.0 / (255.0 * CIFAR10_STD[c]), CIFAR10_MEAN[c] / CIFAR10_STD[c])).collect();
     out.images.reserve(bytes.len() / RECORD * (RECORD - 1));
     for (k, rec) in bytes.chunks_exact(RECORD).enumerate() {
         let label = rec[0];
@@ -103,8 +82,7 @@ fn read_batch(path: &Path, out: &mut Dataset) -> Result<()> {
         out.labels.push(u32::from(label));
         for (c, plane) in rec[1..].chunks_exact(1024).enumerate() {
             let (a, b) = scale[c];
-            out.images
-                .extend(plane.iter().map(|&v| f32::from(v) * a - b));
+            out.images.extend(plane.iter().map(|&v| f32::from(v) * a - b));
         }
     }
     Ok(())

@@ -23,35 +23,19 @@ pub const DIGITS_TEST: usize = 360;
 /// 10 classes. Call [`Split::standardise`] for zero mean and unit variance.
 pub fn digits() -> Split {
     let mut text = String::new();
-    GzDecoder::new(DIGITS_CSV_GZ)
-        .read_to_string(&mut text)
-        .expect("the embedded digits decompress");
+    GzDecoder::new(DIGITS_CSV_GZ).read_to_string(&mut text).expect("the embedded digits decompress");
     let mut images = Vec::with_capacity(1797 * 64);
     let mut labels = Vec::with_capacity(1797);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let values: Vec<u32> = line
-            .split(',')
-            .map(|v| v.trim().parse().expect("the embedded digits are integers"))
-            .collect();
-        assert_eq!(
-            values.len(),
-            65,
-            "the embedded digits have 64 pixels and a label"
-        );
+        let values: Vec<u32> =
+            line.split(',').map(|v| v.trim().parse().expect("the embedded digits are integers")).collect();
+        assert_eq!(values.len(), 65, "the embedded digits have 64 pixels and a label");
         images.extend(values[..64].iter().map(|&v| v as f32 / 16.0));
         labels.push(values[64]);
     }
-    let all = Dataset {
-        images,
-        labels,
-        shape: [1, 8, 8],
-        classes: 10,
-    };
+    let all = Dataset { images, labels, shape: [1, 8, 8], classes: 10 };
     let mut order: Vec<u32> = (0..all.len() as u32).collect();
     order.shuffle(&mut Seeds::new(DIGITS_SPLIT_SEED).stream(Purpose::Partition, 0, 0));
     let (test, train) = order.split_at(DIGITS_TEST);
-    Split {
-        train: all.subset(train),
-        test: all.subset(test),
-    }
+    Split { train: all.subset(train), test: all.subset(test) }
 }

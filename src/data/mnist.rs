@@ -26,16 +26,9 @@ const HINT: &str = "put MNIST's train-images-idx3-ubyte, train-labels-idx1-ubyte
 /// 10 classes.
 pub fn mnist(dir: &Path) -> Result<Split> {
     if !dir.is_dir() {
-        return Err(Error::invalid(
-            "MNIST directory",
-            dir.display(),
-            format!("not a directory; {HINT}"),
-        ));
+        return Err(Error::invalid("MNIST directory", dir.display(), format!("not a directory; {HINT}")));
     }
-    Ok(Split {
-        train: load_pair(dir, "train")?,
-        test: load_pair(dir, "t10k")?,
-    })
+    Ok(Split { train: load_pair(dir, "train")?, test: load_pair(dir, "t10k")? })
 }
 
 fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset> {
@@ -46,31 +39,19 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset> {
     if ldims[0] != dims[0] {
         return Err(Error::bad_file(
             &lab_path,
-            format!(
-                "{} labels but {} has {} images",
-                ldims[0],
-                img_path.display(),
-                dims[0]
-            ),
+            format!("{} labels but {} has {} images", ldims[0], img_path.display(), dims[0]),
         ));
     }
     if let Some(k) = labels.iter().position(|&l| l > 9) {
         return Err(Error::bad_file(
             &lab_path,
-            format!(
-                "label {k} at byte offset {} is {}, not in 0..=9",
-                8 + k,
-                labels[k]
-            ),
+            format!("label {k} at byte offset {} is {}, not in 0..=9", 8 + k, labels[k]),
         ));
     }
     let scale = 1.0 / (255.0 * MNIST_STD);
     let shift = MNIST_MEAN / MNIST_STD;
     Ok(Dataset {
-        images: pixels
-            .iter()
-            .map(|&v| f32::from(v) * scale - shift)
-            .collect(),
+        images: pixels.iter().map(|&v| f32::from(v) * scale - shift).collect(),
         labels: labels.iter().map(|&l| u32::from(l)).collect(),
         shape: [1, dims[1], dims[2]],
         classes: 10,
@@ -93,17 +74,9 @@ fn read_idx(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)> {
     }
     let packed = read_file(&gz, HINT)?;
     let mut bytes = Vec::new();
-    GzDecoder::new(&packed[..])
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            Error::bad_file(
-                &gz,
-                format!(
-                    "corrupt gzip data after {} decompressed bytes: {e}",
-                    bytes.len()
-                ),
-            )
-        })?;
+    GzDecoder::new(&packed[..]).read_to_end(&mut bytes).map_err(|e| {
+        Error::bad_file(&gz, format!("corrupt gzip data after {} decompressed bytes: {e}", bytes.len()))
+    })?;
     Ok((gz, bytes))
 }
 
@@ -114,10 +87,7 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8], ndims: usize) -> Result<(Vec<usiz
     if bytes.len() < header {
         return Err(Error::bad_file(
             path,
-            format!(
-                "truncated: {} bytes, shorter than the {header}-byte IDX header",
-                bytes.len()
-            ),
+            format!("truncated: {} bytes, shorter than the {header}-byte IDX header", bytes.len()),
         ));
     }
     if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] as usize != ndims {
@@ -131,15 +101,10 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8], ndims: usize) -> Result<(Vec<usiz
         ));
     }
     let dims: Vec<usize> = (0..ndims)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
     if dims.iter().skip(1).any(|&d| d == 0) {
-        return Err(Error::bad_file(
-            path,
-            format!("zero image size {dims:?} in the IDX header"),
-        ));
+        return Err(Error::bad_file(path, format!("zero image size {dims:?} in the IDX header")));
     }
     let len = dims
         .iter()
@@ -163,11 +128,7 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8], ndims: usize) -> Result<(Vec<usiz
     if data.len() > len {
         return Err(Error::bad_file(
             path,
-            format!(
-                "{} unexpected bytes after the data, at byte offset {}",
-                data.len() - len,
-                header + len
-            ),
+            format!("{} unexpected bytes after the data, at byte offset {}", data.len() - len, header + len),
         ));
     }
     Ok((dims, data))

@@ -73,11 +73,7 @@ impl Dataset {
         }
         let count = (self.len() * plane).max(1) as f64;
         let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
-        let std = sq
-            .iter()
-            .zip(&mean)
-            .map(|(s, m)| ((s / count - m * m).max(0.0).sqrt()) as f32)
-            .collect();
+        let std = sq.iter().zip(&mean).map(|(s, m)| ((s / count - m * m).max(0.0).sqrt()) as f32).collect();
         (mean.into_iter().map(|m| m as f32).collect(), std)
     }
 
@@ -88,10 +84,7 @@ impl Dataset {
     /// If `mean` or `std` does not have one entry per channel.
     pub fn normalise(&mut self, mean: &[f32], std: &[f32]) {
         let [c, h, w] = self.shape;
-        assert!(
-            mean.len() == c && std.len() == c,
-            "need one mean and std per channel"
-        );
+        assert!(mean.len() == c && std.len() == c, "need one mean and std per channel");
         let plane = h * w;
         for img in self.images.chunks_exact_mut(c * plane) {
             for ch in 0..c {

@@ -59,26 +59,18 @@ impl FromStr for Partition {
             "sorted" | "noniid" | "non-iid" => return Ok(Partition::Sorted),
             _ => {}
         }
-        let Some(inner) = t
-            .strip_prefix("dirichlet(")
-            .and_then(|r| r.strip_suffix(')'))
-        else {
+        let Some(inner) = t.strip_prefix("dirichlet(").and_then(|r| r.strip_suffix(')')) else {
             return Err(fail("expected iid, sorted (noniid) or dirichlet(alpha=A)"));
         };
         let value = inner.trim();
         let value = match value.split_once('=') {
             Some((key, v)) if key.trim() == "alpha" => v.trim(),
             Some((key, _)) => {
-                return Err(fail(&format!(
-                    "unknown key '{}', expected alpha",
-                    key.trim()
-                )));
+                return Err(fail(&format!("unknown key '{}', expected alpha", key.trim())));
             }
             None => value,
         };
-        let alpha: f64 = value
-            .parse()
-            .map_err(|_| fail(&format!("alpha '{value}' is not a number")))?;
+        let alpha: f64 = value.parse().map_err(|_| fail(&format!("alpha '{value}' is not a number")))?;
         if !(alpha.is_finite() && alpha > 0.0) {
             return Err(fail("alpha must be a finite number > 0"));
         }
@@ -107,11 +99,7 @@ pub fn partition(
         ));
     }
     if let Some(&l) = labels.iter().find(|&&l| l as usize >= classes) {
-        return Err(Error::invalid(
-            "label",
-            l,
-            format!("must be below the {classes} classes"),
-        ));
+        return Err(Error::invalid("label", l, format!("must be below the {classes} classes")));
     }
     match how {
         Partition::Iid => {
@@ -143,22 +131,11 @@ fn equal_shards(order: &[u32], workers: usize) -> Vec<Vec<u32>> {
 /// Attempts before giving up on a Dirichlet draw that leaves some worker empty.
 const DIRICHLET_ATTEMPTS: usize = 100;
 
-fn dirichlet(
-    labels: &[u32],
-    classes: usize,
-    workers: usize,
-    alpha: f64,
-    rng: &mut impl Rng,
-) -> Result<Vec<Vec<u32>>> {
+fn dirichlet(labels: &[u32], classes: usize, workers: usize, alpha: f64, rng: &mut impl Rng) -> Result<Vec<Vec<u32>>> {
     if !(alpha.is_finite() && alpha > 0.0) {
-        return Err(Error::invalid(
-            "dirichlet alpha",
-            alpha,
-            "must be a finite number > 0",
-        ));
+        return Err(Error::invalid("dirichlet alpha", alpha, "must be a finite number > 0"));
     }
-    let gamma = Gamma::new(alpha, 1.0)
-        .map_err(|e| Error::invalid("dirichlet alpha", alpha, e.to_string()))?;
+    let gamma = Gamma::new(alpha, 1.0).map_err(|e| Error::invalid("dirichlet alpha", alpha, e.to_string()))?;
     let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); classes];
     for (i, &l) in labels.iter().enumerate() {
         by_class[l as usize].push(i as u32);
@@ -180,11 +157,7 @@ fn dirichlet(
             let mut start = 0;
             for (w, &p) in weights.iter().enumerate() {
                 cumulative += p;
-                let end = if w + 1 == workers {
-                    m
-                } else {
-                    ((cumulative * m as f64).round() as usize).clamp(start, m)
-                };
+                let end = if w + 1 == workers { m } else { ((cumulative * m as f64).round() as usize).clamp(start, m) };
                 shards[w].extend_from_slice(&members[start..end]);
                 start = end;
             }
@@ -218,10 +191,7 @@ pub fn sample_batch(
 ) {
     x.clear();
     y.clear();
-    assert!(
-        batch == 0 || !shard.is_empty(),
-        "cannot sample from an empty shard"
-    );
+    assert!(batch == 0 || !shard.is_empty(), "cannot sample from an empty shard");
     for _ in 0..batch {
         let i = shard[rng.random_range(0..shard.len())] as usize;
         x.extend_from_slice(data.image(i));

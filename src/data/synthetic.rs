@@ -19,17 +19,8 @@ const SIGNAL: f32 = 0.5;
 /// # Panics
 ///
 /// If `classes` is 0 or `shape` has a zero entry.
-pub fn synthetic(
-    shape: [usize; 3],
-    classes: usize,
-    n_train: usize,
-    n_test: usize,
-    seed: u64,
-) -> Split {
-    assert!(
-        classes > 0 && shape.iter().all(|&s| s > 0),
-        "synthetic data needs classes and a shape ≥ 1"
-    );
+pub fn synthetic(shape: [usize; 3], classes: usize, n_train: usize, n_test: usize, seed: u64) -> Split {
+    assert!(classes > 0 && shape.iter().all(|&s| s > 0), "synthetic data needs classes and a shape ≥ 1");
     let seeds = Seeds::new(seed);
     let d: usize = shape.iter().product();
     let mut rng = seeds.stream(Purpose::Synthetic, 0, 0);
@@ -44,17 +35,9 @@ pub fn synthetic(
             let proto = &prototypes[label * d..(label + 1) * d];
             images.extend(proto.iter().map(|&p| SIGNAL * p + normal(&mut rng)));
         }
-        Dataset {
-            images,
-            labels,
-            shape,
-            classes,
-        }
+        Dataset { images, labels, shape, classes }
     };
-    Split {
-        train: make(n_train, 1),
-        test: make(n_test, 2),
-    }
+    Split { train: make(n_train, 1), test: make(n_test, 2) }
 }
 
 fn normal(rng: &mut Stream) -> f32 {

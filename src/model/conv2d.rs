@@ -91,11 +91,7 @@ impl Conv2d {
                         let ih = (oh * s + kh) as isize - p as isize;
                         let iw = (ow * s + kw) as isize - p as isize;
                         let inside = (0..h as isize).contains(&ih) && (0..w as isize).contains(&iw);
-                        index.push(if inside {
-                            (ih as usize * w + iw as usize) as u32
-                        } else {
-                            PADDING
-                        });
+                        index.push(if inside { (ih as usize * w + iw as usize) as u32 } else { PADDING });
                     }
                 }
             }
@@ -113,15 +109,7 @@ impl Conv2d {
     }
 
     /// Unfolds samples `first..first + count` of `input` (a batch of `n`) into `cols`.
-    fn im2col(
-        &self,
-        index: &[u32],
-        input: &[f32],
-        n: usize,
-        first: usize,
-        count: usize,
-        cols: &mut [f32],
-    ) {
+    fn im2col(&self, index: &[u32], input: &[f32], n: usize, first: usize, count: usize, cols: &mut [f32]) {
         let [ci, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
         let spatial = ho * wo;
@@ -159,15 +147,7 @@ impl Conv2d {
 
     /// Writes the input gradient of samples `first..first + count` from the column-matrix
     /// gradient `cols`.
-    fn col2im(
-        &self,
-        index: &[u32],
-        cols: &[f32],
-        n: usize,
-        first: usize,
-        count: usize,
-        d_input: &mut [f32],
-    ) {
+    fn col2im(&self, index: &[u32], cols: &[f32], n: usize, first: usize, count: usize, d_input: &mut [f32]) {
         let [ci, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
         let spatial = ho * wo;
@@ -232,12 +212,7 @@ impl Conv2d {
                 MatRef::rows(weight, co, patch),
                 MatRef::rows(cols, patch, count * spatial),
                 1.0,
-                MatMut::strided(
-                    &mut output[first * spatial..],
-                    co,
-                    count * spatial,
-                    n * spatial,
-                ),
+                MatMut::strided(&mut output[first * spatial..], co, count * spatial, n * spatial),
             );
             first += count;
         }
@@ -275,12 +250,7 @@ impl Conv2d {
                 // with a single chunk the forward pass left this chunk's columns in `cols`
                 self.im2col(index, input, n, first, count, cols);
             }
-            let d_out = MatRef::strided(
-                &d_output[first * spatial..],
-                co,
-                count * spatial,
-                n * spatial,
-            );
+            let d_out = MatRef::strided(&d_output[first * spatial..], co, count * spatial, n * spatial);
             gemm(
                 d_out,
                 MatRef::rows(cols, patch, count * spatial).t(),
@@ -288,12 +258,7 @@ impl Conv2d {
                 MatMut::rows(d_weight, co, patch),
             );
             if let Some(d_in) = d_input.as_deref_mut() {
-                gemm(
-                    MatRef::rows(weight, co, patch).t(),
-                    d_out,
-                    0.0,
-                    MatMut::rows(cols, patch, count * spatial),
-                );
+                gemm(MatRef::rows(weight, co, patch).t(), d_out, 0.0, MatMut::rows(cols, patch, count * spatial));
                 self.col2im(index, cols, n, first, count, d_in);
             }
             first += count;

@@ -192,9 +192,7 @@ impl LeastSquaresProblem {
             let v: f64 = StandardNormal.sample(rng);
             v as f32
         };
-        let planted: Vec<f32> = (0..outputs * features + outputs)
-            .map(|_| normal(&mut rng))
-            .collect();
+        let planted: Vec<f32> = (0..outputs * features + outputs).map(|_| normal(&mut rng)).collect();
         let x: Vec<f32> = (0..n * features).map(|_| normal(&mut rng)).collect();
         let mut targets = vec![0.0f32; n * outputs];
         for i in 0..n {
@@ -206,13 +204,7 @@ impl LeastSquaresProblem {
                 targets[i * outputs + k] = v + noise as f32 * normal(&mut rng);
             }
         }
-        LeastSquaresProblem {
-            x,
-            targets,
-            features,
-            outputs,
-            planted,
-        }
+        LeastSquaresProblem { x, targets, features, outputs, planted }
     }
 
     /// The exact minimiser of the empirical least-squares loss (ridge 0).
@@ -222,14 +214,7 @@ impl LeastSquaresProblem {
 
     /// The empirical loss of `params`, in `f64`.
     pub fn loss(&self, params: &[f32]) -> f64 {
-        least_squares_loss(
-            &self.x,
-            &self.targets,
-            self.features,
-            self.outputs,
-            0.0,
-            params,
-        )
+        least_squares_loss(&self.x, &self.targets, self.features, self.outputs, 0.0, params)
     }
 
     /// The matching [`Network`] (one linear layer, squared-error loss).

@@ -20,24 +20,12 @@ pub(crate) struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// A dense row-major `rows × cols` matrix at the start of `data`.
     pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        MatRef {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        MatRef { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
 
     /// A row-major matrix whose rows are `row_stride` apart.
     pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
-        MatRef {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride: 1,
-        }
+        MatRef { data, rows, cols, row_stride, col_stride: 1 }
     }
 
     /// The transpose (a view, nothing is copied).
@@ -53,11 +41,8 @@ impl<'a> MatRef<'a> {
 
     fn view(&self) -> ArrayView2<'a, f32> {
         let len = extent(self.rows, self.cols, self.row_stride, self.col_stride);
-        ArrayView2::from_shape(
-            (self.rows, self.cols).strides((self.row_stride, self.col_stride)),
-            &self.data[..len],
-        )
-        .expect("matrix view within its slice")
+        ArrayView2::from_shape((self.rows, self.cols).strides((self.row_stride, self.col_stride)), &self.data[..len])
+            .expect("matrix view within its slice")
     }
 }
 
@@ -73,31 +58,17 @@ pub(crate) struct MatMut<'a> {
 impl<'a> MatMut<'a> {
     /// A dense row-major `rows × cols` matrix at the start of `data`.
     pub fn rows(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
-        MatMut {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-        }
+        MatMut { data, rows, cols, row_stride: cols }
     }
 
     /// A row-major matrix whose rows are `row_stride` apart.
     pub fn strided(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
-        MatMut {
-            data,
-            rows,
-            cols,
-            row_stride,
-        }
+        MatMut { data, rows, cols, row_stride }
     }
 }
 
 fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (cols - 1) * cs + 1
-    }
+    if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
 }
 
 /// `c ← a·b + beta·c`.
@@ -109,11 +80,8 @@ pub(crate) fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
         return;
     }
     let len = extent(c.rows, c.cols, c.row_stride, 1);
-    let mut cv = ArrayViewMut2::from_shape(
-        (c.rows, c.cols).strides((c.row_stride, 1)),
-        &mut c.data[..len],
-    )
-    .expect("matrix view within its slice");
+    let mut cv = ArrayViewMut2::from_shape((c.rows, c.cols).strides((c.row_stride, 1)), &mut c.data[..len])
+        .expect("matrix view within its slice");
     if a.cols == 0 {
         cv.map_inplace(|v| *v *= beta);
         return;
@@ -131,12 +99,7 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();
         let bt: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect(); // stored n × k
         let mut c = vec![1.0f32; m * 2 * n]; // rows 2n apart
-        gemm(
-            MatRef::rows(&a, m, k),
-            MatRef::rows(&bt, n, k).t(),
-            0.5,
-            MatMut::strided(&mut c, m, n, 2 * n),
-        );
+        gemm(MatRef::rows(&a, m, k), MatRef::rows(&bt, n, k).t(), 0.5, MatMut::strided(&mut c, m, n, 2 * n));
         for i in 0..m {
             for j in 0..n {
                 let want: f32 = (0..k).map(|l| a[i * k + l] * bt[j * k + l]).sum::<f32>() + 0.5;

@@ -36,12 +36,7 @@ impl Linear {
         for row in output[..n * fo].chunks_exact_mut(fo) {
             row.copy_from_slice(bias);
         }
-        gemm(
-            MatRef::rows(input, n, fi),
-            MatRef::rows(weight, fo, fi).t(),
-            1.0,
-            MatMut::rows(output, n, fo),
-        );
+        gemm(MatRef::rows(input, n, fi), MatRef::rows(weight, fo, fi).t(), 1.0, MatMut::rows(output, n, fo));
     }
 
     /// Writes the parameter gradient into `grad` and, when given, the input gradient into
@@ -57,12 +52,7 @@ impl Linear {
     ) {
         let (fi, fo) = (self.in_features, self.out_features);
         let (d_weight, d_bias) = grad.split_at_mut(fo * fi);
-        gemm(
-            MatRef::rows(d_output, n, fo).t(),
-            MatRef::rows(input, n, fi),
-            0.0,
-            MatMut::rows(d_weight, fo, fi),
-        );
+        gemm(MatRef::rows(d_output, n, fo).t(), MatRef::rows(input, n, fi), 0.0, MatMut::rows(d_weight, fo, fi));
         d_bias.fill(0.0);
         for row in d_output[..n * fo].chunks_exact(fo) {
             for (db, g) in d_bias.iter_mut().zip(row) {

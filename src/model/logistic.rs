@@ -16,22 +16,14 @@ pub struct BinaryLogistic;
 impl BinaryLogistic {
     /// Returns (sum of the per-sample losses, number of samples with `z > 0` exactly when
     /// `y = 1`). When `d_out` is given, writes the gradient of the mean loss into it.
-    pub fn evaluate(
-        &self,
-        outputs: &[f32],
-        labels: &[u32],
-        d_out: Option<&mut [f32]>,
-    ) -> (f64, usize) {
+    pub fn evaluate(&self, outputs: &[f32], labels: &[u32], d_out: Option<&mut [f32]>) -> (f64, usize) {
         let n = labels.len();
         let inv_n = 1.0 / n.max(1) as f64;
         let mut total = 0.0f64;
         let mut correct = 0;
         let mut d_out = d_out;
         for (i, &label) in labels.iter().enumerate() {
-            assert!(
-                label <= 1,
-                "label {label} is not 0 or 1 for the binary logistic loss"
-            );
+            assert!(label <= 1, "label {label} is not 0 or 1 for the binary logistic loss");
             let z = f64::from(outputs[i]);
             let y = f64::from(label);
             total += z.max(0.0) - y * z + (-z.abs()).exp().ln_1p();

@@ -93,14 +93,7 @@ impl MaxPool2d {
 
     /// Writes the input gradient of a batch of `n` from the output gradient, the output and the
     /// winners.
-    pub fn backward(
-        &self,
-        output: &[f32],
-        d_output: &[f32],
-        d_input: &mut [f32],
-        n: usize,
-        argmax: &[u32],
-    ) {
+    pub fn backward(&self, output: &[f32], d_output: &[f32], d_input: &mut [f32], n: usize, argmax: &[u32]) {
         let [c, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
         let (in_plane, out_plane) = (h * w, ho * wo);

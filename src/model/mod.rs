@@ -255,11 +255,7 @@ impl Network {
                 flops: n.layer.flops(),
             })
             .collect();
-        let ranges = built
-            .nodes
-            .iter()
-            .map(|n| n.param_offset..n.param_offset + n.num_params)
-            .collect();
+        let ranges = built.nodes.iter().map(|n| n.param_offset..n.param_offset + n.num_params).collect();
         let mut nodes: Vec<Node> = Vec::with_capacity(built.nodes.len());
         for node in built.nodes {
             if let (Layer::MaxPool2d(pool), Some(prev)) = (&node.layer, nodes.last())
@@ -268,11 +264,7 @@ impl Network {
                 let relu = nodes.pop().expect("just matched");
                 let mut pool = pool.clone();
                 pool.relu_first = true;
-                nodes.push(Node {
-                    layer: Layer::MaxPool2d(pool),
-                    in_shape: relu.in_shape,
-                    ..node
-                });
+                nodes.push(Node { layer: Layer::MaxPool2d(pool), in_shape: relu.in_shape, ..node });
             } else {
                 nodes.push(node);
             }
@@ -372,19 +364,8 @@ impl Network {
             return;
         }
         let batch = batch.max(ws.batch).max(1);
-        let max_len = self
-            .nodes
-            .iter()
-            .map(|n| n.out_len())
-            .chain([self.input_len()])
-            .max()
-            .unwrap_or(0)
-            * batch;
-        ws.activations = self
-            .nodes
-            .iter()
-            .map(|n| vec![0.0; n.out_len() * batch])
-            .collect();
+        let max_len = self.nodes.iter().map(|n| n.out_len()).chain([self.input_len()]).max().unwrap_or(0) * batch;
+        ws.activations = self.nodes.iter().map(|n| vec![0.0; n.out_len() * batch]).collect();
         ws.grad_front = vec![0.0; max_len];
         ws.grad_back = vec![0.0; max_len];
         ws.cols = self
@@ -449,17 +430,11 @@ impl Network {
             let output = &ws.activations[i];
             let d_out = &ws.grad_front[..n * node.out_len()];
             let in_len = n * node.in_shape.iter().product::<usize>();
-            let d_in = if i == 0 {
-                None
-            } else {
-                Some(&mut ws.grad_back[..in_len])
-            };
+            let d_in = if i == 0 { None } else { Some(&mut ws.grad_back[..in_len]) };
             let range = node.param_offset..node.param_offset + node.num_params;
             let (p, g) = (&params[range.clone()], &mut grad[range]);
             match &node.layer {
-                Layer::Conv2d(c) => {
-                    c.backward(p, input, d_out, d_in, g, n, node.gather(), &mut ws.cols[i])
-                }
+                Layer::Conv2d(c) => c.backward(p, input, d_out, d_in, g, n, node.gather(), &mut ws.cols[i]),
                 Layer::Linear(l) => l.backward(p, input, d_out, d_in, g, n),
                 Layer::MaxPool2d(m) => {
                     if let Some(d) = d_in {
@@ -483,13 +458,7 @@ impl Network {
 
     /// Applies the loss to the last activation; writes the output gradient into
     /// `ws.grad_front` when `with_grad`. Returns (sum of losses, number correct).
-    fn head(
-        &self,
-        targets: Targets<'_>,
-        n: usize,
-        ws: &mut Workspace,
-        with_grad: bool,
-    ) -> (f64, usize) {
+    fn head(&self, targets: Targets<'_>, n: usize, ws: &mut Workspace, with_grad: bool) -> (f64, usize) {
         let k = self.num_classes();
         let out = &ws.activations[self.nodes.len() - 1][..n * k];
         let d = with_grad.then(|| &mut ws.grad_front[..n * k]);
@@ -566,11 +535,7 @@ impl Network {
         ws: &mut Workspace,
     ) -> f32 {
         self.check_sizes(params, x, n);
-        assert_eq!(
-            grad.len(),
-            self.num_params,
-            "gradient vector has the wrong length"
-        );
+        assert_eq!(grad.len(), self.num_params, "gradient vector has the wrong length");
         if n == 0 {
             grad.fill(0.0);
             return 0.0;
@@ -583,13 +548,7 @@ impl Network {
     }
 
     /// Forward only: (sum of the per-sample losses, number classified correctly) over the batch.
-    pub fn evaluate(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        labels: &[u32],
-        ws: &mut Workspace,
-    ) -> (f64, usize) {
+    pub fn evaluate(&self, params: &[f32], x: &[f32], labels: &[u32], ws: &mut Workspace) -> (f64, usize) {
         let n = labels.len();
         self.check_sizes(params, x, n);
         if n == 0 {
@@ -602,13 +561,7 @@ impl Network {
 
     /// Forward only with real-valued targets (squared_error loss): the sum of the per-sample
     /// losses.
-    pub fn evaluate_targets(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        targets: &[f32],
-        ws: &mut Workspace,
-    ) -> Result<f64> {
+    pub fn evaluate_targets(&self, params: &[f32], x: &[f32], targets: &[f32], ws: &mut Workspace) -> Result<f64> {
         let n = self.regression_batch(x, targets)?;
         self.check_sizes(params, x, n);
         if n == 0 {
@@ -657,14 +610,7 @@ impl ParallelStep {
     }
 
     /// Mean loss over the batch and its gradient in `grad`, like [`Network::loss_and_grad`].
-    pub fn loss_and_grad(
-        &mut self,
-        net: &Network,
-        params: &[f32],
-        x: &[f32],
-        labels: &[u32],
-        grad: &mut [f32],
-    ) -> f32 {
+    pub fn loss_and_grad(&mut self, net: &Network, params: &[f32], x: &[f32], labels: &[u32], grad: &mut [f32]) -> f32 {
         let n = labels.len();
         let per = n.div_ceil(self.chunks).max(1);
         let d = net.input_len();

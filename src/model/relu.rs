@@ -24,11 +24,7 @@ impl Relu {
 
     /// `d_input = d_output` where the output is positive, 0 elsewhere.
     pub fn backward(&self, output: &[f32], d_output: &[f32], d_input: &mut [f32], len: usize) {
-        for ((d, &g), &y) in d_input[..len]
-            .iter_mut()
-            .zip(&d_output[..len])
-            .zip(&output[..len])
-        {
+        for ((d, &g), &y) in d_input[..len].iter_mut().zip(&d_output[..len]).zip(&output[..len]) {
             *d = if y > 0.0 { g } else { 0.0 };
         }
     }

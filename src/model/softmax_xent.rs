@@ -18,12 +18,7 @@ pub struct SoftmaxCrossEntropy {
 impl SoftmaxCrossEntropy {
     /// Returns (sum of the per-sample losses, number of samples whose largest logit is the
     /// label's). When `d_logits` is given, writes the gradient of the *mean* loss into it.
-    pub fn evaluate(
-        &self,
-        logits: &[f32],
-        labels: &[u32],
-        d_logits: Option<&mut [f32]>,
-    ) -> (f64, usize) {
+    pub fn evaluate(&self, logits: &[f32], labels: &[u32], d_logits: Option<&mut [f32]>) -> (f64, usize) {
         let k = self.classes;
         let n = labels.len();
         let inv_n = 1.0 / n.max(1) as f32;

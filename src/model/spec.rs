@@ -124,26 +124,16 @@ pub(crate) struct Built {
 
 /// Parses and checks a spec. `origin` names the file (or other source) in errors.
 pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
-    let spec: NetworkSpec = toml::from_str(text).map_err(|e| {
-        Error::bad_file(
-            origin,
-            format!("invalid network spec: {}", e.to_string().trim_end()),
-        )
-    })?;
+    let spec: NetworkSpec = toml::from_str(text)
+        .map_err(|e| Error::bad_file(origin, format!("invalid network spec: {}", e.to_string().trim_end())))?;
     let bad = |at: String, reason: String| Error::bad_file(origin, format!("{at}: {reason}"));
     for (name, v) in ["channels", "height", "width"].iter().zip(spec.input) {
         if v == 0 || v > MAX_DIM {
-            return Err(bad(
-                format!("input {name}"),
-                format!("{v} must be in 1..={MAX_DIM}"),
-            ));
+            return Err(bad(format!("input {name}"), format!("{v} must be in 1..={MAX_DIM}")));
         }
     }
     if spec.layers.is_empty() {
-        return Err(bad(
-            "layers".into(),
-            "a network needs at least one layer".into(),
-        ));
+        return Err(bad("layers".into(), "a network needs at least one layer".into()));
     }
     let mut shape = spec.input;
     let mut layout = Layout::BatchMajor;
@@ -153,22 +143,13 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
         let at = |kind: &str| format!("layers[{i}] ({kind})");
         let positive = |kind: &str, field: &str, v: usize| -> Result<usize> {
             if v == 0 || v > MAX_DIM {
-                Err(bad(
-                    at(kind),
-                    format!("{field} = {v} must be in 1..={MAX_DIM}"),
-                ))
+                Err(bad(at(kind), format!("{field} = {v} must be in 1..={MAX_DIM}")))
             } else {
                 Ok(v)
             }
         };
         let (built, out_shape, out_layout) = match *layer {
-            LayerSpec::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-            } => {
+            LayerSpec::Conv2d { in_channels, out_channels, kernel, stride, padding } => {
                 let kind = "conv2d";
                 positive(kind, "out_channels", out_channels)?;
                 positive(kind, "kernel", kernel)?;
@@ -176,22 +157,13 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                 if padding > MAX_DIM {
                     return Err(bad(at(kind), format!("padding = {padding} is too large")));
                 }
-                if nodes
-                    .iter()
-                    .any(|n: &Node| matches!(n.layer, Layer::Flatten(_) | Layer::Linear(_)))
-                {
-                    return Err(bad(
-                        at(kind),
-                        "a convolution cannot follow flatten or linear".into(),
-                    ));
+                if nodes.iter().any(|n: &Node| matches!(n.layer, Layer::Flatten(_) | Layer::Linear(_))) {
+                    return Err(bad(at(kind), "a convolution cannot follow flatten or linear".into()));
                 }
                 if let Some(c) = in_channels
                     && c != shape[0]
                 {
-                    return Err(bad(
-                        at(kind),
-                        format!("in_channels = {c} but its input has {} channels", shape[0]),
-                    ));
+                    return Err(bad(at(kind), format!("in_channels = {c} but its input has {} channels", shape[0])));
                 }
                 let (h, w) = (shape[1] + 2 * padding, shape[2] + 2 * padding);
                 if kernel > h || kernel > w {
@@ -204,24 +176,10 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                     ));
                 }
                 if padding >= kernel {
-                    return Err(bad(
-                        at(kind),
-                        format!("padding = {padding} must be smaller than kernel = {kernel}"),
-                    ));
+                    return Err(bad(at(kind), format!("padding = {padding} must be smaller than kernel = {kernel}")));
                 }
-                let out = [
-                    out_channels,
-                    (h - kernel) / stride + 1,
-                    (w - kernel) / stride + 1,
-                ];
-                let conv = Conv2d {
-                    in_shape: shape,
-                    out_shape: out,
-                    kernel,
-                    stride,
-                    padding,
-                    in_layout: layout,
-                };
+                let out = [out_channels, (h - kernel) / stride + 1, (w - kernel) / stride + 1];
+                let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding, in_layout: layout };
                 (Layer::Conv2d(conv), out, Layout::ChannelMajor)
             }
             LayerSpec::MaxPool2d { kernel, stride } => {
@@ -231,47 +189,27 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                 if kernel > shape[1] || kernel > shape[2] {
                     return Err(bad(
                         at(kind),
-                        format!(
-                            "kernel {kernel} does not fit the {}×{} input",
-                            shape[1], shape[2]
-                        ),
+                        format!("kernel {kernel} does not fit the {}×{} input", shape[1], shape[2]),
                     ));
                 }
-                let out = [
-                    shape[0],
-                    (shape[1] - kernel) / stride + 1,
-                    (shape[2] - kernel) / stride + 1,
-                ];
-                let pool = MaxPool2d {
-                    in_shape: shape,
-                    out_shape: out,
-                    kernel,
-                    stride,
-                    relu_first: false,
-                };
+                let out = [shape[0], (shape[1] - kernel) / stride + 1, (shape[2] - kernel) / stride + 1];
+                let pool = MaxPool2d { in_shape: shape, out_shape: out, kernel, stride, relu_first: false };
                 (Layer::MaxPool2d(pool), out, layout)
             }
             LayerSpec::Relu {} => (Layer::Relu(Relu { shape }), shape, layout),
             LayerSpec::Flatten {} => {
-                let flatten = Flatten {
-                    in_shape: shape,
-                    in_layout: layout,
-                };
+                let flatten = Flatten { in_shape: shape, in_layout: layout };
                 let f = flatten.features();
                 (Layer::Flatten(flatten), [f, 1, 1], Layout::BatchMajor)
             }
-            LayerSpec::Linear {
-                in_features,
-                out_features,
-            } => {
+            LayerSpec::Linear { in_features, out_features } => {
                 let kind = "linear";
                 positive(kind, "out_features", out_features)?;
                 let features: usize = shape.iter().product();
                 if layout == Layout::ChannelMajor {
                     return Err(bad(
                         at(kind),
-                        "its input is a convolution's feature maps: add a flatten layer before it"
-                            .into(),
+                        "its input is a convolution's feature maps: add a flatten layer before it".into(),
                     ));
                 }
                 if let Some(f) = in_features
@@ -285,20 +223,11 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                         ),
                     ));
                 }
-                let linear = Linear {
-                    in_features: features,
-                    out_features,
-                };
-                (
-                    Layer::Linear(linear),
-                    [out_features, 1, 1],
-                    Layout::BatchMajor,
-                )
+                let linear = Linear { in_features: features, out_features };
+                (Layer::Linear(linear), [out_features, 1, 1], Layout::BatchMajor)
             }
         };
-        let elements = out_shape[0]
-            .checked_mul(out_shape[1])
-            .and_then(|v| v.checked_mul(out_shape[2]));
+        let elements = out_shape[0].checked_mul(out_shape[1]).and_then(|v| v.checked_mul(out_shape[2]));
         if elements.is_none_or(|e| e > MAX_ELEMENTS) {
             return Err(bad(at(built.kind()), "output is too large".into()));
         }
@@ -336,9 +265,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
         LossKind::SoftmaxCrossEntropy if outputs < 2 => {
             return Err(bad(
                 "loss".into(),
-                format!(
-                    "softmax_cross_entropy needs at least 2 outputs, the network gives {outputs}"
-                ),
+                format!("softmax_cross_entropy needs at least 2 outputs, the network gives {outputs}"),
             ));
         }
         LossKind::BinaryLogistic if outputs != 1 => {
@@ -355,11 +282,5 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| origin.to_string())
     });
-    Ok(Built {
-        name,
-        input: spec.input,
-        loss: spec.loss,
-        nodes,
-        num_params: offset,
-    })
+    Ok(Built { name, input: spec.input, loss: spec.loss, nodes, num_params: offset })
 }

@@ -29,13 +29,7 @@ pub enum Targets<'a> {
 impl SquaredError {
     /// Returns (sum of the per-sample losses, number of samples whose largest output is the
     /// label's; 0 for real targets). When `d_out` is given, writes the gradient of the mean loss.
-    pub fn evaluate(
-        &self,
-        outputs: &[f32],
-        targets: Targets<'_>,
-        n: usize,
-        d_out: Option<&mut [f32]>,
-    ) -> (f64, usize) {
+    pub fn evaluate(&self, outputs: &[f32], targets: Targets<'_>, n: usize, d_out: Option<&mut [f32]>) -> (f64, usize) {
         let k = self.outputs;
         let inv_n = 1.0 / n.max(1) as f32;
         let mut total = 0.0f64;
@@ -50,11 +44,7 @@ impl SquaredError {
                 }
             };
             if let Targets::Labels(l) = targets {
-                assert!(
-                    (l[i] as usize) < k,
-                    "label {} out of range for {k} outputs",
-                    l[i]
-                );
+                assert!((l[i] as usize) < k, "label {} out of range for {k} outputs", l[i]);
                 let mut arg = 0;
                 for j in 1..k {
                     if z[j] > z[arg] {

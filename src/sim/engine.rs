@@ -44,6 +44,8 @@ pub struct Message {
     pub bytes: u64,
     /// Algorithm-defined label (typically the round it belongs to).
     pub tag: u64,
+    /// Algorithm-defined payload (typically a job id).
+    pub data: u64,
     /// When it was sent.
     pub sent: f64,
 }
@@ -79,6 +81,8 @@ pub enum Command {
         bytes: u64,
         /// Label.
         tag: u64,
+        /// Payload.
+        data: u64,
     },
     /// Fire `on_timer(tag)` at time `at` (>= now).
     Timer {
@@ -117,7 +121,11 @@ impl Actions {
     }
     /// Send a message.
     pub fn send(&mut self, from: Node, to: Node, bytes: u64, tag: u64) {
-        self.commands.push(Command::Send { from, to, bytes, tag });
+        self.commands.push(Command::Send { from, to, bytes, tag, data: 0 });
+    }
+    /// Send a message carrying a payload word (e.g. a job id).
+    pub fn send_data(&mut self, from: Node, to: Node, bytes: u64, tag: u64, data: u64) {
+        self.commands.push(Command::Send { from, to, bytes, tag, data });
     }
     /// Set a timer.
     pub fn timer(&mut self, at: f64, tag: u64) {
@@ -379,8 +387,8 @@ impl<'a> Engine<'a> {
                         *top_consumed = true;
                     }
                 }
-                Command::Send { from, to, bytes, tag } => {
-                    self.send(Message { from, to, bytes, tag, sent: self.now }, sink, events)?
+                Command::Send { from, to, bytes, tag, data } => {
+                    self.send(Message { from, to, bytes, tag, data, sent: self.now }, sink, events)?
                 }
                 Command::Timer { at, tag } => {
                     assert!(at >= self.now, "timer set in the past");

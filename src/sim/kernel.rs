@@ -200,7 +200,18 @@ impl<'a> RoundKernel<'a> {
             }
         }
         let participants = plan.participants() as u32;
-        RoundRecord { round, start, compute_end: t_close, end, participants, uploaders, updates, cancelled, counts }
+        RoundRecord {
+            round,
+            start,
+            compute_end: t_close,
+            end,
+            participants,
+            uploaders,
+            uploads: uploaders,
+            updates,
+            cancelled,
+            counts,
+        }
     }
 }
 

@@ -182,6 +182,7 @@ impl<P: RoundPolicy> RoundSync<P> {
             end: now,
             participants: self.plan.participants() as u32,
             uploaders: self.uploaders,
+            uploads: self.uploaders,
             updates: self.counts.iter().map(|&c| c as u64).sum(),
             cancelled: self.cancelled,
             counts: self.counts.clone(),

@@ -65,6 +65,9 @@ pub struct RoundRecord {
     pub participants: u32,
     /// Workers whose work enters the aggregate (uploaders |𝓜|, or contributors).
     pub uploaders: u32,
+    /// Messages that reached the server in the round (one per uploader in round-synchronous
+    /// algorithms; one per gradient in the asynchronous family).
+    pub uploads: u32,
     /// Local steps completed in the round (Σ_m N_m).
     pub updates: u64,
     /// Steps in progress that were cancelled when the round closed.
