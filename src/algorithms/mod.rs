@@ -4,12 +4,16 @@
 //! event-driven strategy (K-batch-sync, K-async, K-batch-async, async SGD). [`timing`] runs any
 //! of them and collects round statistics.
 
+pub mod adacomm;
+pub mod fednova;
+pub mod flanp;
 pub mod hooks;
 pub mod kasync;
 pub mod kbatch_async;
 pub mod kbatch_sync;
 pub mod ksync;
 pub mod local_sgd;
+pub mod round;
 pub mod stsyn;
 pub mod timing;
 

@@ -4,11 +4,15 @@
 //! cancelled, and every worker with at least one completed update uploads; the server takes the
 //! uniform average of the uploaded models (specs/stsyn.md §1.3).
 //!
-//! Option `max_steps` caps the extra updates, as the authors' `Comparisons.py` does with
-//! ⌊1.5·U⌋ (§1.4); the default (None) is the paper's uncapped algorithm.
+//! Two switches reproduce the authors' `Comparisons.py` (§1.4), both off by default: `max_steps`
+//! caps the extra updates (the script uses ⌊1.5·U⌋), and `drop_most_updates` leaves the worker
+//! with the most updates (the first one on ties) out of the average.
 
+use super::round::{RoundAlgorithm, uniform_over_uploaders};
 use crate::error::{Error, Result};
+use crate::learner::LocalJob;
 use crate::sim::RoundPlan;
+use crate::trace::RoundRecord;
 
 /// The round plan of STSyn with M workers, waiting for K, U local updates, optional cap.
 pub fn plan(workers: usize, wait: usize, local_steps: u32, max_steps: Option<u32>) -> Result<RoundPlan> {
@@ -22,4 +26,37 @@ pub fn plan(workers: usize, wait: usize, local_steps: u32, max_steps: Option<u32
 /// The cap of the authors' `Comparisons.py`: ⌊1.5·U⌋.
 pub fn comparisons_cap(local_steps: u32) -> u32 {
     local_steps + local_steps / 2
+}
+
+/// STSyn for training.
+#[derive(Clone, Debug)]
+pub struct Stsyn {
+    /// K.
+    pub wait: usize,
+    /// U.
+    pub local_steps: u32,
+    /// Cap on steps per round (None: uncapped, as in the paper).
+    pub max_steps: Option<u32>,
+    /// Leave the worker with the most updates out of the average.
+    pub drop_most_updates: bool,
+}
+
+impl RoundAlgorithm for Stsyn {
+    fn plan(&mut self, _round: u64, plan: &mut RoundPlan) {
+        plan.targets.fill(self.local_steps);
+        plan.wait = self.wait;
+        plan.cap = Some(self.max_steps.unwrap_or(u32::MAX));
+    }
+
+    fn jobs(&mut self, record: &RoundRecord, jobs: &mut Vec<LocalJob>) {
+        uniform_over_uploaders(record, jobs);
+        if self.drop_most_updates && jobs.len() > 1 {
+            // first index of the maximum, like numpy's argmax
+            let most =
+                jobs.iter().enumerate().fold(0, |best, (i, j)| if j.steps > jobs[best].steps { i } else { best });
+            jobs.remove(most);
+            let coef = 1.0 / jobs.len() as f64;
+            jobs.iter_mut().for_each(|j| j.coef = coef);
+        }
+    }
 }

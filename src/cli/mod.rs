@@ -3,6 +3,7 @@
 //! (`error: ...` with the cause chain) and exit with code 2 for bad input, 1 otherwise.
 
 mod model;
+mod run;
 mod timing;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     Theory(timing::Args),
     /// Print a network spec's layers, shapes, parameters and FLOPs; optionally time an SGD step.
     Model(model::Args),
+    /// Train the algorithms of an experiment file on the simulated cluster.
+    Run(run::Args),
 }
 
 /// Parses the process arguments, runs, and returns the exit code.
@@ -50,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Timing(args) => timing::run_timing(&args),
         Command::Theory(args) => timing::run_theory(&args),
         Command::Model(args) => model::run(args),
+        Command::Run(args) => run::run(&args),
     }
 }
 

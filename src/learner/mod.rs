@@ -201,10 +201,10 @@ impl<'a> Learner<'a> {
         self.arrived.len()
     }
 
-    /// Applies the arrived results in arrival order: w ← w − η Σ weight_j g_j. Gradients not
-    /// yet computed are computed first, together with every other job in flight, in parallel.
-    /// Returns the mean minibatch loss of the applied gradients.
-    pub fn apply(&mut self, update: u64) -> Result<f64> {
+    /// Applies the arrived results in arrival order: w ← w − η·scale·Σ weight_j g_j. Gradients
+    /// not yet computed are computed first, together with every other job in flight, in
+    /// parallel. Returns the mean minibatch loss of the applied gradients.
+    pub fn apply(&mut self, update: u64, scale: f64) -> Result<f64> {
         if self.arrived.iter().any(|(id, _)| self.jobs.get(id).is_some_and(|j| j.gradient.is_none())) {
             self.compute_pending();
         }
@@ -215,7 +215,7 @@ impl<'a> Learner<'a> {
         for &(id, weight) in &arrived {
             let job = self.jobs.remove(&id).expect("arrived job is known");
             let g = job.gradient.expect("computed above");
-            let step = (lr * weight) as f32;
+            let step = (lr * scale * weight) as f32;
             model.iter_mut().zip(&g).for_each(|(w, g)| *w -= step * g);
             loss += job.loss as f64;
         }

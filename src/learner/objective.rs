@@ -66,21 +66,22 @@ impl Shards {
     }
 }
 
-/// A classification network trained on labelled images.
-#[derive(Debug)]
-pub struct Classification {
+/// A classification network trained on labelled images (borrowed, so that one loaded dataset
+/// serves every run of an experiment).
+#[derive(Clone, Copy, Debug)]
+pub struct Classification<'d> {
     /// The network.
-    pub net: Network,
+    pub net: &'d Network,
     /// Training images.
-    pub train: Dataset,
+    pub train: &'d Dataset,
     /// Test images.
-    pub test: Dataset,
+    pub test: &'d Dataset,
     /// Per-worker sample indices.
-    pub shards: Shards,
+    pub shards: &'d Shards,
     /// Number of workers.
     pub workers: usize,
     /// Training samples used for the reported training loss.
-    pub train_eval: Vec<u32>,
+    pub train_eval: &'d [u32],
     /// Minibatch size.
     pub batch: usize,
 }
@@ -94,7 +95,7 @@ struct ClassScratch {
 /// Samples per evaluation chunk (fixed, so sums do not depend on the thread count).
 const EVAL_CHUNK: usize = 500;
 
-impl Classification {
+impl Classification<'_> {
     /// Mean loss and accuracy on `idx` (or all) of `data`, in fixed chunks reduced in order.
     fn loss_and_accuracy(&self, params: &[f32], data: &Dataset, idx: Option<&[u32]>) -> (f64, f64) {
         let n = idx.map_or(data.len(), <[u32]>::len);
@@ -123,7 +124,7 @@ impl Classification {
     }
 }
 
-impl Objective for Classification {
+impl Objective for Classification<'_> {
     fn dim(&self) -> usize {
         self.net.num_params()
     }
@@ -149,19 +150,19 @@ impl Objective for Classification {
         grad: &mut [f32],
     ) -> f32 {
         let s = scratch.downcast_mut::<ClassScratch>().expect("scratch of Classification");
-        sample_batch(&self.train, self.shards.of(worker), self.batch, rng, &mut s.x, &mut s.y);
+        sample_batch(self.train, self.shards.of(worker), self.batch, rng, &mut s.x, &mut s.y);
         self.net.loss_and_grad(params, &s.x, &s.y, grad, &mut s.ws)
     }
 
     fn evaluate(&self, params: &[f32]) -> Evaluation {
-        let (train_loss, _) = self.loss_and_accuracy(params, &self.train, Some(&self.train_eval));
-        let (test_loss, accuracy) = self.loss_and_accuracy(params, &self.test, None);
+        let (train_loss, _) = self.loss_and_accuracy(params, self.train, Some(self.train_eval));
+        let (test_loss, accuracy) = self.loss_and_accuracy(params, self.test, None);
         Evaluation { train_loss, test_loss, test_accuracy: Some(accuracy), distance_to_optimum: None }
     }
 
     fn probe_loss(&self, params: &[f32], samples: usize, rng: &mut Stream) -> f64 {
         use rand::Rng;
         let idx: Vec<u32> = (0..samples).map(|_| rng.random_range(0..self.test.len() as u32)).collect();
-        self.loss_and_accuracy(params, &self.test, Some(&idx)).0
+        self.loss_and_accuracy(params, self.test, Some(&idx)).0
     }
 }

@@ -1,0 +1,101 @@
+//! `stsyn run CONFIG`: run an experiment file into a results directory, print the table of time
+//! and communication to the target accuracy, and draw the plots. Common knobs can be overridden
+//! on the command line without editing the file.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::{Overrides, RawExperiment};
+use crate::error::{Error, Result};
+use crate::experiment::{self, RunOptions};
+
+/// Flags of `stsyn run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The experiment file (TOML), e.g. experiments/comparison.toml.
+    config: PathBuf,
+    /// Results directory (default: results/<experiment name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run with this seed only (replaces the file's seeds).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run with these seeds, comma-separated (replaces the file's seeds).
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// Maximum rounds of every algorithm.
+    #[arg(long)]
+    rounds: Option<u64>,
+    /// Number of workers M.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Directory of the CIFAR-10 or MNIST files.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Also write events.csv (one row per engine event; large).
+    #[arg(long)]
+    events: bool,
+    /// No progress bar and no table.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Do not draw the plots.
+    #[arg(long)]
+    no_plot: bool,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Runs `stsyn run`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let mut raw = RawExperiment::read(&args.config)?;
+    let overrides = Overrides {
+        seeds: args.seeds.clone().or(args.seed.map(|s| vec![s])),
+        rounds: args.rounds,
+        workers: args.workers,
+        data_dir: args.data.clone(),
+    };
+    raw.apply(&overrides)?;
+    let base = args
+        .config
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+        .unwrap_or_else(|| PathBuf::from("."));
+    let stem = args.config.file_stem().map_or("experiment".into(), |s| s.to_string_lossy().into_owned());
+    let exp = raw.validate(&base, &stem)?;
+    let out = args.out.clone().unwrap_or_else(|| experiment::default_out_dir(&exp));
+    install_interrupt_handler()?;
+    let summary = experiment::run(
+        &exp,
+        &RunOptions { out: out.clone(), events: args.events, progress: !args.quiet, interrupted: &INTERRUPTED },
+    )?;
+    if !args.quiet {
+        print!("{}", summary.table());
+    }
+    if !args.no_plot {
+        let written = crate::plot::plot_dir(&out)?;
+        if !args.quiet {
+            for p in written {
+                println!("wrote {}", p.display());
+            }
+        }
+    }
+    if !args.quiet {
+        println!("results in {} ({})", out.display(), summary.status);
+    }
+    if summary.status == "interrupted" {
+        return Err(
+            Error::Stopped(format!("interrupted: {} holds the complete rows written so far", out.display())).into()
+        );
+    }
+    Ok(())
+}
+
+fn install_interrupt_handler() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130); // second Ctrl-C: stop at once
+        }
+        eprintln!("\ninterrupt: finishing the current round, then writing the results (Ctrl-C again to abort)");
+    })
+    .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))
+}

@@ -1,0 +1,108 @@
+//! Couple the timing side with the learner. [`RoundTrainer`] is the [`RoundPolicy`] of a
+//! round-synchronous algorithm: it plans each round through the algorithm and, when the round
+//! closes, trains the jobs the algorithm derives from it. [`AsyncTrainer`] is the
+//! [`ServerHooks`] of the asynchronous family: it creates, discards and applies gradient jobs.
+//! Both report to a [`Monitor`].
+
+use super::monitor::Monitor;
+use crate::algorithms::hooks::ServerHooks;
+use crate::algorithms::round::{Observation, RoundAlgorithm};
+use crate::learner::{Learner, LocalJob};
+use crate::sim::{RoundPlan, RoundPolicy};
+use crate::trace::RoundRecord;
+
+/// Round-synchronous training; see the module docs.
+pub struct RoundTrainer<'a, 'm> {
+    /// The algorithm.
+    pub algorithm: Box<dyn RoundAlgorithm + 'a>,
+    /// The learner.
+    pub learner: Learner<'a>,
+    /// The monitor.
+    pub monitor: Monitor<'m>,
+    workers: usize,
+    jobs: Vec<LocalJob>,
+}
+
+impl<'a, 'm> RoundTrainer<'a, 'm> {
+    /// Starts a run: evaluates the initial model and takes the algorithm's initial probe.
+    pub fn new(
+        algorithm: Box<dyn RoundAlgorithm + 'a>,
+        learner: Learner<'a>,
+        mut monitor: Monitor<'m>,
+        workers: usize,
+    ) -> Self {
+        let mut algorithm = algorithm;
+        monitor.start(&learner);
+        if let Some(samples) = algorithm.probe_samples() {
+            algorithm.initial_probe(learner.probe_loss(samples, u64::MAX));
+        }
+        RoundTrainer { algorithm, learner, monitor, workers, jobs: Vec::new() }
+    }
+}
+
+impl RoundPolicy for RoundTrainer<'_, '_> {
+    fn plan(&mut self, round: u64, plan: &mut RoundPlan) -> bool {
+        if !self.monitor.go_on() {
+            return false;
+        }
+        plan.targets.resize(self.workers, 0);
+        self.algorithm.plan(round, plan);
+        true
+    }
+
+    fn finish(&mut self, record: &RoundRecord) {
+        self.algorithm.jobs(record, &mut self.jobs);
+        match self.learner.local_round(record.round, &self.jobs) {
+            Ok(learned) => {
+                let probe_loss = self.algorithm.probe_samples().map(|n| self.learner.probe_loss(n, record.round));
+                self.algorithm.observe(&Observation {
+                    round: record.round,
+                    end: record.end,
+                    delta_norm: learned.delta_norm,
+                    probe_loss,
+                });
+            }
+            Err(e) => self.monitor.fail(e),
+        }
+        self.monitor.after_round(record, &self.learner);
+    }
+}
+
+/// Asynchronous-family training; see the module docs.
+pub struct AsyncTrainer<'a, 'm> {
+    /// The learner.
+    pub learner: Learner<'a>,
+    /// The monitor.
+    pub monitor: Monitor<'m>,
+}
+
+impl<'a, 'm> AsyncTrainer<'a, 'm> {
+    /// Starts a run: evaluates the initial model.
+    pub fn new(learner: Learner<'a>, mut monitor: Monitor<'m>) -> Self {
+        monitor.start(&learner);
+        AsyncTrainer { learner, monitor }
+    }
+}
+
+impl ServerHooks for AsyncTrainer<'_, '_> {
+    fn job_started(&mut self, worker: usize) -> u64 {
+        self.learner.start_job(worker)
+    }
+
+    fn arrived(&mut self, job: u64) {
+        self.learner.arrive(job, 1.0);
+    }
+
+    fn discard(&mut self, job: u64) {
+        self.learner.discard(job);
+    }
+
+    fn update(&mut self, record: &RoundRecord) -> bool {
+        let n = self.learner.arrived();
+        if let Err(e) = self.learner.apply(record.round, 1.0 / n.max(1) as f64) {
+            self.monitor.fail(e);
+        }
+        self.monitor.after_round(record, &self.learner);
+        self.monitor.go_on()
+    }
+}

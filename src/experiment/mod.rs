@@ -1,0 +1,281 @@
+//! Running an experiment: load the data and the network once, then for every seed and every
+//! algorithm train on the simulated cluster and record the results directory:
+//!
+//! - `config.toml` — the resolved config (overrides applied, seeds, crate version);
+//! - `evals.csv` — one row per evaluation, flushed as it is written;
+//! - `rounds.csv` — one row per round or server update (`events.csv` on request);
+//! - `summary.json` — per algorithm: time, communication and rounds to the target accuracy,
+//!   final accuracy, over the seeds; rewritten after every run, with `status` saying whether
+//!   the experiment is still running, complete or was interrupted.
+//!
+//! With one seed, every algorithm starts from the same initial model, uses the same data
+//! partition, and sees the same per-worker step durations and minibatches wherever its schedule
+//! allows (common random numbers; see [`crate::rng`]).
+
+pub mod drivers;
+pub mod monitor;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+
+use crate::algorithms::adacomm::AdaComm;
+use crate::algorithms::fednova::FedNova;
+use crate::algorithms::flanp::Flanp;
+use crate::algorithms::kasync::KAsync;
+use crate::algorithms::kbatch_async::KBatchAsync;
+use crate::algorithms::kbatch_sync::KBatchSync;
+use crate::algorithms::ksync::KSync;
+use crate::algorithms::local_sgd::Pasgd;
+use crate::algorithms::round::RoundAlgorithm;
+use crate::algorithms::stsyn::Stsyn;
+use crate::config::{AlgorithmEntry, AlgorithmSpec, DataSource, Experiment};
+use crate::data::{self, Partition, Split};
+use crate::error::{Error, Result};
+use crate::learner::{Classification, Learner, Shards};
+use crate::model::Network;
+use crate::rng::{Purpose, Seeds};
+use crate::sim::{Engine, RoundKernel, RoundSync};
+use crate::trace::csv::CsvSink;
+use crate::trace::file::PendingFile;
+use drivers::{AsyncTrainer, RoundTrainer};
+use monitor::{EvalsWriter, Limits, Monitor, RunResult, Status};
+use summary::Summary;
+
+/// Seed of synthetic datasets (the data stays the same across experiment seeds).
+pub const SYNTHETIC_DATA_SEED: u64 = 0;
+
+/// How to run.
+#[derive(Debug)]
+pub struct RunOptions<'a> {
+    /// Results directory.
+    pub out: PathBuf,
+    /// Also write `events.csv` (uses the heap engine for every algorithm).
+    pub events: bool,
+    /// Draw a progress bar on stderr (only when stderr is a terminal).
+    pub progress: bool,
+    /// Set from outside (Ctrl-C) to stop after the current round.
+    pub interrupted: &'a AtomicBool,
+}
+
+/// Loads the dataset of an experiment.
+pub fn load_data(source: &DataSource) -> Result<Split> {
+    match source {
+        DataSource::Digits => Ok(data::digits()),
+        DataSource::Cifar10(dir) => data::cifar10(dir),
+        DataSource::Mnist(dir) => data::mnist(dir),
+        DataSource::Synthetic { shape, classes, train, test } => {
+            Ok(data::synthetic(*shape, *classes, *train, *test, SYNTHETIC_DATA_SEED))
+        }
+    }
+}
+
+/// Splits the training set over the workers (stream (Partition, 0, 0): the same for every
+/// algorithm of a seed).
+pub fn make_shards(spec: &str, split: &Split, workers: usize, seeds: &Seeds) -> Result<Shards> {
+    let all: Vec<u32> = (0..split.train.len() as u32).collect();
+    if spec.trim() == "shared" {
+        return Ok(Shards::Shared(all));
+    }
+    let how: Partition = spec.parse()?;
+    let mut rng = seeds.stream(Purpose::Partition, 0, 0);
+    Ok(Shards::PerWorker(data::partition(&split.train.labels, split.train.classes, workers, &how, &mut rng)?))
+}
+
+/// The training samples on which the training loss is reported: all, or a seeded subset.
+fn train_eval_indices(n: usize, wanted: usize, seeds: &Seeds) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    if wanted < n {
+        idx.shuffle(&mut seeds.stream(Purpose::Partition, 1, 0));
+        idx.truncate(wanted);
+        idx.sort_unstable();
+    }
+    idx
+}
+
+/// Runs `exp`, writing the results directory; returns the summary.
+pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
+    let net = Network::from_file(&exp.model_spec)?;
+    let split = load_data(&exp.data)?;
+    if net.input_shape() != split.train.shape || net.num_classes() != split.train.classes {
+        return Err(Error::Config(format!(
+            "network '{}' takes {:?} inputs and {} classes, but the data has {:?} images and {} classes",
+            exp.model_spec.display(),
+            net.input_shape(),
+            net.num_classes(),
+            split.train.shape,
+            split.train.classes
+        )));
+    }
+    // Check the partition before creating any output.
+    make_shards(&exp.partition, &split, exp.workers, &Seeds::new(exp.seeds[0]))?;
+
+    let out = &opts.out;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    for stale in [
+        "evals.csv",
+        "rounds.csv",
+        "events.csv",
+        "summary.json",
+        "accuracy_time.svg",
+        "accuracy_time.png",
+        "accuracy_comm.svg",
+        "accuracy_comm.png",
+    ] {
+        let _ = std::fs::remove_file(out.join(stale));
+    }
+    let config =
+        toml::to_string(&exp.resolved).map_err(|e| Error::Config(format!("cannot write the resolved config: {e}")))?;
+    PendingFile::write_all(&out.join("config.toml"), config.as_bytes())?;
+    let mut evals = EvalsWriter::create(&out.join("evals.csv"))?;
+    let events_path = out.join("events.csv");
+    let mut sink = CsvSink::create(
+        Some(&out.join("rounds.csv")),
+        opts.events.then_some(events_path.as_path()),
+        Some((String::new(), 0)),
+    )?;
+
+    let labels: Vec<String> = exp.algorithms.iter().map(|a| a.label.clone()).collect();
+    let total: u64 = exp.algorithms.iter().map(|a| a.rounds).sum::<u64>() * exp.seeds.len() as u64;
+    let bar = progress_bar(total, opts.progress);
+    let mut results: Vec<RunResult> = Vec::new();
+    let write_summary = |status: &str, results: &[RunResult]| -> Result<Summary> {
+        let s = Summary::new(&exp.name, status, exp.target_accuracy, &exp.seeds, &labels, results);
+        let json = serde_json::to_string_pretty(&s).expect("summary serialises");
+        PendingFile::write_all(&out.join("summary.json"), json.as_bytes())?;
+        Ok(s)
+    };
+    write_summary("running", &results)?;
+    let mut interrupted = false;
+    'seeds: for &seed in &exp.seeds {
+        let seeds = Seeds::new(seed);
+        let shards = make_shards(&exp.partition, &split, exp.workers, &seeds)?;
+        let train_eval = train_eval_indices(split.train.len(), exp.train_eval_samples, &seeds);
+        for entry in &exp.algorithms {
+            bar.set_message(format!("{} (seed {seed})", entry.label));
+            let objective = Classification {
+                net: &net,
+                train: &split.train,
+                test: &split.test,
+                shards: &shards,
+                workers: exp.workers,
+                train_eval: &train_eval,
+                batch: entry.batch,
+            };
+            sink.relabel(&entry.label, seed);
+            let result = run_one(exp, entry, &objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;
+            sink.flush()?;
+            interrupted = result.status == Status::Interrupted;
+            results.push(result);
+            write_summary("running", &results)?;
+            if interrupted {
+                break 'seeds;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    sink.finish()?;
+    write_summary(if interrupted { "interrupted" } else { "complete" }, &results)
+}
+
+/// Trains one algorithm with one seed.
+fn run_one(
+    exp: &Experiment,
+    entry: &AlgorithmEntry,
+    objective: &Classification,
+    seeds: Seeds,
+    evals: &mut EvalsWriter,
+    sink: &mut CsvSink,
+    opts: &RunOptions,
+    on_round: &dyn Fn(),
+) -> Result<RunResult> {
+    let m = exp.workers;
+    let limits = Limits {
+        rounds: entry.rounds,
+        max_time: exp.max_time,
+        eval_every: entry.eval_every,
+        target: exp.target_accuracy,
+        stop_at_target: exp.stop_at_target,
+    };
+    let monitor = Monitor::new(&entry.label, seed_of(&seeds), limits, evals, opts.interrupted, on_round);
+    let learner = Learner::new(objective, seeds, entry.lr);
+    let bytes = 4 * objective.net.num_params() as u64;
+    let (compute, comm) = (&exp.compute, &exp.comm);
+    let round_algorithm: Option<Box<dyn RoundAlgorithm>> = match entry.spec {
+        AlgorithmSpec::Stsyn { wait, local_steps, max_steps, drop_most_updates } => {
+            Some(Box::new(Stsyn { wait, local_steps, max_steps, drop_most_updates }))
+        }
+        AlgorithmSpec::Pasgd { local_steps } | AlgorithmSpec::Sync { local_steps } => {
+            Some(Box::new(Pasgd { local_steps }))
+        }
+        AlgorithmSpec::AdaComm { local_steps, interval, probe_batch } => {
+            Some(Box::new(AdaComm::new(local_steps, interval, probe_batch)))
+        }
+        AlgorithmSpec::Flanp { participants, local_steps, threshold, selection } => {
+            Some(Box::new(Flanp::new(m, participants, local_steps, threshold, selection, seeds)))
+        }
+        AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step } => {
+            Some(Box::new(FedNova::new(m, min_local_steps, max_local_steps, extra_step, seeds)))
+        }
+        AlgorithmSpec::KSync { wait } => Some(Box::new(KSync { wait })),
+        _ => None,
+    };
+    if let Some(algorithm) = round_algorithm {
+        let mut trainer = RoundTrainer::new(algorithm, learner, monitor, m);
+        if opts.events {
+            let mut driver = RoundSync::new(trainer, m, bytes);
+            Engine::new(m, compute, comm, seeds).run(&mut driver, sink)?;
+            trainer = driver.into_policy();
+        } else {
+            RoundKernel::new(m, compute, comm, seeds, bytes).run(&mut trainer, sink)?;
+        }
+        return trainer.monitor.finish(&trainer.learner);
+    }
+    let hooks = AsyncTrainer::new(learner, monitor);
+    let mut engine = Engine::new(m, compute, comm, seeds);
+    let hooks = match entry.spec {
+        AlgorithmSpec::KBatchSync { wait } => {
+            let mut s = KBatchSync::new(m, wait, u64::MAX, bytes, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        AlgorithmSpec::KAsync { wait } => {
+            let mut s = KAsync::new(m, wait, u64::MAX, bytes, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        AlgorithmSpec::KBatchAsync { wait } => {
+            let mut s = KBatchAsync::new(m, wait, u64::MAX, bytes, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        _ => unreachable!("round-synchronous algorithms are handled above"),
+    };
+    hooks.monitor.finish(&hooks.learner)
+}
+
+fn seed_of(seeds: &Seeds) -> u64 {
+    seeds.master()
+}
+
+fn progress_bar(total: u64, wanted: bool) -> ProgressBar {
+    use std::io::IsTerminal;
+    if !wanted || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} rounds {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The directory a results directory defaults to: `results/<experiment name>`.
+pub fn default_out_dir(exp: &Experiment) -> PathBuf {
+    Path::new("results").join(&exp.name)
+}

@@ -1,0 +1,274 @@
+//! Bookkeeping of one training run: cumulative simulated time, messages, uploads and local
+//! updates; evaluations on schedule, written to `evals.csv` as they happen (each row flushed, so
+//! an interrupted run leaves complete rows); the first crossing of the target accuracy; and the
+//! decision to stop (round limit, time limit, target reached, interrupt, divergence).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::learner::{Evaluation, Learner};
+use crate::trace::RoundRecord;
+
+/// Header of `evals.csv`.
+pub const EVALS_HEADER: &str = "algorithm,seed,round,wall_clock,comm_transmissions,uploads,local_updates,train_loss,test_loss,test_accuracy,distance_to_optimum";
+
+/// `evals.csv`, one flushed row per evaluation.
+#[derive(Debug)]
+pub struct EvalsWriter {
+    path: std::path::PathBuf,
+    file: BufWriter<File>,
+}
+
+impl EvalsWriter {
+    /// Creates (truncates) the file and writes the header.
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut w = EvalsWriter { path: path.to_path_buf(), file: BufWriter::new(file) };
+        w.line(EVALS_HEADER)?;
+        Ok(w)
+    }
+
+    fn line(&mut self, text: &str) -> Result<()> {
+        writeln!(self.file, "{text}").and_then(|_| self.file.flush()).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// When the target accuracy was first reached.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Reached {
+    /// Simulated wall-clock time.
+    pub time: f64,
+    /// Messages (downloads + uploads) so far.
+    pub comms: u64,
+    /// Rounds (server updates) so far.
+    pub rounds: u64,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Ran its rounds or its time, or reached the target with `stop_at_target`.
+    Complete,
+    /// The loss or the parameters became NaN or infinite.
+    Diverged,
+    /// Stopped by Ctrl-C.
+    Interrupted,
+}
+
+/// The outcome of one (algorithm, seed) run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    /// Algorithm label.
+    pub name: String,
+    /// Seed.
+    pub seed: u64,
+    /// How it ended.
+    pub status: Status,
+    /// Why it ended early, if it did.
+    pub message: Option<String>,
+    /// Rounds (server updates) completed.
+    pub rounds: u64,
+    /// Simulated time at the end.
+    pub wall_clock: f64,
+    /// Messages at the end.
+    pub comm_transmissions: u64,
+    /// Local updates computed.
+    pub local_updates: u64,
+    /// First crossing of the target.
+    pub reached: Option<Reached>,
+    /// Metrics of the final model.
+    pub final_eval: Option<FinalEval>,
+}
+
+/// Final metrics (serialisable).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct FinalEval {
+    /// Training loss.
+    pub train_loss: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Test accuracy.
+    pub test_accuracy: Option<f64>,
+    /// Distance to the optimum.
+    pub distance_to_optimum: Option<f64>,
+}
+
+impl From<Evaluation> for FinalEval {
+    fn from(e: Evaluation) -> Self {
+        FinalEval {
+            train_loss: e.train_loss,
+            test_loss: e.test_loss,
+            test_accuracy: e.test_accuracy,
+            distance_to_optimum: e.distance_to_optimum,
+        }
+    }
+}
+
+/// Limits and schedule of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Maximum rounds.
+    pub rounds: u64,
+    /// Maximum simulated time.
+    pub max_time: Option<f64>,
+    /// Evaluate every this many rounds.
+    pub eval_every: u64,
+    /// Target accuracy.
+    pub target: Option<f64>,
+    /// Stop at the target.
+    pub stop_at_target: bool,
+}
+
+/// Observer of one run; see the module docs.
+pub struct Monitor<'a> {
+    label: String,
+    seed: u64,
+    limits: Limits,
+    evals: &'a mut EvalsWriter,
+    interrupted: &'a AtomicBool,
+    on_round: &'a dyn Fn(),
+    time: f64,
+    comms: u64,
+    uploads: u64,
+    updates: u64,
+    rounds: u64,
+    last_eval: Option<(u64, Evaluation)>,
+    reached: Option<Reached>,
+    error: Option<Error>,
+    was_interrupted: bool,
+}
+
+impl<'a> Monitor<'a> {
+    /// A monitor writing to `evals`; `on_round` is called after every round (progress bar).
+    pub fn new(
+        label: &str,
+        seed: u64,
+        limits: Limits,
+        evals: &'a mut EvalsWriter,
+        interrupted: &'a AtomicBool,
+        on_round: &'a dyn Fn(),
+    ) -> Self {
+        Monitor {
+            label: label.to_string(),
+            seed,
+            limits,
+            evals,
+            interrupted,
+            on_round,
+            time: 0.0,
+            comms: 0,
+            uploads: 0,
+            updates: 0,
+            rounds: 0,
+            last_eval: None,
+            reached: None,
+            error: None,
+            was_interrupted: false,
+        }
+    }
+
+    /// True while the run should go on.
+    pub fn go_on(&mut self) -> bool {
+        if self.interrupted.load(Ordering::Relaxed) {
+            self.was_interrupted = true;
+        }
+        self.error.is_none()
+            && !self.was_interrupted
+            && self.rounds < self.limits.rounds
+            && self.limits.max_time.is_none_or(|t| self.time < t)
+            && !(self.limits.stop_at_target && self.reached.is_some())
+    }
+
+    /// Records an error that ends the run (divergence, or a failed write).
+    pub fn fail(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// Evaluates the initial model (round 0, time 0).
+    pub fn start(&mut self, learner: &Learner) {
+        self.evaluate(learner);
+    }
+
+    /// Accounts for a finished round and evaluates when due.
+    pub fn after_round(&mut self, record: &RoundRecord, learner: &Learner) {
+        self.time = record.end;
+        self.comms += record.participants as u64 + record.uploads as u64;
+        self.uploads += record.uploads as u64;
+        self.updates += record.updates;
+        self.rounds += 1;
+        (self.on_round)();
+        if self.rounds.is_multiple_of(self.limits.eval_every) {
+            self.evaluate(learner);
+        }
+    }
+
+    fn evaluate(&mut self, learner: &Learner) {
+        let e = learner.evaluate();
+        let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
+        let row = format!(
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&self.label),
+            self.seed,
+            self.rounds,
+            self.time,
+            self.comms,
+            self.uploads,
+            self.updates,
+            e.train_loss,
+            e.test_loss,
+            opt(e.test_accuracy),
+            opt(e.distance_to_optimum)
+        );
+        if let Err(err) = self.evals.line(&row) {
+            self.fail(err);
+        }
+        if let (Some(target), Some(acc), None) = (self.limits.target, e.test_accuracy, self.reached)
+            && acc >= target
+        {
+            self.reached = Some(Reached { time: self.time, comms: self.comms, rounds: self.rounds });
+        }
+        if !e.test_loss.is_finite() && self.error.is_none() {
+            self.fail(Error::Stopped(format!("diverged: test loss is {} after round {}", e.test_loss, self.rounds)));
+        }
+        self.last_eval = Some((self.rounds, e));
+    }
+
+    /// Ends the run: evaluates the final model if the last round was not evaluated. A
+    /// divergence is a result; any other error (a failed write) is returned.
+    pub fn finish(mut self, learner: &Learner) -> Result<RunResult> {
+        if self.last_eval.is_none_or(|(r, _)| r != self.rounds) && self.error.is_none() {
+            self.evaluate(learner);
+        }
+        let (status, message) = match (self.error.take(), self.was_interrupted) {
+            (Some(Error::Stopped(m)), _) => (Status::Diverged, Some(m)),
+            (Some(e), _) => return Err(e),
+            (None, true) => (Status::Interrupted, Some("interrupted".to_string())),
+            (None, false) => (Status::Complete, None),
+        };
+        Ok(RunResult {
+            name: self.label,
+            seed: self.seed,
+            status,
+            message,
+            rounds: self.rounds,
+            wall_clock: self.time,
+            comm_transmissions: self.comms,
+            local_updates: self.updates,
+            reached: self.reached,
+            final_eval: self.last_eval.map(|(_, e)| e.into()),
+        })
+    }
+}
+
+/// Quotes a CSV field if needed.
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}

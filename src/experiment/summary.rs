@@ -1,0 +1,146 @@
+//! `summary.json` and the closing table: per algorithm, over its seeds, the time, communication
+//! and rounds to reach the target accuracy (mean over the seeds that reached it, with the
+//! standard deviation and how many did), and the final test accuracy.
+
+use serde::Serialize;
+
+use super::monitor::{RunResult, Status};
+
+/// Per-algorithm results over seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlgorithmSummary {
+    /// Label.
+    pub name: String,
+    /// Mean simulated time to the target over the seeds that reached it (null: none did).
+    pub time_to_target: Option<f64>,
+    /// Its standard deviation over those seeds (null for fewer than two).
+    pub time_to_target_sd: Option<f64>,
+    /// Mean messages to the target.
+    pub comms_to_target: Option<f64>,
+    /// Mean rounds to the target.
+    pub rounds_to_target: Option<f64>,
+    /// Seeds that reached the target.
+    pub reached: usize,
+    /// Seeds run.
+    pub runs: usize,
+    /// Mean final test accuracy.
+    pub final_test_accuracy: Option<f64>,
+    /// Its standard deviation.
+    pub final_test_accuracy_sd: Option<f64>,
+    /// Mean final distance to the optimum (convex problems).
+    pub final_distance_to_optimum: Option<f64>,
+    /// Runs that diverged.
+    pub diverged: usize,
+}
+
+/// Contents of `summary.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Experiment name.
+    pub experiment: String,
+    /// Crate version.
+    pub stsyn_version: String,
+    /// `running`, `complete` or `interrupted`.
+    pub status: String,
+    /// The target accuracy.
+    pub target_accuracy: Option<f64>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Per algorithm.
+    pub algorithms: Vec<AlgorithmSummary>,
+    /// Every run.
+    pub runs: Vec<RunResult>,
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(xs: &[f64]) -> (Option<f64>, Option<f64>) {
+    if xs.is_empty() {
+        return (None, None);
+    }
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let sd = (xs.len() > 1).then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (Some(mean), sd)
+}
+
+impl Summary {
+    /// Builds the summary of `runs` for the algorithms in `labels` (in that order).
+    pub fn new(
+        experiment: &str,
+        status: &str,
+        target: Option<f64>,
+        seeds: &[u64],
+        labels: &[String],
+        runs: &[RunResult],
+    ) -> Self {
+        let algorithms = labels
+            .iter()
+            .map(|name| {
+                let mine: Vec<&RunResult> = runs.iter().filter(|r| &r.name == name).collect();
+                let reached: Vec<_> = mine.iter().filter_map(|r| r.reached).collect();
+                let pick =
+                    |f: &dyn Fn(&super::monitor::Reached) -> f64| mean_sd(&reached.iter().map(f).collect::<Vec<_>>());
+                let (time, time_sd) = pick(&|r| r.time);
+                let accs: Vec<f64> = mine.iter().filter_map(|r| r.final_eval.and_then(|e| e.test_accuracy)).collect();
+                let (acc, acc_sd) = mean_sd(&accs);
+                let dists: Vec<f64> =
+                    mine.iter().filter_map(|r| r.final_eval.and_then(|e| e.distance_to_optimum)).collect();
+                AlgorithmSummary {
+                    name: name.clone(),
+                    time_to_target: time,
+                    time_to_target_sd: time_sd,
+                    comms_to_target: pick(&|r| r.comms as f64).0,
+                    rounds_to_target: pick(&|r| r.rounds as f64).0,
+                    reached: reached.len(),
+                    runs: mine.len(),
+                    final_test_accuracy: acc,
+                    final_test_accuracy_sd: acc_sd,
+                    final_distance_to_optimum: mean_sd(&dists).0,
+                    diverged: mine.iter().filter(|r| r.status == Status::Diverged).count(),
+                }
+            })
+            .collect();
+        Summary {
+            experiment: experiment.to_string(),
+            stsyn_version: env!("CARGO_PKG_VERSION").to_string(),
+            status: status.to_string(),
+            target_accuracy: target,
+            seeds: seeds.to_vec(),
+            algorithms,
+            runs: runs.to_vec(),
+        }
+    }
+
+    /// The closing table, one line per algorithm.
+    pub fn table(&self) -> String {
+        let pm = |m: Option<f64>, sd: Option<f64>, digits: usize| match (m, sd) {
+            (Some(m), Some(sd)) => format!("{m:.digits$} ± {sd:.digits$}"),
+            (Some(m), None) => format!("{m:.digits$}"),
+            _ => "-".to_string(),
+        };
+        let target = self.target_accuracy.map_or("target".to_string(), |t| format!("{:.0} %", 100.0 * t));
+        let mut out = format!(
+            "{:<16} {:>9} {:>22} {:>16} {:>12} {:>20}\n",
+            "algorithm",
+            "reached",
+            format!("time to {target}"),
+            "comms to target",
+            "rounds",
+            "final accuracy"
+        );
+        for a in &self.algorithms {
+            let acc = pm(a.final_test_accuracy.map(|x| 100.0 * x), a.final_test_accuracy_sd.map(|x| 100.0 * x), 1);
+            let diverged = if a.diverged > 0 { format!(" ({} diverged)", a.diverged) } else { String::new() };
+            out += &format!(
+                "{:<16} {:>9} {:>22} {:>16} {:>12} {:>18} %{diverged}\n",
+                a.name,
+                format!("{}/{}", a.reached, a.runs),
+                pm(a.time_to_target, a.time_to_target_sd, 4),
+                pm(a.comms_to_target, None, 0),
+                pm(a.rounds_to_target, None, 1),
+                acc,
+            );
+        }
+        out
+    }
+}
