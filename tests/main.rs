@@ -5,3 +5,4 @@ mod data;
 mod model;
 mod theory;
 mod timing;
+mod training;

@@ -1,0 +1,294 @@
+//! Training runs: aggregation against hand computations on a convex problem, STSyn ≡ PASGD when
+//! K = M without extra steps, identical results for any thread count, bad configs.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use stsyn::algorithms::fednova::FedNova;
+use stsyn::algorithms::round::RoundAlgorithm;
+use stsyn::algorithms::stsyn::Stsyn;
+use stsyn::config::RawExperiment;
+use stsyn::learner::{Evaluation, Learner, LocalJob, Objective, Scratch};
+use stsyn::rng::{Seeds, Stream};
+use stsyn::sim::RoundPlan;
+use stsyn::trace::RoundRecord;
+
+use crate::cli::{assert_bad_input, stsyn};
+
+/// f_m(x) = ½‖x − c_m‖² with exact gradients x − c_m (no noise), c_m = (m, 2m, ...).
+struct Quadratic {
+    workers: usize,
+    dim: usize,
+}
+
+impl Quadratic {
+    fn center(&self, m: usize, i: usize) -> f32 {
+        (m * (i + 1)) as f32
+    }
+}
+
+impl Objective for Quadratic {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn workers(&self) -> usize {
+        self.workers
+    }
+    fn init(&self, _rng: &mut Stream) -> Vec<f32> {
+        vec![1.0; self.dim]
+    }
+    fn scratch(&self) -> Scratch {
+        Box::new(())
+    }
+    fn gradient(&self, m: usize, x: &[f32], _rng: &mut Stream, _s: &mut Scratch, grad: &mut [f32]) -> f32 {
+        for i in 0..self.dim {
+            grad[i] = x[i] - self.center(m, i);
+        }
+        0.5 * grad.iter().map(|g| g * g).sum::<f32>()
+    }
+    fn evaluate(&self, _x: &[f32]) -> Evaluation {
+        Evaluation::default()
+    }
+    fn probe_loss(&self, _x: &[f32], _n: usize, _rng: &mut Stream) -> f64 {
+        0.0
+    }
+}
+
+#[test]
+fn aggregation_matches_a_hand_computation_on_a_quadratic() {
+    let q = Quadratic { workers: 3, dim: 2 };
+    let mut learner = Learner::new(&q, Seeds::new(1), 0.5);
+    // Worker 0: 1 step, worker 2: 2 steps, coefficients 0.25 and 0.75.
+    // From x = 1 with η = 0.5, one step toward c is x ← (x + c)/2.
+    //   worker 0, c = (0, 0): (0.5, 0.5).
+    //   worker 2, c = (2, 4): (1.5, 2.5) then (1.75, 3.25).
+    // New x = 1 + 0.25·((0.5, 0.5) − 1) + 0.75·((1.75, 3.25) − 1) = (1.4375, 2.5625).
+    let jobs = [LocalJob { worker: 0, steps: 1, coef: 0.25 }, LocalJob { worker: 2, steps: 2, coef: 0.75 }];
+    let r = learner.local_round(0, &jobs).unwrap();
+    assert_eq!(learner.model(), &[1.4375, 2.5625]);
+    assert!((r.delta_norm - (0.4375f64.powi(2) + 1.5625f64.powi(2)).sqrt()).abs() < 1e-12);
+}
+
+#[test]
+fn gradient_jobs_apply_in_order_with_their_starting_model() {
+    let q = Quadratic { workers: 3, dim: 1 };
+    let mut learner = Learner::new(&q, Seeds::new(1), 0.5);
+    // Two jobs start at x = 1; worker 2's (c = 2) is applied alone: x = 1 − 0.5·(1 − 2) = 1.5.
+    let a = learner.start_job(0);
+    let b = learner.start_job(2);
+    learner.arrive(b, 1.0);
+    learner.apply(0, 1.0).unwrap();
+    assert_eq!(learner.model(), &[1.5]);
+    // Worker 0's job is stale: its gradient is taken at x = 1 (c = 0: g = 1), not at 1.5.
+    let c = learner.start_job(2); // starts at 1.5: g = 1.5 − 2 = −0.5
+    learner.arrive(a, 1.0);
+    learner.arrive(c, 1.0);
+    learner.apply(1, 0.5).unwrap(); // x = 1.5 − 0.5·0.5·(1 − 0.5) = 1.375
+    assert_eq!(learner.model(), &[1.375]);
+}
+
+#[test]
+fn fednova_and_stsyn_coefficients() {
+    // specs/baselines.md §12: τ = (2, 8), p = (½, ½): τ_eff = 5, coefficients 1.25 and 0.3125.
+    let mut fednova = FedNova::with_steps(vec![2, 8], false);
+    let mut plan = RoundPlan { targets: vec![0; 2], ..Default::default() };
+    fednova.plan(0, &mut plan);
+    assert_eq!(plan.targets, vec![2, 8]);
+    let record = RoundRecord { counts: vec![2, 8], ..Default::default() };
+    let mut jobs = Vec::new();
+    fednova.jobs(&record, &mut jobs);
+    assert_eq!(
+        jobs,
+        vec![LocalJob { worker: 0, steps: 2, coef: 1.25 }, LocalJob { worker: 1, steps: 8, coef: 0.3125 }]
+    );
+    // STSyn: uniform over workers with N_m ≥ 1; Comparisons.py drops the first argmax.
+    let record = RoundRecord { counts: vec![3, 0, 7, 7, 1], ..Default::default() };
+    let mut stsyn = Stsyn { wait: 2, local_steps: 3, max_steps: None, drop_most_updates: false };
+    stsyn.jobs(&record, &mut jobs);
+    assert_eq!(jobs.iter().map(|j| (j.worker, j.steps)).collect::<Vec<_>>(), vec![(0, 3), (2, 7), (3, 7), (4, 1)]);
+    assert!(jobs.iter().all(|j| j.coef == 0.25));
+    stsyn.drop_most_updates = true;
+    stsyn.jobs(&record, &mut jobs);
+    assert_eq!(jobs.iter().map(|j| j.worker).collect::<Vec<_>>(), vec![0, 3, 4]);
+    assert!(jobs.iter().all(|j| j.coef == 1.0 / 3.0));
+}
+
+const SMALL: &str = r#"
+name = "small"
+seeds = [3]
+rounds = 12
+eval_every = 4
+target_accuracy = 0.3
+
+[data]
+dataset = "digits"
+partition = "iid"
+
+[model]
+spec = "MODEL"
+batch = 16
+lr = 0.1
+
+[cluster]
+workers = 6
+compute_time = "exp(mean=1)"
+"#;
+
+fn write_config(dir: &Path, algorithms: &str) -> std::path::PathBuf {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits_cnn.toml");
+    let text = SMALL.replace("MODEL", model.to_str().unwrap()) + algorithms;
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn rows_without_label(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').skip(1).map(str::to_string).collect()).collect()
+}
+
+#[test]
+fn stsyn_with_k_equal_m_and_no_extra_steps_is_pasgd_step_for_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        r#"
+[[algorithms]]
+name = "stsyn"
+wait = 6
+local_steps = 4
+max_steps = 4
+
+[[algorithms]]
+name = "pasgd"
+local_steps = 4
+"#,
+    );
+    let out = dir.path().join("out");
+    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for file in ["evals.csv", "rounds.csv"] {
+        let rows = rows_without_label(&out.join(file));
+        let (a, b) = rows.split_at(rows.len() / 2);
+        assert_eq!(a, b, "{file}: STSyn (K = M, max_steps = U) and PASGD differ");
+        assert!(a.len() >= 4);
+    }
+}
+
+#[test]
+fn results_are_identical_for_one_and_two_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        r#"
+[[algorithms]]
+name = "stsyn"
+wait = 2
+local_steps = 3
+
+[[algorithms]]
+name = "fednova"
+min_local_steps = 2
+max_local_steps = 4
+
+[[algorithms]]
+name = "flanp"
+participants = 2
+local_steps = 3
+selection = "random"
+
+[[algorithms]]
+name = "kbatch-sync"
+wait = 3
+
+[[algorithms]]
+name = "kasync"
+wait = 2
+
+[[algorithms]]
+name = "async"
+rounds = 40
+"#,
+    );
+    let mut outputs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("out{threads}"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_stsyn"))
+            .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot", "--events"])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outputs.push(out);
+    }
+    for file in ["evals.csv", "rounds.csv", "events.csv", "summary.json", "config.toml"] {
+        let a = std::fs::read(outputs[0].join(file)).unwrap();
+        let b = std::fs::read(outputs[1].join(file)).unwrap();
+        assert!(a == b, "{file} differs between 1 and 2 threads");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(outputs[0].join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "complete");
+    assert_eq!(summary["algorithms"].as_array().unwrap().len(), 6);
+    for a in summary["algorithms"].as_array().unwrap() {
+        for key in ["name", "time_to_target", "comms_to_target", "rounds_to_target", "final_test_accuracy"] {
+            assert!(a.get(key).is_some(), "summary lacks {key}: {a}");
+        }
+    }
+    let config: RawExperiment =
+        toml::from_str(&std::fs::read_to_string(outputs[0].join("config.toml")).unwrap()).unwrap();
+    assert_eq!(config.seeds, Some(vec![3]));
+    assert_eq!(config.stsyn_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn bad_configs_exit_2_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("[[algorithms]]\nname = \"fastsgd\"\n", &["fastsgd", "unknown algorithm"]),
+        ("[[algorithms]]\nname = \"stsyn\"\nwait = 7\nlocal_steps = 2\n", &["wait (K)", "7", "M = 6"]),
+        ("[[algorithms]]\nname = \"stsyn\"\nwait = 2\nlocal_steps = 2\nspeed = 3\n", &["unknown field", "speed"]),
+        ("[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\nwait = 3\n", &["wait", "does not apply to pasgd"]),
+        ("[[algorithms]]\nname = \"stsyn\"\nlocal_steps = 2\n", &["needs wait"]),
+    ];
+    for (i, (algorithms, needles)) in cases.iter().enumerate() {
+        let sub = dir.path().join(format!("c{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let config = write_config(&sub, algorithms);
+        let out = sub.join("out");
+        assert_bad_input(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"], needles);
+        assert!(!out.exists(), "a bad config created {}", out.display());
+    }
+    // A missing data directory says which files to put where.
+    let sub = dir.path().join("cifar");
+    std::fs::create_dir_all(&sub).unwrap();
+    let config = write_config(&sub, "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("dataset = \"digits\"", "dataset = \"cifar10\"\ndir = \"no-such-dir\"");
+    std::fs::write(&config, text).unwrap();
+    assert_bad_input(
+        &["run", config.to_str().unwrap(), "-q", "--out", sub.join("out").to_str().unwrap()],
+        &["no-such-dir"],
+    );
+    assert_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
+}
+
+#[test]
+fn interrupt_flag_stops_after_the_current_round_with_complete_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[[algorithms]]\nname = \"stsyn\"\nwait = 2\nlocal_steps = 2\n");
+    let raw = RawExperiment::read(&config).unwrap();
+    let exp = raw.validate(dir.path(), "small").unwrap();
+    let interrupted = AtomicBool::new(true);
+    let out = dir.path().join("out");
+    let summary = stsyn::experiment::run(
+        &exp,
+        &stsyn::experiment::RunOptions { out: out.clone(), events: false, progress: false, interrupted: &interrupted },
+    )
+    .unwrap();
+    assert_eq!(summary.status, "interrupted");
+    let evals = std::fs::read_to_string(out.join("evals.csv")).unwrap();
+    assert!(evals.lines().count() >= 2 && evals.ends_with('\n'));
+    assert!(out.join("rounds.csv").exists() && out.join("summary.json").exists());
+}
