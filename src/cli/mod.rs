@@ -2,6 +2,7 @@
 //! struct here, validated into the library's checked types, and run. Errors print as one line
 //! (`error: ...` with the cause chain) and exit with code 2 for bad input, 1 otherwise.
 
+mod bench_round;
 mod model;
 mod run;
 mod timing;
@@ -30,6 +31,8 @@ enum Command {
     Model(model::Args),
     /// Train the algorithms of an experiment file on the simulated cluster.
     Run(run::Args),
+    /// Time whole STSyn training rounds on synthetic data (compare with torch_stsyn_round.py).
+    BenchRound(bench_round::Args),
 }
 
 /// Parses the process arguments, runs, and returns the exit code.
@@ -54,6 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Theory(args) => timing::run_theory(&args),
         Command::Model(args) => model::run(args),
         Command::Run(args) => run::run(&args),
+        Command::BenchRound(args) => bench_round::run(&args),
     }
 }
 

@@ -1,0 +1,134 @@
+//! `stsyn bench-round`: the wall-clock cost of whole STSyn training rounds (timing, M workers'
+//! local SGD steps, aggregation) on synthetic data shaped for the network — the figure to
+//! compare with `shared/bench/torch_stsyn_round.py`, which trains the workers one after another
+//! in PyTorch. Same defaults as that script: M = 20, K = 5, U = 10, batch 100, 3 rounds, shards
+//! of 2,500 samples (CIFAR-shaped) or 90 (digits-shaped), i.i.d. Exp(1) step times.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::algorithms::round::RoundAlgorithm;
+use crate::algorithms::stsyn::Stsyn;
+use crate::data;
+use crate::error::Error;
+use crate::learner::{Classification, Learner, LocalJob, Shards};
+use crate::model::Network;
+use crate::rng::Seeds;
+use crate::sim::{RoundKernel, RoundPlan};
+use crate::timing::{CommTime, ComputeTime, Dist};
+
+/// Flags of `stsyn bench-round`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Network spec (TOML); `cifar` and `digits` stand for models/cifar10_cnn.toml and
+    /// models/digits_cnn.toml.
+    #[arg(long, default_value = "cifar")]
+    model: String,
+    /// M.
+    #[arg(long, short = 'M', default_value_t = 20)]
+    workers: usize,
+    /// K.
+    #[arg(long, short = 'K', default_value_t = 5)]
+    wait: usize,
+    /// U.
+    #[arg(long, short = 'U', default_value_t = 10)]
+    local_steps: u32,
+    /// Timed rounds (after one warm-up round).
+    #[arg(long, default_value_t = 3)]
+    rounds: u64,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Samples per worker (default: 2,500 for 32×32 inputs, 90 otherwise, as in the peer).
+    #[arg(long)]
+    shard: Option<usize>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `stsyn bench-round`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let path = match args.model.as_str() {
+        "cifar" => PathBuf::from("models/cifar10_cnn.toml"),
+        "digits" => PathBuf::from("models/digits_cnn.toml"),
+        other => PathBuf::from(other),
+    };
+    for (name, v) in [
+        ("--workers", args.workers),
+        ("--batch", args.batch),
+        ("--rounds", args.rounds as usize),
+        ("--local-steps", args.local_steps as usize),
+    ] {
+        if v == 0 {
+            return Err(Error::invalid(name, v, "must be at least 1").into());
+        }
+    }
+    if args.wait == 0 || args.wait > args.workers {
+        return Err(
+            Error::invalid("--wait (K)", args.wait, format!("must be between 1 and M = {}", args.workers)).into()
+        );
+    }
+    let net = Network::from_file(&path)?;
+    let shape = net.input_shape();
+    let shard = args.shard.unwrap_or(if shape[1] >= 32 { 2500 } else { 90 });
+    let split = data::synthetic(shape, net.num_classes(), shard * args.workers, 10, args.seed);
+    let shards = Shards::PerWorker(
+        (0..args.workers).map(|m| ((m * shard) as u32..((m + 1) * shard) as u32).collect()).collect(),
+    );
+    let objective = Classification {
+        net: &net,
+        train: &split.train,
+        test: &split.test,
+        shards: &shards,
+        workers: args.workers,
+        train_eval: &[],
+        batch: args.batch,
+    };
+    let seeds = Seeds::new(args.seed);
+    let compute = ComputeTime::iid(Dist::Exp { mean: 1.0 });
+    let mut kernel = RoundKernel::new(args.workers, &compute, &CommTime::ZERO, seeds, 0);
+    let mut learner = Learner::new(&objective, seeds, 0.1);
+    let mut stsyn = Stsyn { wait: args.wait, local_steps: args.local_steps, max_steps: None, drop_most_updates: false };
+    let mut plan = RoundPlan { targets: vec![0; args.workers], ..Default::default() };
+    let (mut start, mut counts, mut jobs, mut steps) = (0.0, Vec::new(), Vec::<LocalJob>::new(), 0u64);
+    let mut clock = Instant::now();
+    for round in 0..=args.rounds {
+        if round == 1 {
+            clock = Instant::now(); // round 0 warms up caches and buffers
+            steps = 0;
+        }
+        stsyn.plan(round, &mut plan);
+        let record = kernel.round(&plan, round, start, counts);
+        stsyn.jobs(&record, &mut jobs);
+        learner.local_round(round, &jobs)?;
+        steps += jobs.iter().map(|j| j.steps as u64).sum::<u64>();
+        start = record.end;
+        counts = record.counts;
+    }
+    let seconds = clock.elapsed().as_secs_f64();
+    let per_round = seconds / args.rounds as f64;
+    let threads = rayon::current_num_threads();
+    if args.json {
+        println!(
+            "{}",
+            json!({ "model": path.display().to_string(), "workers": args.workers, "wait": args.wait, "local_steps": args.local_steps, "rounds": args.rounds, "batch": args.batch, "threads": threads, "local_steps_total": steps, "seconds_per_round": per_round, "local_steps_per_s": steps as f64 / seconds })
+        );
+    } else {
+        println!(
+            "model={} M={} K={} U={} rounds={} threads={threads} local_steps={steps} seconds_per_round={per_round:.3} local_steps_per_s={:.2}",
+            path.display(),
+            args.workers,
+            args.wait,
+            args.local_steps,
+            args.rounds,
+            steps as f64 / seconds
+        );
+    }
+    Ok(())
+}
