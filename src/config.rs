@@ -313,6 +313,8 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// Replace `[data] dir` (relative to the working directory).
     pub data_dir: Option<PathBuf>,
+    /// Replace `[cluster] compute_time`.
+    pub compute_time: Option<String>,
 }
 
 impl RawExperiment {
@@ -336,6 +338,9 @@ impl RawExperiment {
         }
         if let Some(m) = o.workers {
             self.cluster.workers = m;
+        }
+        if let Some(c) = &o.compute_time {
+            self.cluster.compute_time = c.clone();
         }
         if let Some(dir) = &o.data_dir {
             let abs = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;

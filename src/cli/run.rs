@@ -32,6 +32,9 @@ pub struct Args {
     /// Directory of the CIFAR-10 or MNIST files.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Step-duration model of every worker, e.g. 'exp(mean=1)' (see `stsyn timing --help`).
+    #[arg(long)]
+    compute_time: Option<String>,
     /// Also write events.csv (one row per engine event; large).
     #[arg(long)]
     events: bool,
@@ -53,6 +56,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         rounds: args.rounds,
         workers: args.workers,
         data_dir: args.data.clone(),
+        compute_time: args.compute_time.clone(),
     };
     raw.apply(&overrides)?;
     let base = args
