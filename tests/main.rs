@@ -3,5 +3,6 @@
 mod cli;
 mod data;
 mod model;
+mod plot;
 mod theory;
 mod timing;

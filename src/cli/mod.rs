@@ -3,6 +3,7 @@
 //! (`error: ...` with the cause chain) and exit with code 2 for bad input, 1 otherwise.
 
 mod model;
+mod plot;
 mod run;
 mod timing;
 
@@ -30,6 +31,8 @@ enum Command {
     Model(model::Args),
     /// Train the algorithms of an experiment file on the simulated cluster.
     Run(run::Args),
+    /// Draw the figures of a results directory.
+    Plot(plot::Args),
 }
 
 /// Parses the process arguments, runs, and returns the exit code.
@@ -54,6 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Theory(args) => timing::run_theory(&args),
         Command::Model(args) => model::run(args),
         Command::Run(args) => run::run(&args),
+        Command::Plot(args) => plot::run(&args),
     }
 }
 
