@@ -3,6 +3,7 @@
 mod cli;
 mod data;
 mod model;
+mod plot;
 mod theory;
 mod timing;
 mod training;

@@ -292,3 +292,23 @@ fn interrupt_flag_stops_after_the_current_round_with_complete_files() {
     assert!(evals.lines().count() >= 2 && evals.ends_with('\n'));
     assert!(out.join("rounds.csv").exists() && out.join("summary.json").exists());
 }
+
+#[test]
+fn every_shipped_experiment_config_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let mut raw = RawExperiment::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if raw.data.dataset != "digits" && raw.data.dataset != "synthetic" {
+            raw.apply(&stsyn::config::Overrides { data_dir: Some(dir.clone()), ..Default::default() }).unwrap();
+        }
+        let exp = raw.validate(&dir, "x").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(exp.model_spec.exists(), "{}: {} missing", path.display(), exp.model_spec.display());
+        seen += 1;
+    }
+    assert!(seen >= 6, "only {seen} experiment files");
+}

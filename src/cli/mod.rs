@@ -4,6 +4,7 @@
 
 mod bench_round;
 mod model;
+mod plot;
 mod run;
 mod timing;
 
@@ -33,6 +34,8 @@ enum Command {
     Run(run::Args),
     /// Time whole STSyn training rounds on synthetic data (compare with torch_stsyn_round.py).
     BenchRound(bench_round::Args),
+    /// Draw the figures of a results directory.
+    Plot(plot::Args),
 }
 
 /// Parses the process arguments, runs, and returns the exit code.
@@ -58,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(args) => model::run(args),
         Command::Run(args) => run::run(&args),
         Command::BenchRound(args) => bench_round::run(&args),
+        Command::Plot(args) => plot::run(&args),
     }
 }
 
