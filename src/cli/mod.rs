@@ -65,13 +65,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Prints `error: <chain>` on one line and returns the exit code (2 for bad input).
+/// Prints `error: <message>` on one line and returns the exit code (2 for bad input). The
+/// library's errors already include their cause, so only other errors print their chain.
 pub fn report(e: &anyhow::Error) -> i32 {
-    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    eprintln!("error: {}", chain.join(": "));
     match e.downcast_ref::<crate::Error>() {
-        Some(err) if !err.is_input_error() => 1,
-        Some(_) => 2,
-        None => 1,
+        Some(err) => {
+            eprintln!("error: {err}");
+            if err.is_input_error() { 2 } else { 1 }
+        }
+        None => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            1
+        }
     }
 }
