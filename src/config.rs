@@ -33,10 +33,12 @@ pub struct RawExperiment {
     pub stop_at_target: bool,
     /// Evaluate every this many rounds (and at the start and the end).
     pub eval_every: Option<u64>,
-    /// The dataset.
-    pub data: RawData,
-    /// The network and its optimiser.
+    /// The dataset (with `[model] spec`), or absent for a synthetic `[problem]`.
+    pub data: Option<RawData>,
+    /// The network and its optimiser (`spec` is omitted for a `[problem]`).
     pub model: RawModel,
+    /// A synthetic problem with a known optimum instead of a network on a dataset.
+    pub problem: Option<RawProblem>,
     /// The simulated cluster.
     pub cluster: RawCluster,
     /// The algorithms to compare.
@@ -71,12 +73,32 @@ pub struct RawData {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
-    /// Path of the network spec (relative to the config file).
-    pub spec: String,
+    /// Path of the network spec (relative to the config file); omitted for a `[problem]`.
+    pub spec: Option<String>,
     /// Minibatch size per local step.
     pub batch: usize,
     /// Local learning rate η.
     pub lr: f64,
+}
+
+/// `[problem]`: a synthetic objective with a known optimum.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawProblem {
+    /// `quadratic`: f_m(x) = ½ Σ_j a_j (x_j − c_{m,j})² (see `learner::quadratic`).
+    pub kind: String,
+    /// d (default: the length of `curvatures`, of a centre, or 1).
+    pub dim: Option<usize>,
+    /// c_m, one row per worker (default: drawn N(0, center_spread²) per seed).
+    pub centers: Option<Vec<Vec<f64>>>,
+    /// Spread of drawn centres (default 1).
+    pub center_spread: Option<f64>,
+    /// a_j (default 1 for every coordinate).
+    pub curvatures: Option<Vec<f64>>,
+    /// σ of the gradient noise (default 0).
+    pub noise: Option<f64>,
+    /// x⁰ (default 0).
+    pub init: Option<Vec<f64>>,
 }
 
 /// `[cluster]`.
@@ -269,6 +291,39 @@ pub enum DataSource {
     },
 }
 
+/// What is trained.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    /// A network from `models/` on a dataset split over the workers.
+    Network {
+        /// Network spec file.
+        spec: PathBuf,
+        /// Data source.
+        data: DataSource,
+        /// Partition spec (parsed by the data module), or `shared`.
+        partition: String,
+        /// Training samples for the training loss.
+        train_eval_samples: usize,
+    },
+    /// Heterogeneous quadratics (`learner::quadratic`).
+    Quadratic {
+        /// M.
+        workers: usize,
+        /// d.
+        dim: usize,
+        /// Explicit centres, or None to draw them per seed.
+        centers: Option<Vec<Vec<f64>>>,
+        /// Spread of drawn centres.
+        center_spread: f64,
+        /// a_j.
+        curvatures: Vec<f64>,
+        /// σ.
+        noise: f64,
+        /// x⁰.
+        init: Vec<f64>,
+    },
+}
+
 /// A checked experiment: everything the runner needs.
 #[derive(Clone, Debug)]
 pub struct Experiment {
@@ -282,14 +337,8 @@ pub struct Experiment {
     pub target_accuracy: Option<f64>,
     /// Stop at the target.
     pub stop_at_target: bool,
-    /// Data source.
-    pub data: DataSource,
-    /// Partition spec (parsed by the data module).
-    pub partition: String,
-    /// Training samples for the training loss.
-    pub train_eval_samples: usize,
-    /// Network spec file.
-    pub model_spec: PathBuf,
+    /// What is trained.
+    pub problem: Problem,
     /// M.
     pub workers: usize,
     /// Step durations.
@@ -344,7 +393,11 @@ impl RawExperiment {
         }
         if let Some(dir) = &o.data_dir {
             let abs = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
-            self.data.dir = Some(abs.display().to_string());
+            let data = self
+                .data
+                .as_mut()
+                .ok_or_else(|| Error::Config("--data applies to experiments with a [data] section".into()))?;
+            data.dir = Some(abs.display().to_string());
         }
         Ok(())
     }
@@ -373,11 +426,26 @@ impl RawExperiment {
         if eval_every == 0 {
             return Err(Error::invalid("eval_every", 0, "must be at least 1"));
         }
-        let data = self.data.validate(base)?;
         let m = self.cluster.workers;
         if m == 0 {
             return Err(Error::invalid("cluster.workers (M)", 0, "must be at least 1"));
         }
+        let problem = match (&self.problem, &self.data, &self.model.spec) {
+            (Some(p), None, None) => p.validate(m)?,
+            (None, Some(data), Some(spec)) => Problem::Network {
+                spec: base.join(spec),
+                data: data.validate(base)?,
+                partition: data.partition.clone().unwrap_or_else(|| "iid".into()),
+                train_eval_samples: data.train_eval_samples.unwrap_or(10_000),
+            },
+            (Some(_), _, _) => {
+                return Err(Error::Config("a [problem] replaces [data] and [model] spec: remove them".into()));
+            }
+            (None, None, _) => {
+                return Err(Error::Config("the experiment needs [data] (with [model] spec) or a [problem]".into()));
+            }
+            (None, Some(_), None) => return Err(Error::Config("[model] needs spec, the network file to train".into())),
+        };
         let c = &self.cluster;
         let compute = ComputeTime::parse(&c.compute_time, c.speeds.as_deref().unwrap_or("same"), m, base)?;
         let comm = CommTime {
@@ -411,16 +479,69 @@ impl RawExperiment {
             max_time: self.max_time,
             target_accuracy: self.target_accuracy,
             stop_at_target: self.stop_at_target,
-            data,
-            partition: self.data.partition.clone().unwrap_or_else(|| "iid".into()),
-            train_eval_samples: self.data.train_eval_samples.unwrap_or(10_000),
-            model_spec: base.join(&self.model.spec),
+            problem,
             workers: m,
             compute,
             comm,
             algorithms,
             resolved,
         })
+    }
+}
+
+impl RawProblem {
+    fn validate(&self, workers: usize) -> Result<Problem> {
+        match self.kind.as_str() {
+            "quadratic" => {
+                let dim = self
+                    .dim
+                    .or(self.curvatures.as_ref().map(Vec::len))
+                    .or(self.centers.as_ref().and_then(|c| c.first()).map(Vec::len))
+                    .or(self.init.as_ref().map(Vec::len))
+                    .unwrap_or(1);
+                if dim == 0 {
+                    return Err(Error::invalid("problem.dim", 0, "must be at least 1"));
+                }
+                if let Some(c) = &self.centers
+                    && c.len() != workers
+                {
+                    return Err(Error::invalid(
+                        "problem.centers",
+                        format!("{} rows", c.len()),
+                        format!("needs one row per worker (M = {workers})"),
+                    ));
+                }
+                let center_spread = non_negative("problem.center_spread", self.center_spread.unwrap_or(1.0))?;
+                let problem = Problem::Quadratic {
+                    workers,
+                    dim,
+                    centers: self.centers.clone(),
+                    center_spread,
+                    curvatures: self.curvatures.clone().unwrap_or_else(|| vec![1.0; dim]),
+                    noise: self.noise.unwrap_or(0.0),
+                    init: self.init.clone().unwrap_or_else(|| vec![0.0; dim]),
+                };
+                problem.quadratic(&crate::rng::Seeds::new(0))?; // checks sizes and values
+                Ok(problem)
+            }
+            other => Err(Error::invalid("problem.kind", other, "expected quadratic")),
+        }
+    }
+}
+
+impl Problem {
+    /// The quadratic of a seed (centres drawn from the seed unless given).
+    pub fn quadratic(&self, seeds: &crate::rng::Seeds) -> Result<crate::learner::Quadratic> {
+        match self {
+            Problem::Quadratic { workers, dim, centers, center_spread, curvatures, noise, init } => {
+                let centers = match centers {
+                    Some(c) => c.clone(),
+                    None => crate::learner::Quadratic::random_centers(*workers, *dim, *center_spread, seeds),
+                };
+                crate::learner::Quadratic::new(centers, curvatures.clone(), *noise, init.clone())
+            }
+            Problem::Network { .. } => Err(Error::Config("not a quadratic problem".into())),
+        }
     }
 }
 

@@ -32,10 +32,10 @@ use crate::algorithms::ksync::KSync;
 use crate::algorithms::local_sgd::Pasgd;
 use crate::algorithms::round::RoundAlgorithm;
 use crate::algorithms::stsyn::Stsyn;
-use crate::config::{AlgorithmEntry, AlgorithmSpec, DataSource, Experiment};
+use crate::config::{AlgorithmEntry, AlgorithmSpec, DataSource, Experiment, Problem};
 use crate::data::{self, Partition, Split};
 use crate::error::{Error, Result};
-use crate::learner::{Classification, Learner, Shards};
+use crate::learner::{Classification, Learner, Objective, Quadratic, Shards};
 use crate::model::Network;
 use crate::rng::{Purpose, Seeds};
 use crate::sim::{Engine, RoundKernel, RoundSync};
@@ -96,23 +96,57 @@ fn train_eval_indices(n: usize, wanted: usize, seeds: &Seeds) -> Vec<u32> {
     idx
 }
 
+/// What stays the same for every seed of an experiment.
+enum Loaded {
+    Network { net: Network, split: Split, partition: String, train_eval_samples: usize },
+    Quadratic,
+}
+
+/// The data side of one seed.
+enum SeedProblem {
+    Network { shards: Shards, train_eval: Vec<u32> },
+    Quadratic(Quadratic),
+}
+
+/// Loads the network and data (or checks the synthetic problem) before any output is written.
+fn load(exp: &Experiment) -> Result<Loaded> {
+    match &exp.problem {
+        Problem::Network { spec, data, partition, train_eval_samples } => {
+            let net = Network::from_file(spec)?;
+            let split = load_data(data)?;
+            if net.input_shape() != split.train.shape || net.num_classes() != split.train.classes {
+                return Err(Error::Config(format!(
+                    "network '{}' takes {:?} inputs and {} classes, but the data has {:?} images and {} classes",
+                    spec.display(),
+                    net.input_shape(),
+                    net.num_classes(),
+                    split.train.shape,
+                    split.train.classes
+                )));
+            }
+            make_shards(partition, &split, exp.workers, &Seeds::new(exp.seeds[0]))?;
+            Ok(Loaded::Network { net, split, partition: partition.clone(), train_eval_samples: *train_eval_samples })
+        }
+        Problem::Quadratic { .. } => {
+            exp.problem.quadratic(&Seeds::new(exp.seeds[0]))?;
+            Ok(Loaded::Quadratic)
+        }
+    }
+}
+
+fn seed_problem(exp: &Experiment, loaded: &Loaded, seeds: &Seeds) -> Result<SeedProblem> {
+    Ok(match loaded {
+        Loaded::Network { split, partition, train_eval_samples, .. } => SeedProblem::Network {
+            shards: make_shards(partition, split, exp.workers, seeds)?,
+            train_eval: train_eval_indices(split.train.len(), *train_eval_samples, seeds),
+        },
+        Loaded::Quadratic => SeedProblem::Quadratic(exp.problem.quadratic(seeds)?),
+    })
+}
+
 /// Runs `exp`, writing the results directory; returns the summary.
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
-    let net = Network::from_file(&exp.model_spec)?;
-    let split = load_data(&exp.data)?;
-    if net.input_shape() != split.train.shape || net.num_classes() != split.train.classes {
-        return Err(Error::Config(format!(
-            "network '{}' takes {:?} inputs and {} classes, but the data has {:?} images and {} classes",
-            exp.model_spec.display(),
-            net.input_shape(),
-            net.num_classes(),
-            split.train.shape,
-            split.train.classes
-        )));
-    }
-    // Check the partition before creating any output.
-    make_shards(&exp.partition, &split, exp.workers, &Seeds::new(exp.seeds[0]))?;
-
+    let loaded = load(exp)?;
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     for stale in [
@@ -152,21 +186,28 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     let mut interrupted = false;
     'seeds: for &seed in &exp.seeds {
         let seeds = Seeds::new(seed);
-        let shards = make_shards(&exp.partition, &split, exp.workers, &seeds)?;
-        let train_eval = train_eval_indices(split.train.len(), exp.train_eval_samples, &seeds);
+        let problem = seed_problem(exp, &loaded, &seeds)?;
         for entry in &exp.algorithms {
             bar.set_message(format!("{} (seed {seed})", entry.label));
-            let objective = Classification {
-                net: &net,
-                train: &split.train,
-                test: &split.test,
-                shards: &shards,
-                workers: exp.workers,
-                train_eval: &train_eval,
-                batch: entry.batch,
+            let classification;
+            let objective: &dyn Objective = match (&loaded, &problem) {
+                (Loaded::Network { net, split, .. }, SeedProblem::Network { shards, train_eval }) => {
+                    classification = Classification {
+                        net,
+                        train: &split.train,
+                        test: &split.test,
+                        shards,
+                        workers: exp.workers,
+                        train_eval,
+                        batch: entry.batch,
+                    };
+                    &classification
+                }
+                (_, SeedProblem::Quadratic(q)) => q,
+                (Loaded::Quadratic, SeedProblem::Network { .. }) => unreachable!("built from the same problem"),
             };
             sink.relabel(&entry.label, seed);
-            let result = run_one(exp, entry, &objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;
+            let result = run_one(exp, entry, objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;
             sink.flush()?;
             interrupted = result.status == Status::Interrupted;
             results.push(result);
@@ -185,7 +226,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
 fn run_one(
     exp: &Experiment,
     entry: &AlgorithmEntry,
-    objective: &Classification,
+    objective: &dyn Objective,
     seeds: Seeds,
     evals: &mut EvalsWriter,
     sink: &mut CsvSink,
@@ -202,7 +243,7 @@ fn run_one(
     };
     let monitor = Monitor::new(&entry.label, seed_of(&seeds), limits, evals, opts.interrupted, on_round);
     let learner = Learner::new(objective, seeds, entry.lr);
-    let bytes = 4 * objective.net.num_params() as u64;
+    let bytes = 4 * objective.dim() as u64;
     let (compute, comm) = (&exp.compute, &exp.comm);
     let round_algorithm: Option<Box<dyn RoundAlgorithm>> = match entry.spec {
         AlgorithmSpec::Stsyn { wait, local_steps, max_steps, drop_most_updates } => {

@@ -17,6 +17,7 @@
 //! minibatches wherever its schedule allows (common random numbers).
 
 pub mod objective;
+pub mod quadratic;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 pub use objective::{Classification, Evaluation, Objective, Scratch, Shards};
+pub use quadratic::Quadratic;
 
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds};
