@@ -154,7 +154,7 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
         let value = json!({ "setup": setup_json(&setup), "theory": theory_json(&theory), "updates_distribution": setup.updates_distribution()? });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!("{}", headline(&setup));
+        println!("{}, compute time {}", headline(&setup), setup.compute.spec());
         for (name, v) in [
             ("round time", theory.round_time),
             ("updates per worker", theory.updates_per_worker),
@@ -180,11 +180,18 @@ fn headline(s: &TimingSetup) -> String {
     if let Some(cap) = s.max_steps {
         h += &format!(", at most {cap} steps");
     }
-    h + &format!(", compute time {}, {} rounds, seed {}", s.compute.spec(), s.rounds, s.seed)
+    h
 }
 
 fn print_table(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) {
-    println!("{} ({} engine)", headline(s), o.engine);
+    println!(
+        "{}, compute time {}, {} rounds, seed {} ({} engine)",
+        headline(s),
+        s.compute.spec(),
+        s.rounds,
+        s.seed,
+        o.engine
+    );
     println!("  {:<20} {:>26} {:>14} {:>12}", "quantity", "simulated (mean ± SE)", "theory", "deviation");
     for (name, sim, theory) in [
         ("round time", &o.round_time, t.round_time),

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Side-by-side measurements against the Python peers of ../shared/bench, in one run, alternating
+# ours and the peer's so that both see the same machine load; prints the best of N runs of each
+# and the ratio. Usage (from the repository root, after ../shared/bench/setup-peers.sh):
+#   benches/peers.sh [timing] [cnn] [round] [round-cifar]      (default: timing cnn round)
+# Environment: PEER_PYTHON (default ~/.cache/stsyn-peers/bin/python), PEER_DIR (default
+# ../shared/bench), REPEAT (default 3).
+set -euo pipefail
+py=${PEER_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/stsyn-peers/bin/python}
+peers=${PEER_DIR:-../shared/bench}
+repeat=${REPEAT:-3}
+sections=${*:-timing cnn round}
+cargo build --release -q
+stsyn=./target/release/stsyn
+
+# best VALUE from a command printing "key=value" or JSON "key": value; $1 = key, $2 = max|min
+best() {
+  local key=$1 mode=$2; shift 2
+  local best=""
+  for _ in $(seq "$repeat"); do
+    v=$("$@" 2>/dev/null | grep -oE "\"?$key\"?[=:] ?[0-9.e+-]+" | head -1 | grep -oE '[0-9.e+-]+$')
+    best=$(python3 -c "import sys; a='$best'; b=float('$v'); print(b if a=='' else ($mode(float(a), b)))")
+  done
+  echo "$best"
+}
+
+report() { # name ours peer unit higher_is_better
+  python3 -c "o=float('$2'); p=float('$3'); r=o/p if '$5'=='1' else p/o; print(f'{\"$1\":<44} stsyn {o:>12.4g} {\"$4\":<10} peer {p:>12.4g}   ratio {r:6.1f}x')"
+}
+
+for s in $sections; do case $s in
+timing)
+  for cfg in "20 5 10 20000" "100000 50000 10 20"; do
+    set -- $cfg
+    ours=$(best updates_per_second max $stsyn timing -M "$1" -K "$2" -U "$3" --rounds "$4" --json)
+    peer=$(best updates_per_s max "$py" "$peers/peer_timing_numpy.py" "$1" "$2" "$3" "$4")
+    report "timing M=$1 K=$2 U=$3 (updates/s)" "$ours" "$peer" "upd/s" 1
+  done ;;
+cnn)
+  ours=$(best step_ms min $stsyn model models/cifar10_cnn.toml --bench --batch 100 --threads 1 --json)
+  peer=$(best step_ms min "$py" "$peers/torch_cnn_bench.py" --model cifar --batch 100 --threads 1)
+  report "cifar10_cnn step, batch 100, 1 thread (ms)" "$ours" "$peer" "ms" 0
+  ours=$(best step_ms min $stsyn model models/digits_cnn.toml --bench --batch 32 --threads 1 --json)
+  peer=$(best step_ms min "$py" "$peers/torch_cnn_bench.py" --model digits --batch 32 --threads 1)
+  report "digits_cnn step, batch 32, 1 thread (ms)" "$ours" "$peer" "ms" 0 ;;
+round)
+  ours=$(best seconds_per_round min $stsyn bench-round --model digits --json)
+  peer=$(best seconds_per_round min "$py" "$peers/torch_stsyn_round.py" --model digits --threads 2)
+  report "STSyn round, digits CNN, 2 threads (s)" "$ours" "$peer" "s/round" 0 ;;
+round-cifar)
+  repeat=1
+  ours=$(best seconds_per_round min $stsyn bench-round --model cifar --json)
+  peer=$(best seconds_per_round min "$py" "$peers/torch_stsyn_round.py" --model cifar --threads 2)
+  report "STSyn round, cifar10_cnn, 2 threads (s)" "$ours" "$peer" "s/round" 0 ;;
+*) echo "unknown section $s (timing, cnn, round, round-cifar)" >&2; exit 2 ;;
+esac; done
