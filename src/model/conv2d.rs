@@ -135,7 +135,9 @@ impl Conv2d {
                 let (lo, hi) = self.valid_columns(kw);
                 for (b, dst) in row.chunks_exact_mut(spatial).enumerate() {
                     let src = &input[self.in_layout.plane(first + b, c, n, ci) * plane..][..plane];
-                    if self.stride == 1 && wo >= ROW_COPY_MIN {
+                    if self.stride == 1 && p == 0 {
+                        copy_window(dst, &src[kh * w + kw..], w, wo);
+                    } else if self.stride == 1 && wo >= ROW_COPY_MIN {
                         for (oh, d) in dst.chunks_exact_mut(wo).enumerate() {
                             let ih = oh + kh;
                             if ih < p || ih >= h + p {
@@ -181,7 +183,10 @@ impl Conv2d {
                 dst.fill(0.0);
                 for (o, offsets) in index.chunks_exact(spatial).enumerate() {
                     let src = &cols[(c * k * k + o) * row_len + b * spatial..][..spatial];
-                    if self.stride == 1 && wo >= ROW_COPY_MIN {
+                    if self.stride == 1 && p == 0 {
+                        let (kh, kw) = (o / k, o % k);
+                        add_window(&mut dst[kh * w + kw..], src, w, wo);
+                    } else if self.stride == 1 && wo >= ROW_COPY_MIN {
                         let (kh, kw) = (o / k, o % k);
                         let (lo, hi) = self.valid_columns(kw);
                         for (oh, g) in src.chunks_exact(wo).enumerate() {
@@ -335,6 +340,68 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     } else {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = *s;
+        }
+    }
+}
+
+/// Copies rows of `width` floats, `src_stride` apart in `src`, into the packed rows of `dst`.
+/// Common widths get a loop with a compile-time row length, which the compiler turns into a few
+/// vector moves per row.
+fn copy_window(dst: &mut [f32], src: &[f32], src_stride: usize, width: usize) {
+    fn fixed<const W: usize>(dst: &mut [f32], src: &[f32], src_stride: usize) {
+        for (r, d) in dst.chunks_exact_mut(W).enumerate() {
+            let d: &mut [f32; W] = d.try_into().expect("chunk of W");
+            let s: &[f32; W] = src[r * src_stride..][..W].try_into().expect("W floats");
+            *d = *s;
+        }
+    }
+    match width {
+        4 => fixed::<4>(dst, src, src_stride),
+        8 => fixed::<8>(dst, src, src_stride),
+        10 => fixed::<10>(dst, src, src_stride),
+        12 => fixed::<12>(dst, src, src_stride),
+        14 => fixed::<14>(dst, src, src_stride),
+        16 => fixed::<16>(dst, src, src_stride),
+        24 => fixed::<24>(dst, src, src_stride),
+        28 => fixed::<28>(dst, src, src_stride),
+        32 => fixed::<32>(dst, src, src_stride),
+        _ => {
+            for (r, d) in dst.chunks_exact_mut(width).enumerate() {
+                copy_short(d, &src[r * src_stride..][..width]);
+            }
+        }
+    }
+}
+
+/// Adds the packed rows of `src` (`width` floats each) onto rows `dst_stride` apart in `dst`;
+/// the inverse of [`copy_window`].
+fn add_window(dst: &mut [f32], src: &[f32], dst_stride: usize, width: usize) {
+    fn fixed<const W: usize>(dst: &mut [f32], src: &[f32], dst_stride: usize) {
+        for (r, s) in src.chunks_exact(W).enumerate() {
+            let d: &mut [f32; W] = (&mut dst[r * dst_stride..][..W])
+                .try_into()
+                .expect("W floats");
+            for (d, s) in d.iter_mut().zip(s) {
+                *d += s;
+            }
+        }
+    }
+    match width {
+        4 => fixed::<4>(dst, src, dst_stride),
+        8 => fixed::<8>(dst, src, dst_stride),
+        10 => fixed::<10>(dst, src, dst_stride),
+        12 => fixed::<12>(dst, src, dst_stride),
+        14 => fixed::<14>(dst, src, dst_stride),
+        16 => fixed::<16>(dst, src, dst_stride),
+        24 => fixed::<24>(dst, src, dst_stride),
+        28 => fixed::<28>(dst, src, dst_stride),
+        32 => fixed::<32>(dst, src, dst_stride),
+        _ => {
+            for (r, s) in src.chunks_exact(width).enumerate() {
+                for (d, s) in dst[r * dst_stride..][..width].iter_mut().zip(s) {
+                    *d += s;
+                }
+            }
         }
     }
 }
