@@ -19,14 +19,12 @@ use super::gemm::{MatMut, MatRef, gemm};
 /// large enough that the matrix products stay efficient.
 const COLS_BUDGET: usize = 1 << 19;
 
-/// Narrowest output row that im2col copies row by row; narrower ones are gathered element by
-/// element through [`Conv2d::gather_index`].
-const ROW_COPY_MIN: usize = 8;
-
 /// Marks a padding position in [`Conv2d::gather_index`].
 pub const PADDING: u32 = u32::MAX;
 
-/// A built convolution layer.
+/// A built convolution layer. Stride-1 layers unfold whole rows (with padding, from a
+/// zero-padded copy of the input); strided layers gather element by element through
+/// [`Conv2d::gather_index`].
 #[derive(Clone, Debug)]
 pub struct Conv2d {
     /// Input shape `[C_in, H, W]` of one sample.
@@ -103,20 +101,56 @@ impl Conv2d {
         index
     }
 
-    /// Output columns `ow` whose input column `ow + kw − padding` lies inside the image, for
-    /// stride 1.
-    fn valid_columns(&self, kw: usize) -> (usize, usize) {
-        let (w, wo, p) = (self.in_shape[2], self.out_shape[2], self.padding);
-        let lo = p.saturating_sub(kw).min(wo);
-        let hi = (w + p).saturating_sub(kw).min(wo).max(lo);
-        (lo, hi)
+    /// True when a stride-1 layer with padding unfolds from a zero-padded copy of its input
+    /// (the staging buffer), so that every kernel position reads whole rows.
+    fn staged(&self) -> bool {
+        self.stride == 1 && self.padding > 0
     }
 
-    /// Unfolds samples `first..first + count` of `input` (a batch of `n`) into `cols`.
+    /// Height and width of a padded plane.
+    fn padded_dims(&self) -> (usize, usize) {
+        let p = self.padding;
+        (self.in_shape[1] + 2 * p, self.in_shape[2] + 2 * p)
+    }
+
+    /// Floats of staging scratch for a batch of `n`: the padded input planes plus one padded
+    /// gradient plane (0 when the layer needs none).
+    pub fn staging_len(&self, n: usize) -> usize {
+        if self.staged() {
+            let (hp, wp) = self.padded_dims();
+            (n * self.in_shape[0] + 1) * hp * wp
+        } else {
+            0
+        }
+    }
+
+    /// Copies the `n · C_in` input planes into zero-padded planes, in the same plane order.
+    fn stage(&self, input: &[f32], n: usize, staging: &mut [f32]) {
+        let [ci, h, w] = self.in_shape;
+        let p = self.padding;
+        let (hp, wp) = self.padded_dims();
+        for (src, dst) in input[..n * ci * h * w]
+            .chunks_exact(h * w)
+            .zip(staging.chunks_exact_mut(hp * wp))
+        {
+            zero_short(&mut dst[..p * wp]);
+            zero_short(&mut dst[(h + p) * wp..]);
+            for (r, row) in src.chunks_exact(w).enumerate() {
+                let d = &mut dst[(r + p) * wp..(r + p + 1) * wp];
+                zero_short(&mut d[..p]);
+                zero_short(&mut d[p + w..]);
+                copy_short(&mut d[p..p + w], row);
+            }
+        }
+    }
+
+    /// Unfolds samples `first..first + count` of `input` (a batch of `n`; for staged layers,
+    /// its padded copy in `staging`) into `cols`.
     fn im2col(
         &self,
         index: &[u32],
         input: &[f32],
+        staging: &[f32],
         n: usize,
         first: usize,
         count: usize,
@@ -125,30 +159,24 @@ impl Conv2d {
         let [ci, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
         let spatial = ho * wo;
-        let (k, p) = (self.kernel, self.padding);
-        let plane = h * w;
+        let k = self.kernel;
         let row_len = count * spatial;
+        let (src_all, src_h, src_w) = if self.staged() {
+            let (hp, wp) = self.padded_dims();
+            (staging, hp, wp)
+        } else {
+            (input, h, w)
+        };
+        let plane = src_h * src_w;
         for c in 0..ci {
             for (o, offsets) in index.chunks_exact(spatial).enumerate() {
                 let row = &mut cols[(c * k * k + o) * row_len..][..row_len];
                 let (kh, kw) = (o / k, o % k);
-                let (lo, hi) = self.valid_columns(kw);
                 for (b, dst) in row.chunks_exact_mut(spatial).enumerate() {
-                    let src = &input[self.in_layout.plane(first + b, c, n, ci) * plane..][..plane];
-                    if self.stride == 1 && p == 0 {
-                        copy_window(dst, &src[kh * w + kw..], w, wo);
-                    } else if self.stride == 1 && wo >= ROW_COPY_MIN {
-                        for (oh, d) in dst.chunks_exact_mut(wo).enumerate() {
-                            let ih = oh + kh;
-                            if ih < p || ih >= h + p {
-                                zero_short(d);
-                                continue;
-                            }
-                            zero_short(&mut d[..lo]);
-                            zero_short(&mut d[hi..]);
-                            let start = (ih - p) * w + lo + kw - p;
-                            copy_short(&mut d[lo..hi], &src[start..start + (hi - lo)]);
-                        }
+                    let at = self.in_layout.plane(first + b, c, n, ci) * plane;
+                    let src = &src_all[at..at + plane];
+                    if self.stride == 1 {
+                        copy_window(dst, &src[kh * src_w + kw..], src_w, wo);
                     } else {
                         for (d, &i) in dst.iter_mut().zip(offsets) {
                             *d = src.get(i as usize).copied().unwrap_or(0.0);
@@ -160,7 +188,8 @@ impl Conv2d {
     }
 
     /// Writes the input gradient of samples `first..first + count` from the column-matrix
-    /// gradient `cols`.
+    /// gradient `cols`. Staged layers accumulate each plane in the padded gradient plane at the
+    /// end of `staging` and copy its inside out.
     fn col2im(
         &self,
         index: &[u32],
@@ -169,6 +198,7 @@ impl Conv2d {
         first: usize,
         count: usize,
         d_input: &mut [f32],
+        staging: &mut [f32],
     ) {
         let [ci, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
@@ -176,31 +206,29 @@ impl Conv2d {
         let (k, p) = (self.kernel, self.padding);
         let plane = h * w;
         let row_len = count * spatial;
+        let (hp, wp) = self.padded_dims();
         for c in 0..ci {
             for b in 0..count {
                 let start = self.in_layout.plane(first + b, c, n, ci) * plane;
                 let dst = &mut d_input[start..start + plane];
-                dst.fill(0.0);
-                for (o, offsets) in index.chunks_exact(spatial).enumerate() {
-                    let src = &cols[(c * k * k + o) * row_len + b * spatial..][..spatial];
-                    if self.stride == 1 && p == 0 {
-                        let (kh, kw) = (o / k, o % k);
-                        add_window(&mut dst[kh * w + kw..], src, w, wo);
-                    } else if self.stride == 1 && wo >= ROW_COPY_MIN {
-                        let (kh, kw) = (o / k, o % k);
-                        let (lo, hi) = self.valid_columns(kw);
-                        for (oh, g) in src.chunks_exact(wo).enumerate() {
-                            let ih = oh + kh;
-                            if ih < p || ih >= h + p {
-                                continue;
-                            }
-                            let start = (ih - p) * w + lo + kw - p;
-                            for (d, g) in dst[start..start + (hi - lo)].iter_mut().zip(&g[lo..hi]) {
-                                *d += g;
-                            }
-                        }
-                    } else {
-                        for (&g, &i) in src.iter().zip(offsets) {
+                let rows = |o: usize| &cols[(c * k * k + o) * row_len + b * spatial..][..spatial];
+                if self.staged() {
+                    let len = staging.len();
+                    let grad = &mut staging[len - hp * wp..];
+                    grad.fill(0.0);
+                    for o in 0..k * k {
+                        add_window(&mut grad[(o / k) * wp + o % k..], rows(o), wp, wo);
+                    }
+                    copy_window(dst, &grad[p * wp + p..], wp, w);
+                } else if self.stride == 1 {
+                    dst.fill(0.0);
+                    for o in 0..k * k {
+                        add_window(&mut dst[(o / k) * w + o % k..], rows(o), w, wo);
+                    }
+                } else {
+                    dst.fill(0.0);
+                    for (o, offsets) in index.chunks_exact(spatial).enumerate() {
+                        for (&g, &i) in rows(o).iter().zip(offsets) {
                             if i != PADDING {
                                 dst[i as usize] += g;
                             }
@@ -211,7 +239,8 @@ impl Conv2d {
         }
     }
 
-    /// Computes the output of a batch of `n`. `cols` is scratch of [`Conv2d::cols_len`] floats.
+    /// Computes the output of a batch of `n`. `cols` is scratch of [`Conv2d::cols_len`] floats,
+    /// `staging` of [`Conv2d::staging_len`].
     pub fn forward(
         &self,
         params: &[f32],
@@ -220,6 +249,7 @@ impl Conv2d {
         n: usize,
         index: &[u32],
         cols: &mut [f32],
+        staging: &mut [f32],
     ) {
         let co = self.out_shape[0];
         let spatial = self.out_shape[1] * self.out_shape[2];
@@ -228,11 +258,14 @@ impl Conv2d {
         for (c, &b) in bias.iter().enumerate() {
             output[c * n * spatial..(c + 1) * n * spatial].fill(b);
         }
+        if self.staged() {
+            self.stage(input, n, staging);
+        }
         let chunk = self.chunk(n);
         let mut first = 0;
         while first < n {
             let count = chunk.min(n - first);
-            self.im2col(index, input, n, first, count, cols);
+            self.im2col(index, input, staging, n, first, count, cols);
             gemm(
                 MatRef::rows(weight, co, patch),
                 MatRef::rows(cols, patch, count * spatial),
@@ -250,8 +283,8 @@ impl Conv2d {
 
     /// Writes the parameter gradient into `grad` and, when given, the input gradient into
     /// `d_input`, from the output gradient `d_output` of a batch of `n`. Must follow
-    /// [`Conv2d::forward`] on the same input and `cols`: when the batch fits in one chunk, the
-    /// column matrix the forward pass built is reused.
+    /// [`Conv2d::forward`] on the same input, `cols` and `staging`: it reuses the padded input
+    /// and, when the batch fits in one chunk, the column matrix.
     pub fn backward(
         &self,
         params: &[f32],
@@ -262,6 +295,7 @@ impl Conv2d {
         n: usize,
         index: &[u32],
         cols: &mut [f32],
+        staging: &mut [f32],
     ) {
         let co = self.out_shape[0];
         let spatial = self.out_shape[1] * self.out_shape[2];
@@ -278,7 +312,7 @@ impl Conv2d {
             let count = chunk.min(n - first);
             if count < n {
                 // with a single chunk the forward pass left this chunk's columns in `cols`
-                self.im2col(index, input, n, first, count, cols);
+                self.im2col(index, input, staging, n, first, count, cols);
             }
             let d_out = MatRef::strided(
                 &d_output[first * spatial..],
@@ -299,7 +333,7 @@ impl Conv2d {
                     0.0,
                     MatMut::rows(cols, patch, count * spatial),
                 );
-                self.col2im(index, cols, n, first, count, d_in);
+                self.col2im(index, cols, n, first, count, d_in, staging);
             }
             first += count;
         }

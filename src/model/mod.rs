@@ -224,6 +224,7 @@ pub struct Workspace {
     grad_front: Vec<f32>,
     grad_back: Vec<f32>,
     cols: Vec<Vec<f32>>,
+    staging: Vec<Vec<f32>>,
     argmax: Vec<Vec<u32>>,
 }
 
@@ -395,6 +396,14 @@ impl Network {
                 _ => Vec::new(),
             })
             .collect();
+        ws.staging = self
+            .nodes
+            .iter()
+            .map(|n| match &n.layer {
+                Layer::Conv2d(c) => vec![0.0; c.staging_len(batch)],
+                _ => Vec::new(),
+            })
+            .collect();
         ws.argmax = self
             .nodes
             .iter()
@@ -433,7 +442,15 @@ impl Network {
             let output = &mut after[0][..n * node.out_len()];
             let p = &params[node.param_offset..node.param_offset + node.num_params];
             match &node.layer {
-                Layer::Conv2d(c) => c.forward(p, input, output, n, node.gather(), &mut ws.cols[i]),
+                Layer::Conv2d(c) => c.forward(
+                    p,
+                    input,
+                    output,
+                    n,
+                    node.gather(),
+                    &mut ws.cols[i],
+                    &mut ws.staging[i],
+                ),
                 Layer::MaxPool2d(m) => m.forward(input, output, n, &mut ws.argmax[i]),
                 Layer::Relu(r) => r.forward(input, output, n * node.out_len()),
                 Layer::Flatten(f) => f.forward(input, output, n),
@@ -457,9 +474,17 @@ impl Network {
             let range = node.param_offset..node.param_offset + node.num_params;
             let (p, g) = (&params[range.clone()], &mut grad[range]);
             match &node.layer {
-                Layer::Conv2d(c) => {
-                    c.backward(p, input, d_out, d_in, g, n, node.gather(), &mut ws.cols[i])
-                }
+                Layer::Conv2d(c) => c.backward(
+                    p,
+                    input,
+                    d_out,
+                    d_in,
+                    g,
+                    n,
+                    node.gather(),
+                    &mut ws.cols[i],
+                    &mut ws.staging[i],
+                ),
                 Layer::Linear(l) => l.backward(p, input, d_out, d_in, g, n),
                 Layer::MaxPool2d(m) => {
                     if let Some(d) = d_in {
