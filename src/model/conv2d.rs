@@ -15,8 +15,8 @@
 use super::Layout;
 use super::gemm::{MatMut, MatRef, gemm};
 
-/// Column-matrix budget per chunk, in floats (2 MiB): small enough for a core's L2 cache,
-/// large enough that the matrix products stay efficient.
+/// Budget per chunk for the column matrix and the output block it produces, in floats (2 MiB):
+/// small enough for a core's L2 cache, large enough that the matrix products stay efficient.
 const COLS_BUDGET: usize = 1 << 19;
 
 /// Marks a padding position in [`Conv2d::gather_index`].
@@ -65,7 +65,8 @@ impl Conv2d {
 
     /// Samples per column-matrix chunk for a batch of `n`.
     pub fn chunk(&self, n: usize) -> usize {
-        let per_sample = self.patch_len() * self.out_shape[1] * self.out_shape[2];
+        // the chunk's column matrix and its block of output rows are what one product touches
+        let per_sample = (self.patch_len() + self.out_shape[0]) * self.out_shape[1] * self.out_shape[2];
         (COLS_BUDGET / per_sample.max(1)).clamp(1, n.max(1))
     }
 
