@@ -29,7 +29,7 @@ use serde::Deserialize;
 use super::conv2d::Conv2d;
 use super::flatten::Flatten;
 use super::linear::Linear;
-use super::maxpool2d::MaxPool2d;
+use super::maxpool2d::{MAX_KERNEL, MaxPool2d};
 use super::relu::Relu;
 use super::{Layer, Layout, Node};
 use crate::{Error, Result};
@@ -120,6 +120,9 @@ pub(crate) struct Built {
     pub loss: LossKind,
     pub nodes: Vec<Node>,
     pub num_params: usize,
+    /// The network starts (after ReLUs) with a convolution or pooling, which work on
+    /// batch-minor activations: the input is transposed first.
+    pub stage_input: bool,
 }
 
 /// Parses and checks a spec. `origin` names the file (or other source) in errors.
@@ -145,8 +148,18 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
             "a network needs at least one layer".into(),
         ));
     }
+    let stage_input = matches!(
+        spec.layers
+            .iter()
+            .find(|l| !matches!(l, LayerSpec::Relu {})),
+        Some(LayerSpec::Conv2d { .. } | LayerSpec::MaxPool2d { .. })
+    );
     let mut shape = spec.input;
-    let mut layout = Layout::BatchMajor;
+    let mut layout = if stage_input {
+        Layout::BatchMinor
+    } else {
+        Layout::BatchMajor
+    };
     let mut nodes = Vec::with_capacity(spec.layers.len());
     let mut offset = 0usize;
     for (i, layer) in spec.layers.iter().enumerate() {
@@ -220,13 +233,24 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                     kernel,
                     stride,
                     padding,
-                    in_layout: layout,
                 };
-                (Layer::Conv2d(conv), out, Layout::ChannelMajor)
+                (Layer::Conv2d(conv), out, Layout::BatchMinor)
             }
             LayerSpec::MaxPool2d { kernel, stride } => {
                 let kind = "maxpool2d";
                 positive(kind, "kernel", kernel)?;
+                if kernel > MAX_KERNEL {
+                    return Err(bad(
+                        at(kind),
+                        format!("kernel = {kernel} is larger than the supported {MAX_KERNEL}"),
+                    ));
+                }
+                if layout != Layout::BatchMinor {
+                    return Err(bad(
+                        at(kind),
+                        "max pooling cannot follow flatten or linear".into(),
+                    ));
+                }
                 let stride = positive(kind, "stride", stride.unwrap_or(kernel))?;
                 if kernel > shape[1] || kernel > shape[2] {
                     return Err(bad(
@@ -267,7 +291,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                 let kind = "linear";
                 positive(kind, "out_features", out_features)?;
                 let features: usize = shape.iter().product();
-                if layout == Layout::ChannelMajor {
+                if layout == Layout::BatchMinor {
                     return Err(bad(
                         at(kind),
                         "its input is a convolution's feature maps: add a flatten layer before it"
@@ -361,5 +385,6 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
         loss: spec.loss,
         nodes,
         num_params: offset,
+        stage_input,
     })
 }
