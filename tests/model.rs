@@ -526,6 +526,22 @@ fn spec_errors_name_the_file_and_the_layer() {
             "input = [1, 8, 8]\n[[layers]]\ntype = \"relu\"\nslope = 0.1\n",
             "slope",
         ),
+        (
+            "input = [1000, 1000, 1000]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 1000000\n",
+            "values per sample",
+        ),
+        (
+            "input = [1000, 100, 10]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 1000000\n",
+            "too many parameters",
+        ),
+        (
+            "input = [2000000, 1, 1]\n[[layers]]\ntype = \"flatten\"\n",
+            "input channels",
+        ),
+        (
+            "input = [1, 8, 8]\n[[layers]]\ntype = \"maxpool2d\"\nkernel = 2\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"maxpool2d\"\nkernel = 1\n[[layers]]\ntype = \"linear\"\nout_features = 2\n",
+            "cannot follow flatten",
+        ),
     ];
     for (text, needle) in cases {
         let err = Network::from_toml(text, "models/bad.toml")

@@ -142,6 +142,15 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
             ));
         }
     }
+    if spec.input.iter().map(|&v| v as u128).product::<u128>() > MAX_ELEMENTS as u128 {
+        return Err(bad(
+            "input".into(),
+            format!(
+                "{:?} has more than {MAX_ELEMENTS} values per sample",
+                spec.input
+            ),
+        ));
+    }
     if spec.layers.is_empty() {
         return Err(bad(
             "layers".into(),
@@ -326,10 +335,22 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
         if elements.is_none_or(|e| e > MAX_ELEMENTS) {
             return Err(bad(at(built.kind()), "output is too large".into()));
         }
-        let params = built.num_params();
-        if params > MAX_ELEMENTS || offset + params > MAX_ELEMENTS {
-            return Err(bad(at(built.kind()), "too many parameters".into()));
+        // counted in u128 so that absurd sizes are reported instead of overflowing
+        let wide = |v: usize| v as u128;
+        let params = match &built {
+            Layer::Conv2d(c) => {
+                wide(c.out_shape[0]) * (wide(c.in_shape[0]) * wide(c.kernel) * wide(c.kernel) + 1)
+            }
+            Layer::Linear(l) => wide(l.out_features) * (wide(l.in_features) + 1),
+            _ => 0,
+        };
+        if params + wide(offset) > wide(MAX_ELEMENTS) {
+            return Err(bad(
+                at(built.kind()),
+                format!("too many parameters ({params}; at most {MAX_ELEMENTS} in all)"),
+            ));
         }
+        let params = built.num_params();
         let gather_index = match &built {
             Layer::Conv2d(c) => c.gather_index(),
             _ => Vec::new(),
