@@ -527,7 +527,7 @@ fn spec_errors_name_the_file_and_the_layer() {
             "slope",
         ),
         (
-            "input = [1000, 1000, 1000]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 1000000\n",
+            "input = [10000, 1000, 1000]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 1000000\n",
             "values per sample",
         ),
         (
