@@ -684,19 +684,24 @@ impl ParallelStep {
                 let hi = ((c + 1) * per).min(n);
                 *loss = net.loss_and_grad(params, &x[lo * d..hi * d], &labels[lo..hi], g, ws);
             });
-        grad.fill(0.0);
-        let mut total = 0.0f32;
-        for (c, (g, &loss)) in self.grads.iter().zip(&self.losses).enumerate() {
-            let size = ((c + 1) * per).min(n) - (c * per).min(n);
-            if size == 0 {
-                continue;
+        let weights: Vec<f32> = (0..self.chunks)
+            .map(|c| (((c + 1) * per).min(n) - (c * per).min(n)) as f32 / n.max(1) as f32)
+            .collect();
+        let total = weights.iter().zip(&self.losses).map(|(w, l)| w * l).sum();
+        // every element sums the chunks in chunk order, whichever thread does it
+        const SPAN: usize = 1 << 14;
+        let grads = &self.grads;
+        grad.par_chunks_mut(SPAN).enumerate().for_each(|(i, out)| {
+            let (at, len) = (i * SPAN, out.len());
+            out.fill(0.0);
+            for (g, &w) in grads.iter().zip(&weights) {
+                if w > 0.0 {
+                    for (a, b) in out.iter_mut().zip(&g[at..at + len]) {
+                        *a += w * b;
+                    }
+                }
             }
-            let w = size as f32 / n as f32;
-            total += w * loss;
-            for (a, b) in grad.iter_mut().zip(g) {
-                *a += w * b;
-            }
-        }
+        });
         total
     }
 }
