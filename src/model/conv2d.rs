@@ -74,9 +74,18 @@ impl Conv2d {
         (COLS_BUDGET / per_position).clamp(1, self.positions())
     }
 
-    /// Floats of column-matrix scratch needed for a batch of `n`.
+    /// Floats of scratch needed for a batch of `n`: the column matrix with its row of ones,
+    /// then the weights with the biases appended as a last column.
     pub fn cols_len(&self, n: usize) -> usize {
-        self.chunk(n) * self.patch_len() * n
+        let aug = self.patch_len() + 1;
+        self.chunk(n) * aug * n + self.out_shape[0] * aug
+    }
+
+    /// Splits the scratch into the column matrix and the augmented weight matrix.
+    fn split_scratch<'s>(&self, scratch: &'s mut [f32]) -> (&'s mut [f32], &'s mut [f32]) {
+        let aug_len = self.out_shape[0] * (self.patch_len() + 1);
+        let at = scratch.len() - aug_len;
+        scratch.split_at_mut(at)
     }
 
     /// For every kernel offset `(kh, kw)` and output position `(oh, ow)`, the offset
@@ -107,7 +116,7 @@ impl Conv2d {
     }
 
     /// Unfolds output positions `first..first + count` of a batch of `n` into `cols`
-    /// (`patch_len` rows of `count · n` columns).
+    /// (`patch_len` rows of `count · n` columns, then a row of ones).
     fn im2col(
         &self,
         index: &[u32],
@@ -135,6 +144,8 @@ impl Conv2d {
                 }
             }
         }
+        // the row of ones that multiplies the bias column of the augmented weights
+        cols[ci * kk * row_len..][..row_len].fill(1.0);
     }
 
     /// Adds the column-matrix gradient of output positions `first..first + count` onto
@@ -182,8 +193,16 @@ impl Conv2d {
         let positions = self.positions();
         let patch = self.patch_len();
         let (weight, bias) = params.split_at(co * patch);
-        for (c, &b) in bias.iter().enumerate() {
-            output[c * positions * n..(c + 1) * positions * n].fill(b);
+        // bias as an extra weight column against a row of ones: the product writes the output
+        // once, with no separate pass to fill in or add the bias
+        let (cols, aug) = self.split_scratch(cols);
+        for ((dst, w), &b) in aug
+            .chunks_exact_mut(patch + 1)
+            .zip(weight.chunks_exact(patch))
+            .zip(bias)
+        {
+            dst[..patch].copy_from_slice(w);
+            dst[patch] = b;
         }
         let chunk = self.chunk(n);
         let mut first = 0;
@@ -191,9 +210,9 @@ impl Conv2d {
             let count = chunk.min(positions - first);
             self.im2col(index, input, n, first, count, cols);
             gemm(
-                MatRef::rows(weight, co, patch),
-                MatRef::rows(cols, patch, count * n),
-                1.0,
+                MatRef::rows(aug, co, patch + 1),
+                MatRef::rows(cols, patch + 1, count * n),
+                0.0,
                 MatMut::strided(&mut output[first * n..], co, count * n, positions * n),
             );
             first += count;
@@ -220,17 +239,17 @@ impl Conv2d {
         let patch = self.patch_len();
         let weight = &params[..co * patch];
         let (d_weight, d_bias) = grad.split_at_mut(co * patch);
-        for (c, db) in d_bias.iter_mut().enumerate() {
-            *db = super::sum_lanes(&d_output[c * positions * n..(c + 1) * positions * n]);
-        }
         if n == 0 {
             d_weight.fill(0.0);
+            d_bias.fill(0.0);
             return;
         }
         let mut d_input = d_input;
         if let Some(d) = d_input.as_deref_mut() {
             d[..n * self.in_shape.iter().product::<usize>()].fill(0.0);
         }
+        // the product with the row of ones gives the bias gradient as the last column
+        let (cols, d_aug) = self.split_scratch(cols);
         let chunk = self.chunk(n);
         let mut first = 0;
         while first < positions {
@@ -242,9 +261,9 @@ impl Conv2d {
             let d_out = MatRef::strided(&d_output[first * n..], co, count * n, positions * n);
             gemm(
                 d_out,
-                MatRef::rows(cols, patch, count * n).t(),
+                MatRef::rows(cols, patch + 1, count * n).t(),
                 if first == 0 { 0.0 } else { 1.0 },
-                MatMut::rows(d_weight, co, patch),
+                MatMut::rows(d_aug, co, patch + 1),
             );
             if let Some(d_in) = d_input.as_deref_mut() {
                 gemm(
@@ -256,6 +275,14 @@ impl Conv2d {
                 self.col2im(index, cols, n, first, count, d_in);
             }
             first += count;
+        }
+        for ((dw, db), src) in d_weight
+            .chunks_exact_mut(patch)
+            .zip(d_bias.iter_mut())
+            .zip(d_aug.chunks_exact(patch + 1))
+        {
+            dw.copy_from_slice(&src[..patch]);
+            *db = src[patch];
         }
     }
 }

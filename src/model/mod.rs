@@ -58,21 +58,6 @@ pub enum Layout {
     BatchMinor,
 }
 
-/// Sum of `values` in 16 interleaved partial sums, added up in a fixed order at the end: as
-/// deterministic as a sequential sum, but not limited by the latency of one add chain.
-pub(crate) fn sum_lanes(values: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut acc = [0.0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (a, v) in acc.iter_mut().zip(chunk) {
-            *a += v;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// One layer of a network.
 #[derive(Clone, Debug)]
 pub enum Layer {
