@@ -1,1 +1,53 @@
-fn main() {}
+//! Criterion benches of one local SGD step (forward, backward, update) on one thread: the
+//! paper's CIFAR-10 CNN at batch 100 and the digits CNN at batch 32, the figures to compare with
+//! `shared/bench/torch_cnn_bench.py` (`--model cifar --batch 100 --threads 1`,
+//! `--model digits --batch 32 --threads 1`). Run with `cargo bench --bench cnn`.
+
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use stsyn::model::Network;
+use stsyn::rng::{Purpose, Seeds};
+
+fn sgd_step(c: &mut Criterion, spec: &str, batch: usize, samples: usize) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(spec);
+    let net = Network::from_file(&path).expect("model spec");
+    let seeds = Seeds::new(0);
+    let mut params = net.init_params(&mut seeds.stream(Purpose::Init, 0, 0));
+    let mut rng = seeds.stream(Purpose::Synthetic, 0, 0);
+    let x: Vec<f32> = (0..batch * net.input_len())
+        .map(|_| {
+            let v: f64 = StandardNormal.sample(&mut rng);
+            v as f32
+        })
+        .collect();
+    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..net.num_classes() as u32)).collect();
+    let mut grad = vec![0.0f32; net.num_params()];
+    let mut ws = net.workspace(batch);
+    let mut group = c.benchmark_group(net.name().to_string());
+    group.sample_size(samples);
+    group.bench_function(format!("sgd_step_batch{batch}"), |b| {
+        b.iter(|| {
+            let loss = net.loss_and_grad(&params, &x, &labels, &mut grad, &mut ws);
+            for (p, g) in params.iter_mut().zip(&grad) {
+                *p -= 0.01 * g;
+            }
+            black_box(loss)
+        })
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    sgd_step(c, "cifar10_cnn.toml", 100, 10);
+    sgd_step(c, "digits_cnn.toml", 32, 100);
+}
+
+criterion_group!(cnn, benches);
+criterion_main!(cnn);

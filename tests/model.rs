@@ -426,6 +426,19 @@ fn spec_errors_name_the_file_and_the_layer() {
         ("input = [1, 8, 8]\nlayers = []\n", "at least one layer"),
         ("input = [1, 8]\n[[layers]]\ntype = \"flatten\"\n", "input"),
         ("input = [1, 8, 8]\n[[layers]]\ntype = \"relu\"\nslope = 0.1\n", "slope"),
+        (
+            "input = [10000, 1000, 1000]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 1000000\n",
+            "values per sample",
+        ),
+        (
+            "input = [1000, 100, 10]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 1000000\n",
+            "too many parameters",
+        ),
+        ("input = [2000000, 1, 1]\n[[layers]]\ntype = \"flatten\"\n", "input channels"),
+        (
+            "input = [1, 8, 8]\n[[layers]]\ntype = \"maxpool2d\"\nkernel = 2\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"maxpool2d\"\nkernel = 1\n[[layers]]\ntype = \"linear\"\nout_features = 2\n",
+            "cannot follow flatten",
+        ),
     ];
     for (text, needle) in cases {
         let err = Network::from_toml(text, "models/bad.toml").expect_err(text).to_string();
@@ -492,4 +505,28 @@ fn digits_cnn_trained_with_sgd_reaches_95_percent() {
     eprintln!("digits CNN: test accuracy {accuracy:.4}, mean loss {:.4}, {:?}", loss / 360.0, start.elapsed());
     assert!(accuracy >= 0.95, "test accuracy {accuracy}");
     assert!(start.elapsed().as_secs_f64() < 30.0);
+}
+
+/// Writes parameters, a batch, the loss and the gradient of the CIFAR and digits CNNs as JSON
+/// into `$STSYN_CROSS_CHECK_DIR`, for `benches/torch_cross_check.py` to compare with PyTorch
+/// (which CI does not have): `STSYN_CROSS_CHECK_DIR=/tmp/xc cargo test --release -- --ignored
+/// dump_for_pytorch_cross_check`.
+#[test]
+#[ignore = "needs PyTorch on the other side; run by hand"]
+fn dump_for_pytorch_cross_check() {
+    let dir = std::env::var("STSYN_CROSS_CHECK_DIR").expect("set STSYN_CROSS_CHECK_DIR");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (spec, n) in [("cifar10_cnn.toml", 5), ("digits_cnn.toml", 7)] {
+        let net = load(spec);
+        let params = net.init_params(&mut Seeds::new(31).stream(Purpose::Init, 0, 0));
+        let (x, labels) = random_batch(&net, n, 31);
+        let mut grad = vec![0.0; net.num_params()];
+        let loss = net.loss_and_grad(&params, &x, &labels, &mut grad, &mut net.workspace(n));
+        let logits = net.predict(&params, &x, &mut net.workspace(n)).to_vec();
+        let out = serde_json::json!({
+            "model": net.name(), "input": net.input_shape(), "params": params, "x": x,
+            "labels": labels, "loss": loss, "grad": grad, "logits": logits,
+        });
+        std::fs::write(Path::new(&dir).join(format!("{}.json", net.name())), out.to_string()).unwrap();
+    }
 }

@@ -1,27 +1,27 @@
 //! 2-D convolution (cross-correlation, like PyTorch's `Conv2d`) with a square kernel, stride and
-//! zero padding. Forward and backward are im2col + GEMM: a chunk of samples is unfolded into a
+//! zero padding. Forward and backward are im2col + GEMM on batch-minor activations
+//! (`C × H × W × n`, [`Layout::BatchMinor`]): a chunk of output positions is unfolded into a
 //! column matrix whose rows are (input channel, kernel row, kernel column) and whose columns are
-//! (sample, output row, output column); one matrix product with the `out × in·k·k` weight matrix
-//! then gives every output plane of the chunk. The chunk size is picked so that the column matrix
-//! stays in cache, and the backward pass unfolds the input again instead of keeping the column
-//! matrix of the whole batch, which keeps the workspace small.
+//! (output position, sample); one matrix product with the `C_out × C_in·k·k` weight matrix then
+//! gives those positions of every output channel for the whole batch. Because the batch index
+//! varies fastest, unfolding copies runs of `n` floats (zeros for padding) whatever the stride,
+//! padding or image size. The chunk is sized so that the column matrix and its output block stay
+//! in cache; the backward pass unfolds the input again rather than keeping the column matrix of
+//! the whole batch (except when one chunk covers everything), which keeps the workspace small.
 //!
 //! # Shapes
 //!
-//! - input: `n × C_in × H × W` in either [`Layout`]; output: `C_out × n × H_out × W_out`
-//!   ([`Layout::ChannelMajor`]), with `H_out = (H + 2·padding − kernel) / stride + 1` (same for W).
+//! - input: `C_in × H × W × n`; output: `C_out × H_out × W_out × n` (both batch-minor), with
+//!   `H_out = (H + 2·padding − kernel) / stride + 1` (same for W).
 //! - parameters: weight `C_out × C_in × kernel × kernel` (PyTorch's order), then bias `C_out`.
 
+#[cfg(doc)]
 use super::Layout;
 use super::gemm::{MatMut, MatRef, gemm};
 
-/// Column-matrix budget per chunk, in floats (2 MiB): small enough for a core's L2 cache,
-/// large enough that the matrix products stay efficient.
+/// Budget per chunk for the column matrix and the output block it produces, in floats (2 MiB):
+/// small enough for a core's L2 cache, large enough that the matrix products stay efficient.
 const COLS_BUDGET: usize = 1 << 19;
-
-/// Narrowest output row that im2col copies row by row; narrower ones are gathered element by
-/// element through [`Conv2d::gather_index`].
-const ROW_COPY_MIN: usize = 8;
 
 /// Marks a padding position in [`Conv2d::gather_index`].
 pub const PADDING: u32 = u32::MAX;
@@ -39,14 +39,17 @@ pub struct Conv2d {
     pub stride: usize,
     /// Zeros added on every side.
     pub padding: usize,
-    /// Memory layout of the input.
-    pub in_layout: Layout,
 }
 
 impl Conv2d {
     /// Rows of the column matrix: `C_in · kernel²`.
     pub fn patch_len(&self) -> usize {
         self.in_shape[0] * self.kernel * self.kernel
+    }
+
+    /// Output positions per channel: `H_out · W_out`.
+    fn positions(&self) -> usize {
+        self.out_shape[1] * self.out_shape[2]
     }
 
     /// Number of parameters (weights and biases).
@@ -61,24 +64,33 @@ impl Conv2d {
 
     /// Forward multiply-adds × 2 per sample.
     pub fn flops(&self) -> u64 {
-        let [co, ho, wo] = self.out_shape;
-        2 * (co * ho * wo * self.patch_len()) as u64
+        2 * (self.out_shape[0] * self.positions() * self.patch_len()) as u64
     }
 
-    /// Samples per column-matrix chunk for a batch of `n`.
+    /// Output positions per column-matrix chunk for a batch of `n`.
     pub fn chunk(&self, n: usize) -> usize {
-        let per_sample = self.patch_len() * self.out_shape[1] * self.out_shape[2];
-        (COLS_BUDGET / per_sample.max(1)).clamp(1, n.max(1))
+        // the chunk's column matrix and its block of output rows are what one product touches
+        let per_position = (self.patch_len() + self.out_shape[0]) * n.max(1);
+        (COLS_BUDGET / per_position).clamp(1, self.positions())
     }
 
-    /// Floats of column-matrix scratch needed for a batch of `n`.
+    /// Floats of scratch needed for a batch of `n`: the column matrix with its row of ones,
+    /// then the weights with the biases appended as a last column.
     pub fn cols_len(&self, n: usize) -> usize {
-        self.chunk(n) * self.patch_len() * self.out_shape[1] * self.out_shape[2]
+        let aug = self.patch_len() + 1;
+        self.chunk(n) * aug * n + self.out_shape[0] * aug
     }
 
-    /// For every kernel offset `(kh, kw)` and output position `(oh, ow)`, the offset in an
-    /// input plane that the kernel element reads, or [`PADDING`] where it reads padding. Built
-    /// once per layer; im2col and col2im are then gathers and scatters without per-row calls.
+    /// Splits the scratch into the column matrix and the augmented weight matrix.
+    fn split_scratch<'s>(&self, scratch: &'s mut [f32]) -> (&'s mut [f32], &'s mut [f32]) {
+        let aug_len = self.out_shape[0] * (self.patch_len() + 1);
+        let at = scratch.len() - aug_len;
+        scratch.split_at_mut(at)
+    }
+
+    /// For every kernel offset `(kh, kw)` and output position `(oh, ow)`, the offset
+    /// `ih · W + iw` of the input pixel that the kernel element reads, or [`PADDING`] where it
+    /// reads padding. Built once per layer.
     pub fn gather_index(&self) -> Vec<u32> {
         let [_, h, w] = self.in_shape;
         let [_, ho, wo] = self.out_shape;
@@ -99,86 +111,47 @@ impl Conv2d {
         index
     }
 
-    /// Output columns `ow` whose input column `ow + kw − padding` lies inside the image, for
-    /// stride 1.
-    fn valid_columns(&self, kw: usize) -> (usize, usize) {
-        let (w, wo, p) = (self.in_shape[2], self.out_shape[2], self.padding);
-        let lo = p.saturating_sub(kw).min(wo);
-        let hi = (w + p).saturating_sub(kw).min(wo).max(lo);
-        (lo, hi)
-    }
-
-    /// Unfolds samples `first..first + count` of `input` (a batch of `n`) into `cols`.
+    /// Unfolds output positions `first..first + count` of a batch of `n` into `cols`
+    /// (`patch_len` rows of `count · n` columns, then a row of ones).
     fn im2col(&self, index: &[u32], input: &[f32], n: usize, first: usize, count: usize, cols: &mut [f32]) {
         let [ci, h, w] = self.in_shape;
-        let [_, ho, wo] = self.out_shape;
-        let spatial = ho * wo;
-        let (k, p) = (self.kernel, self.padding);
-        let plane = h * w;
-        let row_len = count * spatial;
+        let kk = self.kernel * self.kernel;
+        let positions = self.positions();
+        let row_len = count * n;
         for c in 0..ci {
-            for (o, offsets) in index.chunks_exact(spatial).enumerate() {
-                let row = &mut cols[(c * k * k + o) * row_len..][..row_len];
-                let (kh, kw) = (o / k, o % k);
-                let (lo, hi) = self.valid_columns(kw);
-                for (b, dst) in row.chunks_exact_mut(spatial).enumerate() {
-                    let src = &input[self.in_layout.plane(first + b, c, n, ci) * plane..][..plane];
-                    if self.stride == 1 && wo >= ROW_COPY_MIN {
-                        for (oh, d) in dst.chunks_exact_mut(wo).enumerate() {
-                            let ih = oh + kh;
-                            if ih < p || ih >= h + p {
-                                zero_short(d);
-                                continue;
-                            }
-                            zero_short(&mut d[..lo]);
-                            zero_short(&mut d[hi..]);
-                            let start = (ih - p) * w + lo + kw - p;
-                            copy_short(&mut d[lo..hi], &src[start..start + (hi - lo)]);
-                        }
+            let plane = &input[c * h * w * n..(c + 1) * h * w * n];
+            for o in 0..kk {
+                let offsets = &index[o * positions + first..][..count];
+                let row = &mut cols[(c * kk + o) * row_len..][..row_len];
+                for (dst, &i) in row.chunks_exact_mut(n).zip(offsets) {
+                    if i == PADDING {
+                        dst.fill(0.0);
                     } else {
-                        for (d, &i) in dst.iter_mut().zip(offsets) {
-                            *d = src.get(i as usize).copied().unwrap_or(0.0);
-                        }
+                        dst.copy_from_slice(&plane[i as usize * n..][..n]);
                     }
                 }
             }
         }
+        // the row of ones that multiplies the bias column of the augmented weights
+        cols[ci * kk * row_len..][..row_len].fill(1.0);
     }
 
-    /// Writes the input gradient of samples `first..first + count` from the column-matrix
-    /// gradient `cols`.
+    /// Adds the column-matrix gradient of output positions `first..first + count` onto
+    /// `d_input` (which the caller zeroed).
     fn col2im(&self, index: &[u32], cols: &[f32], n: usize, first: usize, count: usize, d_input: &mut [f32]) {
         let [ci, h, w] = self.in_shape;
-        let [_, ho, wo] = self.out_shape;
-        let spatial = ho * wo;
-        let (k, p) = (self.kernel, self.padding);
-        let plane = h * w;
-        let row_len = count * spatial;
+        let kk = self.kernel * self.kernel;
+        let positions = self.positions();
+        let row_len = count * n;
         for c in 0..ci {
-            for b in 0..count {
-                let start = self.in_layout.plane(first + b, c, n, ci) * plane;
-                let dst = &mut d_input[start..start + plane];
-                dst.fill(0.0);
-                for (o, offsets) in index.chunks_exact(spatial).enumerate() {
-                    let src = &cols[(c * k * k + o) * row_len + b * spatial..][..spatial];
-                    if self.stride == 1 && wo >= ROW_COPY_MIN {
-                        let (kh, kw) = (o / k, o % k);
-                        let (lo, hi) = self.valid_columns(kw);
-                        for (oh, g) in src.chunks_exact(wo).enumerate() {
-                            let ih = oh + kh;
-                            if ih < p || ih >= h + p {
-                                continue;
-                            }
-                            let start = (ih - p) * w + lo + kw - p;
-                            for (d, g) in dst[start..start + (hi - lo)].iter_mut().zip(&g[lo..hi]) {
-                                *d += g;
-                            }
-                        }
-                    } else {
-                        for (&g, &i) in src.iter().zip(offsets) {
-                            if i != PADDING {
-                                dst[i as usize] += g;
-                            }
+            let plane = &mut d_input[c * h * w * n..(c + 1) * h * w * n];
+            for o in 0..kk {
+                let offsets = &index[o * positions + first..][..count];
+                let row = &cols[(c * kk + o) * row_len..][..row_len];
+                for (src, &i) in row.chunks_exact(n).zip(offsets) {
+                    if i != PADDING {
+                        for (d, g) in plane[i as usize * n..][..n].iter_mut().zip(src) {
+                            *d += g;
                         }
                     }
                 }
@@ -197,22 +170,26 @@ impl Conv2d {
         cols: &mut [f32],
     ) {
         let co = self.out_shape[0];
-        let spatial = self.out_shape[1] * self.out_shape[2];
+        let positions = self.positions();
         let patch = self.patch_len();
         let (weight, bias) = params.split_at(co * patch);
-        for (c, &b) in bias.iter().enumerate() {
-            output[c * n * spatial..(c + 1) * n * spatial].fill(b);
+        // bias as an extra weight column against a row of ones: the product writes the output
+        // once, with no separate pass to fill in or add the bias
+        let (cols, aug) = self.split_scratch(cols);
+        for ((dst, w), &b) in aug.chunks_exact_mut(patch + 1).zip(weight.chunks_exact(patch)).zip(bias) {
+            dst[..patch].copy_from_slice(w);
+            dst[patch] = b;
         }
         let chunk = self.chunk(n);
         let mut first = 0;
-        while first < n {
-            let count = chunk.min(n - first);
+        while first < positions {
+            let count = chunk.min(positions - first);
             self.im2col(index, input, n, first, count, cols);
             gemm(
-                MatRef::rows(weight, co, patch),
-                MatRef::rows(cols, patch, count * spatial),
-                1.0,
-                MatMut::strided(&mut output[first * spatial..], co, count * spatial, n * spatial),
+                MatRef::rows(aug, co, patch + 1),
+                MatRef::rows(cols, patch + 1, count * n),
+                0.0,
+                MatMut::strided(&mut output[first * n..], co, count * n, positions * n),
             );
             first += count;
         }
@@ -220,8 +197,8 @@ impl Conv2d {
 
     /// Writes the parameter gradient into `grad` and, when given, the input gradient into
     /// `d_input`, from the output gradient `d_output` of a batch of `n`. Must follow
-    /// [`Conv2d::forward`] on the same input and `cols`: when the batch fits in one chunk, the
-    /// column matrix the forward pass built is reused.
+    /// [`Conv2d::forward`] on the same input and `cols`: when one chunk covers all positions,
+    /// the column matrix the forward pass built is reused.
     pub fn backward(
         &self,
         params: &[f32],
@@ -234,72 +211,47 @@ impl Conv2d {
         cols: &mut [f32],
     ) {
         let co = self.out_shape[0];
-        let spatial = self.out_shape[1] * self.out_shape[2];
+        let positions = self.positions();
         let patch = self.patch_len();
         let weight = &params[..co * patch];
         let (d_weight, d_bias) = grad.split_at_mut(co * patch);
-        for (c, db) in d_bias.iter_mut().enumerate() {
-            *db = super::sum_lanes(&d_output[c * n * spatial..(c + 1) * n * spatial]);
+        if n == 0 {
+            d_weight.fill(0.0);
+            d_bias.fill(0.0);
+            return;
         }
-        let chunk = self.chunk(n);
         let mut d_input = d_input;
+        if let Some(d) = d_input.as_deref_mut() {
+            d[..n * self.in_shape.iter().product::<usize>()].fill(0.0);
+        }
+        // the product with the row of ones gives the bias gradient as the last column
+        let (cols, d_aug) = self.split_scratch(cols);
+        let chunk = self.chunk(n);
         let mut first = 0;
-        while first < n {
-            let count = chunk.min(n - first);
-            if count < n {
-                // with a single chunk the forward pass left this chunk's columns in `cols`
+        while first < positions {
+            let count = chunk.min(positions - first);
+            if count < positions {
+                // with a single chunk the forward pass left the columns in `cols`
                 self.im2col(index, input, n, first, count, cols);
             }
-            let d_out = MatRef::strided(&d_output[first * spatial..], co, count * spatial, n * spatial);
+            let d_out = MatRef::strided(&d_output[first * n..], co, count * n, positions * n);
             gemm(
                 d_out,
-                MatRef::rows(cols, patch, count * spatial).t(),
+                MatRef::rows(cols, patch + 1, count * n).t(),
                 if first == 0 { 0.0 } else { 1.0 },
-                MatMut::rows(d_weight, co, patch),
+                MatMut::rows(d_aug, co, patch + 1),
             );
             if let Some(d_in) = d_input.as_deref_mut() {
-                gemm(MatRef::rows(weight, co, patch).t(), d_out, 0.0, MatMut::rows(cols, patch, count * spatial));
+                gemm(MatRef::rows(weight, co, patch).t(), d_out, 0.0, MatMut::rows(cols, patch, count * n));
                 self.col2im(index, cols, n, first, count, d_in);
             }
             first += count;
         }
-        if n == 0 {
-            d_weight.fill(0.0);
-        }
-    }
-}
-
-/// Zeroes a short range (usually the padding at a row's ends) without a call to `memset`.
-#[inline(always)]
-fn zero_short(dst: &mut [f32]) {
-    for chunk in dst.chunks_mut(4) {
-        for v in chunk {
-            *v = 0.0;
-        }
-    }
-}
-
-/// Copies a short row (a few to a few dozen floats) with fixed-size moves instead of a call to
-/// `memcpy`, whose call overhead dominates at these lengths.
-#[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len();
-    debug_assert_eq!(n, src.len());
-    if n >= 8 {
-        let mut i = 0;
-        while i + 8 <= n {
-            dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
-            i += 8;
-        }
-        if i < n {
-            dst[n - 8..].copy_from_slice(&src[n - 8..n]);
-        }
-    } else if n >= 4 {
-        dst[..4].copy_from_slice(&src[..4]);
-        dst[n - 4..].copy_from_slice(&src[n - 4..n]);
-    } else {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
+        for ((dw, db), src) in
+            d_weight.chunks_exact_mut(patch).zip(d_bias.iter_mut()).zip(d_aug.chunks_exact(patch + 1))
+        {
+            dw.copy_from_slice(&src[..patch]);
+            *db = src[patch];
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Flattening of each sample's `C × H × W` block into one feature vector of length `C·H·W`, in
 //! PyTorch's order (channel, then row, then column). Convolutions keep their activations
-//! channel-major (`C × n × H × W`, see [`Layout`]); this layer transposes them into the
+//! batch-minor (`C × H × W × n`, see [`Layout`]); this layer transposes them into the
 //! batch-major `n × F` matrix that [`Linear`](super::linear::Linear) layers use. On a batch-major
 //! input (the network's input image) it is a plain copy.
 //!
@@ -31,16 +31,7 @@ impl Flatten {
         let f = self.features();
         match self.in_layout {
             Layout::BatchMajor => output[..n * f].copy_from_slice(&input[..n * f]),
-            Layout::ChannelMajor => {
-                let [c, h, w] = self.in_shape;
-                let plane = h * w;
-                for ch in 0..c {
-                    for b in 0..n {
-                        let src = &input[(ch * n + b) * plane..][..plane];
-                        output[b * f + ch * plane..][..plane].copy_from_slice(src);
-                    }
-                }
-            }
+            Layout::BatchMinor => transpose(&input[..n * f], f, n, &mut output[..n * f]),
         }
     }
 
@@ -49,14 +40,20 @@ impl Flatten {
         let f = self.features();
         match self.in_layout {
             Layout::BatchMajor => d_input[..n * f].copy_from_slice(&d_output[..n * f]),
-            Layout::ChannelMajor => {
-                let [c, h, w] = self.in_shape;
-                let plane = h * w;
-                for ch in 0..c {
-                    for b in 0..n {
-                        let src = &d_output[b * f + ch * plane..][..plane];
-                        d_input[(ch * n + b) * plane..][..plane].copy_from_slice(src);
-                    }
+            Layout::BatchMinor => transpose(&d_output[..n * f], n, f, &mut d_input[..n * f]),
+        }
+    }
+}
+
+/// Writes the transpose of the row-major `rows × cols` matrix `src` into `dst` (`cols × rows`),
+/// in 16 × 16 tiles so that both sides are read and written a cache line at a time.
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const TILE: usize = 16;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
                 }
             }
         }

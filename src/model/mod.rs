@@ -10,9 +10,11 @@
 //! [`Workspace`] that the caller keeps per thread and reuses, so a training step allocates
 //! nothing.
 //!
-//! Activations of convolutional layers are stored channel-major (`C × n × H × W`, see
-//! [`Layout`]) so that one matrix product covers a whole chunk of the batch; the input and the
-//! fully connected part are batch-major (`n × C × H × W`, `n × F`). Everything is single-threaded
+//! Activations of convolutional layers are stored batch-minor (`C × H × W × n`, see [`Layout`]):
+//! one matrix product covers a chunk of output positions for the whole batch, and unfolding,
+//! pooling and their gradients move runs of `n` floats. A network that starts with convolutions
+//! transposes its batch-major input (`n × C × H × W`, as datasets store it) once per step; the
+//! fully connected part is batch-major (`n × F`). Everything is single-threaded
 //! and deterministic; [`ParallelStep`] splits a batch into fixed chunks across rayon threads and
 //! reduces them in a fixed order, so its result does not depend on the thread count.
 
@@ -45,41 +47,15 @@ use softmax_xent::SoftmaxCrossEntropy;
 pub use spec::LossKind;
 use squared_error::{SquaredError, Targets};
 
-/// How a batch of `n` samples of shape `C × H × W` is laid out in memory. In both layouts each
-/// `H × W` plane is contiguous and row-major.
+/// How a batch of `n` samples of shape `C × H × W` is laid out in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// `n × C × H × W`: sample after sample (PyTorch's NCHW). Also `n × F` for flat features.
     BatchMajor,
-    /// `C × n × H × W`: channel after channel, each holding that channel of every sample.
-    ChannelMajor,
-}
-
-impl Layout {
-    /// Index of the plane of `sample` and `channel` in a batch of `n` with `channels` channels.
-    #[inline]
-    pub fn plane(self, sample: usize, channel: usize, n: usize, channels: usize) -> usize {
-        match self {
-            Layout::BatchMajor => sample * channels + channel,
-            Layout::ChannelMajor => channel * n + sample,
-        }
-    }
-}
-
-/// Sum of `values` in 16 interleaved partial sums, added up in a fixed order at the end: as
-/// deterministic as a sequential sum, but not limited by the latency of one add chain.
-pub(crate) fn sum_lanes(values: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut acc = [0.0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (a, v) in acc.iter_mut().zip(chunk) {
-            *a += v;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    /// `C × H × W × n`: the sample index varies fastest, so each pixel of each channel holds a
+    /// run of `n` floats, one per sample.
+    BatchMinor,
 }
 
 /// One layer of a network.
@@ -209,6 +185,8 @@ pub struct Network {
     nodes: Vec<Node>,
     /// The layers as the spec lists them.
     infos: Vec<LayerInfo>,
+    /// Whether the input is transposed to batch-minor before the first layer.
+    stage_input: bool,
     /// Each spec layer's parameter range.
     ranges: Vec<std::ops::Range<usize>>,
     num_params: usize,
@@ -223,8 +201,9 @@ pub struct Workspace {
     activations: Vec<Vec<f32>>,
     grad_front: Vec<f32>,
     grad_back: Vec<f32>,
+    input: Vec<f32>,
     cols: Vec<Vec<f32>>,
-    argmax: Vec<Vec<u32>>,
+    winners: Vec<Vec<u32>>,
 }
 
 impl Workspace {
@@ -273,6 +252,7 @@ impl Network {
             name: built.name,
             input: built.input,
             loss: built.loss,
+            stage_input: built.stage_input,
             nodes,
             infos,
             ranges,
@@ -376,7 +356,8 @@ impl Network {
                 _ => Vec::new(),
             })
             .collect();
-        ws.argmax = self
+        ws.input = if self.stage_input { vec![0.0; self.input_len() * batch] } else { Vec::new() };
+        ws.winners = self
             .nodes
             .iter()
             .map(|n| match &n.layer {
@@ -408,6 +389,11 @@ impl Network {
 
     /// Runs every layer forward on a batch of `n`; the outputs end in the last activation.
     fn forward(&self, params: &[f32], x: &[f32], n: usize, ws: &mut Workspace) {
+        if self.stage_input {
+            let d = self.input_len();
+            flatten::transpose(x, n, d, &mut ws.input[..n * d]);
+        }
+        let x = if self.stage_input { &ws.input[..] } else { x };
         for (i, node) in self.nodes.iter().enumerate() {
             let (before, after) = ws.activations.split_at_mut(i);
             let input: &[f32] = if i == 0 { x } else { &before[i - 1] };
@@ -415,7 +401,7 @@ impl Network {
             let p = &params[node.param_offset..node.param_offset + node.num_params];
             match &node.layer {
                 Layer::Conv2d(c) => c.forward(p, input, output, n, node.gather(), &mut ws.cols[i]),
-                Layer::MaxPool2d(m) => m.forward(input, output, n, &mut ws.argmax[i]),
+                Layer::MaxPool2d(m) => m.forward(input, output, n, &mut ws.winners[i]),
                 Layer::Relu(r) => r.forward(input, output, n * node.out_len()),
                 Layer::Flatten(f) => f.forward(input, output, n),
                 Layer::Linear(l) => l.forward(p, input, output, n),
@@ -425,6 +411,7 @@ impl Network {
 
     /// Runs every layer backward from the output gradient in `ws.grad_front`.
     fn backward(&self, params: &[f32], x: &[f32], n: usize, grad: &mut [f32], ws: &mut Workspace) {
+        let x = if self.stage_input { &ws.input[..] } else { x };
         for (i, node) in self.nodes.iter().enumerate().rev() {
             let input: &[f32] = if i == 0 { x } else { &ws.activations[i - 1] };
             let output = &ws.activations[i];
@@ -438,7 +425,7 @@ impl Network {
                 Layer::Linear(l) => l.backward(p, input, d_out, d_in, g, n),
                 Layer::MaxPool2d(m) => {
                     if let Some(d) = d_in {
-                        m.backward(output, d_out, d, n, &ws.argmax[i]);
+                        m.backward(output, d_out, d, n, &ws.winners[i]);
                     }
                 }
                 Layer::Relu(r) => {
@@ -624,19 +611,23 @@ impl ParallelStep {
                 let hi = ((c + 1) * per).min(n);
                 *loss = net.loss_and_grad(params, &x[lo * d..hi * d], &labels[lo..hi], g, ws);
             });
-        grad.fill(0.0);
-        let mut total = 0.0f32;
-        for (c, (g, &loss)) in self.grads.iter().zip(&self.losses).enumerate() {
-            let size = ((c + 1) * per).min(n) - (c * per).min(n);
-            if size == 0 {
-                continue;
+        let weights: Vec<f32> =
+            (0..self.chunks).map(|c| (((c + 1) * per).min(n) - (c * per).min(n)) as f32 / n.max(1) as f32).collect();
+        let total = weights.iter().zip(&self.losses).map(|(w, l)| w * l).sum();
+        // every element sums the chunks in chunk order, whichever thread does it
+        const SPAN: usize = 1 << 14;
+        let grads = &self.grads;
+        grad.par_chunks_mut(SPAN).enumerate().for_each(|(i, out)| {
+            let (at, len) = (i * SPAN, out.len());
+            out.fill(0.0);
+            for (g, &w) in grads.iter().zip(&weights) {
+                if w > 0.0 {
+                    for (a, b) in out.iter_mut().zip(&g[at..at + len]) {
+                        *a += w * b;
+                    }
+                }
             }
-            let w = size as f32 / n as f32;
-            total += w * loss;
-            for (a, b) in grad.iter_mut().zip(g) {
-                *a += w * b;
-            }
-        }
+        });
         total
     }
 }

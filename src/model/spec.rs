@@ -29,7 +29,7 @@ use serde::Deserialize;
 use super::conv2d::Conv2d;
 use super::flatten::Flatten;
 use super::linear::Linear;
-use super::maxpool2d::MaxPool2d;
+use super::maxpool2d::{MAX_KERNEL, MaxPool2d};
 use super::relu::Relu;
 use super::{Layer, Layout, Node};
 use crate::{Error, Result};
@@ -120,6 +120,9 @@ pub(crate) struct Built {
     pub loss: LossKind,
     pub nodes: Vec<Node>,
     pub num_params: usize,
+    /// The network starts (after ReLUs) with a convolution or pooling, which work on
+    /// batch-minor activations: the input is transposed first.
+    pub stage_input: bool,
 }
 
 /// Parses and checks a spec. `origin` names the file (or other source) in errors.
@@ -132,11 +135,18 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
             return Err(bad(format!("input {name}"), format!("{v} must be in 1..={MAX_DIM}")));
         }
     }
+    if spec.input.iter().map(|&v| v as u128).product::<u128>() > MAX_ELEMENTS as u128 {
+        return Err(bad("input".into(), format!("{:?} has more than {MAX_ELEMENTS} values per sample", spec.input)));
+    }
     if spec.layers.is_empty() {
         return Err(bad("layers".into(), "a network needs at least one layer".into()));
     }
+    let stage_input = matches!(
+        spec.layers.iter().find(|l| !matches!(l, LayerSpec::Relu {})),
+        Some(LayerSpec::Conv2d { .. } | LayerSpec::MaxPool2d { .. })
+    );
     let mut shape = spec.input;
-    let mut layout = Layout::BatchMajor;
+    let mut layout = if stage_input { Layout::BatchMinor } else { Layout::BatchMajor };
     let mut nodes = Vec::with_capacity(spec.layers.len());
     let mut offset = 0usize;
     for (i, layer) in spec.layers.iter().enumerate() {
@@ -179,12 +189,18 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                     return Err(bad(at(kind), format!("padding = {padding} must be smaller than kernel = {kernel}")));
                 }
                 let out = [out_channels, (h - kernel) / stride + 1, (w - kernel) / stride + 1];
-                let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding, in_layout: layout };
-                (Layer::Conv2d(conv), out, Layout::ChannelMajor)
+                let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding };
+                (Layer::Conv2d(conv), out, Layout::BatchMinor)
             }
             LayerSpec::MaxPool2d { kernel, stride } => {
                 let kind = "maxpool2d";
                 positive(kind, "kernel", kernel)?;
+                if kernel > MAX_KERNEL {
+                    return Err(bad(at(kind), format!("kernel = {kernel} is larger than the supported {MAX_KERNEL}")));
+                }
+                if layout != Layout::BatchMinor {
+                    return Err(bad(at(kind), "max pooling cannot follow flatten or linear".into()));
+                }
                 let stride = positive(kind, "stride", stride.unwrap_or(kernel))?;
                 if kernel > shape[1] || kernel > shape[2] {
                     return Err(bad(
@@ -206,7 +222,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                 let kind = "linear";
                 positive(kind, "out_features", out_features)?;
                 let features: usize = shape.iter().product();
-                if layout == Layout::ChannelMajor {
+                if layout == Layout::BatchMinor {
                     return Err(bad(
                         at(kind),
                         "its input is a convolution's feature maps: add a flatten layer before it".into(),
@@ -231,10 +247,20 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
         if elements.is_none_or(|e| e > MAX_ELEMENTS) {
             return Err(bad(at(built.kind()), "output is too large".into()));
         }
-        let params = built.num_params();
-        if params > MAX_ELEMENTS || offset + params > MAX_ELEMENTS {
-            return Err(bad(at(built.kind()), "too many parameters".into()));
+        // counted in u128 so that absurd sizes are reported instead of overflowing
+        let wide = |v: usize| v as u128;
+        let params = match &built {
+            Layer::Conv2d(c) => wide(c.out_shape[0]) * (wide(c.in_shape[0]) * wide(c.kernel) * wide(c.kernel) + 1),
+            Layer::Linear(l) => wide(l.out_features) * (wide(l.in_features) + 1),
+            _ => 0,
+        };
+        if params + wide(offset) > wide(MAX_ELEMENTS) {
+            return Err(bad(
+                at(built.kind()),
+                format!("too many parameters ({params}; at most {MAX_ELEMENTS} in all)"),
+            ));
         }
+        let params = built.num_params();
         let gather_index = match &built {
             Layer::Conv2d(c) => c.gather_index(),
             _ => Vec::new(),
@@ -282,5 +308,5 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| origin.to_string())
     });
-    Ok(Built { name, input: spec.input, loss: spec.loss, nodes, num_params: offset })
+    Ok(Built { name, input: spec.input, loss: spec.loss, nodes, num_params: offset, stage_input })
 }
