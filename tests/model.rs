@@ -530,3 +530,23 @@ fn dump_for_pytorch_cross_check() {
         std::fs::write(Path::new(&dir).join(format!("{}.json", net.name())), out.to_string()).unwrap();
     }
 }
+
+#[test]
+fn a_workspace_serves_every_smaller_batch() {
+    // A workspace sized for a batch of N is reused for the last, smaller chunk of an evaluation
+    // and for any smaller batch; every such n must give what a fresh workspace gives.
+    for (name, big, sizes) in
+        [("digits_cnn.toml", 64usize, (1..=64).collect::<Vec<_>>()), ("cifar10_cnn.toml", 100, vec![1, 7, 33, 99, 100])]
+    {
+        let net = load(name);
+        let params = net.init_params(&mut Seeds::new(4).stream(Purpose::Init, 0, 0));
+        let mut shared = net.workspace(big);
+        let (x, labels) = random_batch(&net, big, 5);
+        let d = net.input_len();
+        for n in sizes {
+            let got = net.evaluate(&params, &x[..n * d], &labels[..n], &mut shared);
+            let want = net.evaluate(&params, &x[..n * d], &labels[..n], &mut net.workspace(n));
+            assert_eq!(got, want, "{name}, batch {n} in a workspace for {big}");
+        }
+    }
+}

@@ -74,11 +74,14 @@ impl Conv2d {
         (COLS_BUDGET / per_position).clamp(1, self.positions())
     }
 
-    /// Floats of scratch needed for a batch of `n`: the column matrix with its row of ones,
-    /// then the weights with the biases appended as a last column.
+    /// Floats of scratch needed for any batch of up to `n` samples (a workspace sized for n
+    /// serves smaller batches too): the column matrix with its row of ones, then the weights
+    /// with the biases appended as a last column. `chunk(m)·m` is not monotone in m (the chunk
+    /// is rounded down), so the largest over m ≤ n is taken.
     pub fn cols_len(&self, n: usize) -> usize {
         let aug = self.patch_len() + 1;
-        self.chunk(n) * aug * n + self.out_shape[0] * aug
+        let widest = (1..=n.max(1)).map(|m| self.chunk(m) * m).max().unwrap_or(0);
+        widest * aug + self.out_shape[0] * aug
     }
 
     /// Splits the scratch into the column matrix and the augmented weight matrix.
