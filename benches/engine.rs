@@ -2,6 +2,9 @@
 //! worker, M pending events), and whole STSyn rounds on the heap engine against the per-round
 //! kernel. Run with `cargo bench --bench engine`; one core is used unless rayon finds more work.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

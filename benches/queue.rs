@@ -3,6 +3,9 @@
 //! `BinaryHeap` (replace-top via `peek_mut`, and pop + push) and the `priority-queue` crate.
 //! Throughput is in events per second.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};

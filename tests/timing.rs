@@ -133,8 +133,8 @@ fn heterogeneous_rates_match_the_poisson_binomial_closed_form() {
     assert!((h.round_time - 2.00641).abs() < 5e-6, "{}", h.round_time);
     let records = rounds(&s, EnginePath::Kernel);
     let mut time = stsyn::sim::Running::default();
-    let mut updates = vec![stsyn::sim::Running::default(); 4];
-    let mut uploads = vec![stsyn::sim::Running::default(); 4];
+    let mut updates = [stsyn::sim::Running::default(); 4];
+    let mut uploads = [stsyn::sim::Running::default(); 4];
     for r in &records {
         time.push(r.duration());
         for m in 0..4 {

@@ -239,7 +239,7 @@ impl TimingSetup {
         };
         let exp_mean = match time {
             Some(UpdateTime::Exp { mean }) => Some(mean),
-            Some(UpdateTime::ShiftedExp { shift, mean }) if shift == 0.0 => Some(mean),
+            Some(UpdateTime::ShiftedExp { shift: 0.0, mean }) => Some(mean),
             _ => None,
         };
         let stsyn_like = |wait: usize| -> Result<Option<(f64, f64, f64)>> {

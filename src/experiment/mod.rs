@@ -98,7 +98,7 @@ fn train_eval_indices(n: usize, wanted: usize, seeds: &Seeds) -> Vec<u32> {
 
 /// What stays the same for every seed of an experiment.
 enum Loaded {
-    Network { net: Network, split: Split, partition: String, train_eval_samples: usize },
+    Network { net: Box<Network>, split: Box<Split>, partition: String, train_eval_samples: usize },
     Quadratic,
 }
 
@@ -125,7 +125,12 @@ fn load(exp: &Experiment) -> Result<Loaded> {
                 )));
             }
             make_shards(partition, &split, exp.workers, &Seeds::new(exp.seeds[0]))?;
-            Ok(Loaded::Network { net, split, partition: partition.clone(), train_eval_samples: *train_eval_samples })
+            Ok(Loaded::Network {
+                net: Box::new(net),
+                split: Box::new(split),
+                partition: partition.clone(),
+                train_eval_samples: *train_eval_samples,
+            })
         }
         Problem::Quadratic { .. } => {
             exp.problem.quadratic(&Seeds::new(exp.seeds[0]))?;

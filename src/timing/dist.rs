@@ -215,7 +215,7 @@ impl Dist {
     pub fn exponential_mean(&self) -> Option<f64> {
         match *self {
             Dist::Exp { mean } => Some(mean),
-            Dist::ShiftedExp { shift, mean } if shift == 0.0 => Some(mean),
+            Dist::ShiftedExp { shift: 0.0, mean } => Some(mean),
             _ => None,
         }
     }
