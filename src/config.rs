@@ -20,7 +20,7 @@ pub struct RawExperiment {
     pub name: Option<String>,
     /// What the experiment shows.
     pub description: Option<String>,
-    /// Master seeds; every algorithm runs once per seed (default: [1]).
+    /// Master seeds; every algorithm runs once per seed (default: `[1]`).
     pub seeds: Option<Vec<u64>>,
     /// Maximum rounds (server updates for asynchronous algorithms) per run.
     pub rounds: u64,
@@ -121,7 +121,7 @@ pub struct RawCluster {
     pub downlink_bandwidth: Option<f64>,
 }
 
-/// One `[[algorithms]]` entry. Which keys apply depends on `name`; [`RawAlgorithm::validate`]
+/// One `[[algorithms]]` entry. Which keys apply depends on `name`; validation
 /// rejects keys that do not apply, naming them.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@
 //! algorithm sees the same per-worker, per-round compute times and the same data draws wherever
 //! its schedule allows.
 //!
-//! The generator is [`Pcg64Mcg`] from `rand_pcg`, a named portable generator whose output is fixed
+//! The generator is `Pcg64Mcg` from `rand_pcg`, a named portable generator whose output is fixed
 //! by its specification (never `StdRng`/`SmallRng`, whose algorithms may change between releases).
 
 pub use rand_pcg::Pcg64Mcg as Stream;

@@ -1,8 +1,10 @@
-//! The algorithms, one file each. For timing-only simulation, an algorithm is either a
-//! [`RoundRule`](crate::sim::RoundRule) played by the round driver (STSyn, synchronous local SGD,
-//! K-sync: every worker restarts each round, so the per-round kernel applies) or its own
-//! event-driven strategy (K-batch-sync, K-async, K-batch-async, async SGD). [`timing`] runs any
-//! of them and collects round statistics.
+//! The algorithms, one file each. A round-synchronous algorithm (STSyn, PASGD, AdaComm, FLANP,
+//! FedNova, K-sync: every worker restarts from the global model each round) implements
+//! [`round::RoundAlgorithm`]: it plans each round as a [`RoundPlan`](crate::sim::RoundPlan), played
+//! by the engine or by the per-round kernel, and derives the round's training jobs from its
+//! outcome. The asynchronous family (K-batch-sync, K-async, K-batch-async, async SGD) are
+//! event-driven strategies generic over [`hooks::ServerHooks`]. [`timing`] runs any of them
+//! without training and collects round statistics.
 
 pub mod adacomm;
 pub mod fednova;
