@@ -1,6 +1,6 @@
 //! Event-queue benchmark (the "hold model"): n pending events; each operation pops the earliest
-//! and schedules its successor at now + Exp(1). Compares the engine's 4-ary heap, std's
-//! `BinaryHeap` (replace-top via `peek_mut`, and pop + push) and the `priority-queue` crate.
+//! and schedules its successor at now + Exp(1). Compares the engine's queue (std's `BinaryHeap`,
+//! replace-top via `peek_mut`, and pop + push) with the `priority-queue` crate.
 //! Throughput is in events per second.
 
 // criterion_group! defines an undocumented public function.
@@ -10,7 +10,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 use stsyn::rng::{Purpose, Seeds};
-use stsyn::sim::queue::{BinaryEventQueue, EventQueue, IndexedQueue};
+use stsyn::sim::queue::{EventQueue, IndexedQueue};
 
 const OPS: u64 = 100_000;
 
@@ -24,18 +24,6 @@ fn hold(c: &mut Criterion) {
         for w in 0..n {
             heap.push(exp(), w as u32, 0);
         }
-        group.bench_function(BenchmarkId::new("four_ary_replace_top", n), |b| {
-            b.iter(|| {
-                for _ in 0..OPS {
-                    let top = heap.peek().unwrap();
-                    heap.replace_top(top.time + exp(), top.target, 0);
-                }
-            })
-        });
-        let mut heap = BinaryEventQueue::with_capacity(n);
-        for w in 0..n {
-            heap.push(exp(), w as u32, 0);
-        }
         group.bench_function(BenchmarkId::new("binary_heap_replace_top", n), |b| {
             b.iter(|| {
                 for _ in 0..OPS {
@@ -44,7 +32,7 @@ fn hold(c: &mut Criterion) {
                 }
             })
         });
-        let mut heap = BinaryEventQueue::with_capacity(n);
+        let mut heap = EventQueue::with_capacity(n);
         for w in 0..n {
             heap.push(exp(), w as u32, 0);
         }
@@ -84,7 +72,7 @@ fn cancel(c: &mut Criterion) {
         for w in 0..n {
             heap.push(<Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), w as u32, 0);
         }
-        group.bench_function(BenchmarkId::new("four_ary_lazy", n), |b| {
+        group.bench_function(BenchmarkId::new("binary_heap_lazy", n), |b| {
             b.iter(|| {
                 for _ in 0..OPS {
                     let top = loop {
