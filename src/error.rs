@@ -1,5 +1,5 @@
 //! The library's error type. Every variant names the bad value and where it came from, so the
-//! binary can print one line and exit with code 2 for bad input ([`Error::is_input_error`]).
+//! binary can print one line and exit with code 2 for bad input ([`Error::exit_code`]).
 //! Internal failures (a bug, an I/O error on a path the user did not name) are distinguished so
 //! that they do not masquerade as user mistakes.
 
@@ -47,9 +47,12 @@ pub enum Error {
     /// A configuration is inconsistent (unknown algorithm, missing section, conflicting keys).
     #[error("{0}")]
     Config(String),
-    /// A run stopped early for a reason that is not the user's fault (NaN loss, interrupt).
+    /// A run stopped early for a reason that is not the user's fault (NaN loss).
     #[error("{0}")]
     Stopped(String),
+    /// The user interrupted the run (Ctrl-C); exit code 130.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Error {
@@ -73,9 +76,13 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
-    /// True when the error is caused by what the user supplied (exit code 2).
-    pub fn is_input_error(&self) -> bool {
-        !matches!(self, Error::Stopped(_))
+    /// The process exit code for this error: 2 for bad input, 130 for an interrupt, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Interrupted(_) => 130,
+            Error::Stopped(_) => 1,
+            _ => 2,
+        }
     }
 }
 

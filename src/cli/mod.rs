@@ -65,13 +65,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Prints `error: <message>` on one line and returns the exit code (2 for bad input). The
+/// Prints `error: <message>` on one line and returns the exit code (2 for bad input, 130 for
+/// an interrupt, 1 otherwise). The
 /// library's errors already include their cause, so only other errors print their chain.
 pub fn report(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<crate::Error>() {
         Some(err) => {
             eprintln!("error: {err}");
-            if err.is_input_error() { 2 } else { 1 }
+            err.exit_code()
         }
         None => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
