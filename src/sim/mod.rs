@@ -2,12 +2,14 @@
 //! its heap-free per-round kernel, and running statistics.
 
 pub mod engine;
+pub mod graph;
 pub mod kernel;
 pub mod queue;
 pub mod round;
 pub mod stats;
 
 pub use engine::{Actions, Algorithm, Command, Engine, EngineStats, Message, Node};
+pub use graph::{Graph, GraphSpec};
 pub use kernel::RoundKernel;
 pub use round::{FixedRounds, RoundPlan, RoundPolicy, RoundSync};
 pub use stats::Running;
