@@ -260,12 +260,13 @@ impl<'a> WorkerModels<'a> {
         self.queued = false;
     }
 
-    /// Worker i's current model, shared (what it sends to its neighbours).
-    pub fn snapshot(&mut self, worker: usize) -> Result<Arc<Vec<f32>>> {
+    /// Worker i's current model, shared (what it sends to its neighbours). A diverged model is
+    /// returned as it is: [`WorkerModels::flush`] and the evaluations report divergence.
+    pub fn snapshot(&mut self, worker: usize) -> Arc<Vec<f32>> {
         if !self.workers[worker].ops.is_empty() {
-            self.flush()?;
+            self.flush_unchecked();
         }
-        Ok(Arc::clone(&self.workers[worker].model))
+        Arc::clone(&self.workers[worker].model)
     }
 
     /// Worker i's current model.

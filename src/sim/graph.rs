@@ -332,7 +332,7 @@ impl Graph {
 
 /// The largest divisor of M not above √M.
 fn most_square_rows(workers: usize) -> usize {
-    (1..=workers).take_while(|r| r * r <= workers).filter(|r| workers % r == 0).last().unwrap_or(1)
+    (1..=workers).take_while(|r| r * r <= workers).filter(|r| workers.is_multiple_of(*r)).last().unwrap_or(1)
 }
 
 /// The R × C torus: worker r·C + c talks to (r ± 1, c) and (r, c ± 1), wrapping around.
