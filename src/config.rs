@@ -976,7 +976,7 @@ impl RawAlgorithm {
             "naive" => MergeRule::Naive,
             other => return Err(Error::invalid(format!("{at}.merge"), other, "expected delay_corrected or naive")),
         };
-        Ok(loscar::Settings { local_steps, coordinates: loscar::Coordinates::Fraction(sparsity), overlap, merge })
+        Ok(loscar::Settings { local_steps, sparsity, overlap, merge })
     }
 
     fn local_sgd_settings(&self, at: &str) -> Result<growing_intervals::Settings> {

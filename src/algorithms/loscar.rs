@@ -49,27 +49,9 @@ pub enum OverlapMode {
     FixedQ(u32),
 }
 
-/// How many coordinates are synchronized per round.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Coordinates {
-    /// A fraction p = K/d (K = max(1, round(p·d))).
-    Fraction(f64),
-    /// K.
-    Count(usize),
-}
-
-impl Coordinates {
-    /// K for a model of d parameters.
-    pub fn count(&self, dim: usize) -> Result<usize> {
-        let k = match *self {
-            Coordinates::Fraction(p) => ((p * dim as f64).round() as usize).max(1),
-            Coordinates::Count(k) => k,
-        };
-        if k == 0 || k > dim {
-            return Err(Error::invalid("coordinates (K)", k, format!("must be between 1 and d = {dim}")));
-        }
-        Ok(k)
-    }
+/// K = max(1, round(p·d)): the coordinates synchronized per round for sparsity p = K/d.
+pub fn coordinates(sparsity: f64, dim: usize) -> usize {
+    ((sparsity * dim as f64).round() as usize).clamp(1, dim.max(1))
 }
 
 /// Checked settings of `loscar` in an experiment.
@@ -77,8 +59,8 @@ impl Coordinates {
 pub struct Settings {
     /// N_i.
     pub local_steps: LocalSteps,
-    /// K.
-    pub coordinates: Coordinates,
+    /// p = K/d, in (0, 1].
+    pub sparsity: f64,
     /// Overlap behaviour.
     pub overlap: OverlapMode,
     /// Merge rule.

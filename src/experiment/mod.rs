@@ -99,14 +99,8 @@ fn train_eval_indices(n: usize, wanted: usize, seeds: &Seeds) -> Vec<u32> {
 
 /// What stays the same for every seed of an experiment.
 enum Loaded {
-    Network {
-        net: Network,
-        split: Split,
-        partition: String,
-        train_eval_samples: usize,
-    },
+    Network { net: Network, split: Split, partition: String, train_eval_samples: usize },
     Quadratic,
-    /// Spiridonoff et al.'s problems (the same for every seed).
     Homogeneous,
 }
 

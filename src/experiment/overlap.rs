@@ -296,7 +296,7 @@ fn run_loscar(
 ) -> Result<RunResult> {
     let m = exp.workers;
     let dim = objective.dim();
-    let coordinates = settings.coordinates.count(dim)?;
+    let coordinates = loscar::coordinates(settings.sparsity, dim);
     let steps = loscar::steps_per_worker(settings.local_steps, &exp.compute, m)?;
     let mut models = WorkerModels::new(objective, seeds, entry.lr);
     let empty = Traffic::new(m);

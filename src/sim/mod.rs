@@ -1,5 +1,6 @@
 //! Simulated time: the event queue, the discrete-event engine, the round-synchronous driver and
-//! its heap-free per-round kernel, and running statistics.
+//! its heap-free per-round kernel, the communication graphs of decentralized runs, and running
+//! statistics.
 
 pub mod engine;
 pub mod graph;
