@@ -12,6 +12,8 @@ config.toml); standard library only.
   overlap_report.py training DIR       per algorithm over seeds: time and bytes to the target
                                         accuracy, final accuracy, bytes, local updates, overlap
                                         steps, backup workers, consensus distance
+  overlap_report.py workers DIR        per algorithm (mean over seeds): the least, median and most
+                                        bytes one worker sent, and its local steps (workers.csv)
 """
 
 import csv
@@ -179,14 +181,45 @@ def training(directory):
     print()
 
 
+def per_worker(directory):
+    directory = Path(directory)
+    rows = read_csv(directory / "workers.csv")
+    runs = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        runs[r["algorithm"]][r["seed"]].append(r)
+    print(f"## {directory}: per-worker totals (mean over seeds)")
+    print("| algorithm | MB sent: least / median / most | local steps: least / median / most | iterations: least / most |")
+    print("|---|---|---|---|")
+    for name, seeds in runs.items():
+        stats = defaultdict(list)
+        for workers in seeds.values():
+            mb = sorted(num(w["bytes_sent"]) / 1e6 for w in workers)
+            steps = sorted(num(w["local_steps"]) for w in workers)
+            its = sorted(num(w["iterations"]) for w in workers)
+            for key, xs in (("mb", mb), ("steps", steps), ("its", its)):
+                stats[key + "_min"].append(xs[0])
+                stats[key + "_med"].append(xs[len(xs) // 2])
+                stats[key + "_max"].append(xs[-1])
+        m = {k: sum(v) / len(v) for k, v in stats.items()}
+        print(
+            f"| {name} | {m['mb_min']:.2f} / {m['mb_med']:.2f} / {m['mb_max']:.2f} "
+            f"| {m['steps_min']:.0f} / {m['steps_med']:.0f} / {m['steps_max']:.0f} "
+            f"| {m['its_min']:.0f} / {m['its_max']:.0f} |"
+        )
+    print()
+
+
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("final", "speedup", "training"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("final", "speedup", "training", "workers"):
         sys.exit(__doc__)
     what, dirs = sys.argv[1], sys.argv[2:]
     if what == "final":
         final(dirs)
     elif what == "speedup":
         speedup(dirs)
+    elif what == "workers":
+        for d in dirs:
+            per_worker(d)
     else:
         for d in dirs:
             training(d)

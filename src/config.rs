@@ -168,7 +168,7 @@ pub struct RawAlgorithm {
     pub max_local_steps: Option<u32>,
     /// FedNova: run τ_m + 1 steps but charge τ_m (Comparisons.py).
     pub extra_step: Option<bool>,
-    /// LOSCAR: N_i = max(1, ⌊budget / E[τ_i]⌋) instead of one `local_steps` for all.
+    /// LOSCAR: N_i = max(1, ⌊budget / E\[τ_i\]⌋) instead of one `local_steps` for all.
     pub compute_budget: Option<f64>,
     /// LOSCAR: p = K/d, the fraction of coordinates averaged each round (default 1).
     pub sparsity: Option<f64>,

@@ -6,7 +6,7 @@
 //! iteration and their messages are dropped.
 //!
 //! Only the paper's abstract could be read, so the spec marks everything below it as inferred
-//! [I]; every choice is an option ([`Settings`]):
+//! \[I\]; every choice is an option ([`Settings`]):
 //!
 //! - **Order** ([`Order`]). `combine_then_adapt` (the spec's §10.2 steps 1–3, the abstract's
 //!   "averaging, then correcting"): at the start of iteration k worker i sends x_i(k) to every

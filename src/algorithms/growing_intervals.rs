@@ -3,7 +3,7 @@
 //! average their models after step τ_r for every τ_r in the schedule
 //! C = {τ_0 = 0 < τ_1 < … < τ_R = T}. Round r (from 0) is H_{r+1} = τ_{r+1} − τ_r local steps
 //! from the common average, waiting for every worker (round time H·τ_max + communication in the
-//! fixed model [inferred]), so the round driver and per-round kernel play it like PASGD with a
+//! fixed model, inferred), so the round driver and per-round kernel play it like PASGD with a
 //! varying number of steps. The schedules are those of [`crate::theory::spiridonoff`]:
 //!
 //! - `increasing` (the paper's method): R = N rounds with intervals H_r ≈ a·r growing linearly,

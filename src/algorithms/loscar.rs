@@ -10,8 +10,8 @@
 //! delay-corrected x_{i,j}^{r+1} = m̄_j^r + (z_{i,j}^r − y_{i,j}^r) for j ∈ S_r, or naive
 //! overwriting x_{i,j}^{r+1} = m̄_j^r (the ablation), and z_{i,j}^r off the mask.
 //!
-//! Timing model (the spec marks it inferred, [I]; each choice is an option):
-//! - N_i: a fixed N for everybody, or N_i = max(1, ⌊T_loc / E[τ_i]⌋) for a compute budget T_loc
+//! Timing model (the spec marks it inferred, \[I\]; each choice is an option):
+//! - N_i: a fixed N for everybody, or N_i = max(1, ⌊T_loc / E\[τ_i\]⌋) for a compute budget T_loc
 //!   per round, so fast workers are not throttled ([`LocalSteps`]).
 //! - `overlap_mode = until_arrival`: the worker computes until m̄^r arrives and merges at the
 //!   first step boundary after the arrival (a step in progress is never pre-empted), so Q_i is
@@ -36,7 +36,7 @@ use crate::trace::RoundRecord;
 pub enum LocalSteps {
     /// N for every worker.
     Fixed(u32),
-    /// N_i = max(1, ⌊T_loc / E[τ_i]⌋) for the compute budget T_loc.
+    /// N_i = max(1, ⌊T_loc / E\[τ_i\]⌋) for the compute budget T_loc.
     Budget(f64),
 }
 
