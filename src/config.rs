@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::algorithms::{dbw, growing_intervals, loscar};
 use crate::error::{Error, Result, non_negative, positive};
+use crate::learner::MergeRule;
+use crate::sim::GraphSpec;
 use crate::timing::{CommTime, ComputeTime, Link};
 
 /// An experiment file as written.
@@ -99,6 +102,10 @@ pub struct RawProblem {
     pub noise: Option<f64>,
     /// x⁰ (default 0).
     pub init: Option<Vec<f64>>,
+    /// `noisy_quadratic`: c, the standard deviation of the multiplicative noise (default 1).
+    pub multiplicative_noise: Option<f64>,
+    /// `piecewise_quadratic`: μ (default 1).
+    pub mu: Option<f64>,
 }
 
 /// `[cluster]`.
@@ -119,6 +126,10 @@ pub struct RawCluster {
     pub uplink_bandwidth: Option<f64>,
     /// Downlink bytes per time unit.
     pub downlink_bandwidth: Option<f64>,
+    /// Worker-to-worker latency spec, per directed edge (default none).
+    pub peer_latency: Option<String>,
+    /// Worker-to-worker bytes per time unit.
+    pub peer_bandwidth: Option<f64>,
 }
 
 /// One `[[algorithms]]` entry. Which keys apply depends on `name`; validation
@@ -157,6 +168,32 @@ pub struct RawAlgorithm {
     pub max_local_steps: Option<u32>,
     /// FedNova: run τ_m + 1 steps but charge τ_m (Comparisons.py).
     pub extra_step: Option<bool>,
+    /// LOSCAR: N_i = max(1, ⌊budget / E\[τ_i\]⌋) instead of one `local_steps` for all.
+    pub compute_budget: Option<f64>,
+    /// LOSCAR: p = K/d, the fraction of coordinates averaged each round (default 1).
+    pub sparsity: Option<f64>,
+    /// LOSCAR: `until_arrival` (default) or `fixed_q`.
+    pub overlap_mode: Option<String>,
+    /// LOSCAR: Q, the overlap steps of `fixed_q` (0: no overlap).
+    pub overlap_steps: Option<u32>,
+    /// LOSCAR: `delay_corrected` (default) or `naive`.
+    pub merge: Option<String>,
+    /// local-sgd: T, the total number of local steps.
+    pub total_steps: Option<u64>,
+    /// local-sgd: the communication schedule (default `increasing`).
+    pub schedule: Option<String>,
+    /// local-sgd: `constant` (default), `inverse(alpha, mu, beta)` or `inverse_capped(eta, smoothness)`.
+    pub step_size: Option<String>,
+    /// dbw: the graph (ring, torus, erdos_renyi(p=...), complete, file(path)).
+    pub graph: Option<String>,
+    /// dbw: `static` or `dynamic` (default: static when backup_workers is set, else dynamic).
+    pub backup: Option<String>,
+    /// dbw: b, the static number of backup workers.
+    pub backup_workers: Option<usize>,
+    /// dbw: `uniform` (default) or `metropolis` weights.
+    pub mixing: Option<String>,
+    /// dbw: `combine_then_adapt` (default) or `adapt_then_combine`.
+    pub order: Option<String>,
     /// Override of `[model] lr`.
     pub lr: Option<f64>,
     /// Override of `[model] batch`.
@@ -250,6 +287,12 @@ pub enum AlgorithmSpec {
         /// K.
         wait: usize,
     },
+    /// LOSCAR-SGD: overlap and delay-corrected sparse averaging.
+    Loscar(loscar::Settings),
+    /// Local SGD on a communication schedule (growing intervals, one-shot averaging, budgets).
+    LocalSgd(growing_intervals::Settings),
+    /// Decentralized SGD with (dynamic) backup workers.
+    Dbw(dbw::Settings),
 }
 
 /// A checked `[[algorithms]]` entry with its resolved run settings.
@@ -305,6 +348,31 @@ pub enum Problem {
         /// Training samples for the training loss.
         train_eval_samples: usize,
     },
+    /// Spiridonoff et al.'s quadratic with multiplicative and additive noise
+    /// (`learner::homogeneous`).
+    NoisyQuadratic {
+        /// M.
+        workers: usize,
+        /// a_i.
+        curvatures: Vec<f64>,
+        /// c.
+        multiplicative_noise: f64,
+        /// σ.
+        noise: f64,
+        /// x⁰.
+        init: Vec<f64>,
+    },
+    /// Spiridonoff et al.'s piecewise quadratic (`learner::homogeneous`).
+    PiecewiseQuadratic {
+        /// M.
+        workers: usize,
+        /// μ.
+        mu: f64,
+        /// σ.
+        noise: f64,
+        /// x⁰.
+        init: Vec<f64>,
+    },
     /// Heterogeneous quadratics (`learner::quadratic`).
     Quadratic {
         /// M.
@@ -345,6 +413,8 @@ pub struct Experiment {
     pub compute: ComputeTime,
     /// Message durations.
     pub comm: CommTime,
+    /// Worker-to-worker message durations (every edge, unless its edge list says otherwise).
+    pub peer: Link,
     /// The algorithms.
     pub algorithms: Vec<AlgorithmEntry>,
     /// The raw config as resolved (overrides applied), for `config.toml`.
@@ -452,6 +522,7 @@ impl RawExperiment {
             uplink: Link::parse("cluster.uplink", c.uplink.as_deref().unwrap_or("none"), c.uplink_bandwidth)?,
             downlink: Link::parse("cluster.downlink", c.downlink.as_deref().unwrap_or("none"), c.downlink_bandwidth)?,
         };
+        let peer = Link::parse("cluster.peer_latency", c.peer_latency.as_deref().unwrap_or("none"), c.peer_bandwidth)?;
         if self.model.batch == 0 {
             return Err(Error::invalid("model.batch", 0, "must be at least 1"));
         }
@@ -470,6 +541,7 @@ impl RawExperiment {
             }
             algorithms.push(entry);
         }
+        check_overlap_algorithms(&mut algorithms, base, m, seeds[0], &compute)?;
         let mut resolved = self.clone();
         resolved.seeds = Some(seeds.clone());
         resolved.stsyn_version = Some(env!("CARGO_PKG_VERSION").to_string());
@@ -483,6 +555,7 @@ impl RawExperiment {
             workers: m,
             compute,
             comm,
+            peer,
             algorithms,
             resolved,
         })
@@ -524,7 +597,10 @@ impl RawProblem {
                 problem.quadratic(&crate::rng::Seeds::new(0))?; // checks sizes and values
                 Ok(problem)
             }
-            other => Err(Error::invalid("problem.kind", other, "expected quadratic")),
+            "noisy_quadratic" | "piecewise_quadratic" => self.validate_homogeneous(workers),
+            other => {
+                Err(Error::invalid("problem.kind", other, "expected quadratic, noisy_quadratic or piecewise_quadratic"))
+            }
         }
     }
 }
@@ -540,7 +616,7 @@ impl Problem {
                 };
                 crate::learner::Quadratic::new(centers, curvatures.clone(), *noise, init.clone())
             }
-            Problem::Network { .. } => Err(Error::Config("not a quadratic problem".into())),
+            _ => Err(Error::Config("not a quadratic problem".into())),
         }
     }
 }
@@ -616,6 +692,21 @@ impl RawAlgorithm {
             max_local_steps,
             extra_step
         );
+        check!(
+            compute_budget,
+            sparsity,
+            overlap_mode,
+            overlap_steps,
+            merge,
+            total_steps,
+            schedule,
+            step_size,
+            graph,
+            backup,
+            backup_workers,
+            mixing,
+            order
+        );
         keys
     }
 
@@ -632,11 +723,14 @@ impl RawAlgorithm {
             "sync" => &["local_steps"],
             "ksync" | "kbatch-sync" | "kasync" | "kbatch-async" => &["wait"],
             "async" => &[],
+            "loscar" => &["local_steps", "compute_budget", "sparsity", "overlap_mode", "overlap_steps", "merge"],
+            "local-sgd" => &["total_steps", "schedule", "step_size"],
+            "dbw" => &["graph", "backup", "backup_workers", "mixing", "order"],
             other => {
                 return Err(Error::invalid(
                     format!("{at}.name"),
                     other,
-                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync, kbatch-async or async)",
+                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync, kbatch-async, async, loscar, local-sgd or dbw)",
                 ));
             }
         };
@@ -744,6 +838,9 @@ impl RawAlgorithm {
             "kasync" => AlgorithmSpec::KAsync { wait: need_k()? },
             "kbatch-async" => AlgorithmSpec::KBatchAsync { wait: need_k()? },
             "async" => AlgorithmSpec::KBatchAsync { wait: 1 },
+            "loscar" => AlgorithmSpec::Loscar(self.loscar_settings(&at)?),
+            "local-sgd" => AlgorithmSpec::LocalSgd(self.local_sgd_settings(&at)?),
+            "dbw" => AlgorithmSpec::Dbw(self.dbw_settings(&at)?),
             _ => unreachable!("checked above"),
         };
         let lr = positive(&format!("{at}.lr"), self.lr.unwrap_or(exp.model.lr))?;
@@ -761,6 +858,213 @@ impl RawAlgorithm {
         }
         Ok(AlgorithmEntry { label, spec, lr, batch, rounds, eval_every })
     }
+}
+
+// ---- Overlap, sparsification and decentralized methods (issue 6) ----
+
+impl RawProblem {
+    /// `noisy_quadratic` and `piecewise_quadratic` (Spiridonoff et al.'s homogeneous problems).
+    fn validate_homogeneous(&self, workers: usize) -> Result<Problem> {
+        let noisy = self.kind == "noisy_quadratic";
+        let at = |key: &str| format!("problem.{key}");
+        let not_for = |key: &str| Error::Config(format!("problem.{key} does not apply to kind = '{}'", self.kind));
+        if self.centers.is_some() {
+            return Err(not_for("centers"));
+        }
+        if self.center_spread.is_some() {
+            return Err(not_for("center_spread"));
+        }
+        if noisy && self.mu.is_some() {
+            return Err(not_for("mu"));
+        }
+        if !noisy && (self.multiplicative_noise.is_some() || self.curvatures.is_some()) {
+            return Err(not_for(if self.curvatures.is_some() { "curvatures" } else { "multiplicative_noise" }));
+        }
+        let default_dim = if noisy { 3 } else { 1 };
+        let dim = self
+            .dim
+            .or(self.curvatures.as_ref().map(Vec::len))
+            .or(self.init.as_ref().map(Vec::len))
+            .unwrap_or(default_dim);
+        if dim == 0 {
+            return Err(Error::invalid(at("dim"), 0, "must be at least 1"));
+        }
+        if let Some(init) = &self.init
+            && init.len() != dim
+        {
+            return Err(Error::invalid(
+                at("init"),
+                format!("{} values", init.len()),
+                format!("must have dim = {dim} values"),
+            ));
+        }
+        let problem = if noisy {
+            Problem::NoisyQuadratic {
+                workers,
+                curvatures: self.curvatures.clone().unwrap_or_else(|| (1..=dim).map(|i| i as f64).collect()),
+                multiplicative_noise: self.multiplicative_noise.unwrap_or(1.0),
+                noise: self.noise.unwrap_or(0.5),
+                init: self.init.clone().unwrap_or_else(|| vec![1.0; dim]),
+            }
+        } else {
+            Problem::PiecewiseQuadratic {
+                workers,
+                mu: self.mu.unwrap_or(1.0),
+                noise: self.noise.unwrap_or(8.0),
+                init: self.init.clone().unwrap_or_else(|| vec![2.0; dim]),
+            }
+        };
+        problem.homogeneous()?; // checks the values
+        Ok(problem)
+    }
+}
+
+impl Problem {
+    /// The objective of a homogeneous synthetic problem, or None for other problems.
+    pub fn homogeneous(&self) -> Result<Option<Box<dyn crate::learner::Objective>>> {
+        use crate::learner::{NoisyQuadratic, PiecewiseQuadratic};
+        Ok(match self {
+            Problem::NoisyQuadratic { workers, curvatures, multiplicative_noise, noise, init } => Some(Box::new(
+                NoisyQuadratic::new(*workers, curvatures.clone(), *multiplicative_noise, *noise, init.clone())?,
+            )),
+            Problem::PiecewiseQuadratic { workers, mu, noise, init } => {
+                Some(Box::new(PiecewiseQuadratic::new(*workers, *mu, *noise, init.clone())?))
+            }
+            _ => None,
+        })
+    }
+}
+
+impl RawAlgorithm {
+    fn loscar_settings(&self, at: &str) -> Result<loscar::Settings> {
+        let local_steps = match (self.local_steps, self.compute_budget) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(format!("{at}: give local_steps (N) or compute_budget (T_loc), not both")));
+            }
+            (Some(0), None) => return Err(Error::invalid(format!("{at}.local_steps (N)"), 0, "must be at least 1")),
+            (Some(n), None) => loscar::LocalSteps::Fixed(n),
+            (None, Some(b)) => loscar::LocalSteps::Budget(positive(&format!("{at}.compute_budget"), b)?),
+            (None, None) => {
+                return Err(Error::Config(format!(
+                    "{at}: loscar needs local_steps (N for every worker) or compute_budget (N_i = ⌊T_loc/E[τ_i]⌋)"
+                )));
+            }
+        };
+        let sparsity = self.sparsity.unwrap_or(1.0);
+        if !(sparsity > 0.0 && sparsity <= 1.0) {
+            return Err(Error::invalid(format!("{at}.sparsity (p = K/d)"), sparsity, "must be in (0, 1]"));
+        }
+        let overlap = match (self.overlap_mode.as_deref().unwrap_or("until_arrival"), self.overlap_steps) {
+            ("until_arrival", None) => loscar::OverlapMode::UntilArrival,
+            ("until_arrival", Some(q)) => {
+                return Err(Error::Config(format!(
+                    "{at}: overlap_steps = {q} applies to overlap_mode = 'fixed_q', not 'until_arrival'"
+                )));
+            }
+            ("fixed_q" | "fixed_Q", Some(q)) => loscar::OverlapMode::FixedQ(q),
+            ("fixed_q" | "fixed_Q", None) => {
+                return Err(Error::Config(format!(
+                    "{at}: overlap_mode = 'fixed_q' needs overlap_steps (Q; 0 = no overlap)"
+                )));
+            }
+            (other, _) => {
+                return Err(Error::invalid(format!("{at}.overlap_mode"), other, "expected until_arrival or fixed_q"));
+            }
+        };
+        let merge = match self.merge.as_deref().unwrap_or("delay_corrected") {
+            "delay_corrected" => MergeRule::DelayCorrected,
+            "naive" => MergeRule::Naive,
+            other => return Err(Error::invalid(format!("{at}.merge"), other, "expected delay_corrected or naive")),
+        };
+        Ok(loscar::Settings { local_steps, sparsity, overlap, merge })
+    }
+
+    fn local_sgd_settings(&self, at: &str) -> Result<growing_intervals::Settings> {
+        let total_steps = match self.total_steps {
+            None => return Err(Error::Config(format!("{at}: local-sgd needs total_steps (T)"))),
+            Some(0) => return Err(Error::invalid(format!("{at}.total_steps (T)"), 0, "must be at least 1")),
+            Some(t) => t,
+        };
+        Ok(growing_intervals::Settings {
+            total_steps,
+            schedule: growing_intervals::Schedule::parse(
+                &format!("{at}.schedule"),
+                self.schedule.as_deref().unwrap_or("increasing"),
+            )?,
+            step_size: growing_intervals::StepSize::parse(
+                &format!("{at}.step_size"),
+                self.step_size.as_deref().unwrap_or("constant"),
+            )?,
+        })
+    }
+
+    fn dbw_settings(&self, at: &str) -> Result<dbw::Settings> {
+        let graph_text = self.graph.as_deref().ok_or_else(|| {
+            Error::Config(format!("{at}: dbw needs graph (ring, torus, erdos_renyi(p=...), complete or file(path))"))
+        })?;
+        // Relative edge-list paths are resolved against the config's directory later.
+        let graph = GraphSpec::parse(&format!("{at}.graph"), graph_text, Path::new(""))?;
+        let backup = match (self.backup.as_deref(), self.backup_workers) {
+            (None | Some("static"), Some(b)) => dbw::Backup::Static(b),
+            (Some("static"), None) => {
+                return Err(Error::Config(format!("{at}: backup = 'static' needs backup_workers (b)")));
+            }
+            (None | Some("dynamic"), None) => dbw::Backup::Dynamic,
+            (Some("dynamic"), Some(b)) => {
+                return Err(Error::Config(format!(
+                    "{at}: backup_workers = {b} applies to backup = 'static', not 'dynamic'"
+                )));
+            }
+            (Some(other), _) => {
+                return Err(Error::invalid(format!("{at}.backup"), other, "expected static or dynamic"));
+            }
+        };
+        let mixing = match self.mixing.as_deref().unwrap_or("uniform") {
+            "uniform" => dbw::Mixing::Uniform,
+            "metropolis" => dbw::Mixing::Metropolis,
+            other => return Err(Error::invalid(format!("{at}.mixing"), other, "expected uniform or metropolis")),
+        };
+        let order = match self.order.as_deref().unwrap_or("combine_then_adapt") {
+            "combine_then_adapt" => dbw::Order::CombineThenAdapt,
+            "adapt_then_combine" => dbw::Order::AdaptThenCombine,
+            other => {
+                return Err(Error::invalid(
+                    format!("{at}.order"),
+                    other,
+                    "expected combine_then_adapt or adapt_then_combine",
+                ));
+            }
+        };
+        Ok(dbw::Settings { graph, backup, mixing, order })
+    }
+}
+
+/// Checks what the issue-6 algorithms need from the rest of the experiment, before any output:
+/// resolves edge-list paths against the config's directory and builds each graph with the first
+/// seed (a disconnected graph, a self-loop or an unknown node is an error naming it), and checks
+/// that a LOSCAR compute budget has finite mean step times.
+fn check_overlap_algorithms(
+    algorithms: &mut [AlgorithmEntry],
+    base: &Path,
+    workers: usize,
+    seed: u64,
+    compute: &ComputeTime,
+) -> Result<()> {
+    for entry in algorithms {
+        match &mut entry.spec {
+            AlgorithmSpec::Dbw(settings) => {
+                if let GraphSpec::File { path } = &mut settings.graph {
+                    *path = base.join(&*path);
+                }
+                settings.graph.build(workers, &crate::rng::Seeds::new(seed))?;
+            }
+            AlgorithmSpec::Loscar(settings) => {
+                loscar::steps_per_worker(settings.local_steps, compute, workers)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// TOML errors span several lines (with a caret diagram); keep the first meaningful ones.

@@ -33,6 +33,8 @@ pub enum Purpose {
     Synthetic = 8,
     /// Random graphs for decentralized training.
     Graph = 9,
+    /// Latencies of worker-to-worker messages, per directed edge (decentralized training).
+    PeerCommTime = 10,
 }
 
 /// SplitMix64 finaliser: a bijective 64-bit mixer with good avalanche.

@@ -3,6 +3,7 @@
 mod cli;
 mod data;
 mod model;
+mod overlap;
 mod plot;
 mod theory;
 mod timing;

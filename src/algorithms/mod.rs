@@ -19,6 +19,12 @@ pub mod round;
 pub mod stsyn;
 pub mod timing;
 
+// Overlap, sparsification and decentralized methods (issue 6).
+pub mod dbw;
+pub mod growing_intervals;
+pub mod loscar;
+pub mod traffic;
+
 use crate::error::{Error, Result};
 
 /// The algorithms `stsyn timing` simulates.

@@ -14,6 +14,7 @@
 
 pub mod drivers;
 pub mod monitor;
+pub mod overlap;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -100,12 +101,14 @@ fn train_eval_indices(n: usize, wanted: usize, seeds: &Seeds) -> Vec<u32> {
 enum Loaded {
     Network { net: Box<Network>, split: Box<Split>, partition: String, train_eval_samples: usize },
     Quadratic,
+    Homogeneous,
 }
 
 /// The data side of one seed.
 enum SeedProblem {
     Network { shards: Shards, train_eval: Vec<u32> },
     Quadratic(Quadratic),
+    Homogeneous(Box<dyn Objective>),
 }
 
 /// Loads the network and data (or checks the synthetic problem) before any output is written.
@@ -136,6 +139,10 @@ fn load(exp: &Experiment) -> Result<Loaded> {
             exp.problem.quadratic(&Seeds::new(exp.seeds[0]))?;
             Ok(Loaded::Quadratic)
         }
+        Problem::NoisyQuadratic { .. } | Problem::PiecewiseQuadratic { .. } => {
+            exp.problem.homogeneous()?;
+            Ok(Loaded::Homogeneous)
+        }
     }
 }
 
@@ -146,6 +153,7 @@ fn seed_problem(exp: &Experiment, loaded: &Loaded, seeds: &Seeds) -> Result<Seed
             train_eval: train_eval_indices(split.train.len(), *train_eval_samples, seeds),
         },
         Loaded::Quadratic => SeedProblem::Quadratic(exp.problem.quadratic(seeds)?),
+        Loaded::Homogeneous => SeedProblem::Homogeneous(exp.problem.homogeneous()?.expect("a homogeneous problem")),
     })
 }
 
@@ -163,6 +171,8 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
         "accuracy_time.png",
         "accuracy_comm.svg",
         "accuracy_comm.png",
+        overlap::METRICS_FILE,
+        overlap::WORKERS_FILE,
     ] {
         let _ = std::fs::remove_file(out.join(stale));
     }
@@ -209,7 +219,8 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
                     &classification
                 }
                 (_, SeedProblem::Quadratic(q)) => q,
-                (Loaded::Quadratic, SeedProblem::Network { .. }) => unreachable!("built from the same problem"),
+                (_, SeedProblem::Homogeneous(o)) => o.as_ref(),
+                (_, SeedProblem::Network { .. }) => unreachable!("built from the same problem"),
             };
             sink.relabel(&entry.label, seed);
             let result = run_one(exp, entry, objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;
@@ -247,6 +258,10 @@ fn run_one(
         stop_at_target: exp.stop_at_target,
     };
     let monitor = Monitor::new(&entry.label, seed_of(&seeds), limits, evals, opts.interrupted, on_round);
+    // Overlap, sparsification and decentralized methods (issue 6) have their own drivers.
+    if overlap::handles(&entry.spec) {
+        return overlap::run(exp, entry, objective, seeds, monitor, sink, opts);
+    }
     let learner = Learner::new(objective, seeds, entry.lr);
     let bytes = 4 * objective.dim() as u64;
     let (compute, comm) = (&exp.compute, &exp.comm);

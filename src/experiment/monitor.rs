@@ -194,11 +194,32 @@ impl<'a> Monitor<'a> {
 
     /// Evaluates the initial model (round 0, time 0).
     pub fn start(&mut self, learner: &Learner) {
-        self.evaluate(learner);
+        self.start_with(&mut || Ok(learner.evaluate()));
+    }
+
+    /// [`Monitor::start`] for a model that is not a [`Learner`]'s: `evaluate` gives its
+    /// metrics (an error ends the run).
+    pub fn start_with(&mut self, evaluate: &mut dyn FnMut() -> Result<Evaluation>) {
+        self.evaluate_with(evaluate);
+    }
+
+    /// Rounds accounted for so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds
+    }
+
+    /// Simulated time at the end of the last round.
+    pub fn time(&self) -> f64 {
+        self.time
     }
 
     /// Accounts for a finished round and evaluates when due.
     pub fn after_round(&mut self, record: &RoundRecord, learner: &Learner) {
+        self.after_round_with(record, &mut || Ok(learner.evaluate()));
+    }
+
+    /// [`Monitor::after_round`] for a model that is not a [`Learner`]'s.
+    pub fn after_round_with(&mut self, record: &RoundRecord, evaluate: &mut dyn FnMut() -> Result<Evaluation>) {
         self.time = record.end;
         self.comms += record.participants as u64 + record.uploads as u64;
         self.uploads += record.uploads as u64;
@@ -206,12 +227,15 @@ impl<'a> Monitor<'a> {
         self.rounds += 1;
         (self.on_round)();
         if self.rounds.is_multiple_of(self.limits.eval_every) {
-            self.evaluate(learner);
+            self.evaluate_with(evaluate);
         }
     }
 
-    fn evaluate(&mut self, learner: &Learner) {
-        let e = learner.evaluate();
+    fn evaluate_with(&mut self, evaluate: &mut dyn FnMut() -> Result<Evaluation>) {
+        let e = match evaluate() {
+            Ok(e) => e,
+            Err(err) => return self.fail(err),
+        };
         let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
         let row = format!(
             "{},{},{},{},{},{},{},{},{},{},{}",
@@ -243,9 +267,20 @@ impl<'a> Monitor<'a> {
 
     /// Ends the run: evaluates the final model if the last round was not evaluated. A
     /// divergence is a result; any other error (a failed write) is returned.
-    pub fn finish(mut self, learner: &Learner) -> Result<RunResult> {
-        if self.last_eval.is_none_or(|(r, _)| r != self.rounds) && self.error.is_none() {
-            self.evaluate(learner);
+    pub fn finish(self, learner: &Learner) -> Result<RunResult> {
+        self.finish_with(&mut || Ok(learner.evaluate()))
+    }
+
+    /// True when [`Monitor::finish`] will evaluate the final model (the last round was not
+    /// evaluated and nothing failed).
+    pub fn final_evaluation_due(&self) -> bool {
+        self.last_eval.is_none_or(|(r, _)| r != self.rounds) && self.error.is_none()
+    }
+
+    /// [`Monitor::finish`] for a model that is not a [`Learner`]'s.
+    pub fn finish_with(mut self, evaluate: &mut dyn FnMut() -> Result<Evaluation>) -> Result<RunResult> {
+        if self.final_evaluation_due() {
+            self.evaluate_with(evaluate);
         }
         let (status, message) = match (self.error.take(), self.was_interrupted) {
             (Some(Error::Stopped(m)), _) => (Status::Diverged, Some(m)),

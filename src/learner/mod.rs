@@ -18,14 +18,19 @@
 
 pub mod objective;
 pub mod quadratic;
+// Issue 6: per-worker persistent models (LOSCAR, decentralized SGD) and Spiridonoff's problems.
+pub mod homogeneous;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
+pub use homogeneous::{NoisyQuadratic, PiecewiseQuadratic};
 pub use objective::{Classification, Evaluation, Objective, Scratch, Shards};
 pub use quadratic::Quadratic;
+pub use workers::{MergeRule, WorkerModels};
 
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds};
@@ -132,12 +137,25 @@ impl<'a> Learner<'a> {
 
     /// Runs the jobs of round `round` and sets w ← w + Σ a_j (w_j − w).
     pub fn local_round(&mut self, round: u64, jobs: &[LocalJob]) -> Result<RoundLearning> {
+        let lr = self.lr;
+        self.local_round_with(round, jobs, &|_| lr)
+    }
+
+    /// [`Learner::local_round`] with a step-size schedule: local step s (from 0) of every job
+    /// uses η = `step_size(s)` instead of the constant learning rate (Spiridonoff et al.'s
+    /// decreasing α_t).
+    pub fn local_round_with(
+        &mut self,
+        round: u64,
+        jobs: &[LocalJob],
+        step_size: &(dyn Fn(u32) -> f32 + Sync),
+    ) -> Result<RoundLearning> {
         let d = self.objective.dim();
         let wave = (2 * rayon::current_num_threads()).max(1);
         self.ensure_slots(wave.min(jobs.len()));
         self.accum.clear();
         self.accum.resize(d, 0.0);
-        let (objective, seeds, lr) = (self.objective, self.seeds, self.lr);
+        let (objective, seeds) = (self.objective, self.seeds);
         let base: &[f32] = &self.model;
         let (mut loss_sum, mut steps) = (0.0, 0u64);
         for wave_jobs in jobs.chunks(wave) {
@@ -147,9 +165,10 @@ impl<'a> Learner<'a> {
                     model.copy_from_slice(base);
                     slot.loss = 0.0;
                     let mut rng = seeds.stream(Purpose::Data, job.worker as u64, round);
-                    for _ in 0..job.steps {
+                    for step in 0..job.steps {
                         slot.loss +=
                             objective.gradient(job.worker, model, &mut rng, &mut slot.scratch, &mut slot.grad) as f64;
+                        let lr = step_size(step);
                         model.iter_mut().zip(&slot.grad).for_each(|(w, g)| *w -= lr * g);
                     }
                 },

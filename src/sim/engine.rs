@@ -15,13 +15,18 @@
 //!   event is a cancelled step.
 //! - A message over a zero-time link is delivered at the current instant, right after the
 //!   commands of the handler that sent it (in send order); other messages become events.
+//! - Messages to the server take the uplink, messages from the server the downlink, each with a
+//!   stream per (worker, direction, epoch). Messages between workers take the per-edge
+//!   [`PeerLinks`] given with [`Engine::with_peer_links`] (one stream per directed edge and
+//!   epoch), or the receiver's downlink when none are given. A message in flight never blocks
+//!   anybody: workers keep computing while it travels, unless the algorithm makes them wait.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use super::queue::EventQueue;
 use crate::error::Result;
 use crate::rng::{Seeds, Stream};
-use crate::timing::{CommTime, ComputeTime, WorkerClock};
+use crate::timing::{CommTime, ComputeTime, PeerLinks, WorkerClock};
 use crate::trace::{EventKind, EventRecord, RoundRecord, Sink};
 
 /// An endpoint of a message.
@@ -170,6 +175,12 @@ pub struct EngineStats {
     pub bytes_up: u64,
     /// Bytes sent to workers.
     pub bytes_down: u64,
+    /// Messages sent from one worker to another (decentralized runs).
+    pub messages_peer: u64,
+    /// Bytes sent from one worker to another.
+    pub bytes_peer: u64,
+    /// Bytes sent by each worker, to the server and to other workers.
+    pub bytes_sent_by_worker: Vec<u64>,
     /// Simulated time at the end.
     pub end_time: f64,
 }
@@ -204,10 +215,19 @@ struct LinkStreams {
     down: Stream,
 }
 
+/// The stream of one directed worker-to-worker edge, keyed by epoch.
+#[derive(Clone, Debug)]
+struct EdgeStream {
+    epoch: u64,
+    stream: Stream,
+}
+
 /// The engine; see the module docs.
 pub struct Engine<'a> {
     compute: &'a ComputeTime,
     comm: &'a CommTime,
+    peer: Option<&'a PeerLinks>,
+    edge_streams: HashMap<(usize, usize), EdgeStream>,
     seeds: Seeds,
     queue: EventQueue,
     workers: Vec<WorkerSlot>,
@@ -243,6 +263,8 @@ impl<'a> Engine<'a> {
         Engine {
             compute,
             comm,
+            peer: None,
+            edge_streams: HashMap::new(),
             seeds,
             queue: EventQueue::with_capacity(workers + 16),
             workers: workers_vec,
@@ -254,8 +276,15 @@ impl<'a> Engine<'a> {
             instant: VecDeque::new(),
             actions: Actions::default(),
             stopped: false,
-            stats: EngineStats::default(),
+            stats: EngineStats { bytes_sent_by_worker: vec![0; workers], ..EngineStats::default() },
         }
+    }
+
+    /// Sends worker-to-worker messages over `links` (per directed edge) instead of the
+    /// receiver's downlink.
+    pub fn with_peer_links(mut self, links: &'a PeerLinks) -> Self {
+        self.peer = Some(links);
+        self
     }
 
     /// Current simulated time.
@@ -437,6 +466,12 @@ impl<'a> Engine<'a> {
     }
 
     fn send(&mut self, msg: Message, sink: &mut dyn Sink, events: bool) -> Result<()> {
+        if let Node::Worker(w) = msg.from {
+            self.stats.bytes_sent_by_worker[w] += msg.bytes;
+        }
+        if let (Node::Worker(from), Node::Worker(to)) = (msg.from, msg.to) {
+            return self.send_peer(msg, from, to, sink, events);
+        }
         let (up, worker) = match (msg.from, msg.to) {
             (_, Node::Server) => (true, if let Node::Worker(w) = msg.from { w } else { 0 }),
             (_, Node::Worker(w)) => (false, w),
@@ -463,6 +498,51 @@ impl<'a> Engine<'a> {
             streams.down = CommTime::stream(&self.seeds, worker, false, self.epoch);
         }
         let delay = link.sample(msg.bytes, if up { &mut streams.up } else { &mut streams.down });
+        let at = self.now + delay;
+        let slot = self.slot(Payload::Message(msg));
+        self.queue.push(at, slot, KIND_SLOT);
+        Ok(())
+    }
+
+    /// A message from worker `from` to worker `to`.
+    fn send_peer(&mut self, msg: Message, from: usize, to: usize, sink: &mut dyn Sink, events: bool) -> Result<()> {
+        self.stats.messages_peer += 1;
+        self.stats.bytes_peer += msg.bytes;
+        if events {
+            self.record_message(sink, &msg, EventKind::Send)?;
+        }
+        let delay = match self.peer {
+            Some(links) => {
+                let link = links.link(from, to);
+                if link.is_zero() {
+                    self.instant.push_back(msg);
+                    return Ok(());
+                }
+                let (seeds, epoch) = (self.seeds, self.epoch);
+                let edge = self
+                    .edge_streams
+                    .entry((from, to))
+                    .or_insert_with(|| EdgeStream { epoch, stream: PeerLinks::stream(&seeds, from, to, epoch) });
+                if edge.epoch != epoch {
+                    *edge = EdgeStream { epoch, stream: PeerLinks::stream(&seeds, from, to, epoch) };
+                }
+                link.sample(msg.bytes, &mut edge.stream)
+            }
+            None => {
+                // Without peer links, the receiver's downlink (and its stream) carries the message.
+                if self.comm.downlink.is_zero() {
+                    self.instant.push_back(msg);
+                    return Ok(());
+                }
+                let streams = &mut self.links[to];
+                if streams.epoch != self.epoch {
+                    streams.epoch = self.epoch;
+                    streams.up = CommTime::stream(&self.seeds, to, true, self.epoch);
+                    streams.down = CommTime::stream(&self.seeds, to, false, self.epoch);
+                }
+                self.comm.downlink.sample(msg.bytes, &mut streams.down)
+            }
+        };
         let at = self.now + delay;
         let slot = self.slot(Payload::Message(msg));
         self.queue.push(at, slot, KIND_SLOT);

@@ -12,6 +12,7 @@
 //! round-synchronous algorithm sees the same step durations for worker m (common random numbers).
 
 pub mod dist;
+pub mod peer;
 pub mod spec;
 pub mod speeds;
 pub mod trace;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use rand_distr::Distribution;
 
 pub use dist::Dist;
+pub use peer::PeerLinks;
 pub use speeds::Speeds;
 pub use trace::Trace;
 
