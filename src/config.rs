@@ -165,6 +165,26 @@ pub struct RawAlgorithm {
     pub rounds: Option<u64>,
     /// Override of the experiment's `eval_every`.
     pub eval_every: Option<u64>,
+
+    // Asynchronous methods (specs/baselines.md §5–8, §11). Rennala and Malenia read `wait` as
+    // their batch size S; FedBuff reads `wait` as its buffer size K and `local_steps` as Q.
+    /// asgd: γ_k = γ·min(1, M/δ_k) instead of γ (default false).
+    pub delay_adaptive: Option<bool>,
+    /// rescaled-asgd: τ_ref, `max` (default) or `mean`.
+    pub reference: Option<String>,
+    /// rescaled-asgd: τ_i from the compute-time `model` (default) or the `observed` running mean.
+    pub step_times: Option<String>,
+    /// ringmaster: R, the delay threshold.
+    #[serde(alias = "R")]
+    pub delay_threshold: Option<u64>,
+    /// rennala, malenia, ringmaster: stale work is `cancel`led (default) or `ignore`d.
+    pub stale: Option<String>,
+    /// fedbuff: a in the staleness weight 1/(1 + s)^a (default 0.5).
+    pub staleness_exponent: Option<f64>,
+    /// fedbuff: the server learning rate η_g (default 1).
+    pub server_lr: Option<f64>,
+    /// fedbuff: C, clients training at once (default M).
+    pub concurrency: Option<usize>,
 }
 
 /// How FLANP picks the workers that train.
@@ -249,6 +269,49 @@ pub enum AlgorithmSpec {
     KBatchAsync {
         /// K.
         wait: usize,
+    },
+
+    // Asynchronous methods (specs/baselines.md §5–8, §11).
+    /// Asynchronous SGD, vanilla or delay-adaptive, or Rescaled ASGD.
+    Asgd {
+        /// The stepsize rule.
+        stepsize: AsgdStepsize,
+    },
+    /// Rennala or Malenia SGD.
+    Rennala {
+        /// When a round ends and how its gradients combine (with S).
+        rule: crate::algorithms::rennala::Rule,
+        /// What happens to computations running at the end of a round.
+        leftover: crate::algorithms::rennala::Leftover,
+    },
+    /// Ringmaster ASGD.
+    Ringmaster {
+        /// R.
+        delay_threshold: u64,
+        /// Version 1 (ignore) or 2 (cancel).
+        rule: crate::algorithms::ringmaster::StaleRule,
+    },
+    /// FedBuff.
+    FedBuff {
+        /// K, Q, a, η_g, C.
+        params: crate::algorithms::fedbuff::FedBuffParams,
+    },
+}
+
+/// The stepsize rule of an `asgd` or `rescaled-asgd` entry (the learner-independent part; a
+/// model-based rescaling gets its τ_i from the compute-time model when the run starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsgdStepsize {
+    /// γ.
+    Constant,
+    /// γ·min(1, M/δ).
+    DelayAdaptive,
+    /// γ·τ_i/τ_ref.
+    Rescaled {
+        /// τ_ref.
+        reference: crate::algorithms::rescaled_asgd::Reference,
+        /// Where τ_i comes from.
+        step_times: crate::algorithms::rescaled_asgd::StepTimes,
     },
 }
 
@@ -470,6 +533,7 @@ impl RawExperiment {
             }
             algorithms.push(entry);
         }
+        check_rescaled_step_times(&algorithms, &compute, m)?;
         let mut resolved = self.clone();
         resolved.seeds = Some(seeds.clone());
         resolved.stsyn_version = Some(env!("CARGO_PKG_VERSION").to_string());
@@ -616,6 +680,16 @@ impl RawAlgorithm {
             max_local_steps,
             extra_step
         );
+        check!(
+            delay_adaptive,
+            reference,
+            step_times,
+            delay_threshold,
+            stale,
+            staleness_exponent,
+            server_lr,
+            concurrency
+        );
         keys
     }
 
@@ -632,11 +706,16 @@ impl RawAlgorithm {
             "sync" => &["local_steps"],
             "ksync" | "kbatch-sync" | "kasync" | "kbatch-async" => &["wait"],
             "async" => &[],
+            "asgd" => &["delay_adaptive"],
+            "rescaled-asgd" => &["reference", "step_times"],
+            "rennala" | "malenia" => &["wait", "stale"],
+            "ringmaster" => &["delay_threshold", "stale"],
+            "fedbuff" => &["wait", "local_steps", "staleness_exponent", "server_lr", "concurrency"],
             other => {
                 return Err(Error::invalid(
                     format!("{at}.name"),
                     other,
-                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync, kbatch-async or async)",
+                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync, kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster or fedbuff)",
                 ));
             }
         };
@@ -744,6 +823,9 @@ impl RawAlgorithm {
             "kasync" => AlgorithmSpec::KAsync { wait: need_k()? },
             "kbatch-async" => AlgorithmSpec::KBatchAsync { wait: need_k()? },
             "async" => AlgorithmSpec::KBatchAsync { wait: 1 },
+            "asgd" | "rescaled-asgd" | "rennala" | "malenia" | "ringmaster" | "fedbuff" => {
+                self.async_spec(&at, &kind, workers)?
+            }
             _ => unreachable!("checked above"),
         };
         let lr = positive(&format!("{at}.lr"), self.lr.unwrap_or(exp.model.lr))?;
@@ -761,6 +843,102 @@ impl RawAlgorithm {
         }
         Ok(AlgorithmEntry { label, spec, lr, batch, rounds, eval_every })
     }
+}
+
+// Asynchronous methods (specs/baselines.md §5–8, §11).
+impl RawAlgorithm {
+    fn async_spec(&self, at: &str, kind: &str, workers: usize) -> Result<AlgorithmSpec> {
+        use crate::algorithms::{fedbuff, rennala, rescaled_asgd, ringmaster};
+        let stale = self.stale.as_deref().unwrap_or("cancel");
+        let count = |key: &str, value: Option<u64>| -> Result<u64> {
+            match value {
+                None => Err(Error::Config(format!("{at}: {kind} needs {key}"))),
+                Some(0) => Err(Error::invalid(format!("{at}.{key}"), 0, "must be at least 1")),
+                Some(v) => Ok(v),
+            }
+        };
+        Ok(match kind {
+            "asgd" => AlgorithmSpec::Asgd {
+                stepsize: if self.delay_adaptive.unwrap_or(false) {
+                    AsgdStepsize::DelayAdaptive
+                } else {
+                    AsgdStepsize::Constant
+                },
+            },
+            "rescaled-asgd" => AlgorithmSpec::Asgd {
+                stepsize: AsgdStepsize::Rescaled {
+                    reference: rescaled_asgd::Reference::parse(
+                        &format!("{at}.reference"),
+                        self.reference.as_deref().unwrap_or("max"),
+                    )?,
+                    step_times: rescaled_asgd::StepTimes::parse(
+                        &format!("{at}.step_times"),
+                        self.step_times.as_deref().unwrap_or("model"),
+                    )?,
+                },
+            },
+            "rennala" | "malenia" => {
+                let batch = count("wait (the batch size S)", self.wait.map(|k| k as u64))?;
+                AlgorithmSpec::Rennala {
+                    rule: if kind == "rennala" {
+                        rennala::Rule::Rennala { batch }
+                    } else {
+                        rennala::Rule::Malenia { batch }
+                    },
+                    leftover: rennala::Leftover::parse(&format!("{at}.stale"), stale)?,
+                }
+            }
+            "ringmaster" => AlgorithmSpec::Ringmaster {
+                delay_threshold: count("delay_threshold (R)", self.delay_threshold)?,
+                rule: ringmaster::StaleRule::parse(&format!("{at}.stale"), stale)?,
+            },
+            "fedbuff" => {
+                let buffer = count("wait (the buffer size K)", self.wait.map(|k| k as u64))? as usize;
+                let local_steps = count("local_steps (Q)", self.local_steps.map(u64::from))? as u32;
+                let concurrency = self.concurrency.unwrap_or(workers);
+                if concurrency == 0 || concurrency > workers {
+                    return Err(Error::invalid(
+                        format!("{at}.concurrency (C)"),
+                        concurrency,
+                        format!("must be between 1 and M = {workers}"),
+                    ));
+                }
+                AlgorithmSpec::FedBuff {
+                    params: fedbuff::FedBuffParams {
+                        buffer,
+                        local_steps,
+                        staleness_exponent: non_negative(
+                            &format!("{at}.staleness_exponent"),
+                            self.staleness_exponent.unwrap_or(0.5),
+                        )?,
+                        server_lr: positive(&format!("{at}.server_lr"), self.server_lr.unwrap_or(1.0))?,
+                        concurrency,
+                    },
+                }
+            }
+            _ => unreachable!("called for the asynchronous methods only"),
+        })
+    }
+}
+
+/// Rescaled ASGD with model step times needs every worker's mean step time.
+fn check_rescaled_step_times(algorithms: &[AlgorithmEntry], compute: &ComputeTime, workers: usize) -> Result<()> {
+    use crate::algorithms::rescaled_asgd::StepTimes;
+    for a in algorithms {
+        if let AlgorithmSpec::Asgd { stepsize: AsgdStepsize::Rescaled { step_times: StepTimes::Model, .. } } = a.spec
+            && let Some(w) = (0..workers).find(|&w| compute.mean(w).is_none_or(|t| !(t.is_finite() && t > 0.0)))
+        {
+            return Err(Error::invalid(
+                format!("algorithm '{}' step_times", a.label),
+                "model",
+                format!(
+                    "needs a finite mean step time for every worker, but compute_time '{}' has none for worker {w} (use step_times = \"observed\")",
+                    compute.spec()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// TOML errors span several lines (with a caret diagram); keep the first meaningful ones.

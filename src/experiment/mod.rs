@@ -32,6 +32,13 @@ use crate::algorithms::ksync::KSync;
 use crate::algorithms::local_sgd::Pasgd;
 use crate::algorithms::round::RoundAlgorithm;
 use crate::algorithms::stsyn::Stsyn;
+// Asynchronous methods (specs/baselines.md §5–8, §11).
+use crate::algorithms::asgd::{Asgd, Stepsize};
+use crate::algorithms::fedbuff::FedBuff;
+use crate::algorithms::rennala::Rennala;
+use crate::algorithms::rescaled_asgd::{Rescaling, StepTimes};
+use crate::algorithms::ringmaster::Ringmaster;
+use crate::config::AsgdStepsize;
 use crate::config::{AlgorithmEntry, AlgorithmSpec, DataSource, Experiment, Problem};
 use crate::data::{self, Partition, Split};
 use crate::error::{Error, Result};
@@ -39,6 +46,7 @@ use crate::learner::{Classification, Learner, Objective, Quadratic, Shards};
 use crate::model::Network;
 use crate::rng::{Purpose, Seeds};
 use crate::sim::{Engine, RoundKernel, RoundSync};
+use crate::timing::ComputeTime;
 use crate::trace::csv::CsvSink;
 use crate::trace::file::PendingFile;
 use drivers::{AsyncTrainer, RoundTrainer};
@@ -140,7 +148,13 @@ fn seed_problem(exp: &Experiment, loaded: &Loaded, seeds: &Seeds) -> Result<Seed
             shards: make_shards(partition, split, exp.workers, seeds)?,
             train_eval: train_eval_indices(split.train.len(), *train_eval_samples, seeds),
         },
-        Loaded::Quadratic => SeedProblem::Quadratic(exp.problem.quadratic(seeds)?),
+        Loaded::Quadratic => {
+            let q = exp.problem.quadratic(seeds)?;
+            SeedProblem::Quadratic(match speed_weights(&exp.compute, exp.workers) {
+                Some(w) => q.with_reference_weights(&w)?,
+                None => q,
+            })
+        }
     })
 }
 
@@ -293,9 +307,53 @@ fn run_one(
             engine.run(&mut s, sink)?;
             s.into_hooks()
         }
+        // Asynchronous methods (specs/baselines.md §5–8, §11).
+        AlgorithmSpec::Asgd { stepsize } => {
+            let mut s = Asgd::new(m, u64::MAX, bytes, asgd_stepsize(stepsize, compute, m)?, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        AlgorithmSpec::Rennala { rule, leftover } => {
+            let mut s = Rennala::new(m, rule, leftover, u64::MAX, bytes, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        AlgorithmSpec::Ringmaster { delay_threshold, rule } => {
+            let mut s = Ringmaster::new(m, delay_threshold, rule, u64::MAX, bytes, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        AlgorithmSpec::FedBuff { params } => {
+            let rng = seeds.stream(Purpose::Algorithm, 0, 1);
+            let mut s = FedBuff::new(m, params, u64::MAX, bytes, hooks, rng);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
         _ => unreachable!("round-synchronous algorithms are handled above"),
     };
     hooks.monitor.finish(&hooks.learner)
+}
+
+/// ω_m = 1/E[τ_m], the weights of the objective vanilla asynchronous SGD converges to on
+/// heterogeneous data (specs/baselines.md §5), when every worker's mean step time is finite.
+fn speed_weights(compute: &ComputeTime, workers: usize) -> Option<Vec<f64>> {
+    (0..workers).map(|w| compute.mean(w).filter(|t| t.is_finite() && *t > 0.0).map(|t| 1.0 / t)).collect()
+}
+
+/// The stepsize rule of an ASGD entry; a model-based rescaling reads the per-worker mean step
+/// times τ_i of the compute-time model.
+fn asgd_stepsize(stepsize: AsgdStepsize, compute: &ComputeTime, workers: usize) -> Result<Stepsize> {
+    Ok(match stepsize {
+        AsgdStepsize::Constant => Stepsize::Constant,
+        AsgdStepsize::DelayAdaptive => Stepsize::DelayAdaptive,
+        AsgdStepsize::Rescaled { reference, step_times: StepTimes::Model } => {
+            let taus = (0..workers).map(|w| compute.mean(w).unwrap_or(f64::INFINITY)).collect();
+            Stepsize::Rescaled(Rescaling::from_model(taus, reference)?)
+        }
+        AsgdStepsize::Rescaled { reference, step_times: StepTimes::Observed } => {
+            Stepsize::Rescaled(Rescaling::observed(workers, reference))
+        }
+    })
 }
 
 fn seed_of(seeds: &Seeds) -> u64 {
