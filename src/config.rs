@@ -99,6 +99,14 @@ pub struct RawProblem {
     pub noise: Option<f64>,
     /// x⁰ (default 0).
     pub init: Option<Vec<f64>>,
+
+    // `logistic` (see `learner::logistic`); `dim` defaults to 100 there.
+    /// Training samples per worker (default 64).
+    pub samples_per_worker: Option<usize>,
+    /// λ, the L2 regularisation (default 1e-3).
+    pub ridge: Option<f64>,
+    /// h, how far each worker's planted vector is from the common one (default 1).
+    pub heterogeneity: Option<f64>,
 }
 
 /// `[cluster]`.
@@ -368,6 +376,19 @@ pub enum Problem {
         /// Training samples for the training loss.
         train_eval_samples: usize,
     },
+    /// L2-regularised logistic regression on synthetic per-worker data (`learner::logistic`).
+    Logistic {
+        /// M.
+        workers: usize,
+        /// d.
+        dim: usize,
+        /// n per worker.
+        samples: usize,
+        /// λ.
+        ridge: f64,
+        /// h.
+        heterogeneity: f64,
+    },
     /// Heterogeneous quadratics (`learner::quadratic`).
     Quadratic {
         /// M.
@@ -555,7 +576,45 @@ impl RawExperiment {
 
 impl RawProblem {
     fn validate(&self, workers: usize) -> Result<Problem> {
+        let set = |keys: &[(&'static str, bool)]| keys.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect::<Vec<_>>();
+        let quadratic_keys = set(&[
+            ("centers", self.centers.is_some()),
+            ("center_spread", self.center_spread.is_some()),
+            ("curvatures", self.curvatures.is_some()),
+            ("noise", self.noise.is_some()),
+            ("init", self.init.is_some()),
+        ]);
+        let logistic_keys = set(&[
+            ("samples_per_worker", self.samples_per_worker.is_some()),
+            ("ridge", self.ridge.is_some()),
+            ("heterogeneity", self.heterogeneity.is_some()),
+        ]);
+        let foreign = match self.kind.as_str() {
+            "quadratic" => logistic_keys.first(),
+            "logistic" => quadratic_keys.first(),
+            _ => None,
+        };
+        if let Some(key) = foreign {
+            return Err(Error::Config(format!("problem.{key} does not apply to kind = '{}'", self.kind)));
+        }
         match self.kind.as_str() {
+            "logistic" => {
+                let dim = self.dim.unwrap_or(100);
+                let samples = self.samples_per_worker.unwrap_or(64);
+                if dim == 0 {
+                    return Err(Error::invalid("problem.dim", 0, "must be at least 1"));
+                }
+                if samples == 0 {
+                    return Err(Error::invalid("problem.samples_per_worker", 0, "must be at least 1"));
+                }
+                Ok(Problem::Logistic {
+                    workers,
+                    dim,
+                    samples,
+                    ridge: non_negative("problem.ridge", self.ridge.unwrap_or(1e-3))?,
+                    heterogeneity: non_negative("problem.heterogeneity", self.heterogeneity.unwrap_or(1.0))?,
+                })
+            }
             "quadratic" => {
                 let dim = self
                     .dim
@@ -588,7 +647,7 @@ impl RawProblem {
                 problem.quadratic(&crate::rng::Seeds::new(0))?; // checks sizes and values
                 Ok(problem)
             }
-            other => Err(Error::invalid("problem.kind", other, "expected quadratic")),
+            other => Err(Error::invalid("problem.kind", other, "expected quadratic or logistic")),
         }
     }
 }
@@ -604,7 +663,17 @@ impl Problem {
                 };
                 crate::learner::Quadratic::new(centers, curvatures.clone(), *noise, init.clone())
             }
-            Problem::Network { .. } => Err(Error::Config("not a quadratic problem".into())),
+            Problem::Network { .. } | Problem::Logistic { .. } => Err(Error::Config("not a quadratic problem".into())),
+        }
+    }
+
+    /// The logistic-regression data of a seed.
+    pub fn logistic(&self, seeds: &crate::rng::Seeds) -> Result<crate::learner::LogisticData> {
+        match self {
+            Problem::Logistic { workers, dim, samples, ridge, heterogeneity } => {
+                crate::learner::LogisticData::generate(*workers, *dim, *samples, *ridge, *heterogeneity, seeds)
+            }
+            _ => Err(Error::Config("not a logistic problem".into())),
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::config::AsgdStepsize;
 use crate::config::{AlgorithmEntry, AlgorithmSpec, DataSource, Experiment, Problem};
 use crate::data::{self, Partition, Split};
 use crate::error::{Error, Result};
-use crate::learner::{Classification, Learner, Objective, Quadratic, Shards};
+use crate::learner::{Classification, Learner, Logistic, LogisticData, Objective, Quadratic, Shards};
 use crate::model::Network;
 use crate::rng::{Purpose, Seeds};
 use crate::sim::{Engine, RoundKernel, RoundSync};
@@ -108,12 +108,14 @@ fn train_eval_indices(n: usize, wanted: usize, seeds: &Seeds) -> Vec<u32> {
 enum Loaded {
     Network { net: Network, split: Split, partition: String, train_eval_samples: usize },
     Quadratic,
+    Logistic,
 }
 
 /// The data side of one seed.
 enum SeedProblem {
     Network { shards: Shards, train_eval: Vec<u32> },
     Quadratic(Quadratic),
+    Logistic(LogisticData),
 }
 
 /// Loads the network and data (or checks the synthetic problem) before any output is written.
@@ -139,6 +141,7 @@ fn load(exp: &Experiment) -> Result<Loaded> {
             exp.problem.quadratic(&Seeds::new(exp.seeds[0]))?;
             Ok(Loaded::Quadratic)
         }
+        Problem::Logistic { .. } => Ok(Loaded::Logistic),
     }
 }
 
@@ -148,6 +151,13 @@ fn seed_problem(exp: &Experiment, loaded: &Loaded, seeds: &Seeds) -> Result<Seed
             shards: make_shards(partition, split, exp.workers, seeds)?,
             train_eval: train_eval_indices(split.train.len(), *train_eval_samples, seeds),
         },
+        Loaded::Logistic => {
+            let data = exp.problem.logistic(seeds)?;
+            SeedProblem::Logistic(match speed_weights(&exp.compute, exp.workers) {
+                Some(w) => data.with_reference_weights(&w)?,
+                None => data,
+            })
+        }
         Loaded::Quadratic => {
             let q = exp.problem.quadratic(seeds)?;
             SeedProblem::Quadratic(match speed_weights(&exp.compute, exp.workers) {
@@ -204,6 +214,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
         for entry in &exp.algorithms {
             bar.set_message(format!("{} (seed {seed})", entry.label));
             let classification;
+            let logistic;
             let objective: &dyn Objective = match (&loaded, &problem) {
                 (Loaded::Network { net, split, .. }, SeedProblem::Network { shards, train_eval }) => {
                     classification = Classification {
@@ -218,7 +229,13 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
                     &classification
                 }
                 (_, SeedProblem::Quadratic(q)) => q,
-                (Loaded::Quadratic, SeedProblem::Network { .. }) => unreachable!("built from the same problem"),
+                (_, SeedProblem::Logistic(data)) => {
+                    logistic = Logistic { data, batch: entry.batch };
+                    &logistic
+                }
+                (Loaded::Quadratic | Loaded::Logistic, SeedProblem::Network { .. }) => {
+                    unreachable!("built from the same problem")
+                }
             };
             sink.relabel(&entry.label, seed);
             let result = run_one(exp, entry, objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;

@@ -20,6 +20,7 @@
 //! minibatches wherever its schedule allows (common random numbers).
 
 pub mod jobs;
+pub mod logistic;
 pub mod objective;
 pub mod quadratic;
 
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+pub use logistic::{Logistic, LogisticData};
 pub use objective::{Classification, Evaluation, Objective, Scratch, Shards};
 pub use quadratic::Quadratic;
 
