@@ -392,10 +392,10 @@ mod tests {
         let c = ComputeTime::parse("per_round(exp(mean=1))", "same", 1, Path::new(".")).unwrap();
         let seeds = Seeds::new(3);
         let mut k = c.clock(&seeds, 0, 5);
-        let a = c.next(0, &mut k);
-        assert_eq!(a, c.next(0, &mut k));
+        let a = c.next(0, &mut k, 0.0);
+        assert_eq!(a, c.next(0, &mut k, 0.0));
         c.rekey(&seeds, 0, 6, &mut k);
-        assert_ne!(a, c.next(0, &mut k));
+        assert_ne!(a, c.next(0, &mut k, 0.0));
     }
 
     #[test]
