@@ -8,6 +8,7 @@ use super::{
     TimingAlgorithm, kasync::KAsync, kbatch_async::KBatchAsync, kbatch_sync::KBatchSync, ksync, local_sgd, stsyn,
 };
 use super::{
+    asgd::{Asgd, Stepsize},
     delays::DelayStats,
     fedbuff::{FedBuff, FedBuffParams},
     rennala::{Leftover, Rennala, Rule},
@@ -468,6 +469,11 @@ impl TimingSetup {
             }
             TimingAlgorithm::FedBuff => {
                 let mut s = self.fedbuff();
+                Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
+            }
+            // Vanilla ASGD is async event for event (tests/asynchronous.rs) and reports delays.
+            TimingAlgorithm::Async => {
+                let mut s = Asgd::new(self.workers, self.rounds, self.model_bytes, Stepsize::Constant, ());
                 Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
             }
             _ => {
