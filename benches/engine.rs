@@ -70,6 +70,7 @@ fn stsyn_rounds(c: &mut Criterion) {
             model_bytes: 0,
             compute: ComputeTime::parse("exp(mean=1)", "same", m, Path::new(".")).unwrap(),
             comm: CommTime::ZERO,
+            asynchronous: Default::default(),
         };
         let updates = setup.simulate(EnginePath::Kernel, &mut NullSink).unwrap().updates;
         group.throughput(Throughput::Elements(updates));

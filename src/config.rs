@@ -106,6 +106,14 @@ pub struct RawProblem {
     pub multiplicative_noise: Option<f64>,
     /// `piecewise_quadratic`: μ (default 1).
     pub mu: Option<f64>,
+
+    // `logistic` (see `learner::logistic`); `dim` defaults to 100 there.
+    /// Training samples per worker (default 64).
+    pub samples_per_worker: Option<usize>,
+    /// λ, the L2 regularisation (default 1e-3).
+    pub ridge: Option<f64>,
+    /// h, how far each worker's planted vector is from the common one (default 1).
+    pub heterogeneity: Option<f64>,
 }
 
 /// `[cluster]`.
@@ -202,6 +210,26 @@ pub struct RawAlgorithm {
     pub rounds: Option<u64>,
     /// Override of the experiment's `eval_every`.
     pub eval_every: Option<u64>,
+
+    // Asynchronous methods (specs/baselines.md §5–8, §11). Rennala and Malenia read `wait` as
+    // their batch size S; FedBuff reads `wait` as its buffer size K and `local_steps` as Q.
+    /// asgd: γ_k = γ·min(1, M/δ_k) instead of γ (default false).
+    pub delay_adaptive: Option<bool>,
+    /// rescaled-asgd: τ_ref, `max` (default) or `mean`.
+    pub reference: Option<String>,
+    /// rescaled-asgd: τ_i from the compute-time `model` (default) or the `observed` running mean.
+    pub step_times: Option<String>,
+    /// ringmaster: R, the delay threshold.
+    #[serde(alias = "R")]
+    pub delay_threshold: Option<u64>,
+    /// rennala, malenia, ringmaster: stale work is `cancel`led (default) or `ignore`d.
+    pub stale: Option<String>,
+    /// fedbuff: a in the staleness weight 1/(1 + s)^a (default 0.5).
+    pub staleness_exponent: Option<f64>,
+    /// fedbuff: the server learning rate η_g (default 1).
+    pub server_lr: Option<f64>,
+    /// fedbuff: C, clients training at once (default M).
+    pub concurrency: Option<usize>,
 }
 
 /// How FLANP picks the workers that train.
@@ -293,6 +321,49 @@ pub enum AlgorithmSpec {
     LocalSgd(growing_intervals::Settings),
     /// Decentralized SGD with (dynamic) backup workers.
     Dbw(dbw::Settings),
+
+    // Asynchronous methods (specs/baselines.md §5–8, §11).
+    /// Asynchronous SGD, vanilla or delay-adaptive, or Rescaled ASGD.
+    Asgd {
+        /// The stepsize rule.
+        stepsize: AsgdStepsize,
+    },
+    /// Rennala or Malenia SGD.
+    Rennala {
+        /// When a round ends and how its gradients combine (with S).
+        rule: crate::algorithms::rennala::Rule,
+        /// What happens to computations running at the end of a round.
+        leftover: crate::algorithms::rennala::Leftover,
+    },
+    /// Ringmaster ASGD.
+    Ringmaster {
+        /// R.
+        delay_threshold: u64,
+        /// Version 1 (ignore) or 2 (cancel).
+        rule: crate::algorithms::ringmaster::StaleRule,
+    },
+    /// FedBuff.
+    FedBuff {
+        /// K, Q, a, η_g, C.
+        params: crate::algorithms::fedbuff::FedBuffParams,
+    },
+}
+
+/// The stepsize rule of an `asgd` or `rescaled-asgd` entry (the learner-independent part; a
+/// model-based rescaling gets its τ_i from the compute-time model when the run starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsgdStepsize {
+    /// γ.
+    Constant,
+    /// γ·min(1, M/δ).
+    DelayAdaptive,
+    /// γ·τ_i/τ_ref.
+    Rescaled {
+        /// τ_ref.
+        reference: crate::algorithms::rescaled_asgd::Reference,
+        /// Where τ_i comes from.
+        step_times: crate::algorithms::rescaled_asgd::StepTimes,
+    },
 }
 
 /// A checked `[[algorithms]]` entry with its resolved run settings.
@@ -372,6 +443,19 @@ pub enum Problem {
         noise: f64,
         /// x⁰.
         init: Vec<f64>,
+    },
+    /// L2-regularised logistic regression on synthetic per-worker data (`learner::logistic`).
+    Logistic {
+        /// M.
+        workers: usize,
+        /// d.
+        dim: usize,
+        /// n per worker.
+        samples: usize,
+        /// λ.
+        ridge: f64,
+        /// h.
+        heterogeneity: f64,
     },
     /// Heterogeneous quadratics (`learner::quadratic`).
     Quadratic {
@@ -542,6 +626,7 @@ impl RawExperiment {
             algorithms.push(entry);
         }
         check_overlap_algorithms(&mut algorithms, base, m, seeds[0], &compute)?;
+        check_rescaled_step_times(&algorithms, &compute, m)?;
         let mut resolved = self.clone();
         resolved.seeds = Some(seeds.clone());
         resolved.stsyn_version = Some(env!("CARGO_PKG_VERSION").to_string());
@@ -564,7 +649,45 @@ impl RawExperiment {
 
 impl RawProblem {
     fn validate(&self, workers: usize) -> Result<Problem> {
+        let set = |keys: &[(&'static str, bool)]| keys.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect::<Vec<_>>();
+        let quadratic_keys = set(&[
+            ("centers", self.centers.is_some()),
+            ("center_spread", self.center_spread.is_some()),
+            ("curvatures", self.curvatures.is_some()),
+            ("noise", self.noise.is_some()),
+            ("init", self.init.is_some()),
+        ]);
+        let logistic_keys = set(&[
+            ("samples_per_worker", self.samples_per_worker.is_some()),
+            ("ridge", self.ridge.is_some()),
+            ("heterogeneity", self.heterogeneity.is_some()),
+        ]);
+        let foreign = match self.kind.as_str() {
+            "quadratic" => logistic_keys.first(),
+            "logistic" => quadratic_keys.first(),
+            _ => None,
+        };
+        if let Some(key) = foreign {
+            return Err(Error::Config(format!("problem.{key} does not apply to kind = '{}'", self.kind)));
+        }
         match self.kind.as_str() {
+            "logistic" => {
+                let dim = self.dim.unwrap_or(100);
+                let samples = self.samples_per_worker.unwrap_or(64);
+                if dim == 0 {
+                    return Err(Error::invalid("problem.dim", 0, "must be at least 1"));
+                }
+                if samples == 0 {
+                    return Err(Error::invalid("problem.samples_per_worker", 0, "must be at least 1"));
+                }
+                Ok(Problem::Logistic {
+                    workers,
+                    dim,
+                    samples,
+                    ridge: non_negative("problem.ridge", self.ridge.unwrap_or(1e-3))?,
+                    heterogeneity: non_negative("problem.heterogeneity", self.heterogeneity.unwrap_or(1.0))?,
+                })
+            }
             "quadratic" => {
                 let dim = self
                     .dim
@@ -598,9 +721,11 @@ impl RawProblem {
                 Ok(problem)
             }
             "noisy_quadratic" | "piecewise_quadratic" => self.validate_homogeneous(workers),
-            other => {
-                Err(Error::invalid("problem.kind", other, "expected quadratic, noisy_quadratic or piecewise_quadratic"))
-            }
+            other => Err(Error::invalid(
+                "problem.kind",
+                other,
+                "expected quadratic, noisy_quadratic, piecewise_quadratic or logistic",
+            )),
         }
     }
 }
@@ -617,6 +742,16 @@ impl Problem {
                 crate::learner::Quadratic::new(centers, curvatures.clone(), *noise, init.clone())
             }
             _ => Err(Error::Config("not a quadratic problem".into())),
+        }
+    }
+
+    /// The logistic-regression data of a seed.
+    pub fn logistic(&self, seeds: &crate::rng::Seeds) -> Result<crate::learner::LogisticData> {
+        match self {
+            Problem::Logistic { workers, dim, samples, ridge, heterogeneity } => {
+                crate::learner::LogisticData::generate(*workers, *dim, *samples, *ridge, *heterogeneity, seeds)
+            }
+            _ => Err(Error::Config("not a logistic problem".into())),
         }
     }
 }
@@ -705,7 +840,15 @@ impl RawAlgorithm {
             backup,
             backup_workers,
             mixing,
-            order
+            order,
+            delay_adaptive,
+            reference,
+            step_times,
+            delay_threshold,
+            stale,
+            staleness_exponent,
+            server_lr,
+            concurrency
         );
         keys
     }
@@ -726,11 +869,16 @@ impl RawAlgorithm {
             "loscar" => &["local_steps", "compute_budget", "sparsity", "overlap_mode", "overlap_steps", "merge"],
             "local-sgd" => &["total_steps", "schedule", "step_size"],
             "dbw" => &["graph", "backup", "backup_workers", "mixing", "order"],
+            "asgd" => &["delay_adaptive"],
+            "rescaled-asgd" => &["reference", "step_times"],
+            "rennala" | "malenia" => &["wait", "stale"],
+            "ringmaster" => &["delay_threshold", "stale"],
+            "fedbuff" => &["wait", "local_steps", "staleness_exponent", "server_lr", "concurrency"],
             other => {
                 return Err(Error::invalid(
                     format!("{at}.name"),
                     other,
-                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync, kbatch-async, async, loscar, local-sgd or dbw)",
+                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync, kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster, fedbuff, loscar, local-sgd or dbw)",
                 ));
             }
         };
@@ -841,6 +989,9 @@ impl RawAlgorithm {
             "loscar" => AlgorithmSpec::Loscar(self.loscar_settings(&at)?),
             "local-sgd" => AlgorithmSpec::LocalSgd(self.local_sgd_settings(&at)?),
             "dbw" => AlgorithmSpec::Dbw(self.dbw_settings(&at)?),
+            "asgd" | "rescaled-asgd" | "rennala" | "malenia" | "ringmaster" | "fedbuff" => {
+                self.async_spec(&at, &kind, workers)?
+            }
             _ => unreachable!("checked above"),
         };
         let lr = positive(&format!("{at}.lr"), self.lr.unwrap_or(exp.model.lr))?;
@@ -1062,6 +1213,102 @@ fn check_overlap_algorithms(
                 loscar::steps_per_worker(settings.local_steps, compute, workers)?;
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+// Asynchronous methods (specs/baselines.md §5–8, §11).
+impl RawAlgorithm {
+    fn async_spec(&self, at: &str, kind: &str, workers: usize) -> Result<AlgorithmSpec> {
+        use crate::algorithms::{fedbuff, rennala, rescaled_asgd, ringmaster};
+        let stale = self.stale.as_deref().unwrap_or("cancel");
+        let count = |key: &str, value: Option<u64>| -> Result<u64> {
+            match value {
+                None => Err(Error::Config(format!("{at}: {kind} needs {key}"))),
+                Some(0) => Err(Error::invalid(format!("{at}.{key}"), 0, "must be at least 1")),
+                Some(v) => Ok(v),
+            }
+        };
+        Ok(match kind {
+            "asgd" => AlgorithmSpec::Asgd {
+                stepsize: if self.delay_adaptive.unwrap_or(false) {
+                    AsgdStepsize::DelayAdaptive
+                } else {
+                    AsgdStepsize::Constant
+                },
+            },
+            "rescaled-asgd" => AlgorithmSpec::Asgd {
+                stepsize: AsgdStepsize::Rescaled {
+                    reference: rescaled_asgd::Reference::parse(
+                        &format!("{at}.reference"),
+                        self.reference.as_deref().unwrap_or("max"),
+                    )?,
+                    step_times: rescaled_asgd::StepTimes::parse(
+                        &format!("{at}.step_times"),
+                        self.step_times.as_deref().unwrap_or("model"),
+                    )?,
+                },
+            },
+            "rennala" | "malenia" => {
+                let batch = count("wait (the batch size S)", self.wait.map(|k| k as u64))?;
+                AlgorithmSpec::Rennala {
+                    rule: if kind == "rennala" {
+                        rennala::Rule::Rennala { batch }
+                    } else {
+                        rennala::Rule::Malenia { batch }
+                    },
+                    leftover: rennala::Leftover::parse(&format!("{at}.stale"), stale)?,
+                }
+            }
+            "ringmaster" => AlgorithmSpec::Ringmaster {
+                delay_threshold: count("delay_threshold (R)", self.delay_threshold)?,
+                rule: ringmaster::StaleRule::parse(&format!("{at}.stale"), stale)?,
+            },
+            "fedbuff" => {
+                let buffer = count("wait (the buffer size K)", self.wait.map(|k| k as u64))? as usize;
+                let local_steps = count("local_steps (Q)", self.local_steps.map(u64::from))? as u32;
+                let concurrency = self.concurrency.unwrap_or(workers);
+                if concurrency == 0 || concurrency > workers {
+                    return Err(Error::invalid(
+                        format!("{at}.concurrency (C)"),
+                        concurrency,
+                        format!("must be between 1 and M = {workers}"),
+                    ));
+                }
+                AlgorithmSpec::FedBuff {
+                    params: fedbuff::FedBuffParams {
+                        buffer,
+                        local_steps,
+                        staleness_exponent: non_negative(
+                            &format!("{at}.staleness_exponent"),
+                            self.staleness_exponent.unwrap_or(0.5),
+                        )?,
+                        server_lr: positive(&format!("{at}.server_lr"), self.server_lr.unwrap_or(1.0))?,
+                        concurrency,
+                    },
+                }
+            }
+            _ => unreachable!("called for the asynchronous methods only"),
+        })
+    }
+}
+
+/// Rescaled ASGD with model step times needs every worker's mean step time.
+fn check_rescaled_step_times(algorithms: &[AlgorithmEntry], compute: &ComputeTime, workers: usize) -> Result<()> {
+    use crate::algorithms::rescaled_asgd::StepTimes;
+    for a in algorithms {
+        if let AlgorithmSpec::Asgd { stepsize: AsgdStepsize::Rescaled { step_times: StepTimes::Model, .. } } = a.spec
+            && let Some(w) = (0..workers).find(|&w| compute.mean(w).is_none_or(|t| !(t.is_finite() && t > 0.0)))
+        {
+            return Err(Error::invalid(
+                format!("algorithm '{}' step_times", a.label),
+                "model",
+                format!(
+                    "needs a finite mean step time for every worker, but compute_time '{}' has none for worker {w} (use step_times = \"observed\")",
+                    compute.spec()
+                ),
+            ));
         }
     }
     Ok(())

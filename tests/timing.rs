@@ -20,6 +20,7 @@ fn setup(alg: TimingAlgorithm, m: usize, k: usize, u: u32, rounds: u64, compute:
         model_bytes: 1000,
         compute: ComputeTime::parse(compute, "same", m, Path::new(".")).unwrap(),
         comm: CommTime::ZERO,
+        asynchronous: Default::default(),
     }
 }
 

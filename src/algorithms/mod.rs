@@ -2,9 +2,17 @@
 //! FedNova, K-sync: every worker restarts from the global model each round) implements
 //! [`round::RoundAlgorithm`]: it plans each round as a [`RoundPlan`](crate::sim::RoundPlan), played
 //! by the engine or by the per-round kernel, and derives the round's training jobs from its
-//! outcome. The asynchronous family (K-batch-sync, K-async, K-batch-async, async SGD) are
-//! event-driven strategies generic over [`hooks::ServerHooks`]. [`timing`] runs any of them
-//! without training and collects round statistics.
+//! outcome. The asynchronous family (K-batch-sync, K-async, K-batch-async) are event-driven
+//! strategies generic over [`hooks::ServerHooks`]. [`timing`] runs any of them without training
+//! and collects round statistics.
+//!
+//! The asynchronous methods of the time-complexity literature are event-driven strategies too,
+//! each with its staleness and cancellation rule: [`asgd`] (vanilla and delay-adaptive ASGD),
+//! [`rescaled_asgd`] (its stepsize rule), [`rennala`] (Rennala and Malenia SGD), [`ringmaster`]
+//! and [`fedbuff`]; [`delays`] keeps their staleness statistics. The methods of the related
+//! papers with per-worker models: [`loscar`] (LOSCAR-SGD), [`growing_intervals`] (local SGD on a
+//! communication schedule, one-shot averaging) and [`dbw`] (decentralized SGD with backup
+//! workers).
 
 pub mod adacomm;
 pub mod fednova;
@@ -24,6 +32,13 @@ pub mod dbw;
 pub mod growing_intervals;
 pub mod loscar;
 pub mod traffic;
+// Asynchronous methods (specs/baselines.md §5–8, §11).
+pub mod asgd;
+pub mod delays;
+pub mod fedbuff;
+pub mod rennala;
+pub mod rescaled_asgd;
+pub mod ringmaster;
 
 use crate::error::{Error, Result};
 
@@ -44,11 +59,19 @@ pub enum TimingAlgorithm {
     KBatchAsync,
     /// Asynchronous SGD: an update per gradient.
     Async,
+    /// Rennala SGD: rounds of S = K gradients at one point (specs/baselines.md §6).
+    Rennala,
+    /// Malenia SGD: rounds until the harmonic mean of the per-worker counts reaches S/M = K/M.
+    Malenia,
+    /// Ringmaster ASGD: asynchronous SGD with delay threshold R (specs/baselines.md §7).
+    Ringmaster,
+    /// FedBuff: clients run U local steps, the server updates every K uploads (§11).
+    FedBuff,
 }
 
 impl TimingAlgorithm {
     /// Every algorithm with its name.
-    pub const ALL: [(TimingAlgorithm, &'static str); 7] = [
+    pub const ALL: [(TimingAlgorithm, &'static str); 11] = [
         (TimingAlgorithm::Stsyn, "stsyn"),
         (TimingAlgorithm::Sync, "sync"),
         (TimingAlgorithm::KSync, "ksync"),
@@ -56,6 +79,10 @@ impl TimingAlgorithm {
         (TimingAlgorithm::KAsync, "kasync"),
         (TimingAlgorithm::KBatchAsync, "kbatch-async"),
         (TimingAlgorithm::Async, "async"),
+        (TimingAlgorithm::Rennala, "rennala"),
+        (TimingAlgorithm::Malenia, "malenia"),
+        (TimingAlgorithm::Ringmaster, "ringmaster"),
+        (TimingAlgorithm::FedBuff, "fedbuff"),
     ];
 
     /// Parses a name (`-` and `_` are interchangeable, case-insensitive).
@@ -74,11 +101,22 @@ impl TimingAlgorithm {
 
     /// True when the algorithm has local steps U (the others compute one gradient per job).
     pub fn has_local_steps(self) -> bool {
-        matches!(self, TimingAlgorithm::Stsyn | TimingAlgorithm::Sync)
+        matches!(self, TimingAlgorithm::Stsyn | TimingAlgorithm::Sync | TimingAlgorithm::FedBuff)
     }
 
-    /// True when the algorithm takes K (sync waits for all, async for one).
+    /// True when the algorithm takes K (sync waits for all, async for one; Rennala and Malenia
+    /// read it as the batch size S, FedBuff as its buffer size; Ringmaster takes R instead).
     pub fn has_wait(self) -> bool {
-        !matches!(self, TimingAlgorithm::Sync | TimingAlgorithm::Async)
+        !matches!(self, TimingAlgorithm::Sync | TimingAlgorithm::Async | TimingAlgorithm::Ringmaster)
+    }
+
+    /// True when the algorithm takes the delay threshold R.
+    pub fn has_delay_threshold(self) -> bool {
+        self == TimingAlgorithm::Ringmaster
+    }
+
+    /// True when stale work can be cancelled or ignored (Rennala, Malenia, Ringmaster).
+    pub fn has_stale_rule(self) -> bool {
+        matches!(self, TimingAlgorithm::Rennala | TimingAlgorithm::Malenia | TimingAlgorithm::Ringmaster)
     }
 }

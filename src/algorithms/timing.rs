@@ -7,10 +7,17 @@ use std::time::Instant;
 use super::{
     TimingAlgorithm, kasync::KAsync, kbatch_async::KBatchAsync, kbatch_sync::KBatchSync, ksync, local_sgd, stsyn,
 };
+use super::{
+    asgd::{Asgd, Stepsize},
+    delays::DelayStats,
+    fedbuff::{FedBuff, FedBuffParams},
+    rennala::{Leftover, Rennala, Rule},
+    ringmaster::{Ringmaster, StaleRule},
+};
 use crate::error::{Error, Result};
-use crate::rng::Seeds;
-use crate::sim::{Algorithm, Engine, FixedRounds, RoundKernel, RoundPlan, RoundSync, Running};
-use crate::theory::{self, dutta, dutta::UpdateTime};
+use crate::rng::{Purpose, Seeds};
+use crate::sim::{Algorithm, Engine, EngineStats, FixedRounds, RoundKernel, RoundPlan, RoundSync, Running};
+use crate::theory::{self, dutta, dutta::UpdateTime, fixed};
 use crate::timing::{CommTime, ComputeTime, Dist};
 use crate::trace::{RoundRecord, Sink};
 
@@ -60,6 +67,22 @@ pub struct TimingSetup {
     pub compute: ComputeTime,
     /// Message durations.
     pub comm: CommTime,
+    /// Knobs of the asynchronous methods.
+    pub asynchronous: AsyncKnobs,
+}
+
+/// Knobs of Rennala, Malenia, Ringmaster and FedBuff in timing-only runs (the other algorithms
+/// take none). Their K is the wait field (S for Rennala and Malenia, the buffer size for
+/// FedBuff) and FedBuff's Q is the local-steps field U.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AsyncKnobs {
+    /// R: Ringmaster's delay threshold (required for ringmaster).
+    pub delay_threshold: Option<u64>,
+    /// Ignore stale work instead of cancelling it: Ringmaster version 1, or Rennala/Malenia
+    /// letting leftover computations finish.
+    pub ignore_stale: bool,
+    /// C: FedBuff's clients training at once (default M).
+    pub concurrency: Option<usize>,
 }
 
 /// Round statistics of a run.
@@ -81,6 +104,12 @@ pub struct TimingOutcome {
     pub sim_time: f64,
     /// Wall-clock seconds spent simulating.
     pub wall_seconds: f64,
+    /// Delays of applied results, ignored and cancelled work (asynchronous methods of
+    /// specs/baselines.md §5–8, §11).
+    pub delays: Option<DelayStats>,
+    /// Ringmaster: the longest time any R consecutive updates took, from the update before them
+    /// (or time 0), to compare with t(R).
+    pub max_window: Option<f64>,
 }
 
 /// Closed-form values of the three statistics (None where no closed form is known).
@@ -107,7 +136,10 @@ impl TimingSetup {
         if k == 0 {
             return Err(Error::invalid("wait (K)", k, "must be at least 1"));
         }
-        if k > m {
+        // Rennala's and Malenia's S and FedBuff's buffer count results, not distinct workers.
+        let counts_results =
+            matches!(self.algorithm, TimingAlgorithm::Rennala | TimingAlgorithm::Malenia | TimingAlgorithm::FedBuff);
+        if k > m && !counts_results {
             return Err(Error::invalid("wait (K)", k, format!("must be at most M = {m}")));
         }
         if u == 0 {
@@ -124,7 +156,7 @@ impl TimingSetup {
                 return Err(Error::invalid("max steps", cap, format!("must be at least U = {u}")));
             }
         }
-        Ok(())
+        self.check_async_knobs()
     }
 
     /// The round plan, for algorithms that restart every worker each round.
@@ -146,6 +178,9 @@ impl TimingSetup {
             (TimingAlgorithm::KAsync, _) => Box::new(KAsync::new(m, k, r, b, ())),
             (TimingAlgorithm::KBatchAsync, _) => Box::new(KBatchAsync::new(m, k, r, b, ())),
             (TimingAlgorithm::Async, _) => Box::new(KBatchAsync::new(m, 1, r, b, ())),
+            (TimingAlgorithm::Rennala | TimingAlgorithm::Malenia, _) => Box::new(self.rennala()),
+            (TimingAlgorithm::Ringmaster, _) => Box::new(self.ringmaster()),
+            (TimingAlgorithm::FedBuff, _) => Box::new(self.fedbuff()),
             (a, None) => unreachable!("{a:?} has a round plan"),
         }
     }
@@ -172,7 +207,8 @@ impl TimingSetup {
             (EnginePath::Kernel, Some(_)) => true,
             (EnginePath::Auto, plan) => plan.is_some() && !sink.wants_events(),
         };
-        let mut collect = Collect { workers: self.workers as f64, outcome: TimingOutcome::default(), sink };
+        let mut collect =
+            Collect { workers: self.workers as f64, outcome: TimingOutcome::default(), sink, window: None };
         let seeds = Seeds::new(self.seed);
         let clock = Instant::now();
         if use_kernel {
@@ -183,8 +219,12 @@ impl TimingSetup {
             collect.outcome.sim_time = end;
         } else {
             let mut engine = Engine::new(self.workers, &self.compute, &self.comm, seeds);
-            let mut strategy = self.strategy();
-            let stats = engine.run(strategy.as_mut(), &mut collect)?;
+            if let Some(r) = self.asynchronous.delay_threshold {
+                collect.window = Some(Window::new(r));
+            }
+            let (stats, delays) = self.run_on_engine(&mut engine, &mut collect)?;
+            collect.outcome.delays = delays;
+            collect.outcome.max_window = collect.window.as_ref().and_then(|w| w.max);
             collect.outcome.engine = "heap";
             collect.outcome.events = stats.events;
             collect.outcome.sim_time = stats.end_time;
@@ -199,6 +239,32 @@ struct Collect<'a> {
     workers: f64,
     outcome: TimingOutcome,
     sink: &'a mut dyn Sink,
+    window: Option<Window>,
+}
+
+/// The longest span of R consecutive updates: from the end of the update before them (time 0
+/// for the first R) to the end of the last.
+struct Window {
+    r: usize,
+    ends: std::collections::VecDeque<f64>,
+    max: Option<f64>,
+}
+
+impl Window {
+    fn new(r: u64) -> Self {
+        let r = r as usize;
+        let mut ends = std::collections::VecDeque::with_capacity(r.min(1 << 20) + 1);
+        ends.push_back(0.0);
+        Window { r, ends, max: None }
+    }
+
+    fn push(&mut self, end: f64) {
+        self.ends.push_back(end);
+        if self.ends.len() > self.r {
+            let span = end - self.ends.pop_front().expect("not empty");
+            self.max = Some(self.max.map_or(span, |m: f64| m.max(span)));
+        }
+    }
 }
 
 impl Sink for Collect<'_> {
@@ -214,6 +280,9 @@ impl Sink for Collect<'_> {
         o.updates_per_worker.push(r.updates as f64 / self.workers);
         o.uploaders.push(r.uploaders as f64);
         o.updates += r.updates;
+        if let Some(w) = &mut self.window {
+            w.push(r.end);
+        }
         self.sink.round(r)
     }
 }
@@ -226,6 +295,9 @@ impl TimingSetup {
         let none = TheoryValues::default();
         if !self.comm.is_zero() {
             return Ok(none);
+        }
+        if let Some(values) = self.fixed_model_theory()? {
+            return Ok(values);
         }
         let (m, k, u) = (self.workers, self.wait, self.local_steps);
         let (mf, kf) = (m as f64, k as f64);
@@ -298,6 +370,10 @@ impl TimingSetup {
                         updates_per_worker: Some(1.0 / mf),
                         uploaders: Some(1.0),
                     },
+                    TimingAlgorithm::Rennala
+                    | TimingAlgorithm::Malenia
+                    | TimingAlgorithm::Ringmaster
+                    | TimingAlgorithm::FedBuff => none,
                     TimingAlgorithm::Stsyn | TimingAlgorithm::Sync => unreachable!("handled above"),
                 }
             }
@@ -314,5 +390,175 @@ impl TimingSetup {
             }
             _ => Ok(None),
         }
+    }
+}
+
+// Asynchronous methods (specs/baselines.md §5–8, §11): strategies, checks and fixed-model oracles.
+impl TimingSetup {
+    fn check_async_knobs(&self) -> Result<()> {
+        let (a, knobs) = (self.algorithm, &self.asynchronous);
+        match (a.has_delay_threshold(), knobs.delay_threshold) {
+            (true, None) => return Err(Error::invalid("delay threshold (R)", "(missing)", "ringmaster needs R")),
+            (true, Some(0)) => return Err(Error::invalid("delay threshold (R)", 0, "must be at least 1")),
+            (false, Some(r)) => {
+                return Err(Error::invalid(
+                    "delay threshold (R)",
+                    r,
+                    format!("applies only to ringmaster, not {}", a.name()),
+                ));
+            }
+            _ => {}
+        }
+        if knobs.ignore_stale && !a.has_stale_rule() {
+            return Err(Error::invalid(
+                "ignore stale",
+                true,
+                format!("applies only to rennala, malenia and ringmaster, not {}", a.name()),
+            ));
+        }
+        match (a, knobs.concurrency) {
+            (TimingAlgorithm::FedBuff, Some(c)) if c == 0 || c > self.workers => {
+                Err(Error::invalid("concurrency (C)", c, format!("must be between 1 and M = {}", self.workers)))
+            }
+            (TimingAlgorithm::FedBuff, _) | (_, None) => Ok(()),
+            (_, Some(c)) => {
+                Err(Error::invalid("concurrency (C)", c, format!("applies only to fedbuff, not {}", a.name())))
+            }
+        }
+    }
+
+    fn rennala(&self) -> Rennala {
+        let (s, rounds) = (self.wait as u64, self.rounds);
+        let rule = match self.algorithm {
+            TimingAlgorithm::Malenia => Rule::Malenia { batch: s },
+            _ => Rule::Rennala { batch: s },
+        };
+        let leftover = if self.asynchronous.ignore_stale { Leftover::Ignore } else { Leftover::Cancel };
+        Rennala::new(self.workers, rule, leftover, rounds, self.model_bytes, ())
+    }
+
+    fn ringmaster(&self) -> Ringmaster {
+        let rule = if self.asynchronous.ignore_stale { StaleRule::Ignore } else { StaleRule::Cancel };
+        let r = self.asynchronous.delay_threshold.expect("checked");
+        Ringmaster::new(self.workers, r, rule, self.rounds, self.model_bytes, ())
+    }
+
+    fn fedbuff(&self) -> FedBuff {
+        let params = FedBuffParams {
+            buffer: self.wait,
+            local_steps: self.local_steps,
+            staleness_exponent: 0.5,
+            server_lr: 1.0,
+            concurrency: self.asynchronous.concurrency.unwrap_or(self.workers),
+        };
+        let rng = Seeds::new(self.seed).stream(Purpose::Algorithm, 0, 1);
+        FedBuff::new(self.workers, params, self.rounds, self.model_bytes, (), rng)
+    }
+
+    /// Runs the algorithm's event-driven strategy; the asynchronous methods also report their
+    /// delays.
+    fn run_on_engine(&self, engine: &mut Engine, sink: &mut dyn Sink) -> Result<(EngineStats, Option<DelayStats>)> {
+        match self.algorithm {
+            TimingAlgorithm::Rennala | TimingAlgorithm::Malenia => {
+                let mut s = self.rennala();
+                Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
+            }
+            TimingAlgorithm::Ringmaster => {
+                let mut s = self.ringmaster();
+                Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
+            }
+            TimingAlgorithm::FedBuff => {
+                let mut s = self.fedbuff();
+                Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
+            }
+            // Vanilla ASGD is async event for event (tests/asynchronous.rs) and reports delays.
+            TimingAlgorithm::Async => {
+                let mut s = Asgd::new(self.workers, self.rounds, self.model_bytes, Stepsize::Constant, ());
+                Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
+            }
+            _ => {
+                let mut s = self.strategy();
+                Ok((engine.run(s.as_mut(), sink)?, None))
+            }
+        }
+    }
+
+    /// Exact oracles of the fixed computation model (every step of worker i takes τ_i, zero
+    /// communication; specs/baselines.md §5, §6.3, §14), where they apply:
+    ///
+    /// - async: the k-th update happens at the k-th smallest completion time k'·τ_i, so the mean
+    ///   time between updates over R rounds is T(R)/R with T(R) = min{t : Σ_i ⌊t/τ_i⌋ ≥ R};
+    /// - rennala (cancel): every round takes T_round(S) = min{t : Σ_i ⌊t/τ_i⌋ ≥ S};
+    /// - malenia (cancel): every round takes the Malenia round time;
+    /// - ringmaster with R above the largest possible delay: it is vanilla ASGD;
+    /// - fedbuff with C = M: clients upload every Q·τ_i, so the mean time between updates is
+    ///   T'(K·R)/R with the same count over the times Q·τ_i;
+    /// - sync: every round takes U·max_i τ_i.
+    ///
+    /// None when the model is not the fixed one; Some(no values) for the other algorithms.
+    pub fn fixed_model_theory(&self) -> Result<Option<TheoryValues>> {
+        let Some(taus) = self.compute.fixed_times(self.workers) else { return Ok(None) };
+        if !self.comm.is_zero() {
+            return Ok(None);
+        }
+        let (m, k, u, rounds) = (self.workers as f64, self.wait as u64, self.local_steps, self.rounds);
+        let none = TheoryValues::default();
+        let asgd_mean =
+            |taus: &[f64], events: u64| -> Result<f64> { Ok(fixed::rennala_round_time(taus, events)? / rounds as f64) };
+        let cancel = !self.asynchronous.ignore_stale;
+        let values = match self.algorithm {
+            TimingAlgorithm::Async => TheoryValues {
+                round_time: Some(asgd_mean(&taus, rounds)?),
+                updates_per_worker: Some(1.0 / m),
+                uploaders: Some(1.0),
+            },
+            TimingAlgorithm::Ringmaster
+                if taus.len() <= 4096
+                    && self.asynchronous.delay_threshold.expect("checked") > fixed::asgd_max_delay(&taus)? =>
+            {
+                TheoryValues {
+                    round_time: Some(asgd_mean(&taus, rounds)?),
+                    updates_per_worker: Some(1.0 / m),
+                    uploaders: Some(1.0),
+                }
+            }
+            TimingAlgorithm::Rennala if cancel => TheoryValues {
+                round_time: Some(fixed::rennala_round_time(&taus, k)?),
+                updates_per_worker: Some(k as f64 / m),
+                uploaders: None,
+            },
+            TimingAlgorithm::Malenia if cancel => TheoryValues {
+                round_time: Some(fixed::malenia_round_time(&taus, k)?),
+                updates_per_worker: None,
+                uploaders: Some(m),
+            },
+            TimingAlgorithm::FedBuff if self.asynchronous.concurrency.is_none_or(|c| c == self.workers) => {
+                let client_times: Vec<f64> = taus.iter().map(|t| t * u as f64).collect();
+                TheoryValues {
+                    round_time: Some(asgd_mean(&client_times, k * rounds)?),
+                    updates_per_worker: Some((k * u as u64) as f64 / m),
+                    uploaders: None,
+                }
+            }
+            TimingAlgorithm::Sync => TheoryValues {
+                round_time: Some(u as f64 * fixed::sync_round_time(&taus)?),
+                updates_per_worker: Some(u as f64),
+                uploaders: Some(m),
+            },
+            _ => none,
+        };
+        Ok(Some(values))
+    }
+
+    /// Ringmaster's Lemma 4.1 bound t(R) = 2·min_m (R + m)/Σ_{i≤m} 1/τ_i on any R consecutive
+    /// updates, in the fixed model with zero communication (None otherwise).
+    pub fn window_bound(&self) -> Result<Option<f64>> {
+        let (Some(r), Some(taus)) = (self.asynchronous.delay_threshold, self.compute.fixed_times(self.workers)) else {
+            return Ok(None);
+        };
+        if !self.comm.is_zero() || self.algorithm != TimingAlgorithm::Ringmaster {
+            return Ok(None);
+        }
+        Ok(Some(fixed::ringmaster_window_time(&taus, r)?))
     }
 }

@@ -6,27 +6,40 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::algorithms::TimingAlgorithm;
-use crate::algorithms::timing::{EnginePath, TheoryValues, TimingOutcome, TimingSetup};
+use crate::algorithms::timing::{AsyncKnobs, EnginePath, TheoryValues, TimingOutcome, TimingSetup};
 use crate::error::{Error, Result};
 use crate::sim::Running;
+use crate::theory::fixed;
 use crate::timing::{CommTime, ComputeTime, Link};
 use crate::trace::csv::CsvSink;
 
 /// Flags of `stsyn timing` and `stsyn theory`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// stsyn, sync, ksync, kbatch-sync, kasync, kbatch-async or async.
+    /// stsyn, sync, ksync, kbatch-sync, kasync, kbatch-async, async, rennala, malenia,
+    /// ringmaster or fedbuff.
     #[arg(long, default_value = "stsyn")]
     algorithm: String,
     /// M: number of workers.
     #[arg(short = 'M', long)]
     workers: usize,
-    /// K: number of workers (or gradients) the server waits for.
+    /// K: number of workers (or gradients) the server waits for (rennala, malenia: the batch
+    /// size S; fedbuff: the buffer size).
     #[arg(short = 'K', long)]
     wait: Option<usize>,
-    /// U: local updates per worker per round (stsyn, sync).
+    /// U: local updates per worker per round (stsyn, sync; fedbuff: Q local steps per client).
     #[arg(short = 'U', long)]
     local_steps: Option<u32>,
+    /// R: Ringmaster's delay threshold.
+    #[arg(short = 'R', long)]
+    delay_threshold: Option<u64>,
+    /// Ignore stale work instead of cancelling it (ringmaster: version 1; rennala, malenia:
+    /// computations still running at the end of a round finish and are ignored).
+    #[arg(long)]
+    ignore_stale: bool,
+    /// C: FedBuff's clients training at once (default M).
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Duration of one local step, e.g. 'exp(mean=1)', 'pareto(shape=2.5)', 'const(1)',
     /// 'per_round(lomax_mix(low=1e4, high=2e4))', 'trace(file.csv)'.
     #[arg(long, default_value = "exp(mean=1.0)")]
@@ -88,8 +101,11 @@ impl Args {
             (TimingAlgorithm::Async, Some(k)) if k != 1 => {
                 return Err(Error::invalid("--wait (K)", k, "async updates on every gradient; omit -K"));
             }
+            (TimingAlgorithm::Ringmaster, Some(k)) => {
+                return Err(Error::invalid("--wait (K)", k, "ringmaster updates on every gradient; give -R, not -K"));
+            }
             (TimingAlgorithm::Sync, _) => m,
-            (TimingAlgorithm::Async, _) => 1,
+            (TimingAlgorithm::Async | TimingAlgorithm::Ringmaster, _) => 1,
             (_, Some(k)) => k,
             (_, None) => {
                 return Err(Error::invalid("--wait (K)", "(missing)", format!("{name} needs -K")));
@@ -124,6 +140,11 @@ impl Args {
             model_bytes: self.model_bytes,
             compute: ComputeTime::parse(&self.compute_time, &self.speeds, m, Path::new("."))?,
             comm,
+            asynchronous: AsyncKnobs {
+                delay_threshold: self.delay_threshold,
+                ignore_stale: self.ignore_stale,
+                concurrency: self.concurrency,
+            },
         };
         setup.check()?;
         Ok(setup)
@@ -151,7 +172,12 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
     let setup = args.setup()?;
     let theory = setup.theory()?;
     if args.json {
-        let value = json!({ "setup": setup_json(&setup), "theory": theory_json(&theory), "updates_distribution": setup.updates_distribution()? });
+        let value = json!({
+            "setup": setup_json(&setup),
+            "theory": theory_json(&theory),
+            "updates_distribution": setup.updates_distribution()?,
+            "fixed_model": fixed_model_json(&setup)?,
+        });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!("{}, compute time {}", headline(&setup), setup.compute.spec());
@@ -165,6 +191,7 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
         if let Some(p) = setup.updates_distribution()? {
             println!("  P(N_m = n), n < U:   {}", p.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(", "));
         }
+        print_fixed_model_oracles(&setup)?;
     }
     Ok(())
 }
@@ -179,6 +206,15 @@ fn headline(s: &TimingSetup) -> String {
     }
     if let Some(cap) = s.max_steps {
         h += &format!(", at most {cap} steps");
+    }
+    if let Some(r) = s.asynchronous.delay_threshold {
+        h += &format!(", R = {r}");
+    }
+    if s.asynchronous.ignore_stale {
+        h += ", stale work ignored";
+    }
+    if let Some(c) = s.asynchronous.concurrency {
+        h += &format!(", C = {c}");
     }
     h
 }
@@ -204,12 +240,102 @@ fn print_table(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) {
         };
         println!("  {name:<20} {:>26} {theory_text:>14} {dev:>12}", format!("{:.6} ± {:.6}", sim.mean(), sim.se()));
     }
+    if let Some(d) = &o.delays {
+        println!(
+            "  delays of applied results: mean {:.3}, max {}; ignored {}, cancelled {}",
+            d.mean(),
+            d.max,
+            d.ignored,
+            d.cancelled
+        );
+    }
+    if let Some(w) = o.max_window {
+        let bound = s.window_bound().ok().flatten();
+        let r = s.asynchronous.delay_threshold.unwrap_or(0);
+        match bound {
+            Some(b) => println!(
+                "  longest span of R = {r} updates: {w:.6} (bound t(R) = {b:.6}, {})",
+                if w <= b { "within" } else { "EXCEEDED" }
+            ),
+            None => println!("  longest span of R = {r} updates: {w:.6}"),
+        }
+    }
     println!(
         "  simulated {} local updates in {:.3} s: {:.4e} updates/s",
         o.updates,
         o.wall_seconds,
         updates_per_second(o)
     );
+}
+
+/// The fixed-model oracles of specs/baselines.md §14 that go beyond the three statistics.
+fn print_fixed_model_oracles(s: &TimingSetup) -> Result<()> {
+    let Some(taus) = s.compute.fixed_times(s.workers) else { return Ok(()) };
+    if !s.comm.is_zero() {
+        return Ok(());
+    }
+    println!("  fixed model, τ = {}", summarise_taus(&taus));
+    match s.algorithm {
+        TimingAlgorithm::Rennala | TimingAlgorithm::Malenia => {
+            let k = s.wait as u64;
+            println!("  Rennala round time T(S = {k}):        {:.8}", fixed::rennala_round_time(&taus, k)?);
+            println!("  Rennala bound min_m (S+m)/Σ 1/τ_i:   {:.8}", fixed::rennala_round_time_bound(&taus, k)?);
+            if s.algorithm == TimingAlgorithm::Malenia {
+                println!("  Malenia round time:                  {:.8}", fixed::malenia_round_time(&taus, k)?);
+            }
+        }
+        TimingAlgorithm::Ringmaster => {
+            if let Some(b) = s.window_bound()? {
+                println!("  any R consecutive updates within t(R) = {b:.8}");
+            }
+            if taus.len() <= 4096 {
+                println!("  largest possible ASGD delay:          {}", fixed::asgd_max_delay(&taus)?);
+            }
+        }
+        TimingAlgorithm::Async => {
+            let t = fixed::rennala_round_time(&taus, s.rounds)?;
+            println!(
+                "  update {} at time {t:.8}; updates by then Σ_i ⌊t/τ_i⌋ = {}",
+                s.rounds,
+                fixed::asgd_updates_by(&taus, t)?
+            );
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn summarise_taus(taus: &[f64]) -> String {
+    if taus.len() <= 6 {
+        return format!("({})", taus.iter().map(|t| format!("{t:.4}")).collect::<Vec<_>>().join(", "));
+    }
+    let max = taus.iter().copied().fold(0.0, f64::max);
+    let min = taus.iter().copied().fold(f64::INFINITY, f64::min);
+    format!("{} workers from {min:.4} to {max:.4}", taus.len())
+}
+
+fn fixed_model_json(s: &TimingSetup) -> Result<Value> {
+    let Some(taus) = s.compute.fixed_times(s.workers) else { return Ok(Value::Null) };
+    if !s.comm.is_zero() {
+        return Ok(Value::Null);
+    }
+    let k = s.wait as u64;
+    Ok(match s.algorithm {
+        TimingAlgorithm::Rennala | TimingAlgorithm::Malenia => json!({
+            "rennala_round_time": fixed::rennala_round_time(&taus, k)?,
+            "rennala_round_time_bound": fixed::rennala_round_time_bound(&taus, k)?,
+            "malenia_round_time": fixed::malenia_round_time(&taus, k)?,
+        }),
+        TimingAlgorithm::Ringmaster => json!({
+            "window_bound": s.window_bound()?,
+            "asgd_max_delay": if taus.len() <= 4096 { Some(fixed::asgd_max_delay(&taus)?) } else { None },
+        }),
+        TimingAlgorithm::Async => {
+            let t = fixed::rennala_round_time(&taus, s.rounds)?;
+            json!({ "last_update_time": t, "updates_by_then": fixed::asgd_updates_by(&taus, t)? })
+        }
+        _ => Value::Null,
+    })
 }
 
 fn deviation(sim: &Running, theory: f64) -> String {
@@ -250,6 +376,9 @@ fn setup_json(s: &TimingSetup) -> Value {
         "seed": s.seed,
         "compute_time": s.compute.spec(),
         "model_bytes": s.model_bytes,
+        "delay_threshold": s.asynchronous.delay_threshold,
+        "ignore_stale": s.asynchronous.ignore_stale,
+        "concurrency": s.asynchronous.concurrency,
         "version": env!("CARGO_PKG_VERSION"),
     })
 }
@@ -264,6 +393,12 @@ fn timing_json(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) -> Value {
             "uploaders": stat_json(&o.uploaders),
         },
         "theory": theory_json(t),
+        "delays": o.delays.as_ref().map(|d| json!({
+            "applied": d.applied, "mean": if d.applied > 0 { json!(d.mean()) } else { Value::Null }, "max": d.max,
+            "ignored": d.ignored, "cancelled": d.cancelled,
+        })),
+        "max_window": o.max_window,
+        "window_bound": s.window_bound().ok().flatten(),
         "updates": o.updates,
         "events": o.events,
         "simulated_time": o.sim_time,

@@ -89,8 +89,12 @@ impl ServerHooks for AsyncTrainer<'_, '_> {
         self.learner.start_job(worker)
     }
 
-    fn arrived(&mut self, job: u64) {
-        self.learner.arrive(job, 1.0);
+    fn local_job_started(&mut self, worker: usize, steps: u32) -> u64 {
+        self.learner.start_local_job(worker, steps)
+    }
+
+    fn arrived_weighted(&mut self, job: u64, weight: f64) {
+        self.learner.arrive(job, weight);
     }
 
     fn discard(&mut self, job: u64) {
@@ -99,7 +103,11 @@ impl ServerHooks for AsyncTrainer<'_, '_> {
 
     fn update(&mut self, record: &RoundRecord) -> bool {
         let n = self.learner.arrived();
-        if let Err(e) = self.learner.apply(record.round, 1.0 / n.max(1) as f64) {
+        self.update_scaled(record, 1.0 / n.max(1) as f64)
+    }
+
+    fn update_scaled(&mut self, record: &RoundRecord, scale: f64) -> bool {
+        if let Err(e) = self.learner.apply(record.round, scale) {
             self.monitor.fail(e);
         }
         self.monitor.after_round(record, &self.learner);

@@ -33,13 +33,21 @@ use crate::algorithms::ksync::KSync;
 use crate::algorithms::local_sgd::Pasgd;
 use crate::algorithms::round::RoundAlgorithm;
 use crate::algorithms::stsyn::Stsyn;
+// Asynchronous methods (specs/baselines.md §5–8, §11).
+use crate::algorithms::asgd::{Asgd, Stepsize};
+use crate::algorithms::fedbuff::FedBuff;
+use crate::algorithms::rennala::Rennala;
+use crate::algorithms::rescaled_asgd::{Rescaling, StepTimes};
+use crate::algorithms::ringmaster::Ringmaster;
+use crate::config::AsgdStepsize;
 use crate::config::{AlgorithmEntry, AlgorithmSpec, DataSource, Experiment, Problem};
 use crate::data::{self, Partition, Split};
 use crate::error::{Error, Result};
-use crate::learner::{Classification, Learner, Objective, Quadratic, Shards};
+use crate::learner::{Classification, Learner, Logistic, LogisticData, Objective, Quadratic, Shards};
 use crate::model::Network;
 use crate::rng::{Purpose, Seeds};
 use crate::sim::{Engine, RoundKernel, RoundSync};
+use crate::timing::ComputeTime;
 use crate::trace::csv::CsvSink;
 use crate::trace::file::PendingFile;
 use drivers::{AsyncTrainer, RoundTrainer};
@@ -102,6 +110,7 @@ enum Loaded {
     Network { net: Box<Network>, split: Box<Split>, partition: String, train_eval_samples: usize },
     Quadratic,
     Homogeneous,
+    Logistic,
 }
 
 /// The data side of one seed.
@@ -109,6 +118,7 @@ enum SeedProblem {
     Network { shards: Shards, train_eval: Vec<u32> },
     Quadratic(Quadratic),
     Homogeneous(Box<dyn Objective>),
+    Logistic(LogisticData),
 }
 
 /// Loads the network and data (or checks the synthetic problem) before any output is written.
@@ -143,6 +153,7 @@ fn load(exp: &Experiment) -> Result<Loaded> {
             exp.problem.homogeneous()?;
             Ok(Loaded::Homogeneous)
         }
+        Problem::Logistic { .. } => Ok(Loaded::Logistic),
     }
 }
 
@@ -152,8 +163,21 @@ fn seed_problem(exp: &Experiment, loaded: &Loaded, seeds: &Seeds) -> Result<Seed
             shards: make_shards(partition, split, exp.workers, seeds)?,
             train_eval: train_eval_indices(split.train.len(), *train_eval_samples, seeds),
         },
-        Loaded::Quadratic => SeedProblem::Quadratic(exp.problem.quadratic(seeds)?),
         Loaded::Homogeneous => SeedProblem::Homogeneous(exp.problem.homogeneous()?.expect("a homogeneous problem")),
+        Loaded::Logistic => {
+            let data = exp.problem.logistic(seeds)?;
+            SeedProblem::Logistic(match speed_weights(&exp.compute, exp.workers) {
+                Some(w) => data.with_reference_weights(&w)?,
+                None => data,
+            })
+        }
+        Loaded::Quadratic => {
+            let q = exp.problem.quadratic(seeds)?;
+            SeedProblem::Quadratic(match speed_weights(&exp.compute, exp.workers) {
+                Some(w) => q.with_reference_weights(&w)?,
+                None => q,
+            })
+        }
     })
 }
 
@@ -205,6 +229,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
         for entry in &exp.algorithms {
             bar.set_message(format!("{} (seed {seed})", entry.label));
             let classification;
+            let logistic;
             let objective: &dyn Objective = match (&loaded, &problem) {
                 (Loaded::Network { net, split, .. }, SeedProblem::Network { shards, train_eval }) => {
                     classification = Classification {
@@ -220,7 +245,13 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
                 }
                 (_, SeedProblem::Quadratic(q)) => q,
                 (_, SeedProblem::Homogeneous(o)) => o.as_ref(),
-                (_, SeedProblem::Network { .. }) => unreachable!("built from the same problem"),
+                (_, SeedProblem::Logistic(data)) => {
+                    logistic = Logistic { data, batch: entry.batch };
+                    &logistic
+                }
+                (_, SeedProblem::Network { .. }) => {
+                    unreachable!("built from the same problem")
+                }
             };
             sink.relabel(&entry.label, seed);
             let result = run_one(exp, entry, objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;
@@ -313,9 +344,53 @@ fn run_one(
             engine.run(&mut s, sink)?;
             s.into_hooks()
         }
+        // Asynchronous methods (specs/baselines.md §5–8, §11).
+        AlgorithmSpec::Asgd { stepsize } => {
+            let mut s = Asgd::new(m, u64::MAX, bytes, asgd_stepsize(stepsize, compute, m)?, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        AlgorithmSpec::Rennala { rule, leftover } => {
+            let mut s = Rennala::new(m, rule, leftover, u64::MAX, bytes, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        AlgorithmSpec::Ringmaster { delay_threshold, rule } => {
+            let mut s = Ringmaster::new(m, delay_threshold, rule, u64::MAX, bytes, hooks);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
+        AlgorithmSpec::FedBuff { params } => {
+            let rng = seeds.stream(Purpose::Algorithm, 0, 1);
+            let mut s = FedBuff::new(m, params, u64::MAX, bytes, hooks, rng);
+            engine.run(&mut s, sink)?;
+            s.into_hooks()
+        }
         _ => unreachable!("round-synchronous algorithms are handled above"),
     };
     hooks.monitor.finish(&hooks.learner)
+}
+
+/// ω_m = 1/E[τ_m], the weights of the objective vanilla asynchronous SGD converges to on
+/// heterogeneous data (specs/baselines.md §5), when every worker's mean step time is finite.
+fn speed_weights(compute: &ComputeTime, workers: usize) -> Option<Vec<f64>> {
+    (0..workers).map(|w| compute.mean(w).filter(|t| t.is_finite() && *t > 0.0).map(|t| 1.0 / t)).collect()
+}
+
+/// The stepsize rule of an ASGD entry; a model-based rescaling reads the per-worker mean step
+/// times τ_i of the compute-time model.
+fn asgd_stepsize(stepsize: AsgdStepsize, compute: &ComputeTime, workers: usize) -> Result<Stepsize> {
+    Ok(match stepsize {
+        AsgdStepsize::Constant => Stepsize::Constant,
+        AsgdStepsize::DelayAdaptive => Stepsize::DelayAdaptive,
+        AsgdStepsize::Rescaled { reference, step_times: StepTimes::Model } => {
+            let taus = (0..workers).map(|w| compute.mean(w).unwrap_or(f64::INFINITY)).collect();
+            Stepsize::Rescaled(Rescaling::from_model(taus, reference)?)
+        }
+        AsgdStepsize::Rescaled { reference, step_times: StepTimes::Observed } => {
+            Stepsize::Rescaled(Rescaling::observed(workers, reference))
+        }
+    })
 }
 
 fn seed_of(seeds: &Seeds) -> u64 {

@@ -15,7 +15,7 @@ use crate::learner::{Evaluation, Learner};
 use crate::trace::RoundRecord;
 
 /// Header of `evals.csv`.
-pub const EVALS_HEADER: &str = "algorithm,seed,round,wall_clock,comm_transmissions,uploads,local_updates,train_loss,test_loss,test_accuracy,distance_to_optimum";
+pub const EVALS_HEADER: &str = "algorithm,seed,round,wall_clock,comm_transmissions,uploads,local_updates,train_loss,test_loss,test_accuracy,distance_to_optimum,distance_to_weighted_optimum";
 
 /// `evals.csv`, one flushed row per evaluation.
 #[derive(Debug)]
@@ -97,6 +97,8 @@ pub struct FinalEval {
     pub test_accuracy: Option<f64>,
     /// Distance to the optimum.
     pub distance_to_optimum: Option<f64>,
+    /// Distance to the speed-weighted optimum.
+    pub distance_to_weighted_optimum: Option<f64>,
 }
 
 impl From<Evaluation> for FinalEval {
@@ -106,6 +108,7 @@ impl From<Evaluation> for FinalEval {
             test_loss: e.test_loss,
             test_accuracy: e.test_accuracy,
             distance_to_optimum: e.distance_to_optimum,
+            distance_to_weighted_optimum: e.distance_to_weighted_optimum,
         }
     }
 }
@@ -238,7 +241,7 @@ impl<'a> Monitor<'a> {
         };
         let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
         let row = format!(
-            "{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&self.label),
             self.seed,
             self.rounds,
@@ -249,7 +252,8 @@ impl<'a> Monitor<'a> {
             e.train_loss,
             e.test_loss,
             opt(e.test_accuracy),
-            opt(e.distance_to_optimum)
+            opt(e.distance_to_optimum),
+            opt(e.distance_to_weighted_optimum)
         );
         if let Err(err) = self.evals.line(&row) {
             self.fail(err);

@@ -114,6 +114,7 @@ impl Objective for NoisyQuadratic {
             test_loss: gap,
             test_accuracy: None,
             distance_to_optimum: Some(x.iter().map(|v| v * v).sum::<f64>().sqrt()),
+            distance_to_weighted_optimum: None,
         }
     }
     fn probe_loss(&self, params: &[f32], _samples: usize, _rng: &mut Stream) -> f64 {
@@ -181,6 +182,7 @@ impl Objective for PiecewiseQuadratic {
             test_loss: gap,
             test_accuracy: None,
             distance_to_optimum: Some(x.iter().map(|v| v * v).sum::<f64>().sqrt()),
+            distance_to_weighted_optimum: None,
         }
     }
     fn probe_loss(&self, params: &[f32], _samples: usize, _rng: &mut Stream) -> f64 {

@@ -7,27 +7,32 @@
 //!   algorithm-chosen coefficients a_j (uniform average, FedNova's normalisation, ...). Jobs run
 //!   in waves of a few per thread; each wave's models are added into an f64 accumulator in job
 //!   order. Memory is O(threads × d), independent of M.
-//! - [`Learner::start_job`] / [`Learner::arrive`] / [`Learner::apply`]: gradients computed at
-//!   the model a job started from (possibly stale) and applied in simulated-time order.
-//!   Gradients of jobs in flight are computed lazily in parallel batches: a job keeps a shared
-//!   (copy-on-write) snapshot of its starting model only until its gradient has been computed.
+//! - [`Learner::start_job`] / [`Learner::start_local_job`] / [`Learner::arrive`] /
+//!   [`Learner::apply`]: the asynchronous path. Each job records the model version it started
+//!   from ([`Learner::delay`] is the number of updates since); its result is applied in
+//!   simulated-time order, w ← w − η·scale·Σ_j weight_j·r_j. Independent jobs are computed in
+//!   parallel and applied in order, bit-identical to a sequential run; pending jobs are computed
+//!   before the model changes, so no model snapshot is kept unless a bounded budget of them buys
+//!   larger parallel batches for expensive gradients (see [`jobs`] for the policy and memory).
 //!
 //! Data draws: worker m's minibatches in round r come from stream (Data, m, r); in asynchronous
 //! runs its j-th gradient uses stream (Data, m, j). Every algorithm therefore sees the same
 //! minibatches wherever its schedule allows (common random numbers).
 
+pub mod jobs;
+pub mod logistic;
 pub mod objective;
 pub mod quadratic;
 // Issue 6: per-worker persistent models (LOSCAR, decentralized SGD) and Spiridonoff's problems.
 pub mod homogeneous;
 pub mod workers;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
 pub use homogeneous::{NoisyQuadratic, PiecewiseQuadratic};
+pub use logistic::{Logistic, LogisticData};
 pub use objective::{Classification, Evaluation, Objective, Scratch, Shards};
 pub use quadratic::Quadratic;
 pub use workers::{MergeRule, WorkerModels};
@@ -66,17 +71,6 @@ struct Slot {
     loss: f64,
 }
 
-/// A gradient job of an asynchronous algorithm.
-struct Job {
-    worker: usize,
-    /// Index of this job among the worker's jobs (its data stream).
-    index: u64,
-    /// The model it started from, until its gradient is computed.
-    snapshot: Option<Arc<Vec<f32>>>,
-    gradient: Option<Vec<f32>>,
-    loss: f32,
-}
-
 /// Holds the global model and computes updates; see the module docs.
 pub struct Learner<'a> {
     objective: &'a dyn Objective,
@@ -86,10 +80,7 @@ pub struct Learner<'a> {
     slots: Vec<Slot>,
     models: Vec<Vec<f32>>,
     accum: Vec<f64>,
-    jobs: BTreeMap<u64, Job>,
-    next_job: u64,
-    jobs_per_worker: Vec<u64>,
-    arrived: Vec<(u64, f64)>,
+    jobs: jobs::JobStore,
 }
 
 impl<'a> Learner<'a> {
@@ -105,11 +96,21 @@ impl<'a> Learner<'a> {
             slots: Vec::new(),
             models: Vec::new(),
             accum: Vec::new(),
-            jobs: BTreeMap::new(),
-            next_job: 0,
-            jobs_per_worker: vec![0; objective.workers()],
-            arrived: Vec::new(),
+            jobs: jobs::JobStore::new(objective.workers(), default_snapshot_budget(objective)),
         }
+    }
+
+    /// Sets how many model snapshots the asynchronous path may keep to batch gradient
+    /// computations (0: compute pending jobs whenever the model changes; see [`jobs`]). The
+    /// results do not depend on it.
+    pub fn with_snapshot_budget(mut self, budget: usize) -> Self {
+        self.jobs.snapshot_budget = budget;
+        self
+    }
+
+    /// The snapshot budget in use.
+    pub fn snapshot_budget(&self) -> usize {
+        self.jobs.snapshot_budget
     }
 
     /// The global model.
@@ -189,6 +190,8 @@ impl<'a> Learner<'a> {
             });
         }
         let delta_norm = self.accum.iter().map(|a| a * a).sum::<f64>().sqrt();
+        self.jobs.before_change(&self.model, self.objective, self.seeds, self.lr);
+        self.jobs.count_change();
         let model = Arc::make_mut(&mut self.model);
         model.iter_mut().zip(&self.accum).for_each(|(w, a)| *w = (*w as f64 + a) as f32);
         check_finite(model, round)?;
@@ -197,69 +200,65 @@ impl<'a> Learner<'a> {
 
     /// Worker `worker` starts a gradient job at the current model; returns its id.
     pub fn start_job(&mut self, worker: usize) -> u64 {
-        let id = self.next_job;
-        self.next_job += 1;
-        let index = self.jobs_per_worker[worker];
-        self.jobs_per_worker[worker] += 1;
-        self.jobs.insert(id, Job { worker, index, snapshot: Some(Arc::clone(&self.model)), gradient: None, loss: 0.0 });
-        id
+        self.jobs.start(worker, 1)
+    }
+
+    /// Worker `worker` starts `steps` (Q) local SGD steps from the current model with the local
+    /// rate η; its result is the sum of the Q minibatch gradients along the local path, so the
+    /// worker's model delta is η times it. Returns the job id.
+    pub fn start_local_job(&mut self, worker: usize, steps: u32) -> u64 {
+        assert!(steps >= 1, "a job has at least one step");
+        self.jobs.start(worker, steps)
+    }
+
+    /// The number of model updates so far ([`Learner::apply`] calls and rounds): the version a
+    /// job started now reads.
+    pub fn version(&self) -> u64 {
+        self.jobs.version()
+    }
+
+    /// δ: the number of model updates since job `id` started.
+    pub fn delay(&self, id: u64) -> u64 {
+        self.jobs.delay(id)
+    }
+
+    /// Jobs started and neither applied nor discarded.
+    pub fn jobs_in_flight(&self) -> usize {
+        self.jobs.in_flight()
     }
 
     /// The result of job `id` reached the server; it is used by the next [`Learner::apply`] with
-    /// weight `weight` (its gradient is scaled by η·weight).
+    /// weight `weight` (its result is scaled by η·scale·weight).
     pub fn arrive(&mut self, id: u64, weight: f64) {
-        debug_assert!(self.jobs.contains_key(&id), "unknown job {id}");
-        self.arrived.push((id, weight));
+        self.jobs.arrive(id, weight);
     }
 
-    /// Drops a job whose result will never be used (cancelled, or ignored on arrival).
+    /// Drops a job whose result will never be used (cancelled, or ignored on arrival). A job that
+    /// is discarded before the model changes is never computed.
     pub fn discard(&mut self, id: u64) {
-        self.jobs.remove(&id);
+        self.jobs.discard(id);
     }
 
     /// Number of results waiting for the next update.
     pub fn arrived(&self) -> usize {
-        self.arrived.len()
+        self.jobs.arrived_count()
     }
 
-    /// Applies the arrived results in arrival order: w ← w − η·scale·Σ weight_j g_j. Gradients
-    /// not yet computed are computed first, together with every other job in flight, in
-    /// parallel. Returns the mean minibatch loss of the applied gradients.
+    /// Applies the arrived results in arrival order: w ← w − η·scale·Σ weight_j r_j (one job at
+    /// a time, as a sequential run would). Results not yet computed are computed first, together
+    /// with every other job in flight. Returns the mean minibatch loss of the applied jobs.
     pub fn apply(&mut self, update: u64, scale: f64) -> Result<f64> {
-        if self.arrived.iter().any(|(id, _)| self.jobs.get(id).is_some_and(|j| j.gradient.is_none())) {
-            self.compute_pending();
-        }
-        let lr = self.lr as f64;
-        let mut loss = 0.0;
-        let arrived = std::mem::take(&mut self.arrived);
-        let model = Arc::make_mut(&mut self.model);
-        for &(id, weight) in &arrived {
-            let job = self.jobs.remove(&id).expect("arrived job is known");
-            let g = job.gradient.expect("computed above");
-            let step = (lr * scale * weight) as f32;
-            model.iter_mut().zip(&g).for_each(|(w, g)| *w -= step * g);
-            loss += job.loss as f64;
-        }
-        check_finite(model, update)?;
-        Ok(if arrived.is_empty() { f64::NAN } else { loss / arrived.len() as f64 })
+        let loss = self.jobs.apply(&mut self.model, self.objective, self.seeds, self.lr, scale);
+        check_finite(&self.model, update)?;
+        Ok(loss)
     }
+}
 
-    /// Computes the gradients of all jobs that still hold a snapshot, in parallel.
-    fn compute_pending(&mut self) {
-        let (objective, seeds) = (self.objective, self.seeds);
-        let pending: Vec<&mut Job> = self.jobs.values_mut().filter(|j| j.gradient.is_none()).collect();
-        let d = objective.dim();
-        pending.into_par_iter().for_each_init(
-            || objective.scratch(),
-            |scratch, job| {
-                let snapshot = job.snapshot.take().expect("a job without a gradient has a snapshot");
-                let mut grad = vec![0.0; d];
-                let mut rng = seeds.stream(Purpose::Data, job.worker as u64, job.index);
-                job.loss = objective.gradient(job.worker, &snapshot, &mut rng, scratch, &mut grad);
-                job.gradient = Some(grad);
-            },
-        );
-    }
+/// The default snapshot budget: 2·threads − 1 when one gradient is expensive enough that
+/// batches of them are worth computing in parallel, else 0 (no snapshots; see [`jobs`]).
+pub fn default_snapshot_budget(objective: &dyn Objective) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && 2.0 * objective.gradient_flops() >= jobs::PARALLEL_FLOPS { 2 * threads - 1 } else { 0 }
 }
 
 fn check_finite(model: &[f32], round: u64) -> Result<()> {

@@ -25,6 +25,9 @@ pub struct Evaluation {
     pub test_accuracy: Option<f64>,
     /// Distance to a known optimum (convex problems only).
     pub distance_to_optimum: Option<f64>,
+    /// Distance to the optimum of a reweighted objective Σ_m ω_m f_m / Σ_m ω_m, when one is set
+    /// (the speed-weighted objective vanilla asynchronous SGD converges to, specs/baselines.md §5).
+    pub distance_to_weighted_optimum: Option<f64>,
 }
 
 /// A training problem; see the module docs.
@@ -45,6 +48,11 @@ pub trait Objective: Sync {
     fn evaluate(&self, params: &[f32]) -> Evaluation;
     /// Mean loss on `samples` test examples drawn with `rng` (AdaComm's probe).
     fn probe_loss(&self, params: &[f32], samples: usize, rng: &mut Stream) -> f64;
+    /// Rough floating-point work of one [`Objective::gradient`] call; the learner uses it to
+    /// decide whether a batch of gradients is worth computing in parallel (never their values).
+    fn gradient_flops(&self) -> f64 {
+        2.0 * self.dim() as f64
+    }
 }
 
 /// Where each worker draws its samples from.
@@ -157,7 +165,18 @@ impl Objective for Classification<'_> {
     fn evaluate(&self, params: &[f32]) -> Evaluation {
         let (train_loss, _) = self.loss_and_accuracy(params, self.train, Some(self.train_eval));
         let (test_loss, accuracy) = self.loss_and_accuracy(params, self.test, None);
-        Evaluation { train_loss, test_loss, test_accuracy: Some(accuracy), distance_to_optimum: None }
+        Evaluation {
+            train_loss,
+            test_loss,
+            test_accuracy: Some(accuracy),
+            distance_to_optimum: None,
+            distance_to_weighted_optimum: None,
+        }
+    }
+
+    fn gradient_flops(&self) -> f64 {
+        // Forward and backward: about three times the forward FLOPs.
+        3.0 * self.net.flops_per_sample() as f64 * self.batch as f64
     }
 
     fn probe_loss(&self, params: &[f32], samples: usize, rng: &mut Stream) -> f64 {

@@ -5,7 +5,9 @@
 //!
 //! The data heterogeneity is in the centres. An algorithm that weights workers unequally —
 //! vanilla asynchronous SGD weights worker m by its speed 1/τ_m — converges to the weighted
-//! mean of the centres instead ([`Quadratic::weighted_optimum`]).
+//! mean of the centres instead ([`Quadratic::weighted_optimum`]). With
+//! [`Quadratic::with_reference_weights`] evaluations also report the distance to that weighted
+//! optimum.
 
 use rand_distr::{Distribution, StandardNormal};
 
@@ -27,6 +29,8 @@ pub struct Quadratic {
     workers: usize,
     optimum: Vec<f64>,
     min_value: f64,
+    /// The optimum of the reweighted objective, when reference weights are set.
+    reference: Option<Vec<f64>>,
 }
 
 impl Quadratic {
@@ -69,6 +73,7 @@ impl Quadratic {
             workers,
             optimum: Vec::new(),
             min_value: 0.0,
+            reference: None,
         };
         q.optimum = q.weighted_optimum(&weights);
         q.min_value = q.value(&q.optimum);
@@ -105,6 +110,19 @@ impl Quadratic {
             .collect()
     }
 
+    /// Also reports the distance to the minimiser of Σ_m ω_m f_m / Σ_m ω_m (e.g. ω_m = 1/τ_m,
+    /// the objective vanilla ASGD converges to).
+    pub fn with_reference_weights(mut self, weights: &[f64]) -> Result<Self> {
+        check_weights(weights, self.workers)?;
+        self.reference = Some(self.weighted_optimum(weights));
+        Ok(self)
+    }
+
+    /// The reweighted optimum set by [`Quadratic::with_reference_weights`].
+    pub fn reference_optimum(&self) -> Option<&[f64]> {
+        self.reference.as_deref()
+    }
+
     /// x* = (1/M) Σ_m c_m.
     pub fn optimum(&self) -> &[f64] {
         &self.optimum
@@ -123,8 +141,27 @@ impl Quadratic {
 
     /// ‖x − x*‖₂.
     pub fn distance(&self, x: &[f64]) -> f64 {
-        x.iter().zip(&self.optimum).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt()
+        euclidean(x, &self.optimum)
     }
+}
+
+/// ‖a − b‖₂.
+pub(crate) fn euclidean(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt()
+}
+
+/// Checks per-worker objective weights: one per worker, finite, ≥ 0, not all 0.
+pub(crate) fn check_weights(weights: &[f64], workers: usize) -> Result<()> {
+    if weights.len() != workers {
+        return Err(Error::invalid("reference weights", weights.len(), format!("need one per worker (M = {workers})")));
+    }
+    if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+        return Err(Error::invalid("reference weight", w, "must be a finite number >= 0"));
+    }
+    if weights.iter().all(|&w| w == 0.0) {
+        return Err(Error::invalid("reference weights", "all 0", "at least one must be > 0"));
+    }
+    Ok(())
 }
 
 impl Objective for Quadratic {
@@ -174,6 +211,7 @@ impl Objective for Quadratic {
             test_loss: gap,
             test_accuracy: None,
             distance_to_optimum: Some(self.distance(&x)),
+            distance_to_weighted_optimum: self.reference.as_ref().map(|r| euclidean(&x, r)),
         }
     }
 

@@ -9,7 +9,8 @@
 //! - Events are ordered by (time, sequence number): simultaneous events are handled in the order
 //!   they were scheduled.
 //! - A step's duration is drawn when the step starts, from the worker's stream for the current
-//!   epoch; the next completion fires at start + duration.
+//!   epoch (time-varying rates compute it from the start time); the next completion fires at
+//!   start + duration.
 //! - Cancelling bumps the worker's generation: the cancelled completion stays in the heap and is
 //!   skipped when popped (lazy invalidation), or the heap is cleared outright when every pending
 //!   event is a cancelled step.
@@ -393,7 +394,7 @@ impl<'a> Engine<'a> {
                         slot.epoch = self.epoch;
                         slot.steps = 0;
                     }
-                    let duration = self.compute.next(w, &mut slot.clock);
+                    let duration = self.compute.next(w, &mut slot.clock, self.now);
                     slot.busy = true;
                     slot.steps += 1;
                     let tag = slot.generation & GEN_MASK;

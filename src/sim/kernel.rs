@@ -8,7 +8,8 @@
 //! It reproduces [`super::round::RoundSync`] on the engine bit for bit: the same streams are drawn
 //! in the same order per worker, times are accumulated with the same floating-point operations
 //! (arrival + x_1 + x_2 + ...), and ties at T count as completed, exactly as the engine's FIFO
-//! tie-breaking handles them. `tests/timing.rs` checks this.
+//! tie-breaking handles them. Durations that depend on the start time (time-varying rates) get
+//! the same start times as on the engine. `tests/timing.rs` checks this.
 
 use rayon::prelude::*;
 
@@ -129,11 +130,11 @@ impl<'a> RoundKernel<'a> {
             let mut t = s.begin;
             if times.is_empty() {
                 for _ in 0..target {
-                    t += compute.next(m, &mut s.clock);
+                    t += compute.next(m, &mut s.clock, t);
                 }
             } else {
                 let times = &mut times[..target];
-                compute.fill(m, &mut s.clock, times);
+                compute.fill(m, &mut s.clock, t, times);
                 for slot in times.iter_mut() {
                     t += *slot;
                     *slot = t;
@@ -161,7 +162,7 @@ impl<'a> RoundKernel<'a> {
                 let mut t = s.finish;
                 s.count = target;
                 while s.count < max_steps {
-                    t += compute.next(m, &mut s.clock);
+                    t += compute.next(m, &mut s.clock, t);
                     if t > t_close {
                         break;
                     }
@@ -173,7 +174,7 @@ impl<'a> RoundKernel<'a> {
                 fresh_clock(m, &mut s.clock);
                 let mut t = s.begin;
                 loop {
-                    t += compute.next(m, &mut s.clock);
+                    t += compute.next(m, &mut s.clock, t);
                     if t > t_close {
                         break;
                     }

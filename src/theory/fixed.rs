@@ -8,6 +8,8 @@
 //!   min_m (S + m)/Σ_{i≤m} 1/τ_i with τ sorted ascending.
 //! - Any R consecutive Ringmaster updates finish within t(R) = 2·min_m (R + m)/Σ_{i≤m} 1/τ_i.
 //! - A synchronous round (everyone computes one gradient) takes max_i τ_i.
+//! - A Malenia round (every worker at least once, harmonic mean of the counts at least S/M) ends
+//!   at the first completion time where that holds.
 //!
 //! Floors of t/τ_i use [`tolerant_floor`]: when t is itself a product k·τ_i computed in floating
 //! point, t/τ_i can land one ulp below k, and a plain floor would miss that completion.
@@ -74,6 +76,50 @@ pub fn rennala_round_time(taus: &[f64], batch: u64) -> Result<f64> {
         }
         lo = next;
     }
+}
+
+/// The exact Malenia round time with batch size S and cancellation (specs/baselines.md §6.1):
+/// the first completion time t at which every worker has finished at least one gradient and the
+/// per-worker counts B_i = ⌊t/τ_i⌋ satisfy Σ_i 1/B_i ≤ M²/S (harmonic mean of the B_i at least
+/// S/M). The condition only gets easier as t grows, so the completions from t = τ_max on are
+/// stepped through until it holds.
+pub fn malenia_round_time(taus: &[f64], batch: u64) -> Result<f64> {
+    check_taus(taus)?;
+    check_count("S (batch size)", batch)?;
+    let m = taus.len() as f64;
+    let limit = m * m / batch as f64 * (1.0 + 1e-12);
+    let holds = |t: f64| taus.iter().map(|&tau| 1.0 / tolerant_floor(t / tau)).sum::<f64>() <= limit;
+    let mut t = taus.iter().copied().fold(0.0, f64::max);
+    while !holds(t) {
+        t = taus
+            .iter()
+            .map(|&tau| (tolerant_floor(t / tau) + 1.0) * tau)
+            .min_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal))
+            .expect("taus is not empty");
+    }
+    Ok(t)
+}
+
+/// max_i Σ_{j≠i} ⌈τ_i/τ_j⌉: the largest delay any gradient can have in vanilla ASGD under the
+/// fixed model (other workers finish at most ⌈τ_i/τ_j⌉ gradients while worker i computes one).
+/// Ringmaster with R above it never discards anything and is vanilla ASGD event for event
+/// (specs/baselines.md §7.3). O(M²).
+pub fn asgd_max_delay(taus: &[f64]) -> Result<u64> {
+    check_taus(taus)?;
+    Ok((0..taus.len())
+        .map(|i| {
+            (0..taus.len())
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let ratio = taus[i] / taus[j];
+                    let nearest = ratio.round();
+                    // ⌈x⌉ with the ε-tolerance of `tolerant_floor` for exact multiples.
+                    if (ratio - nearest).abs() <= FLOOR_TOLERANCE * nearest.max(1.0) { nearest } else { ratio.ceil() }
+                })
+                .sum::<f64>() as u64
+        })
+        .max()
+        .unwrap_or(0))
 }
 
 /// The upper bound min_m (S + m)/Σ_{i≤m} 1/τ_i on the Rennala round time, τ sorted ascending

@@ -8,7 +8,9 @@
 //! - [`dutta`]: expected runtime per iteration of K-sync, K-batch-sync, K-async, K-batch-async
 //!   and asynchronous SGD (specs/baselines.md §4.3), and fully synchronous rounds.
 //! - [`fixed`]: the fixed computation model (worker i always takes τ_i): ASGD update counts,
-//!   Rennala round times and bounds, Ringmaster's t(R) (specs/baselines.md §5, §6.3, §7.3).
+//!   Rennala and Malenia round times, Rennala's bound, Ringmaster's t(R) (specs/baselines.md §5, §6.3, §7.3).
+//! - [`universal`]: the universal computation model (time-varying rates): Ringmaster's
+//!   window bound t(R; T_0) (specs/baselines.md §7.3, Lemma 5.1).
 //! - [`spiridonoff`]: communication schedules of local SGD with constant, increasing and one-shot
 //!   averaging (specs/baselines.md §9.2).
 //!
@@ -20,5 +22,6 @@ pub mod fixed;
 mod numeric;
 pub mod spiridonoff;
 pub mod stsyn;
+pub mod universal;
 
 pub use numeric::{harmonic, harmonic_difference};

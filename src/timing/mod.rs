@@ -4,8 +4,13 @@
 //! (written `exp(mean=1)`, `pareto(shape=2.5)`, ...), optionally scaled per worker by
 //! [`Speeds`], optionally drawn once per worker per round and reused for every step of that round
 //! (`per_round(...)`, the model of the STSyn authors' `Comparisons.py`), or replayed from a CSV
-//! [`Trace`] (`trace(file.csv)`). A [`CommTime`] gives uplink and downlink message times as a
-//! latency distribution plus bytes / bandwidth; the default is zero, as in the STSyn paper.
+//! [`Trace`] (`trace(file.csv)`). Two models of the asynchronous-SGD literature have per-worker
+//! parameters beyond a common scale: `jitter(shift=1, sd=...)`, a fixed time τ_i plus half-normal
+//! jitter |N(0, s_i²)| with a per-worker s_i (the Ringmaster script's 1 + √i + |N(0, i + 1)|),
+//! and the time-varying rates of the universal computation model, `sine(...)` and `square(...)`
+//! ([`rates`]), whose durations depend on when a step starts. A [`CommTime`] gives uplink and
+//! downlink message times as a latency distribution plus bytes / bandwidth; the default is zero,
+//! as in the STSyn paper.
 //!
 //! Randomness comes from per-worker [`WorkerClock`]s keyed by (worker, epoch), where the epoch
 //! is the round number for algorithms that restart every worker each round. So round r of every
@@ -13,6 +18,7 @@
 
 pub mod dist;
 pub mod peer;
+pub mod rates;
 pub mod spec;
 pub mod speeds;
 pub mod trace;
@@ -24,6 +30,7 @@ use rand_distr::Distribution;
 
 pub use dist::Dist;
 pub use peer::PeerLinks;
+pub use rates::RateModel;
 pub use speeds::Speeds;
 pub use trace::Trace;
 
@@ -38,6 +45,15 @@ enum Source {
     Dist(Dist),
     /// Replay of a measured trace.
     Trace(Arc<Trace>),
+    /// τ_i + s_i·|N(0, 1)| with per-worker τ_i and s_i.
+    Jitter {
+        /// τ_i.
+        shifts: Vec<f64>,
+        /// s_i.
+        sds: Vec<f64>,
+    },
+    /// Time-varying rates (durations depend on the start time; no randomness).
+    Rates(RateModel),
 }
 
 /// The duration model of one local step, for every worker.
@@ -81,6 +97,11 @@ impl ComputeTime {
                 let trace = Trace::read(&base_dir.join(rel), workers)?;
                 (Source::Trace(Arc::new(trace)), false)
             }
+            "jitter" => {
+                let (shifts, sds) = jitter_parameters(&s, &speeds, workers)?;
+                (Source::Jitter { shifts, sds }, false)
+            }
+            "sine" | "square" => (Source::Rates(RateModel::from_spec(&s, workers)?), false),
             "per_round" => {
                 s.check_keys(&["dist"], 1)?;
                 let inner = s
@@ -100,6 +121,9 @@ impl ComputeTime {
                     d.mean().ok_or_else(|| s.error("per-worker speeds need a base distribution with a finite mean"))?;
                 scales = speeds.scales(base).expect("means");
             }
+        }
+        if let Source::Rates(r) = &source {
+            scales = speeds.scales(r.mean()).unwrap_or_default();
         }
         Ok(ComputeTime { source, scales, per_round, spec: spec.trim().to_string() })
     }
@@ -130,6 +154,9 @@ impl ComputeTime {
         match &self.source {
             Source::Dist(d) => d.mean().map(|m| m * self.scale(worker)),
             Source::Trace(t) => Some(t.mean(worker)),
+            Source::Jitter { shifts, sds } => Some(shifts[worker] + sds[worker] * (2.0 / std::f64::consts::PI).sqrt()),
+            // The long-run mean: one over the average rate.
+            Source::Rates(r) => Some(r.mean() * self.scale(worker)),
         }
     }
 
@@ -157,8 +184,23 @@ impl ComputeTime {
     pub fn fixed_times(&self, workers: usize) -> Option<Vec<f64>> {
         match &self.source {
             Source::Dist(Dist::Constant { value }) => Some((0..workers).map(|w| value * self.scale(w)).collect()),
+            Source::Jitter { shifts, sds } if sds.iter().all(|&s| s == 0.0) => Some(shifts.clone()),
             _ => None,
         }
+    }
+
+    /// ∫_a^b p_i(s) ds, the gradients worker i completes in [a, b] under the universal model, for
+    /// deterministic models (time-varying rates, and the fixed model with p_i ≡ 1/τ_i).
+    pub fn work_done(&self, worker: usize, a: f64, b: f64) -> Option<f64> {
+        match &self.source {
+            Source::Rates(r) => Some(r.work(worker, a, b) / self.scale(worker)),
+            _ => self.fixed_times(worker + 1).map(|t| (b - a) / t[worker]),
+        }
+    }
+
+    /// True when a step's duration depends on when it starts (time-varying rates).
+    pub fn depends_on_start(&self) -> bool {
+        matches!(self.source, Source::Rates(_))
     }
 
     /// A fresh clock for `worker` in `epoch`.
@@ -184,9 +226,9 @@ impl ComputeTime {
         }
     }
 
-    /// The duration of the next step of `worker`.
+    /// The duration of the next step of `worker`, which starts at time `start`.
     #[inline]
-    pub fn next(&self, worker: usize, clock: &mut WorkerClock) -> f64 {
+    pub fn next(&self, worker: usize, clock: &mut WorkerClock, start: f64) -> f64 {
         match &self.source {
             Source::Dist(_) if self.per_round => clock.fixed,
             Source::Dist(d) if self.scales.is_empty() => d.sample(&mut clock.stream),
@@ -195,12 +237,18 @@ impl ComputeTime {
                 clock.cursor += 1;
                 t.get(worker, clock.cursor - 1)
             }
+            Source::Jitter { shifts, sds } => {
+                let z: f64 = rand_distr::StandardNormal.sample(&mut clock.stream);
+                shifts[worker] + sds[worker] * z.abs()
+            }
+            Source::Rates(r) => r.duration(worker, self.scale(worker), start),
         }
     }
 
-    /// Fills `out` with the durations of the next `out.len()` steps of `worker`: the same values
-    /// as calling [`ComputeTime::next`] that many times.
-    pub fn fill(&self, worker: usize, clock: &mut WorkerClock, out: &mut [f64]) {
+    /// Fills `out` with the durations of the next `out.len()` steps of `worker`, back to back
+    /// from `start`: the same values as calling [`ComputeTime::next`] that many times with start
+    /// times start, start + out[0], (start + out[0]) + out[1], ...
+    pub fn fill(&self, worker: usize, clock: &mut WorkerClock, start: f64, out: &mut [f64]) {
         match &self.source {
             Source::Dist(_) if self.per_round => out.fill(clock.fixed),
             Source::Dist(d) => {
@@ -210,7 +258,13 @@ impl ComputeTime {
                     out.iter_mut().for_each(|x| *x *= scale);
                 }
             }
-            Source::Trace(_) => out.iter_mut().for_each(|x| *x = self.next(worker, clock)),
+            _ => {
+                let mut t = start;
+                for x in out.iter_mut() {
+                    *x = self.next(worker, clock, t);
+                    t += *x;
+                }
+            }
         }
     }
 
@@ -218,6 +272,37 @@ impl ComputeTime {
     pub fn set_cursor(&self, clock: &mut WorkerClock, cursor: u64) {
         clock.cursor = cursor;
     }
+}
+
+/// τ_i and s_i of `jitter(shift=1, sd=..., relative=false)`: τ_i = shift·mean_i (mean_i from the
+/// speeds, 1 with `same`); s_i = the `sd` value, or the i-th value of a nested `profile(...)`,
+/// `means(...)` or `rates(...)` list, times τ_i when `relative=true` (s_i = 0.05·τ_i in
+/// Ringmaster-LMO).
+fn jitter_parameters(s: &Spec, speeds: &Speeds, workers: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    s.check_keys(&["shift", "sd", "relative"], 0)?;
+    let shift = s.number("shift", None)?.unwrap_or(1.0);
+    if !(shift.is_finite() && shift > 0.0) {
+        return Err(s.error(format!("shift = {shift} must be a finite number > 0")));
+    }
+    let shifts: Vec<f64> = match speeds {
+        Speeds::Same => vec![shift; workers],
+        Speeds::Means(means) => means.iter().map(|m| shift * m).collect(),
+    };
+    let sd_text = s.raw("sd", None).ok_or_else(|| s.error("missing sd (a number or a profile(...))"))?;
+    let mut sds = match spec::parse_number(sd_text) {
+        Some(v) if v.is_finite() && v >= 0.0 => vec![v; workers],
+        Some(v) => return Err(s.error(format!("sd = {v} must be a finite number >= 0"))),
+        None => match Speeds::parse("jitter sd", sd_text, workers)? {
+            Speeds::Means(list) => list,
+            Speeds::Same => return Err(s.error("sd = same is not a standard deviation")),
+        },
+    };
+    match s.raw("relative", None).map(str::trim) {
+        None | Some("false") => {}
+        Some("true") => sds.iter_mut().zip(&shifts).for_each(|(sd, tau)| *sd *= tau),
+        Some(other) => return Err(s.error(format!("relative = '{other}' must be true or false"))),
+    }
+    Ok((shifts, sds))
 }
 
 /// One direction of communication: latency plus bytes / bandwidth.
@@ -309,10 +394,10 @@ mod tests {
         let c = ComputeTime::parse("per_round(exp(mean=1))", "same", 1, Path::new(".")).unwrap();
         let seeds = Seeds::new(3);
         let mut k = c.clock(&seeds, 0, 5);
-        let a = c.next(0, &mut k);
-        assert_eq!(a, c.next(0, &mut k));
+        let a = c.next(0, &mut k, 0.0);
+        assert_eq!(a, c.next(0, &mut k, 0.0));
         c.rekey(&seeds, 0, 6, &mut k);
-        assert_ne!(a, c.next(0, &mut k));
+        assert_ne!(a, c.next(0, &mut k, 0.0));
     }
 
     #[test]
