@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::round::{RoundPlan, RoundPolicy};
 use crate::error::Result;
-use crate::rng::Seeds;
+use crate::rng::{Purpose, Seeds, StreamKey};
 use crate::timing::{CommTime, ComputeTime, WorkerClock};
 use crate::trace::{RoundRecord, Sink};
 
@@ -55,6 +55,8 @@ pub struct RoundKernel<'a> {
     finish: Vec<f64>,
     /// Trace positions (replayed traces only).
     cursors: Vec<u64>,
+    /// Each worker's compute-time stream key (hashed once; a round only adds its number).
+    keys: Vec<StreamKey>,
 }
 
 impl<'a> RoundKernel<'a> {
@@ -78,6 +80,7 @@ impl<'a> RoundKernel<'a> {
             times: Vec::new(),
             finish: Vec::with_capacity(workers),
             cursors: vec![0; workers],
+            keys: (0..workers).map(|w| seeds.key(Purpose::ComputeTime, w as u64)).collect(),
         }
     }
 
@@ -109,8 +112,9 @@ impl<'a> RoundKernel<'a> {
             self.times.clear();
         }
         let cursors = &self.cursors;
+        let keys = &self.keys;
         let fresh_clock = |m: usize, clock: &mut WorkerClock| {
-            compute.rekey(&seeds, m, round, clock);
+            compute.rekey_with(keys[m], m, round, clock);
             compute.set_cursor(clock, cursors[m]);
         };
 

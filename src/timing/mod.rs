@@ -35,7 +35,7 @@ pub use speeds::Speeds;
 pub use trace::Trace;
 
 use crate::error::{Error, Result};
-use crate::rng::{Purpose, Seeds, Stream};
+use crate::rng::{Purpose, Seeds, Stream, StreamKey};
 use spec::Spec;
 
 /// Where step durations come from.
@@ -213,7 +213,14 @@ impl ComputeTime {
 
     /// Re-keys `clock` to `epoch`, keeping its trace position.
     pub fn rekey(&self, seeds: &Seeds, worker: usize, epoch: u64, clock: &mut WorkerClock) {
-        clock.stream = seeds.stream(Purpose::ComputeTime, worker as u64, epoch);
+        self.rekey_with(seeds.key(Purpose::ComputeTime, worker as u64), worker, epoch, clock);
+    }
+
+    /// [`ComputeTime::rekey`] with the worker's stream key `seeds.key(Purpose::ComputeTime, w)`
+    /// computed beforehand (the per-round kernel keeps them, saving most of the hashing).
+    #[inline]
+    pub fn rekey_with(&self, key: StreamKey, worker: usize, epoch: u64, clock: &mut WorkerClock) {
+        clock.stream = key.stream(epoch);
         self.start_epoch(clock, worker);
     }
 
@@ -231,6 +238,9 @@ impl ComputeTime {
     pub fn next(&self, worker: usize, clock: &mut WorkerClock, start: f64) -> f64 {
         match &self.source {
             Source::Dist(_) if self.per_round => clock.fixed,
+            Source::Dist(Dist::Exp { mean }) if self.scales.is_empty() => {
+                mean * <rand_distr::Exp1 as Distribution<f64>>::sample(&rand_distr::Exp1, &mut clock.stream)
+            }
             Source::Dist(d) if self.scales.is_empty() => d.sample(&mut clock.stream),
             Source::Dist(d) => d.sample(&mut clock.stream) * self.scales[worker],
             Source::Trace(t) => {
