@@ -6,7 +6,8 @@
 //!   local SGD from the global model w"; the new model is w + Σ_j a_j (w_j − w) with
 //!   algorithm-chosen coefficients a_j (uniform average, FedNova's normalisation, ...). Jobs run
 //!   in waves of a few per thread; each wave's models are added into an f64 accumulator in job
-//!   order. Memory is O(threads × d), independent of M.
+//!   order. Memory is bounded (64 MiB of models per wave, or a few per thread for very large
+//!   models), independent of M.
 //! - [`Learner::start_job`] / [`Learner::start_local_job`] / [`Learner::arrive`] /
 //!   [`Learner::apply`]: the asynchronous path. Each job records the model version it started
 //!   from ([`Learner::delay`] is the number of updates since); its result is applied in
@@ -27,7 +28,7 @@ pub mod quadratic;
 pub mod homogeneous;
 pub mod workers;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -39,6 +40,12 @@ pub use workers::{MergeRule, WorkerModels};
 
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds};
+
+/// Memory for the models of one wave of jobs.
+const WAVE_BYTES: usize = 64 << 20;
+
+/// Most jobs in one wave.
+const WAVE_MAX: usize = 1024;
 
 /// Coordinates per parallel task when combining models.
 const COMBINE_CHUNK: usize = 1 << 14;
@@ -68,7 +75,6 @@ pub struct RoundLearning {
 struct Slot {
     grad: Vec<f32>,
     scratch: Scratch,
-    loss: f64,
 }
 
 /// Holds the global model and computes updates; see the module docs.
@@ -77,8 +83,11 @@ pub struct Learner<'a> {
     seeds: Seeds,
     lr: f32,
     model: Arc<Vec<f32>>,
-    slots: Vec<Slot>,
+    /// Scratch of the threads (taken by a job, returned after it): as many as ran at once.
+    slots: Mutex<Vec<Slot>>,
+    /// The models of the jobs of one wave, and their summed minibatch losses.
     models: Vec<Vec<f32>>,
+    losses: Vec<f64>,
     accum: Vec<f64>,
     jobs: jobs::JobStore,
 }
@@ -93,8 +102,9 @@ impl<'a> Learner<'a> {
             seeds,
             lr: lr as f32,
             model: Arc::new(model),
-            slots: Vec::new(),
+            slots: Mutex::new(Vec::new()),
             models: Vec::new(),
+            losses: Vec::new(),
             accum: Vec::new(),
             jobs: jobs::JobStore::new(objective.workers(), default_snapshot_budget(objective)),
         }
@@ -128,12 +138,12 @@ impl<'a> Learner<'a> {
         self.objective.probe_loss(&self.model, samples, &mut self.seeds.stream(Purpose::Eval, tag, 0))
     }
 
-    fn ensure_slots(&mut self, n: usize) {
+    fn ensure_models(&mut self, n: usize) {
         let d = self.objective.dim();
-        while self.slots.len() < n {
-            self.slots.push(Slot { grad: vec![0.0; d], scratch: self.objective.scratch(), loss: 0.0 });
+        while self.models.len() < n {
             self.models.push(vec![0.0; d]);
         }
+        self.losses.resize(self.models.len(), 0.0);
     }
 
     /// Runs the jobs of round `round` and sets w ← w + Σ a_j (w_j − w).
@@ -152,30 +162,40 @@ impl<'a> Learner<'a> {
         step_size: &(dyn Fn(u32) -> f32 + Sync),
     ) -> Result<RoundLearning> {
         let d = self.objective.dim();
-        let wave = (2 * rayon::current_num_threads()).max(1);
-        self.ensure_slots(wave.min(jobs.len()));
+        // Jobs run in waves whose models are combined before the next wave starts, so memory is
+        // bounded (WAVE_BYTES of models, and at least a few jobs per thread) whatever M is. Big
+        // waves let rayon balance jobs of different lengths (STSyn's N_m vary from 0 to past U).
+        let wave = (WAVE_BYTES / (4 * d.max(1))).clamp(4 * rayon::current_num_threads(), WAVE_MAX);
+        self.ensure_models(wave.min(jobs.len()));
         self.accum.clear();
         self.accum.resize(d, 0.0);
         let (objective, seeds) = (self.objective, self.seeds);
         let base: &[f32] = &self.model;
         let (mut loss_sum, mut steps) = (0.0, 0u64);
+        let pool = &self.slots;
         for wave_jobs in jobs.chunks(wave) {
             let n = wave_jobs.len();
-            self.slots[..n].par_iter_mut().zip(&mut self.models[..n]).zip(wave_jobs).for_each(
-                |((slot, model), job)| {
+            self.models[..n].par_iter_mut().zip(&mut self.losses[..n]).zip(wave_jobs).for_each(
+                |((model, loss), job)| {
+                    let mut slot = pool
+                        .lock()
+                        .expect("slot pool")
+                        .pop()
+                        .unwrap_or_else(|| Slot { grad: vec![0.0; d], scratch: objective.scratch() });
                     model.copy_from_slice(base);
-                    slot.loss = 0.0;
+                    *loss = 0.0;
                     let mut rng = seeds.stream(Purpose::Data, job.worker as u64, round);
                     for step in 0..job.steps {
-                        slot.loss +=
+                        *loss +=
                             objective.gradient(job.worker, model, &mut rng, &mut slot.scratch, &mut slot.grad) as f64;
                         let lr = step_size(step);
                         model.iter_mut().zip(&slot.grad).for_each(|(w, g)| *w -= lr * g);
                     }
+                    pool.lock().expect("slot pool").push(slot);
                 },
             );
-            for (slot, job) in self.slots.iter().zip(wave_jobs) {
-                loss_sum += slot.loss;
+            for (loss, job) in self.losses.iter().zip(wave_jobs) {
+                loss_sum += loss;
                 steps += job.steps as u64;
             }
             let models = &self.models[..n];
