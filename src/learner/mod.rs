@@ -175,25 +175,26 @@ impl<'a> Learner<'a> {
         let pool = &self.slots;
         for wave_jobs in jobs.chunks(wave) {
             let n = wave_jobs.len();
-            self.models[..n].par_iter_mut().zip(&mut self.losses[..n]).zip(wave_jobs).for_each(
-                |((model, loss), job)| {
-                    let mut slot = pool
-                        .lock()
-                        .expect("slot pool")
-                        .pop()
-                        .unwrap_or_else(|| Slot { grad: vec![0.0; d], scratch: objective.scratch() });
-                    model.copy_from_slice(base);
-                    *loss = 0.0;
-                    let mut rng = seeds.stream(Purpose::Data, job.worker as u64, round);
-                    for step in 0..job.steps {
-                        *loss +=
-                            objective.gradient(job.worker, model, &mut rng, &mut slot.scratch, &mut slot.grad) as f64;
-                        let lr = step_size(step);
-                        model.iter_mut().zip(&slot.grad).for_each(|(w, g)| *w -= lr * g);
-                    }
-                    pool.lock().expect("slot pool").push(slot);
-                },
-            );
+            // Longest jobs first, one task each, so that the threads finish together; each job
+            // still writes its own model, combined below in job order.
+            let mut work: Vec<_> = self.models[..n].iter_mut().zip(&mut self.losses[..n]).zip(wave_jobs).collect();
+            work.sort_by_key(|(_, job)| std::cmp::Reverse(job.steps));
+            work.into_par_iter().with_max_len(1).for_each(|((model, loss), job)| {
+                let mut slot = pool
+                    .lock()
+                    .expect("slot pool")
+                    .pop()
+                    .unwrap_or_else(|| Slot { grad: vec![0.0; d], scratch: objective.scratch() });
+                model.copy_from_slice(base);
+                *loss = 0.0;
+                let mut rng = seeds.stream(Purpose::Data, job.worker as u64, round);
+                for step in 0..job.steps {
+                    *loss += objective.gradient(job.worker, model, &mut rng, &mut slot.scratch, &mut slot.grad) as f64;
+                    let lr = step_size(step);
+                    model.iter_mut().zip(&slot.grad).for_each(|(w, g)| *w -= lr * g);
+                }
+                pool.lock().expect("slot pool").push(slot);
+            });
             for (loss, job) in self.losses.iter().zip(wave_jobs) {
                 loss_sum += loss;
                 steps += job.steps as u64;
