@@ -40,6 +40,7 @@ enum Command {
 
 /// Parses the process arguments, runs, and returns the exit code.
 pub fn main() -> i32 {
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -63,6 +64,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchRound(args) => bench_round::run(&args),
         Command::Plot(args) => plot::run(&args),
     }
+}
+
+/// `stsyn timing ... | head` closes stdout early; `println!` then panics with "Broken pipe".
+/// That is not an error of the program: end quietly with the shell's code for SIGPIPE (141).
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// Prints `error: <message>` on one line and returns the exit code (2 for bad input, 130 for
