@@ -5,6 +5,9 @@
 //! are computed when the model is about to change) and restarts the worker. The figure is applied
 //! updates per second of wall-clock time. Run with `cargo bench --bench async_engine`.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stsyn::algorithms::asgd::{Asgd, Stepsize};
 use stsyn::algorithms::hooks::ServerHooks;

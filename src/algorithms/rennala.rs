@@ -12,7 +12,7 @@
 //! What happens to the computations still running when a round ends ([`Leftover`]):
 //! `cancel` (default, the authors' simulator and the exact time oracle of §6.3: every worker is
 //! stopped and restarted at x^{k+1}) or `ignore` (the computation runs to its end, its result is
-//! ignored on arrival, and the worker then starts on the current point) [I].
+//! ignored on arrival, and the worker then starts on the current point) \[I\].
 //!
 //! With zero communication and the fixed model, a cancel-mode round takes exactly
 //! T_round(S) = min{t : Σ_i ⌊t/τ_i⌋ ≥ S} ([`crate::theory::fixed::rennala_round_time`]).

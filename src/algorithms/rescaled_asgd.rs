@@ -6,7 +6,7 @@
 //! objective (1/M)Σ_i f_i instead of vanilla ASGD's speed-weighted Σ_i (1/τ_i) f_i / Σ_j (1/τ_j).
 //!
 //! Two choices are not recoverable from the paper's abstract and are options here
-//! (specs/baselines.md §8, [I]):
+//! (specs/baselines.md §8, \[I\]):
 //!
 //! - **Normalisation τ_ref** ([`Reference`]): `max` (default) — the slowest worker gets γ and
 //!   every worker's aggregate step per cycle of length τ_max is γ, so γ keeps its meaning as the

@@ -257,7 +257,7 @@ impl ComputeTime {
 
     /// Fills `out` with the durations of the next `out.len()` steps of `worker`, back to back
     /// from `start`: the same values as calling [`ComputeTime::next`] that many times with start
-    /// times start, start + out[0], (start + out[0]) + out[1], ...
+    /// times `start`, `start + out[0]`, `(start + out[0]) + out[1]`, ...
     pub fn fill(&self, worker: usize, clock: &mut WorkerClock, start: f64, out: &mut [f64]) {
         match &self.source {
             Source::Dist(_) if self.per_round => out.fill(clock.fixed),
