@@ -26,12 +26,11 @@ pub struct RoundTrainer<'a, 'm> {
 impl<'a, 'm> RoundTrainer<'a, 'm> {
     /// Starts a run: evaluates the initial model and takes the algorithm's initial probe.
     pub fn new(
-        algorithm: Box<dyn RoundAlgorithm + 'a>,
+        mut algorithm: Box<dyn RoundAlgorithm + 'a>,
         learner: Learner<'a>,
         mut monitor: Monitor<'m>,
         workers: usize,
     ) -> Self {
-        let mut algorithm = algorithm;
         monitor.start(&learner);
         if let Some(samples) = algorithm.probe_samples() {
             algorithm.initial_probe(learner.probe_loss(samples, u64::MAX));

@@ -46,7 +46,7 @@ use crate::error::{Error, Result};
 use crate::learner::{Classification, Learner, Logistic, LogisticData, Objective, Quadratic, Shards};
 use crate::model::Network;
 use crate::rng::{Purpose, Seeds};
-use crate::sim::{Engine, RoundKernel, RoundSync};
+use crate::sim::{Algorithm, Engine, RoundKernel, RoundSync};
 use crate::timing::ComputeTime;
 use crate::trace::csv::CsvSink;
 use crate::trace::file::PendingFile;
@@ -288,7 +288,7 @@ fn run_one(
         target: exp.target_accuracy,
         stop_at_target: exp.stop_at_target,
     };
-    let monitor = Monitor::new(&entry.label, seed_of(&seeds), limits, evals, opts.interrupted, on_round);
+    let monitor = Monitor::new(&entry.label, seeds.master(), limits, evals, opts.interrupted, on_round);
     // Overlap, sparsification and decentralized methods (issue 6) have their own drivers.
     if overlap::handles(&entry.spec) {
         return overlap::run(exp, entry, objective, seeds, monitor, sink, opts);
@@ -330,45 +330,38 @@ fn run_one(
     let mut engine = Engine::new(m, compute, comm, seeds);
     let hooks = match entry.spec {
         AlgorithmSpec::KBatchSync { wait } => {
-            let mut s = KBatchSync::new(m, wait, u64::MAX, bytes, hooks);
-            engine.run(&mut s, sink)?;
-            s.into_hooks()
+            drive(&mut engine, KBatchSync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks()
         }
         AlgorithmSpec::KAsync { wait } => {
-            let mut s = KAsync::new(m, wait, u64::MAX, bytes, hooks);
-            engine.run(&mut s, sink)?;
-            s.into_hooks()
+            drive(&mut engine, KAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks()
         }
         AlgorithmSpec::KBatchAsync { wait } => {
-            let mut s = KBatchAsync::new(m, wait, u64::MAX, bytes, hooks);
-            engine.run(&mut s, sink)?;
-            s.into_hooks()
+            drive(&mut engine, KBatchAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks()
         }
         // Asynchronous methods (specs/baselines.md §5–8, §11).
         AlgorithmSpec::Asgd { stepsize } => {
-            let mut s = Asgd::new(m, u64::MAX, bytes, asgd_stepsize(stepsize, compute, m)?, hooks);
-            engine.run(&mut s, sink)?;
-            s.into_hooks()
+            drive(&mut engine, Asgd::new(m, u64::MAX, bytes, asgd_stepsize(stepsize, compute, m)?, hooks), sink)?
+                .into_hooks()
         }
         AlgorithmSpec::Rennala { rule, leftover } => {
-            let mut s = Rennala::new(m, rule, leftover, u64::MAX, bytes, hooks);
-            engine.run(&mut s, sink)?;
-            s.into_hooks()
+            drive(&mut engine, Rennala::new(m, rule, leftover, u64::MAX, bytes, hooks), sink)?.into_hooks()
         }
         AlgorithmSpec::Ringmaster { delay_threshold, rule } => {
-            let mut s = Ringmaster::new(m, delay_threshold, rule, u64::MAX, bytes, hooks);
-            engine.run(&mut s, sink)?;
-            s.into_hooks()
+            drive(&mut engine, Ringmaster::new(m, delay_threshold, rule, u64::MAX, bytes, hooks), sink)?.into_hooks()
         }
         AlgorithmSpec::FedBuff { params } => {
             let rng = seeds.stream(Purpose::Algorithm, 0, 1);
-            let mut s = FedBuff::new(m, params, u64::MAX, bytes, hooks, rng);
-            engine.run(&mut s, sink)?;
-            s.into_hooks()
+            drive(&mut engine, FedBuff::new(m, params, u64::MAX, bytes, hooks, rng), sink)?.into_hooks()
         }
         _ => unreachable!("round-synchronous algorithms are handled above"),
     };
     hooks.monitor.finish(&hooks.learner)
+}
+
+/// Runs an event-driven strategy to its end on `engine` and hands it back (with its hooks).
+fn drive<S: Algorithm>(engine: &mut Engine, mut strategy: S, sink: &mut CsvSink) -> Result<S> {
+    engine.run(&mut strategy, sink)?;
+    Ok(strategy)
 }
 
 /// ω_m = 1/E[τ_m], the weights of the objective vanilla asynchronous SGD converges to on
@@ -391,10 +384,6 @@ fn asgd_stepsize(stepsize: AsgdStepsize, compute: &ComputeTime, workers: usize) 
             Stepsize::Rescaled(Rescaling::observed(workers, reference))
         }
     })
-}
-
-fn seed_of(seeds: &Seeds) -> u64 {
-    seeds.master()
 }
 
 fn progress_bar(total: u64, wanted: bool) -> ProgressBar {
