@@ -7,8 +7,11 @@
 # ../shared/bench), REPEAT (default 3).
 set -euo pipefail
 py=${PEER_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/stsyn-peers/bin/python}
-peers=${PEER_DIR:-../shared/bench}
+peers=${PEER_DIR:-$(dirname "$0")/../../shared/bench}
 repeat=${REPEAT:-3}
+for f in "$py" "$peers/peer_timing_numpy.py"; do
+  [ -e "$f" ] || { echo "peers.sh: $f not found (set PEER_PYTHON / PEER_DIR, run setup-peers.sh)" >&2; exit 2; }
+done
 sections=${*:-timing cnn round}
 cargo build --release -q
 stsyn=./target/release/stsyn
@@ -44,9 +47,13 @@ cnn)
   peer=$(best step_ms min "$py" "$peers/torch_cnn_bench.py" --model digits --batch 32 --threads 1)
   report "digits_cnn step, batch 32, 1 thread (ms)" "$ours" "$peer" "ms" 0 ;;
 round)
-  ours=$(best seconds_per_round min $stsyn bench-round --model digits --json)
-  peer=$(best seconds_per_round min "$py" "$peers/torch_stsyn_round.py" --model digits --threads 2)
-  report "STSyn round, digits CNN, 2 threads (s)" "$ours" "$peer" "s/round" 0 ;;
+  # the peer's default 3 rounds include PyTorch's first-round warm-up; 40 rounds show the
+  # steady state. stsyn's bench-round always excludes one warm-up round.
+  for rounds in 3 40; do
+    ours=$(best seconds_per_round min $stsyn bench-round --model digits --rounds "$rounds" --json)
+    peer=$(best seconds_per_round min "$py" "$peers/torch_stsyn_round.py" --model digits --threads 2 --rounds "$rounds")
+    report "STSyn round, digits CNN, 2 threads, $rounds rounds (s)" "$ours" "$peer" "s/round" 0
+  done ;;
 round-cifar)
   repeat=1
   ours=$(best seconds_per_round min $stsyn bench-round --model cifar --json)
