@@ -175,6 +175,81 @@ local_steps = 4
     }
 }
 
+/// The last `evals.csv` row of each label: (comm_transmissions, uploads, local_updates).
+fn final_counts(path: &Path) -> std::collections::BTreeMap<String, [u64; 3]> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut last = std::collections::BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        last.insert(f[0].to_string(), [f[4], f[5], f[6]].map(|v| v.parse().unwrap()));
+    }
+    last
+}
+
+#[test]
+fn messages_and_updates_count_what_each_algorithm_aggregates() {
+    // M = 6, 12 rounds. FLANP with S = 2 that never doubles trains 2 workers × τ = 3 steps per
+    // round in either selection mode: 12·(6 + 2) messages, 24 uploads, 72 local steps, however
+    // many other workers completed a step. STSyn with `drop_most_updates` sends one upload
+    // fewer per round than STSyn on the same timing (M + |𝓜| − 1, as Comparisons.py counts);
+    // FedNova with `extra_step` runs τ_m + 1 = 3 steps on each of the 6 workers.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        r#"
+[[algorithms]]
+name = "flanp"
+label = "fastest"
+participants = 2
+local_steps = 3
+threshold = 0.0
+
+[[algorithms]]
+name = "flanp"
+label = "random"
+participants = 2
+local_steps = 3
+threshold = 0.0
+selection = "random"
+
+[[algorithms]]
+name = "stsyn"
+label = "plain"
+wait = 2
+local_steps = 3
+
+[[algorithms]]
+name = "stsyn"
+label = "drop"
+wait = 2
+local_steps = 3
+drop_most_updates = true
+
+[[algorithms]]
+name = "fednova"
+min_local_steps = 2
+max_local_steps = 2
+extra_step = true
+"#,
+    );
+    let out = dir.path().join("out");
+    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let counts = final_counts(&out.join("evals.csv"));
+    assert_eq!(counts["fastest"], [12 * 8, 24, 72]);
+    assert_eq!(counts["random"], [12 * 8, 24, 72]);
+    assert_eq!(counts["fednova"], [12 * 12, 72, 12 * 18]);
+    let (plain, drop) = (counts["plain"], counts["drop"]);
+    assert_eq!(drop[1], plain[1] - 12, "one upload fewer per round");
+    assert_eq!(drop[0], 12 * 6 + drop[1]);
+    assert!(drop[2] < plain[2], "the dropped worker's steps do not enter the aggregate");
+    // rounds.csv says the same: FLANP's uploaders are S in every round
+    let rounds = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
+    let flanp: Vec<&str> = rounds.lines().filter(|l| l.starts_with("fastest,") || l.starts_with("random,")).collect();
+    assert_eq!(flanp.len(), 24);
+    assert!(flanp.iter().all(|l| l.split(',').nth(8) == Some("2")), "{flanp:?}");
+}
+
 #[test]
 fn results_are_identical_for_one_and_two_threads() {
     let dir = tempfile::tempdir().unwrap();

@@ -52,6 +52,7 @@ impl RoundAlgorithm for Flanp {
         plan.targets.fill(self.local_steps);
         plan.wait = self.participants;
         plan.cap = None;
+        plan.upload_after = self.local_steps;
     }
 
     fn jobs(&mut self, record: &RoundRecord, jobs: &mut Vec<LocalJob>) {

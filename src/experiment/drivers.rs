@@ -49,8 +49,9 @@ impl RoundPolicy for RoundTrainer<'_, '_> {
         true
     }
 
-    fn finish(&mut self, record: &RoundRecord) {
+    fn finish(&mut self, record: &mut RoundRecord) {
         self.algorithm.jobs(record, &mut self.jobs);
+        count_aggregated(record, &self.jobs);
         match self.learner.local_round(record.round, &self.jobs) {
             Ok(learned) => {
                 let probe_loss = self.algorithm.probe_samples().map(|n| self.learner.probe_loss(n, record.round));
@@ -65,6 +66,16 @@ impl RoundPolicy for RoundTrainer<'_, '_> {
         }
         self.monitor.after_round(record, &self.learner);
     }
+}
+
+/// Makes the record count what enters the aggregate: one upload per trained model and its local
+/// steps. The timing counts every worker with a completed step; FLANP's random selection trains
+/// S other workers, STSyn with `drop_most_updates` leaves one out (Comparisons.py counts
+/// M + |𝓜| − 1 messages), and FedNova's `extra_step` runs one step more than it is charged.
+pub fn count_aggregated(record: &mut RoundRecord, jobs: &[LocalJob]) {
+    record.uploaders = jobs.len() as u32;
+    record.uploads = jobs.len() as u32;
+    record.updates = jobs.iter().map(|j| j.steps as u64).sum();
 }
 
 /// Asynchronous-family training; see the module docs.

@@ -499,7 +499,7 @@ impl RoundPolicy for ScheduledTrainer<'_, '_> {
         true
     }
 
-    fn finish(&mut self, record: &RoundRecord) {
+    fn finish(&mut self, record: &mut RoundRecord) {
         self.algorithm.jobs(record, &mut self.jobs);
         let first = self.algorithm.first_step(record.round);
         let (step_size, lr) = (self.step_size, self.lr);

@@ -89,8 +89,8 @@ impl<'a> RoundKernel<'a> {
         let (mut plan, mut start, mut counts, mut round) = (RoundPlan::default(), 0.0, Vec::new(), 0);
         while policy.plan(round, &mut plan) {
             plan.check()?;
-            let record = self.round(&plan, round, start, counts);
-            policy.finish(&record);
+            let mut record = self.round(&plan, round, start, counts);
+            policy.finish(&mut record);
             sink.round(&record)?;
             start = record.end;
             counts = record.counts;
@@ -197,7 +197,7 @@ impl<'a> RoundKernel<'a> {
             self.cursors[m] += s.draws;
             updates += s.count as u64;
             cancelled += (s.draws > s.count as u64) as u32;
-            if s.count >= 1 {
+            if plan.uploads(s.count) {
                 uploaders += 1;
                 if !comm.uplink.is_zero() {
                     end = end.max(t_close + comm.uplink.sample(bytes, &mut CommTime::stream(&seeds, m, true, round)));

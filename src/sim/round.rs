@@ -32,12 +32,22 @@ pub struct RoundPlan {
     /// Extra steps: `None` — a worker idles once it reaches its target; `Some(cap)` — it keeps
     /// computing until the round closes or it has done `cap` steps (`u32::MAX`: STSyn).
     pub cap: Option<u32>,
+    /// A participant uploads when the round closes if it has completed at least this many
+    /// steps; 0 and 1 both mean "at least one" (STSyn's 𝓜). FLANP sets τ, so that only the
+    /// workers that reached their target upload.
+    pub upload_after: u32,
 }
 
 impl RoundPlan {
     /// M workers, all aiming for U, waiting for K.
     pub fn uniform(workers: usize, wait: usize, target: u32, cap: Option<u32>) -> Self {
-        RoundPlan { targets: vec![target; workers], wait, cap }
+        RoundPlan { targets: vec![target; workers], wait, cap, upload_after: 1 }
+    }
+
+    /// Whether a participant with `count` completed steps uploads.
+    #[inline]
+    pub fn uploads(&self, count: u32) -> bool {
+        count >= self.upload_after.max(1)
     }
 
     /// M.
@@ -83,8 +93,10 @@ impl RoundPlan {
 pub trait RoundPolicy {
     /// Writes the plan of round `round` into `plan`; returns false to end the run instead.
     fn plan(&mut self, round: u64, plan: &mut RoundPlan) -> bool;
-    /// Round `record.round` closed (counts N_m in `record.counts`).
-    fn finish(&mut self, record: &RoundRecord);
+    /// Round `record.round` closed (counts N_m in `record.counts`). A training policy may
+    /// correct the record's uploads and updates to what its algorithm aggregates before the
+    /// record goes to the sinks.
+    fn finish(&mut self, record: &mut RoundRecord);
 }
 
 /// The same plan for a fixed number of rounds (timing-only runs).
@@ -106,7 +118,7 @@ impl RoundPolicy for FixedRounds {
         }
         true
     }
-    fn finish(&mut self, _record: &RoundRecord) {}
+    fn finish(&mut self, _record: &mut RoundRecord) {}
 }
 
 /// Heap-path driver of a [`RoundPolicy`]; see the module docs.
@@ -175,7 +187,7 @@ impl<P: RoundPolicy> RoundSync<P> {
     }
 
     fn finish_round(&mut self, now: f64, act: &mut Actions) {
-        let record = RoundRecord {
+        let mut record = RoundRecord {
             round: self.round,
             start: self.start,
             compute_end: self.compute_end,
@@ -187,7 +199,7 @@ impl<P: RoundPolicy> RoundSync<P> {
             cancelled: self.cancelled,
             counts: self.counts.clone(),
         };
-        self.policy.finish(&record);
+        self.policy.finish(&mut record);
         act.round(record);
         self.round += 1;
         self.begin_round(now, act);
@@ -242,7 +254,7 @@ impl<P: RoundPolicy> Algorithm for RoundSync<P> {
             .count() as u32;
         self.uploaders = 0;
         for (m, &c) in self.counts.iter().enumerate() {
-            if c >= 1 {
+            if self.plan.uploads(c) {
                 self.uploaders += 1;
                 act.send(Node::Worker(m), Node::Server, self.model_bytes, self.round);
             }

@@ -68,7 +68,8 @@ pub struct RoundRecord {
     /// Messages that reached the server in the round (one per uploader in round-synchronous
     /// algorithms; one per gradient in the asynchronous family).
     pub uploads: u32,
-    /// Local steps completed in the round (Σ_m N_m).
+    /// Local steps completed in the round (Σ_m N_m); in training runs, the local steps of the
+    /// models that enter the aggregate (see `experiment::drivers::count_aggregated`).
     pub updates: u64,
     /// Steps in progress that were cancelled when the round closed.
     pub cancelled: u32,
