@@ -48,6 +48,11 @@ pub struct RawExperiment {
     pub algorithms: Vec<RawAlgorithm>,
     /// Filled in by stsyn when it records a resolved config; ignored on input.
     pub stsyn_version: Option<String>,
+    /// Filled in by stsyn when it records a resolved config: the directory that the file's
+    /// relative paths were resolved against. When present, relative paths are resolved against
+    /// it instead of the file's own directory, so a results directory's `config.toml` runs again
+    /// from anywhere.
+    pub config_dir: Option<String>,
 }
 
 /// `[data]`.
@@ -557,10 +562,15 @@ impl RawExperiment {
     }
 
     /// Checks everything; `base` is the directory relative paths are resolved against.
+    /// A recorded config's `config_dir` takes the place of `base`.
     pub fn validate(&self, base: &Path, default_name: &str) -> Result<Experiment> {
+        let base = self.config_dir.as_deref().map_or(base, Path::new);
         let seeds = self.seeds.clone().unwrap_or_else(|| vec![1]);
         if seeds.is_empty() {
             return Err(Error::invalid("seeds", "[]", "give at least one seed"));
+        }
+        if let Some(dup) = seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s)) {
+            return Err(Error::invalid("seeds", dup, "appears twice: the runs would be identical"));
         }
         if self.rounds == 0 {
             return Err(Error::invalid("rounds", 0, "must be at least 1"));
@@ -628,8 +638,20 @@ impl RawExperiment {
         check_overlap_algorithms(&mut algorithms, base, m, seeds[0], &compute)?;
         check_rescaled_step_times(&algorithms, &compute, m)?;
         let mut resolved = self.clone();
+        resolved.name = Some(self.name.clone().unwrap_or_else(|| default_name.to_string()));
         resolved.seeds = Some(seeds.clone());
+        resolved.eval_every = Some(eval_every);
+        resolved.cluster.speeds = Some(c.speeds.clone().unwrap_or_else(|| "same".into()));
+        if let (Some(data), Problem::Network { partition, train_eval_samples, .. }) = (&mut resolved.data, &problem) {
+            data.partition = Some(partition.clone());
+            data.train_eval_samples = Some(*train_eval_samples);
+        }
+        for (raw, entry) in resolved.algorithms.iter_mut().zip(&algorithms) {
+            raw.fill_defaults(entry);
+        }
         resolved.stsyn_version = Some(env!("CARGO_PKG_VERSION").to_string());
+        let base_abs = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
+        resolved.config_dir = Some(base_abs.display().to_string());
         Ok(Experiment {
             name: self.name.clone().unwrap_or_else(|| default_name.to_string()),
             seeds,
@@ -851,6 +873,37 @@ impl RawAlgorithm {
             concurrency
         );
         keys
+    }
+
+    /// Writes the settings `entry` was checked into back as keys (label, lr, batch, rounds,
+    /// eval_every, and the defaults of the paper's round-synchronous algorithms), so that the
+    /// recorded config states them.
+    fn fill_defaults(&mut self, entry: &AlgorithmEntry) {
+        self.label = Some(entry.label.clone());
+        self.lr = Some(entry.lr);
+        self.batch = Some(entry.batch);
+        self.rounds = Some(entry.rounds);
+        self.eval_every = Some(entry.eval_every);
+        match &entry.spec {
+            AlgorithmSpec::Stsyn { drop_most_updates, .. } => self.drop_most_updates = Some(*drop_most_updates),
+            AlgorithmSpec::AdaComm { probe_batch, .. } => self.probe_batch = Some(*probe_batch),
+            AlgorithmSpec::Flanp { participants, local_steps, threshold, selection } => {
+                self.participants = Some(*participants);
+                self.local_steps = Some(*local_steps);
+                self.threshold = Some(*threshold);
+                self.selection = Some(match selection {
+                    Selection::Fastest => "fastest".into(),
+                    Selection::Random => "random".into(),
+                });
+            }
+            AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step } => {
+                self.min_local_steps = Some(*min_local_steps);
+                self.max_local_steps = Some(*max_local_steps);
+                self.extra_step = Some(*extra_step);
+            }
+            AlgorithmSpec::Sync { local_steps } => self.local_steps = Some(*local_steps),
+            _ => {}
+        }
     }
 
     fn validate(&self, index: usize, workers: usize, exp: &RawExperiment, eval_every: u64) -> Result<AlgorithmEntry> {

@@ -347,6 +347,52 @@ fn bad_configs_exit_2_naming_the_problem() {
         &["no-such-dir"],
     );
     assert_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
+    assert_bad_input(&["run", config.to_str().unwrap(), "--seeds", "4,5,4", "-q"], &["seeds", "4", "twice"]);
+}
+
+#[test]
+fn a_diverged_run_is_named_and_left_out_of_the_means() {
+    // lr = 1e30 overflows the digits CNN in the first round: the learner's NaN check stops
+    // STSyn; K-batch-async applies its update before the evaluation that sees the NaN loss
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        r#"
+[[algorithms]]
+name = "pasgd"
+local_steps = 2
+
+[[algorithms]]
+name = "stsyn"
+label = "wild"
+wait = 2
+local_steps = 2
+lr = 1e30
+
+[[algorithms]]
+name = "kbatch-async"
+label = "wild-async"
+wait = 2
+lr = 1e30
+eval_every = 1
+"#,
+    );
+    let out = dir.path().join("out");
+    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-plot"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for label in ["wild", "wild-async"] {
+        assert!(err.contains(&format!("warning: {label} (seed 3) diverged")), "{err}");
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["algorithms"][0]["final_test_accuracy"].as_f64().is_some());
+    for wild in [&summary["algorithms"][1], &summary["algorithms"][2]] {
+        assert_eq!((wild["diverged"].as_u64(), wild["final_test_accuracy"].is_null()), (Some(1), true), "{wild}");
+    }
+    // evals.csv: a model with a non-finite loss, if one was evaluated, has no accuracy
+    let evals = std::fs::read_to_string(out.join("evals.csv")).unwrap();
+    let bad: Vec<&str> = evals.lines().filter(|l| l.contains("NaN") || l.contains("inf")).collect();
+    assert!(bad.iter().all(|l| l.split(',').nth(9) == Some("")), "{bad:?}");
 }
 
 #[test]
@@ -385,6 +431,14 @@ fn every_shipped_experiment_config_validates() {
         if let stsyn::config::Problem::Network { spec, .. } = &exp.problem {
             assert!(spec.exists(), "{}: {} missing", path.display(), spec.display());
         }
+        // the config.toml a results directory records means the same experiment, from anywhere
+        let recorded: RawExperiment = toml::from_str(&toml::to_string(&exp.resolved).unwrap()).unwrap();
+        assert!(recorded.config_dir.is_some());
+        let again =
+            recorded.validate(Path::new("/nonexistent"), "y").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(again.algorithms, exp.algorithms, "{}", path.display());
+        assert_eq!((again.name, again.seeds, again.workers), (exp.name.clone(), exp.seeds.clone(), exp.workers));
+        assert_eq!(again.problem, exp.problem, "{}", path.display());
         seen += 1;
     }
     assert!(seen >= 6, "only {seen} experiment files");

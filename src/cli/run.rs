@@ -99,7 +99,7 @@ fn install_interrupt_handler() -> Result<()> {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130); // second Ctrl-C: stop at once
         }
-        eprintln!("\ninterrupt: finishing the current round, then writing the results (Ctrl-C again to abort)");
+        eprintln!("\ninterrupt: finishing the current round, then writing the results (interrupt again to abort)");
     })
     .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))
 }

@@ -257,6 +257,16 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
             let result = run_one(exp, entry, objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;
             sink.flush()?;
             interrupted = result.status == Status::Interrupted;
+            if result.status == Status::Diverged {
+                // said even with --quiet: the table's mean leaves this run out
+                bar.suspend(|| {
+                    eprintln!(
+                        "warning: {} (seed {seed}) {}; its final accuracy is left out of the means",
+                        entry.label,
+                        result.message.as_deref().unwrap_or("diverged")
+                    )
+                });
+            }
             results.push(result);
             write_summary("running", &results)?;
             if interrupted {

@@ -235,10 +235,13 @@ impl<'a> Monitor<'a> {
     }
 
     fn evaluate_with(&mut self, evaluate: &mut dyn FnMut() -> Result<Evaluation>) {
-        let e = match evaluate() {
+        let mut e = match evaluate() {
             Ok(e) => e,
             Err(err) => return self.fail(err),
         };
+        if !e.test_loss.is_finite() {
+            e.test_accuracy = None; // the arg-max of non-finite logits says nothing
+        }
         let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
         let row = format!(
             "{},{},{},{},{},{},{},{},{},{},{},{}",

@@ -1,6 +1,7 @@
 //! `summary.json` and the closing table: per algorithm, over its seeds, the time, communication
 //! and rounds to reach the target accuracy (mean over the seeds that reached it, with the
-//! standard deviation and how many did), and the final test accuracy. On convex problems with a
+//! standard deviation and how many did), and the final test accuracy (mean over the runs that
+//! did not diverge: a diverged model's accuracy says nothing). On convex problems with a
 //! known optimum: the final distance to the optimum and, when the problem has one, to the
 //! speed-weighted optimum Σ_m (1/τ_m) f_m / Σ_m (1/τ_m) that vanilla asynchronous SGD converges
 //! to, and which of the two the algorithm ends nearer to.
@@ -20,13 +21,17 @@ pub struct AlgorithmSummary {
     pub time_to_target_sd: Option<f64>,
     /// Mean messages to the target.
     pub comms_to_target: Option<f64>,
+    /// Its standard deviation.
+    pub comms_to_target_sd: Option<f64>,
     /// Mean rounds to the target.
     pub rounds_to_target: Option<f64>,
+    /// Its standard deviation.
+    pub rounds_to_target_sd: Option<f64>,
     /// Seeds that reached the target.
     pub reached: usize,
     /// Seeds run.
     pub runs: usize,
-    /// Mean final test accuracy.
+    /// Mean final test accuracy over the runs that did not diverge.
     pub final_test_accuracy: Option<f64>,
     /// Its standard deviation.
     pub final_test_accuracy_sd: Option<f64>,
@@ -93,12 +98,13 @@ impl Summary {
                 let pick =
                     |f: &dyn Fn(&super::monitor::Reached) -> f64| mean_sd(&reached.iter().map(f).collect::<Vec<_>>());
                 let (time, time_sd) = pick(&|r| r.time);
-                let accs: Vec<f64> = mine.iter().filter_map(|r| r.final_eval.and_then(|e| e.test_accuracy)).collect();
-                let (acc, acc_sd) = mean_sd(&accs);
-                let dists: Vec<f64> =
-                    mine.iter().filter_map(|r| r.final_eval.and_then(|e| e.distance_to_optimum)).collect();
-                let weighted: Vec<f64> =
-                    mine.iter().filter_map(|r| r.final_eval.and_then(|e| e.distance_to_weighted_optimum)).collect();
+                let (comms, comms_sd) = pick(&|r| r.comms as f64);
+                let (rounds, rounds_sd) = pick(&|r| r.rounds as f64);
+                let finals: Vec<_> =
+                    mine.iter().filter(|r| r.status != Status::Diverged).filter_map(|r| r.final_eval).collect();
+                let (acc, acc_sd) = mean_sd(&finals.iter().filter_map(|e| e.test_accuracy).collect::<Vec<_>>());
+                let dists: Vec<f64> = finals.iter().filter_map(|e| e.distance_to_optimum).collect();
+                let weighted: Vec<f64> = finals.iter().filter_map(|e| e.distance_to_weighted_optimum).collect();
                 let (dist, dist_sd) = mean_sd(&dists);
                 let (wdist, wdist_sd) = mean_sd(&weighted);
                 let nearest = match (dist, wdist) {
@@ -109,8 +115,10 @@ impl Summary {
                     name: name.clone(),
                     time_to_target: time,
                     time_to_target_sd: time_sd,
-                    comms_to_target: pick(&|r| r.comms as f64).0,
-                    rounds_to_target: pick(&|r| r.rounds as f64).0,
+                    comms_to_target: comms,
+                    comms_to_target_sd: comms_sd,
+                    rounds_to_target: rounds,
+                    rounds_to_target_sd: rounds_sd,
                     reached: reached.len(),
                     runs: mine.len(),
                     final_test_accuracy: acc,
@@ -142,6 +150,18 @@ impl Summary {
             (Some(m), None) => format!("{m:.digits$}"),
             _ => "-".to_string(),
         };
+        // simulated times come in any unit: three significant digits of the mean
+        let time = |m: Option<f64>, sd: Option<f64>| match m {
+            Some(m) if m != 0.0 && !(1e-3..1e6).contains(&m.abs()) => match sd {
+                Some(sd) => format!("{m:.2e} ± {sd:.1e}"),
+                None => format!("{m:.2e}"),
+            },
+            Some(m) => {
+                let digits = if m == 0.0 { 0 } else { (2 - m.abs().log10().floor() as i32).clamp(0, 5) as usize };
+                pm(Some(m), sd, digits)
+            }
+            None => pm(None, None, 0),
+        };
         let target = self.target_accuracy.map_or("target".to_string(), |t| format!("{:.0} %", 100.0 * t));
         let mut out = format!(
             "{:<16} {:>9} {:>22} {:>16} {:>12} {:>20}\n",
@@ -159,9 +179,9 @@ impl Summary {
                 "{:<16} {:>9} {:>22} {:>16} {:>12} {:>18} %{diverged}\n",
                 a.name,
                 format!("{}/{}", a.reached, a.runs),
-                pm(a.time_to_target, a.time_to_target_sd, 4),
-                pm(a.comms_to_target, None, 0),
-                pm(a.rounds_to_target, None, 1),
+                time(a.time_to_target, a.time_to_target_sd),
+                pm(a.comms_to_target, a.comms_to_target_sd, 0),
+                pm(a.rounds_to_target, a.rounds_to_target_sd, 1),
                 acc,
             );
         }
