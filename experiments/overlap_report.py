@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tables for the overlap, sparsification and decentralized experiments (experiments/OVERLAP.md).
+"""Tables for the overlap, sparsification and decentralized experiments (experiments/README.md).
 
 Reads results directories written by `stsyn run` (summary.json, evals.csv, metrics.csv,
 config.toml); standard library only.

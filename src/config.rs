@@ -371,6 +371,35 @@ pub enum AsgdStepsize {
     },
 }
 
+/// Warnings about settings that no algorithm of the experiment uses: only `dbw` sends
+/// worker-to-worker messages, and it sends nothing to a server.
+fn unused_links(c: &RawCluster, algorithms: &[AlgorithmEntry]) -> Vec<String> {
+    let is_dbw = |a: &AlgorithmEntry| matches!(a.spec, AlgorithmSpec::Dbw(_));
+    let set =
+        |keys: &[(&str, bool)]| keys.iter().filter(|k| k.1).map(|k| format!("cluster.{}", k.0)).collect::<Vec<_>>();
+    let mut warnings = Vec::new();
+    let peer = set(&[("peer_latency", c.peer_latency.is_some()), ("peer_bandwidth", c.peer_bandwidth.is_some())]);
+    if !peer.is_empty() && !algorithms.iter().any(is_dbw) {
+        warnings.push(format!(
+            "{} not used: only dbw sends worker-to-worker messages, and this experiment runs none",
+            peer.join(", ")
+        ));
+    }
+    let server = set(&[
+        ("uplink", c.uplink.is_some()),
+        ("downlink", c.downlink.is_some()),
+        ("uplink_bandwidth", c.uplink_bandwidth.is_some()),
+        ("downlink_bandwidth", c.downlink_bandwidth.is_some()),
+    ]);
+    if !server.is_empty() && algorithms.iter().all(is_dbw) {
+        warnings.push(format!(
+            "{} not used: dbw sends no messages to a server, only to its neighbours (cluster.peer_latency, cluster.peer_bandwidth)",
+            server.join(", ")
+        ));
+    }
+    warnings
+}
+
 /// A checked `[[algorithms]]` entry with its resolved run settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlgorithmEntry {
@@ -508,6 +537,8 @@ pub struct Experiment {
     pub algorithms: Vec<AlgorithmEntry>,
     /// The raw config as resolved (overrides applied), for `config.toml`.
     pub resolved: RawExperiment,
+    /// Settings that are valid but will not act as a user may expect (printed before the run).
+    pub warnings: Vec<String>,
 }
 
 /// Command-line overrides of the common knobs.
@@ -613,10 +644,25 @@ impl RawExperiment {
         let c = &self.cluster;
         let compute = ComputeTime::parse(&c.compute_time, c.speeds.as_deref().unwrap_or("same"), m, base)?;
         let comm = CommTime {
-            uplink: Link::parse("cluster.uplink", c.uplink.as_deref().unwrap_or("none"), c.uplink_bandwidth)?,
-            downlink: Link::parse("cluster.downlink", c.downlink.as_deref().unwrap_or("none"), c.downlink_bandwidth)?,
+            uplink: Link::parse(
+                "cluster.uplink",
+                c.uplink.as_deref().unwrap_or("none"),
+                "cluster.uplink_bandwidth",
+                c.uplink_bandwidth,
+            )?,
+            downlink: Link::parse(
+                "cluster.downlink",
+                c.downlink.as_deref().unwrap_or("none"),
+                "cluster.downlink_bandwidth",
+                c.downlink_bandwidth,
+            )?,
         };
-        let peer = Link::parse("cluster.peer_latency", c.peer_latency.as_deref().unwrap_or("none"), c.peer_bandwidth)?;
+        let peer = Link::parse(
+            "cluster.peer_latency",
+            c.peer_latency.as_deref().unwrap_or("none"),
+            "cluster.peer_bandwidth",
+            c.peer_bandwidth,
+        )?;
         if self.model.batch == 0 {
             return Err(Error::invalid("model.batch", 0, "must be at least 1"));
         }
@@ -635,7 +681,19 @@ impl RawExperiment {
             }
             algorithms.push(entry);
         }
-        check_overlap_algorithms(&mut algorithms, base, m, seeds[0], &compute)?;
+        let mut warnings = unused_links(c, &algorithms);
+        for a in &algorithms {
+            if let AlgorithmSpec::LocalSgd(s) = &a.spec {
+                let averagings = s.schedule.steps(s.total_steps, m as u64)?.len() as u64 - 1;
+                if a.rounds < averagings {
+                    warnings.push(format!(
+                        "'{}' stops after rounds = {} of its schedule's {averagings} averagings, before T = {} local steps",
+                        a.label, a.rounds, s.total_steps
+                    ));
+                }
+            }
+        }
+        check_overlap_algorithms(&mut algorithms, base, m, &seeds, &compute)?;
         check_rescaled_step_times(&algorithms, &compute, m)?;
         let mut resolved = self.clone();
         resolved.name = Some(self.name.clone().unwrap_or_else(|| default_name.to_string()));
@@ -665,6 +723,7 @@ impl RawExperiment {
             peer,
             algorithms,
             resolved,
+            warnings,
         })
     }
 }
@@ -1244,14 +1303,15 @@ impl RawAlgorithm {
 }
 
 /// Checks what the issue-6 algorithms need from the rest of the experiment, before any output:
-/// resolves edge-list paths against the config's directory and builds each graph with the first
-/// seed (a disconnected graph, a self-loop or an unknown node is an error naming it), and checks
-/// that a LOSCAR compute budget has finite mean step times.
+/// resolves edge-list paths against the config's directory and builds each graph (a
+/// disconnected graph, a self-loop or an unknown node is an error naming it; a random graph is
+/// drawn for every seed, and the error names the seed), and checks that a LOSCAR compute budget
+/// has finite mean step times.
 fn check_overlap_algorithms(
     algorithms: &mut [AlgorithmEntry],
     base: &Path,
     workers: usize,
-    seed: u64,
+    seeds: &[u64],
     compute: &ComputeTime,
 ) -> Result<()> {
     for entry in algorithms {
@@ -1260,7 +1320,13 @@ fn check_overlap_algorithms(
                 if let GraphSpec::File { path } = &mut settings.graph {
                     *path = base.join(&*path);
                 }
-                settings.graph.build(workers, &crate::rng::Seeds::new(seed))?;
+                let random = matches!(settings.graph, GraphSpec::ErdosRenyi { .. });
+                for &seed in if random { seeds } else { &seeds[..1] } {
+                    settings.graph.build(workers, &crate::rng::Seeds::new(seed)).map_err(|e| match random {
+                        true => Error::Config(format!("seed {seed}: {e}")),
+                        false => e,
+                    })?;
+                }
             }
             AlgorithmSpec::Loscar(settings) => {
                 loscar::steps_per_worker(settings.local_steps, compute, workers)?;

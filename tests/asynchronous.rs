@@ -441,8 +441,8 @@ fn runs_survive_communication_latency() {
     // Latency makes results arrive after their round closed and models arrive stale: every
     // strategy must keep its bookkeeping straight (no worker started twice, no lost worker).
     let comm = CommTime {
-        uplink: Link::parse("uplink", "exp(mean=0.7)", None).unwrap(),
-        downlink: Link::parse("downlink", "uniform(low=0, high=1.5)", None).unwrap(),
+        uplink: Link::parse("uplink", "exp(mean=0.7)", "uplink_bandwidth", None).unwrap(),
+        downlink: Link::parse("downlink", "uniform(low=0, high=1.5)", "downlink_bandwidth", None).unwrap(),
     };
     let cases: [(TimingAlgorithm, usize, u32, AsyncKnobs); 6] = [
         (TimingAlgorithm::Rennala, 9, 1, AsyncKnobs::default()),

@@ -120,7 +120,10 @@ fn random_latencies_add_the_transfer_time() {
     // Exponential latency with mean 1 plus 100 bytes at 100 bytes per time unit: mean delay 2.
     // 20,000 messages: SE = 1/√20000 ≈ 0.0071; tolerance 0.03 ≈ 4 SE.
     let n = 20_000;
-    let comm = CommTime { uplink: Link::parse("uplink", "exp(mean=1)", Some(100.0)).unwrap(), downlink: Link::ZERO };
+    let comm = CommTime {
+        uplink: Link::parse("uplink", "exp(mean=1)", "uplink_bandwidth", Some(100.0)).unwrap(),
+        downlink: Link::ZERO,
+    };
     let steps = compute("const(1)", "same", 1);
     let sends = (0..n).map(|k| (k as f64, Node::Worker(0), Node::Server, 100)).collect();
     let mut script = Script { sends, arrivals: Vec::new(), steps: Vec::new() };
@@ -621,6 +624,38 @@ fn bad_graphs_and_settings_exit_2_naming_the_value() {
     );
     let graph = Graph::from_neighbors(vec![vec![1], vec![0], vec![]]);
     assert!(graph.unwrap_err().to_string().contains("disconnected"));
+}
+
+#[test]
+fn settings_that_do_not_act_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("name = \"loscar\"\nlocal_steps = 2", "warning: cluster.peer_latency, cluster.peer_bandwidth not used"),
+        (
+            "name = \"dbw\"\ngraph = \"ring\"",
+            "warning: cluster.uplink, cluster.downlink, cluster.uplink_bandwidth not used",
+        ),
+        (
+            "name = \"local-sgd\"\ntotal_steps = 100\nschedule = \"constant(interval=5)\"",
+            "stops after rounds = 1 of its schedule's 20 averagings, before T = 100",
+        ),
+    ];
+    for (i, (algorithm, needle)) in cases.iter().enumerate() {
+        let config = digits_config(dir.path(), &format!("[[algorithms]]\n{algorithm}\n"));
+        let out = dir.path().join(format!("out{i}"));
+        let args =
+            ["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-plot", "--rounds", "1"];
+        let o = crate::cli::stsyn(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && err.contains(needle), "case {i}: {err}");
+    }
+    // A random graph is drawn for every seed before anything runs; the error names the seed.
+    let config = digits_config(dir.path(), "[[algorithms]]\nname = \"dbw\"\ngraph = \"erdos_renyi(p=0.035)\"\n");
+    let seeds = (1..=20).map(|s| s.to_string()).collect::<Vec<_>>().join(",");
+    let out = dir.path().join("er");
+    let args = ["run", config.to_str().unwrap(), "--workers", "60", "--seeds", &seeds, "--out", out.to_str().unwrap()];
+    assert_bad_input(&args, &["seed 2:", "erdos_renyi(p=0.035)", "raise p"]);
+    assert!(!out.exists());
 }
 
 #[test]

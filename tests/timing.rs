@@ -46,8 +46,8 @@ fn heap_and_kernel_agree_bit_for_bit() {
     cases.push(capped);
     let mut with_comm = setup(TimingAlgorithm::Stsyn, 10, 4, 5, 200, "exp(mean=1)");
     with_comm.comm = CommTime {
-        uplink: Link::parse("uplink", "exp(mean=0.5)", Some(2000.0)).unwrap(),
-        downlink: Link::parse("downlink", "uniform(low=0, high=3)", None).unwrap(),
+        uplink: Link::parse("uplink", "exp(mean=0.5)", "uplink_bandwidth", Some(2000.0)).unwrap(),
+        downlink: Link::parse("downlink", "uniform(low=0, high=3)", "downlink_bandwidth", None).unwrap(),
     };
     cases.push(with_comm);
     for s in &cases {

@@ -428,6 +428,7 @@ fn every_shipped_experiment_config_validates() {
             raw.apply(&stsyn::config::Overrides { data_dir: Some(dir.clone()), ..Default::default() }).unwrap();
         }
         let exp = raw.validate(&dir, "x").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(exp.warnings.is_empty(), "{}: {:?}", path.display(), exp.warnings);
         if let stsyn::config::Problem::Network { spec, .. } = &exp.problem {
             assert!(spec.exists(), "{}: {} missing", path.display(), spec.display());
         }

@@ -66,6 +66,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from("."));
     let stem = args.config.file_stem().map_or("experiment".into(), |s| s.to_string_lossy().into_owned());
     let exp = raw.validate(&base, &stem)?;
+    for w in &exp.warnings {
+        eprintln!("warning: {w}");
+    }
     let out = args.out.clone().unwrap_or_else(|| experiment::default_out_dir(&exp));
     install_interrupt_handler()?;
     let summary = experiment::run(

@@ -126,8 +126,8 @@ impl Args {
             (false, _) => 1,
         };
         let comm = CommTime {
-            uplink: Link::parse("--uplink", &self.uplink, self.uplink_bandwidth)?,
-            downlink: Link::parse("--downlink", &self.downlink, self.downlink_bandwidth)?,
+            uplink: Link::parse("--uplink", &self.uplink, "--uplink-bandwidth", self.uplink_bandwidth)?,
+            downlink: Link::parse("--downlink", &self.downlink, "--downlink-bandwidth", self.downlink_bandwidth)?,
         };
         let setup = TimingSetup {
             algorithm,

@@ -328,8 +328,9 @@ impl Link {
     /// A link that takes no time.
     pub const ZERO: Link = Link { latency: None, bandwidth: None };
 
-    /// Parses a latency spec (`none`, `0` or a distribution) and an optional bandwidth.
-    pub fn parse(what: &str, latency: &str, bandwidth: Option<f64>) -> Result<Link> {
+    /// Parses a latency spec (`none`, `0` or a distribution) and an optional bandwidth; the
+    /// keys name them in errors.
+    pub fn parse(what: &str, latency: &str, bandwidth_key: &str, bandwidth: Option<f64>) -> Result<Link> {
         let text = latency.trim();
         let latency = if text.is_empty() || text == "none" || text == "0" || text == "zero" {
             None
@@ -340,11 +341,7 @@ impl Link {
         if let Some(b) = bandwidth
             && !(b.is_finite() && b > 0.0)
         {
-            return Err(Error::invalid(
-                format!("{what} bandwidth"),
-                b,
-                "must be a finite number of bytes per time unit > 0",
-            ));
+            return Err(Error::invalid(bandwidth_key, b, "must be a finite number of bytes per time unit > 0"));
         }
         Ok(Link { latency, bandwidth })
     }
