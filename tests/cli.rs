@@ -8,14 +8,15 @@ pub fn stsyn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stsyn")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("run stsyn")
 }
 
-/// Asserts exit code 2, a one-line message on stderr containing every needle, and no panic.
+/// Asserts exit code 2, a one-line message on stderr (warnings aside) containing every needle,
+/// and no panic.
 pub fn assert_bad_input(args: &[&str], needles: &[&str]) {
     let out = stsyn(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {err}");
     assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(!lines.is_empty() && lines[0].starts_with("error"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("warning: ")).collect();
+    assert!(lines.len() == 1 && lines[0].starts_with("error"), "args {args:?}: not one error line: {err}");
     for n in needles {
         assert!(lines[0].contains(n), "args {args:?}: '{}' lacks '{n}'", lines[0]);
     }
@@ -45,6 +46,21 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         (&["-M", "4", "-K", "2", "-U", "2", "--algorithm", "fastsgd"], &["fastsgd"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--max-steps", "1"], &["max steps", "1"]),
         (&["-M", "4", "-U", "2"], &["K"]),
+        // clap's own errors: one line, naming the flag
+        (&["-M", "4", "-K", "-1", "-U", "2"], &["'-1'", "--wait"]),
+        (&["-M", "-3", "-K", "1", "-U", "2"], &["'-3'", "--workers"]),
+        (&["-M", "4", "-K", "1", "-U", "2", "--bogus"], &["--bogus"]),
+        (&["-K", "1", "-U", "2"], &["required", "--workers"]),
+        // durations beyond f64 end the run with an error, in both engines
+        (
+            &["-M", "20", "-K", "20", "-U", "10", "--compute-time", "pareto(shape=0.01)"],
+            &["pareto(shape=0.01)", "too heavy"],
+        ),
+        (
+            &["-M", "20", "-K", "20", "-U", "10", "--compute-time", "pareto(shape=0.01)", "--engine", "heap"],
+            &["pareto(shape=0.01)", "too heavy"],
+        ),
+        (&["-M", "4", "-K", "2", "-U", "2", "--events-csv", csv], &["--events-csv", "also the --rounds-csv"]),
     ];
     for (args, needles) in cases {
         let mut all: Vec<&str> = base.to_vec();
@@ -56,6 +72,18 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         assert!(!Path::new(csv).exists(), "{args:?} left {csv}");
         assert!(!Path::new(&format!("{csv}.partial")).exists());
     }
+    // an output path that is a directory fails before the run and leaves nothing
+    let csv_dir = dir.path().join("adir");
+    std::fs::create_dir(&csv_dir).unwrap();
+    assert_bad_input(
+        &["timing", "-M", "4", "-K", "2", "-U", "2", "--rounds-csv", csv_dir.to_str().unwrap()],
+        &["adir", "is a directory"],
+    );
+    assert!(!dir.path().join("adir.partial").exists());
+    assert_bad_input(
+        &["theory", "-M", "4", "-K", "2", "-U", "2", "--rounds-csv", csv],
+        &["--rounds-csv", "stsyn timing"],
+    );
 }
 
 #[test]

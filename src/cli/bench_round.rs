@@ -104,7 +104,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             steps = 0;
         }
         stsyn.plan(round, &mut plan);
-        let record = kernel.round(&plan, round, start, counts);
+        let record = kernel.round(&plan, round, start, counts)?;
         stsyn.jobs(&record, &mut jobs);
         learner.local_round(round, &jobs)?;
         steps += jobs.iter().map(|j| j.steps as u64).sum::<u64>();

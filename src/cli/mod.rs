@@ -22,19 +22,27 @@ pub struct Cli {
     command: Command,
 }
 
+// `allow_negative_numbers`: `-K -1` is a bad value of -K (named in the error), not an unknown
+// flag `-1`.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Simulate rounds without training and compare with the closed forms.
+    #[command(allow_negative_numbers = true)]
     Timing(timing::Args),
     /// Print the closed forms for the same flags as `timing`.
+    #[command(allow_negative_numbers = true)]
     Theory(timing::Args),
     /// Print a network spec's layers, shapes, parameters and FLOPs; optionally time an SGD step.
+    #[command(allow_negative_numbers = true)]
     Model(model::Args),
     /// Train the algorithms of an experiment file on the simulated cluster.
+    #[command(allow_negative_numbers = true)]
     Run(run::Args),
     /// Time whole STSyn training rounds on synthetic data (compare with torch_stsyn_round.py).
+    #[command(allow_negative_numbers = true)]
     BenchRound(bench_round::Args),
     /// Draw the figures of a results directory.
+    #[command(allow_negative_numbers = true)]
     Plot(plot::Args),
 }
 
@@ -43,10 +51,17 @@ pub fn main() -> i32 {
     quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return 0;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print(); // `stsyn` alone: the help, as a reminder
+            return 2;
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
+            eprintln!("{}", one_line(&e.render().to_string()));
+            return 2;
         }
     };
     match run(cli) {
@@ -64,6 +79,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchRound(args) => bench_round::run(&args),
         Command::Plot(args) => plot::run(&args),
     }
+}
+
+/// clap's message on one line: its first line and the indented list under it (the missing
+/// arguments), without the usage and tips that follow.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines();
+    let mut out = lines.next().unwrap_or("error: bad arguments").trim_end_matches(':').to_string();
+    let listed: Vec<&str> = lines.take_while(|l| l.starts_with("  ")).map(str::trim).collect();
+    if !listed.is_empty() {
+        out += &format!(": {}", listed.join(", "));
+    }
+    out + " (see --help)"
 }
 
 /// `stsyn timing ... | head` closes stdout early; `println!` then panics with "Broken pipe".

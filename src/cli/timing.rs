@@ -86,6 +86,25 @@ pub struct Args {
 }
 
 impl Args {
+    /// The cluster in words: compute time, and speeds and links where they are not the default.
+    fn cluster_text(&self) -> String {
+        let mut text = format!("compute time {}", self.compute_time);
+        if self.speeds != "same" {
+            text += &format!(", speeds {}", self.speeds);
+        }
+        for (name, latency, bandwidth) in
+            [("uplink", &self.uplink, self.uplink_bandwidth), ("downlink", &self.downlink, self.downlink_bandwidth)]
+        {
+            if latency != "none" || bandwidth.is_some() {
+                text += &format!(", {name} {latency}");
+                if let Some(b) = bandwidth {
+                    text += &format!(" + {} bytes at {b}/time unit", self.model_bytes);
+                }
+            }
+        }
+        text
+    }
+
     /// Validates the flags into a [`TimingSetup`].
     fn setup(&self) -> Result<TimingSetup> {
         let algorithm = TimingAlgorithm::parse(&self.algorithm)?;
@@ -155,14 +174,19 @@ impl Args {
 pub fn run_timing(args: &Args) -> anyhow::Result<()> {
     let setup = args.setup()?;
     let path = EnginePath::parse(&args.engine)?;
+    if let (Some(r), Some(e)) = (&args.rounds_csv, &args.events_csv)
+        && std::path::absolute(r).ok() == std::path::absolute(e).ok()
+    {
+        return Err(Error::invalid("--events-csv", e.display(), "is also the --rounds-csv file").into());
+    }
     let theory = setup.theory()?;
     let mut sink = CsvSink::create(args.rounds_csv.as_deref(), args.events_csv.as_deref(), None)?;
     let outcome = setup.simulate(path, &mut sink)?;
     sink.finish()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&timing_json(&setup, &outcome, &theory))?);
+        println!("{}", serde_json::to_string_pretty(&timing_json(&setup, args, &outcome, &theory))?);
     } else {
-        print_table(&setup, &outcome, &theory);
+        print_table(&setup, args, &outcome, &theory);
     }
     Ok(())
 }
@@ -170,17 +194,24 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
 /// Runs `stsyn theory`.
 pub fn run_theory(args: &Args) -> anyhow::Result<()> {
     let setup = args.setup()?;
+    EnginePath::parse(&args.engine)?;
+    if let Some((flag, path)) = [("--rounds-csv", &args.rounds_csv), ("--events-csv", &args.events_csv)]
+        .into_iter()
+        .find_map(|(flag, p)| p.as_ref().map(|p| (flag, p)))
+    {
+        return Err(Error::invalid(flag, path.display(), "stsyn theory simulates nothing; use stsyn timing").into());
+    }
     let theory = setup.theory()?;
     if args.json {
         let value = json!({
-            "setup": setup_json(&setup),
+            "setup": setup_json(&setup, args),
             "theory": theory_json(&theory),
             "updates_distribution": setup.updates_distribution()?,
             "fixed_model": fixed_model_json(&setup)?,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!("{}, compute time {}", headline(&setup), setup.compute.spec());
+        println!("{}, {}", headline(&setup), args.cluster_text());
         for (name, v) in [
             ("round time", theory.round_time),
             ("updates per worker", theory.updates_per_worker),
@@ -219,15 +250,8 @@ fn headline(s: &TimingSetup) -> String {
     h
 }
 
-fn print_table(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) {
-    println!(
-        "{}, compute time {}, {} rounds, seed {} ({} engine)",
-        headline(s),
-        s.compute.spec(),
-        s.rounds,
-        s.seed,
-        o.engine
-    );
+fn print_table(s: &TimingSetup, a: &Args, o: &TimingOutcome, t: &TheoryValues) {
+    println!("{}, {}, {} rounds, seed {} ({} engine)", headline(s), a.cluster_text(), s.rounds, s.seed, o.engine);
     println!("  {:<20} {:>26} {:>14} {:>12}", "quantity", "simulated (mean ± SE)", "theory", "deviation");
     for (name, sim, theory) in [
         ("round time", &o.round_time, t.round_time),
@@ -235,10 +259,10 @@ fn print_table(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) {
         ("uploaders", &o.uploaders, t.uploaders),
     ] {
         let (theory_text, dev) = match theory {
-            Some(v) => (format!("{v:.6}"), deviation(sim, v)),
+            Some(v) => (num(v), deviation(sim, v)),
             None => ("-".to_string(), "-".to_string()),
         };
-        println!("  {name:<20} {:>26} {theory_text:>14} {dev:>12}", format!("{:.6} ± {:.6}", sim.mean(), sim.se()));
+        println!("  {name:<20} {:>26} {theory_text:>14} {dev:>12}", format!("{} ± {}", num(sim.mean()), num(sim.se())));
     }
     if let Some(d) = &o.delays {
         println!(
@@ -338,15 +362,23 @@ fn fixed_model_json(s: &TimingSetup) -> Result<Value> {
     })
 }
 
+/// The simulated mean's distance from theory in standard errors; "exact" when they agree to
+/// rounding (a fixed time model has SE ≈ 0, and float noise would read as many SEs).
 fn deviation(sim: &Running, theory: f64) -> String {
     let d = sim.deviation_in_se(theory);
-    if d.is_finite() {
-        format!("{d:+.2} SE")
-    } else if (sim.mean() - theory).abs() <= 1e-9 * theory.abs().max(1.0) {
+    if (sim.mean() - theory).abs() <= 1e-12 * theory.abs().max(1.0) {
         "exact".to_string()
+    } else if d.is_finite() {
+        format!("{d:+.2} SE")
     } else {
         "-".to_string()
     }
+}
+
+/// Six decimals, or six significant digits in scientific notation for very large or small
+/// values.
+fn num(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e9).contains(&x.abs()) { format!("{x:.5e}") } else { format!("{x:.6}") }
 }
 
 fn updates_per_second(o: &TimingOutcome) -> f64 {
@@ -365,8 +397,13 @@ fn theory_json(t: &TheoryValues) -> Value {
     json!({ "round_time": t.round_time, "updates_per_worker": t.updates_per_worker, "uploaders": t.uploaders })
 }
 
-fn setup_json(s: &TimingSetup) -> Value {
+fn setup_json(s: &TimingSetup, a: &Args) -> Value {
     json!({
+        "speeds": a.speeds,
+        "uplink": a.uplink,
+        "downlink": a.downlink,
+        "uplink_bandwidth": a.uplink_bandwidth,
+        "downlink_bandwidth": a.downlink_bandwidth,
         "algorithm": s.algorithm.name(),
         "workers": s.workers,
         "wait": s.wait,
@@ -383,9 +420,9 @@ fn setup_json(s: &TimingSetup) -> Value {
     })
 }
 
-fn timing_json(s: &TimingSetup, o: &TimingOutcome, t: &TheoryValues) -> Value {
+fn timing_json(s: &TimingSetup, a: &Args, o: &TimingOutcome, t: &TheoryValues) -> Value {
     json!({
-        "setup": setup_json(s),
+        "setup": setup_json(s, a),
         "engine": o.engine,
         "simulated": {
             "round_time": stat_json(&o.round_time),

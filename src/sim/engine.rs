@@ -25,7 +25,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::queue::EventQueue;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::{Seeds, Stream};
 use crate::timing::{CommTime, ComputeTime, PeerLinks, WorkerClock};
 use crate::trace::{EventKind, EventRecord, RoundRecord, Sink};
@@ -313,6 +313,7 @@ impl<'a> Engine<'a> {
                 }
                 slot.busy = false;
                 self.now = entry.time;
+                check_clock(self.now, &self.compute)?;
                 self.stats.events += 1;
                 self.stats.steps += 1;
                 if events {
@@ -327,6 +328,7 @@ impl<'a> Engine<'a> {
                 alg.on_step(w, self.now, &mut self.actions);
             } else {
                 self.now = entry.time;
+                check_clock(self.now, &self.compute)?;
                 self.stats.events += 1;
                 let index = entry.target;
                 let payload = std::mem::replace(&mut self.slots[index as usize], Payload::Free);
@@ -549,4 +551,17 @@ impl<'a> Engine<'a> {
         self.queue.push(at, slot, KIND_SLOT);
         Ok(())
     }
+}
+
+/// Fails when simulated time has left the finite numbers: a duration drawn from a tail too
+/// heavy for f64 (e.g. `pareto(shape=0.01)`).
+fn check_clock(now: f64, compute: &ComputeTime) -> Result<()> {
+    if now.is_finite() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "compute time",
+        compute.spec(),
+        format!("drew durations (with the message times) whose sum is {now} in f64: its tail is too heavy to simulate"),
+    ))
 }

@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::round::{RoundPlan, RoundPolicy};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds, StreamKey};
 use crate::timing::{CommTime, ComputeTime, WorkerClock};
 use crate::trace::{RoundRecord, Sink};
@@ -89,7 +89,7 @@ impl<'a> RoundKernel<'a> {
         let (mut plan, mut start, mut counts, mut round) = (RoundPlan::default(), 0.0, Vec::new(), 0);
         while policy.plan(round, &mut plan) {
             plan.check()?;
-            let mut record = self.round(&plan, round, start, counts);
+            let mut record = self.round(&plan, round, start, counts)?;
             policy.finish(&mut record);
             sink.round(&record)?;
             start = record.end;
@@ -100,8 +100,9 @@ impl<'a> RoundKernel<'a> {
     }
 
     /// Computes round `round` of `plan` starting at `start`. `counts` is reused as the record's
-    /// N_m (pass the previous record's `counts` back to avoid an allocation per round).
-    pub fn round(&mut self, plan: &RoundPlan, round: u64, start: f64, mut counts: Vec<u32>) -> RoundRecord {
+    /// N_m (pass the previous record's `counts` back to avoid an allocation per round). Fails
+    /// when the round's closing time is not a finite number (a tail too heavy for f64).
+    pub fn round(&mut self, plan: &RoundPlan, round: u64, start: f64, mut counts: Vec<u32>) -> Result<RoundRecord> {
         let workers = self.scratch.len();
         assert_eq!(plan.workers(), workers, "plan for {} workers, kernel for {workers}", plan.workers());
         let (compute, comm, seeds, bytes) = (self.compute, self.comm, self.seeds, self.model_bytes);
@@ -152,6 +153,13 @@ impl<'a> RoundKernel<'a> {
         self.finish.clear();
         self.finish.extend(self.scratch.iter().map(|s| s.finish));
         let (_, &mut t_close, _) = self.finish.select_nth_unstable_by(plan.wait - 1, f64::total_cmp);
+        if !t_close.is_finite() {
+            return Err(Error::invalid(
+                "compute time",
+                compute.spec(),
+                format!("drew durations whose sum is {t_close} in f64: its tail is too heavy to simulate"),
+            ));
+        }
 
         // Pass 2: completions at or before T. A worker that reached its target continues its
         // stream; one that did not counts its stored times (or replays its stream).
@@ -205,7 +213,7 @@ impl<'a> RoundKernel<'a> {
             }
         }
         let participants = plan.participants() as u32;
-        RoundRecord {
+        Ok(RoundRecord {
             round,
             start,
             compute_end: t_close,
@@ -216,7 +224,7 @@ impl<'a> RoundKernel<'a> {
             updates,
             cancelled,
             counts,
-        }
+        })
     }
 }
 

@@ -110,7 +110,7 @@ impl Sink for CsvSink {
                 Some((a, seed)) => w.serialize((a, seed, row)),
                 None => w.serialize(row),
             }
-            .map_err(|e| csv_err(Path::new("events.csv"), e))?;
+            .map_err(|e| csv_err(w.get_ref().0.path(), e))?;
         }
         Ok(())
     }
@@ -134,7 +134,7 @@ impl Sink for CsvSink {
                 Some((a, seed)) => w.serialize((a, seed, row)),
                 None => w.serialize(row),
             }
-            .map_err(|e| csv_err(Path::new("rounds.csv"), e))?;
+            .map_err(|e| csv_err(w.get_ref().0.path(), e))?;
         }
         Ok(())
     }

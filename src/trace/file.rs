@@ -20,6 +20,9 @@ pub struct PendingFile {
 impl PendingFile {
     /// Starts writing `target` (creating its parent directory if needed).
     pub fn create(target: &Path) -> Result<PendingFile> {
+        if target.is_dir() {
+            return Err(Error::invalid("output file", target.display(), "is a directory"));
+        }
         if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -29,7 +32,7 @@ impl PendingFile {
             .to_os_string();
         name.push(".partial");
         let partial = target.with_file_name(name);
-        let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
+        let file = File::create(&partial).map_err(|e| Error::io(target, e))?;
         Ok(PendingFile { target: target.to_path_buf(), partial, writer: Some(BufWriter::with_capacity(1 << 16, file)) })
     }
 
@@ -43,14 +46,19 @@ impl PendingFile {
         self.writer.as_mut().expect("PendingFile used after finish")
     }
 
-    /// Flushes, syncs and renames the file into place.
+    /// Flushes, syncs and renames the file into place; on failure the partial file is removed.
     pub fn finish(mut self) -> Result<PathBuf> {
         let mut writer = self.writer.take().expect("finish called twice");
-        writer.flush().map_err(|e| Error::io(&self.partial, e))?;
-        let file = writer.into_inner().map_err(|e| Error::io(&self.partial, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&self.partial, e))?;
-        std::fs::rename(&self.partial, &self.target).map_err(|e| Error::io(&self.target, e))?;
-        Ok(self.target.clone())
+        let done = (|| {
+            writer.flush().map_err(|e| Error::io(&self.target, e))?;
+            let file = writer.into_inner().map_err(|e| Error::io(&self.target, e.into_error()))?;
+            file.sync_all().map_err(|e| Error::io(&self.target, e))?;
+            std::fs::rename(&self.partial, &self.target).map_err(|e| Error::io(&self.target, e))
+        })();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+        done.map(|()| self.target.clone())
     }
 
     /// Writes the whole content of a small file at once.
