@@ -63,7 +63,7 @@ pub struct RawData {
     pub dataset: String,
     /// Directory of the CIFAR-10 or MNIST files.
     pub dir: Option<String>,
-    /// iid, sorted (one class per worker at M = 20), dirichlet(alpha=...), or shared.
+    /// iid, sorted (about one class per worker at M = 20), dirichlet(alpha=...), or shared.
     pub partition: Option<String>,
     /// Synthetic data: [channels, height, width].
     pub shape: Option<[usize; 3]>,

@@ -227,6 +227,15 @@ fn mnist_missing_truncated_and_corrupt_files_are_named() {
     let packed = gz(&idx(&[2], &[1, 2], 1));
     write(&dir.path().join("t10k-labels-idx1-ubyte.gz"), &packed[..packed.len() / 2]);
     expect_bad_file(data::mnist(dir.path()), "t10k-labels-idx1-ubyte.gz", &["corrupt gzip"]);
+    std::fs::remove_file(dir.path().join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    write(&labels, &idx(&[2], &[1, 2], 1));
+
+    // an empty test set, and test images of another size than the training images
+    let test_images = dir.path().join("t10k-images-idx3-ubyte");
+    write(&test_images, &idx(&[0, 28, 28], &[], 3));
+    expect_bad_file(data::mnist(dir.path()), "t10k-images-idx3-ubyte", &["0 items", "offset 4"]);
+    write(&test_images, &idx(&[2, 20, 20], &[0; 800], 3));
+    expect_bad_file(data::mnist(dir.path()), "t10k-images-idx3-ubyte", &["[1, 20, 20]", "[1, 28, 28]"]);
 }
 
 #[test]
@@ -369,4 +378,30 @@ fn minibatches_are_drawn_with_replacement_from_the_shard() {
     let (mut x3, mut y3) = (Vec::new(), Vec::new());
     data::sample_batch(&split.train, &shard, 8, &mut rng3, &mut x3, &mut y3);
     assert_eq!((x2, y2), (x3, y3));
+}
+
+#[test]
+fn sorted_digits_shards_are_almost_one_class_per_worker() {
+    // The digits' training classes hold 131–153 samples, not 1437/10 each, so the paper's
+    // sorted split (M = 20 contiguous shards of 71–72) cannot give every worker exactly one
+    // class: half of the shards straddle a class boundary. What holds: at most two classes per
+    // worker, at least 80 % of each shard from one class, and every class the main class of
+    // exactly two workers.
+    let split = data::digits();
+    let how: Partition = "sorted".parse().unwrap();
+    let shards =
+        data::partition(&split.train.labels, 10, 20, &how, &mut Seeds::new(1).stream(Purpose::Partition, 0, 0))
+            .unwrap();
+    let mut main_of = [0; 10];
+    for s in &shards {
+        let mut counts = [0usize; 10];
+        for &i in s {
+            counts[split.train.labels[i as usize] as usize] += 1;
+        }
+        let (main, &most) = counts.iter().enumerate().max_by_key(|(_, c)| **c).unwrap();
+        assert!(counts.iter().filter(|&&c| c > 0).count() <= 2, "{counts:?}");
+        assert!(most * 5 >= s.len() * 4, "{counts:?}");
+        main_of[main] += 1;
+    }
+    assert_eq!(main_of, [2; 10]);
 }

@@ -391,10 +391,19 @@ fn parallel_step_is_independent_of_the_thread_count() {
 #[test]
 fn spec_errors_name_the_file_and_the_layer() {
     let cases = [
-        ("input = [1, 8, 8]\n[[layers]]\ntype = \"conv3d\"\n", "conv3d"),
+        ("input = [1, 8, 8]\n[[layers]]\ntype = \"conv3d\"\n", "layers[0] (conv3d): unknown variant `conv3d`"),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 10\nbias = true\n",
-            "bias",
+            "layers[1] (linear): unknown field `bias`",
+        ),
+        (
+            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\n",
+            "layers[0] (conv2d): missing field `kernel`",
+        ),
+        ("input = [1, 8, 8]\n[[layers]]\nkernel = 3\n", "layers[0] (no type): missing field `type`"),
+        (
+            "input = [1, 1000, 1000]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 1\nkernel = 500\n[[layers]]\ntype = \"flatten\"\n",
+            "unfolds into",
         ),
         ("input = [1, 8, 8]\ncolour = 1\n[[layers]]\ntype = \"flatten\"\n", "colour"),
         (

@@ -85,9 +85,12 @@ impl TimingAlgorithm {
         (TimingAlgorithm::FedBuff, "fedbuff"),
     ];
 
-    /// Parses a name (`-` and `_` are interchangeable, case-insensitive).
+    /// Parses a name (`-` and `_` are interchangeable, case-insensitive; `asgd` is `async`).
     pub fn parse(name: &str) -> Result<Self> {
-        let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
+        let mut wanted = name.trim().to_ascii_lowercase().replace('_', "-");
+        if wanted == "asgd" {
+            wanted = "async".into(); // `stsyn run`'s name for the same timing
+        }
         Self::ALL.iter().find(|(_, n)| *n == wanted).map(|(a, _)| *a).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
             Error::invalid("algorithm", name, format!("unknown (expected one of: {})", names.join(", ")))

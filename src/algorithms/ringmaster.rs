@@ -130,7 +130,7 @@ impl<H: ServerHooks> Ringmaster<H> {
     /// Version 2: cancels and restarts every computation whose delay reached R.
     fn restart_stale(&mut self, act: &mut Actions) {
         while let Some(&(version, w, generation)) = self.reads.front() {
-            if version + self.threshold > self.version {
+            if version.saturating_add(self.threshold) > self.version {
                 break;
             }
             self.reads.pop_front();
@@ -166,7 +166,7 @@ impl<H: ServerHooks> Algorithm for Ringmaster<H> {
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
         match (msg.from, msg.to) {
             (Node::Server, Node::Worker(m)) => {
-                if self.rule == StaleRule::Cancel && msg.tag + self.threshold <= self.version {
+                if self.rule == StaleRule::Cancel && msg.tag.saturating_add(self.threshold) <= self.version {
                     // The model is R updates old before the worker could start on it.
                     self.hooks.discard(msg.data);
                     self.delays.cancelled += 1;

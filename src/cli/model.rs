@@ -26,16 +26,16 @@ pub struct Args {
     #[arg(long)]
     bench: bool,
     /// Minibatch size for --bench.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, requires = "bench")]
     batch: usize,
     /// Threads for --bench; above 1 the batch is split into this many chunks.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, requires = "bench")]
     threads: usize,
     /// Timed steps for --bench (after 3 warm-up steps).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, requires = "bench")]
     steps: usize,
     /// Learning rate of the timed SGD steps.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, requires = "bench")]
     lr: f32,
     /// Seed of the random parameters and data.
     #[arg(long, default_value_t = 0)]
@@ -83,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let [c, h, w] = net.input_shape();
-    println!("{}: input {c}×{h}×{w}, loss {:?}", net.name(), net.loss_kind());
+    println!("{}: input {c}×{h}×{w}, loss {}", net.name(), net.loss_kind().name());
     println!("{:<4} {:<42} {:>14} {:>10} {:>14}", "#", "layer", "output", "params", "flops");
     for (i, l) in layers.iter().enumerate() {
         let [c, h, w] = l.output_shape;

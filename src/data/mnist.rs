@@ -28,7 +28,17 @@ pub fn mnist(dir: &Path) -> Result<Split> {
     if !dir.is_dir() {
         return Err(Error::invalid("MNIST directory", dir.display(), format!("not a directory; {HINT}")));
     }
-    Ok(Split { train: load_pair(dir, "train")?, test: load_pair(dir, "t10k")? })
+    let (train, test) = (load_pair(dir, "train")?, load_pair(dir, "t10k")?);
+    if test.shape != train.shape {
+        return Err(Error::bad_file(
+            &dir.join("t10k-images-idx3-ubyte"),
+            format!(
+                "images are {:?} in the header at byte offset 8, the training images {:?}",
+                test.shape, train.shape
+            ),
+        ));
+    }
+    Ok(Split { train, test })
 }
 
 fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset> {
@@ -103,6 +113,9 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8], ndims: usize) -> Result<(Vec<usiz
     let dims: Vec<usize> = (0..ndims)
         .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
         .collect();
+    if dims[0] == 0 {
+        return Err(Error::bad_file(path, "the IDX header at byte offset 4 says 0 items: the file holds no data"));
+    }
     if dims.iter().skip(1).any(|&d| d == 0) {
         return Err(Error::bad_file(path, format!("zero image size {dims:?} in the IDX header")));
     }

@@ -3,8 +3,10 @@
 //! - [`Partition::Iid`]: a seeded random permutation cut into M contiguous shards of equal size
 //!   (`torch.randperm` in the paper's `impact_K.py`).
 //! - [`Partition::Sorted`]: the paper's non-i.i.d. split (`Comparisons.py`): indices stably sorted
-//!   by label, cut into M contiguous shards. With M = 20 on CIFAR-10 every worker holds one class
-//!   and every class is on two workers.
+//!   by label, cut into M contiguous shards. With M = 20 on CIFAR-10 (balanced classes) every
+//!   worker holds one class and every class is on two workers; on the embedded digits, whose
+//!   classes are not exactly balanced, half of the shards straddle a class boundary (at least
+//!   80 % of every shard is one class, tested).
 //! - [`Partition::Dirichlet`]: label skew; for each class, proportions over the workers are drawn
 //!   from a symmetric Dirichlet(α) and the class's shuffled indices are cut accordingly. Small α
 //!   gives few classes per worker, large α approaches i.i.d.

@@ -52,6 +52,17 @@ pub enum LossKind {
     BinaryLogistic,
 }
 
+impl LossKind {
+    /// The name a spec gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::SoftmaxCrossEntropy => "softmax_cross_entropy",
+            LossKind::SquaredError => "squared_error",
+            LossKind::BinaryLogistic => "binary_logistic",
+        }
+    }
+}
+
 /// A network spec as written in TOML.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,8 +76,9 @@ pub struct NetworkSpec {
     /// The loss.
     #[serde(default)]
     pub loss: LossKind,
-    /// The layers, in order.
-    pub layers: Vec<LayerSpec>,
+    /// The layers, in order; each is read into a [`LayerSpec`] on its own so that an error
+    /// names the layer (`layers[i]`).
+    pub layers: Vec<toml::Table>,
 }
 
 /// One layer as written in TOML, tagged by `type`.
@@ -125,6 +137,11 @@ pub(crate) struct Built {
     pub stage_input: bool,
 }
 
+/// A serde message on one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Parses and checks a spec. `origin` names the file (or other source) in errors.
 pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
     let spec: NetworkSpec = toml::from_str(text)
@@ -141,15 +158,26 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
     if spec.layers.is_empty() {
         return Err(bad("layers".into(), "a network needs at least one layer".into()));
     }
+    let layers = spec
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, table)| {
+            LayerSpec::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+                let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("no type");
+                bad(format!("layers[{i}] ({kind})"), one_line(&e.to_string()))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let stage_input = matches!(
-        spec.layers.iter().find(|l| !matches!(l, LayerSpec::Relu {})),
+        layers.iter().find(|l| !matches!(l, LayerSpec::Relu {})),
         Some(LayerSpec::Conv2d { .. } | LayerSpec::MaxPool2d { .. })
     );
     let mut shape = spec.input;
     let mut layout = if stage_input { Layout::BatchMinor } else { Layout::BatchMajor };
-    let mut nodes = Vec::with_capacity(spec.layers.len());
+    let mut nodes = Vec::with_capacity(layers.len());
     let mut offset = 0usize;
-    for (i, layer) in spec.layers.iter().enumerate() {
+    for (i, layer) in layers.iter().enumerate() {
         let at = |kind: &str| format!("layers[{i}] ({kind})");
         let positive = |kind: &str, field: &str, v: usize| -> Result<usize> {
             if v == 0 || v > MAX_DIM {
@@ -259,6 +287,23 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                 at(built.kind()),
                 format!("too many parameters ({params}; at most {MAX_ELEMENTS} in all)"),
             ));
+        }
+        if let Layer::Conv2d(c) = &built {
+            // the unfold index has k² entries per output position (and the column matrix as many
+            // floats per sample): bounded like an activation
+            let unfold = wide(c.kernel) * wide(c.kernel) * wide(out_shape[1]) * wide(out_shape[2]);
+            if unfold * wide(c.in_shape[0]) > wide(MAX_ELEMENTS) {
+                return Err(bad(
+                    at(built.kind()),
+                    format!(
+                        "a {k}×{k} kernel over {h}×{w} outputs unfolds into {unfold} × {ci} values per sample (at most {MAX_ELEMENTS})",
+                        k = c.kernel,
+                        h = out_shape[1],
+                        w = out_shape[2],
+                        ci = c.in_shape[0]
+                    ),
+                ));
+            }
         }
         let params = built.num_params();
         let gather_index = match &built {
