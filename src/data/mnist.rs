@@ -31,7 +31,7 @@ pub fn mnist(dir: &Path) -> Result<Split> {
     let (train, test) = (load_pair(dir, "train")?, load_pair(dir, "t10k")?);
     if test.shape != train.shape {
         return Err(Error::bad_file(
-            &dir.join("t10k-images-idx3-ubyte"),
+            dir.join("t10k-images-idx3-ubyte"),
             format!(
                 "images are {:?} in the header at byte offset 8, the training images {:?}",
                 test.shape, train.shape

@@ -313,7 +313,7 @@ impl<'a> Engine<'a> {
                 }
                 slot.busy = false;
                 self.now = entry.time;
-                check_clock(self.now, &self.compute)?;
+                check_clock(self.now, self.compute)?;
                 self.stats.events += 1;
                 self.stats.steps += 1;
                 if events {
@@ -328,7 +328,7 @@ impl<'a> Engine<'a> {
                 alg.on_step(w, self.now, &mut self.actions);
             } else {
                 self.now = entry.time;
-                check_clock(self.now, &self.compute)?;
+                check_clock(self.now, self.compute)?;
                 self.stats.events += 1;
                 let index = entry.target;
                 let payload = std::mem::replace(&mut self.slots[index as usize], Payload::Free);
