@@ -1434,7 +1434,7 @@ fn check_rescaled_step_times(algorithms: &[AlgorithmEntry], compute: &ComputeTim
 }
 
 /// TOML errors span several lines (with a caret diagram); keep the first meaningful ones.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))

@@ -32,6 +32,7 @@ use super::linear::Linear;
 use super::maxpool2d::{MAX_KERNEL, MaxPool2d};
 use super::relu::Relu;
 use super::{Layer, Layout, Node};
+use crate::config::one_line;
 use crate::{Error, Result};
 
 /// Largest size accepted for any single dimension, so that products cannot overflow.
@@ -137,15 +138,10 @@ pub(crate) struct Built {
     pub stage_input: bool,
 }
 
-/// A serde message on one line.
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// Parses and checks a spec. `origin` names the file (or other source) in errors.
 pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
     let spec: NetworkSpec = toml::from_str(text)
-        .map_err(|e| Error::bad_file(origin, format!("invalid network spec: {}", e.to_string().trim_end())))?;
+        .map_err(|e| Error::bad_file(origin, format!("invalid network spec: {}", one_line(&e.to_string()))))?;
     let bad = |at: String, reason: String| Error::bad_file(origin, format!("{at}: {reason}"));
     for (name, v) in ["channels", "height", "width"].iter().zip(spec.input) {
         if v == 0 || v > MAX_DIM {
