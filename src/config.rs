@@ -1322,10 +1322,10 @@ fn check_overlap_algorithms(
                 }
                 let random = matches!(settings.graph, GraphSpec::ErdosRenyi { .. });
                 for &seed in if random { seeds } else { &seeds[..1] } {
-                    settings.graph.build(workers, &crate::rng::Seeds::new(seed)).map_err(|e| match random {
-                        true => Error::Config(format!("seed {seed}: {e}")),
-                        false => e,
-                    })?;
+                    settings
+                        .graph
+                        .build(workers, &crate::rng::Seeds::new(seed))
+                        .map_err(|e| if random { Error::Config(format!("seed {seed}: {e}")) } else { e })?;
                 }
             }
             AlgorithmSpec::Loscar(settings) => {

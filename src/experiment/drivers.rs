@@ -72,7 +72,7 @@ impl RoundPolicy for RoundTrainer<'_, '_> {
 /// steps. The timing counts every worker with a completed step; FLANP's random selection trains
 /// S other workers, STSyn with `drop_most_updates` leaves one out (Comparisons.py counts
 /// M + |𝓜| − 1 messages), and FedNova's `extra_step` runs one step more than it is charged.
-pub fn count_aggregated(record: &mut RoundRecord, jobs: &[LocalJob]) {
+fn count_aggregated(record: &mut RoundRecord, jobs: &[LocalJob]) {
     record.uploaders = jobs.len() as u32;
     record.uploads = jobs.len() as u32;
     record.updates = jobs.iter().map(|j| j.steps as u64).sum();
