@@ -27,7 +27,8 @@ pub struct RawExperiment {
     pub seeds: Option<Vec<u64>>,
     /// Maximum rounds (server updates for asynchronous algorithms) per run.
     pub rounds: u64,
-    /// Stop a run when simulated time passes this.
+    /// Simulated-time budget of a run: no round or update that would end after it is made (what
+    /// is still in progress at `max_time` never completes).
     pub max_time: Option<f64>,
     /// Test accuracy in [0, 1] whose first crossing is reported.
     pub target_accuracy: Option<f64>,
@@ -517,7 +518,7 @@ pub struct Experiment {
     pub name: String,
     /// Seeds.
     pub seeds: Vec<u64>,
-    /// Stop when simulated time passes this.
+    /// Simulated-time budget: no round or update ending after it is made.
     pub max_time: Option<f64>,
     /// Reported target accuracy.
     pub target_accuracy: Option<f64>,
@@ -539,6 +540,13 @@ pub struct Experiment {
     pub resolved: RawExperiment,
     /// Settings that are valid but will not act as a user may expect (printed before the run).
     pub warnings: Vec<String>,
+}
+
+impl Experiment {
+    /// The simulated time after which nothing happens (`max_time`, or infinity).
+    pub fn horizon(&self) -> f64 {
+        self.max_time.unwrap_or(f64::INFINITY)
+    }
 }
 
 /// Command-line overrides of the common knobs.

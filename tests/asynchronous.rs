@@ -252,8 +252,15 @@ impl ServerHooks for Apply<'_> {
     fn arrived_weighted(&mut self, job: u64, weight: f64) {
         self.learner.arrive(job, weight);
     }
+    fn arrived_summed(&mut self, job: u64, group: usize) {
+        self.learner.arrive_summed(job, group);
+    }
     fn discard(&mut self, job: u64) {
         self.learner.discard(job);
+    }
+    fn update_sums(&mut self, record: &RoundRecord, scale: f64, weights: &[f64]) -> bool {
+        self.learner.apply_sums(record.round, scale, weights).unwrap();
+        true
     }
     fn update(&mut self, record: &RoundRecord) -> bool {
         let n = self.learner.arrived();
@@ -377,6 +384,105 @@ fn learner_records_versions_and_delays() {
     l.arrive(j, 1.0);
     l.apply(0, 1.0).unwrap();
     assert_eq!(l.model(), &[0.75]);
+}
+
+/// f_i(x) = ½(x − c_i)² with c = (0, 1), no noise, x⁰ = 0, γ = 0.5; worker 0 takes 1 per
+/// gradient, worker 1 takes 2.2. Arrivals: worker 0 at 1, 2, 3, 4, 5, ...; worker 1 at 2.2, 4.4.
+/// Every gradient at x⁰ is x⁰ − c_i: 0 from worker 0, −1 from worker 1.
+fn one_round(rule: stsyn::algorithms::rennala::Rule) -> (f32, RoundRecord) {
+    use stsyn::algorithms::rennala::{Leftover, Rennala};
+    let q = Quadratic::new(vec![vec![0.0], vec![1.0]], vec![1.0], 0.0, vec![0.0]).unwrap();
+    let compute = ComputeTime::parse("const(1)", "means(1, 2.2)", 2, Path::new(".")).unwrap();
+    let mut s = Rennala::new(2, rule, Leftover::Cancel, 1, 0, Apply { learner: Learner::new(&q, Seeds::new(1), 0.5) });
+    let mut sink = MemorySink::default();
+    Engine::new(2, &compute, &CommTime::ZERO, Seeds::new(1)).run(&mut s, &mut sink).unwrap();
+    (s.into_hooks().learner.model()[0], sink.rounds.remove(0))
+}
+
+#[test]
+fn malenia_weighs_each_worker_by_one_over_m_b_i_and_rennala_averages_its_s_gradients() {
+    use stsyn::algorithms::rennala::Rule;
+    // Malenia, S = 4: Σ_i 1/B_i ≤ M²/S = 1 first holds at t = 4.4 with B = (4, 2) (at t = 4,
+    // B = (4, 1) gives 1.25). g = (1/M)·Σ_i (1/B_i)·Σ_b ∇f_i = ½·(4·0/4 + 2·(−1)/2) = −½:
+    // every worker's data has weight 1/M whatever its speed, so x¹ = 0 + 0.5·½ = 0.25.
+    let (x, r) = one_round(Rule::Malenia { batch: 4 });
+    assert_eq!((r.end, r.counts.clone(), r.updates), (4.4, vec![4, 2], 6));
+    assert_eq!(x, 0.25);
+    // Rennala, S = 6: the same six gradients, averaged: g = 2·(−1)/6, so x¹ = (0.5/6)·2 (f32).
+    let (x, r) = one_round(Rule::Rennala { batch: 6 });
+    assert_eq!((r.end, r.counts.clone(), r.updates), (4.4, vec![4, 2], 6));
+    assert_eq!(x, (0.5f64 / 6.0) as f32 * 2.0);
+}
+
+#[test]
+fn summed_results_are_freed_as_they_arrive() {
+    // 1000 gradients of worker 1 at x = 0 (each −1) collected for one update: the learner folds
+    // them into one sum as they arrive, so only a few are ever held, and the update is
+    // x ← 0 − (γ/1000)·(−1000).
+    let q = Quadratic::new(vec![vec![0.0], vec![1.0]], vec![1.0], 0.0, vec![0.0]).unwrap();
+    let mut l = Learner::new(&q, Seeds::new(1), 0.5);
+    let threads = rayon::current_num_threads();
+    for _ in 0..1000 {
+        let j = l.start_job(1);
+        l.arrive_summed(j, 0);
+        assert!(l.jobs_in_flight() < 2 * threads, "{} results held", l.jobs_in_flight());
+    }
+    assert_eq!(l.arrived(), 1000);
+    l.apply_sums(0, 1.0 / 1000.0, &[1.0]).unwrap();
+    assert_eq!(l.model(), &[0.0f32 - (0.5f64 / 1000.0) as f32 * -1000.0]);
+    assert_eq!((l.arrived(), l.jobs_in_flight(), l.version()), (0, 0, 1));
+}
+
+#[test]
+fn nothing_happens_after_the_horizon() {
+    // ASGD with τ = (1, 2, 4): by t = 100 the workers complete 100 + 50 + 25 gradients. A run
+    // cut at the horizon 100 is the run stopped after exactly those 175 updates, bit for bit.
+    let q = Quadratic::new(vec![vec![0.0], vec![1.0], vec![2.0]], vec![1.0], 0.0, vec![0.0]).unwrap();
+    let compute = ComputeTime::parse("const(1)", "means(1, 2, 4)", 3, Path::new(".")).unwrap();
+    let run = |updates: u64, horizon: f64| {
+        let learner = Learner::new(&q, Seeds::new(1), 0.01);
+        let mut s = Asgd::new(3, updates, 0, Stepsize::Constant, Apply { learner });
+        let mut engine = Engine::new(3, &compute, &CommTime::ZERO, Seeds::new(1)).with_horizon(horizon);
+        let mut sink = MemorySink::default();
+        let end = engine.run(&mut s, &mut sink).unwrap().end_time;
+        (s.into_hooks().learner.model().to_vec(), sink.rounds.len(), end)
+    };
+    let (cut, updates, end) = run(u64::MAX, 100.0);
+    let (counted, _, _) = run(175, f64::INFINITY);
+    assert_eq!((updates, end), (175, 100.0));
+    assert!(cut == counted);
+    // A Rennala round that would end after the horizon is never made: S = 1000 gradients need
+    // more than 100 time units.
+    let mut s = stsyn::algorithms::rennala::Rennala::new(
+        3,
+        stsyn::algorithms::rennala::Rule::Rennala { batch: 1000 },
+        stsyn::algorithms::rennala::Leftover::Cancel,
+        u64::MAX,
+        0,
+        (),
+    );
+    let mut sink = MemorySink::default();
+    let stats =
+        Engine::new(3, &compute, &CommTime::ZERO, Seeds::new(1)).with_horizon(100.0).run(&mut s, &mut sink).unwrap();
+    assert!(sink.rounds.is_empty() && stats.end_time == 100.0, "{} rounds, end {}", sink.rounds.len(), stats.end_time);
+    // The per-round kernel stops before the first round ending after the horizon: its rounds
+    // are the prefix of an unbounded run that ends by then.
+    use stsyn::sim::{FixedRounds, RoundKernel, RoundPlan};
+    let compute = ComputeTime::iid(stsyn::timing::Dist::Exp { mean: 1.0 });
+    let rounds = |horizon: f64| {
+        let mut policy = FixedRounds { plan: RoundPlan::uniform(20, 5, 10, Some(u32::MAX)), rounds: 50 };
+        let mut sink = MemorySink::default();
+        RoundKernel::new(20, &compute, &CommTime::ZERO, Seeds::new(3), 0)
+            .with_horizon(horizon)
+            .run(&mut policy, &mut sink)
+            .unwrap();
+        sink.rounds
+    };
+    let all = rounds(f64::INFINITY);
+    let horizon = all[20].end - 0.5 * all[20].duration();
+    let cut = rounds(horizon);
+    assert_eq!(cut.len(), 20);
+    assert!(cut == all[..20]);
 }
 
 /// Runs every asynchronous strategy on the learner and returns the final models.
@@ -552,6 +658,13 @@ fn experiment_files_run_identically_with_one_and_two_threads() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(outputs[0].join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["algorithms"].as_array().unwrap().len(), 7);
+    // max_time = 400: no update after it, for every algorithm.
+    let mut evals = csv::Reader::from_path(outputs[0].join("evals.csv")).unwrap();
+    let column = evals.headers().unwrap().iter().position(|h| h == "wall_clock").unwrap();
+    for row in evals.records() {
+        let t: f64 = row.unwrap()[column].parse().unwrap();
+        assert!(t <= 400.0, "an evaluation at {t} > max_time");
+    }
     for a in summary["algorithms"].as_array().unwrap() {
         assert!(a["final_distance_to_optimum"].is_number(), "{a}");
         assert!(a["final_distance_to_weighted_optimum"].is_number(), "{a}");

@@ -28,6 +28,9 @@ pub trait ServerHooks {
     /// The result of `job` waits for the next update with weight `weight` (a per-gradient
     /// stepsize factor: delay-adaptive, rescaled, staleness-weighted, ...).
     fn arrived_weighted(&mut self, _job: u64, _weight: f64) {}
+    /// The result of `job` reached the server and is added to the running sum of `group` (the
+    /// round algorithms that collect many results at one point: Rennala, Malenia).
+    fn arrived_summed(&mut self, _job: u64, _group: usize) {}
     /// `job` was cancelled or its result is ignored.
     fn discard(&mut self, _job: u64) {}
     /// The server updates with the mean of the results that arrived since the last update;
@@ -38,6 +41,11 @@ pub trait ServerHooks {
     /// The server updates w ← w − η·scale·Σ_j weight_j·r_j over the results that arrived since
     /// the last update. Returns false to end the run.
     fn update_scaled(&mut self, _record: &RoundRecord, _scale: f64) -> bool {
+        true
+    }
+    /// The server updates w ← w − η·scale·Σ_g weights\[g\]·S_g over the group sums S_g of
+    /// [`ServerHooks::arrived_summed`] since the last update. Returns false to end the run.
+    fn update_sums(&mut self, _record: &RoundRecord, _scale: f64, _weights: &[f64]) -> bool {
         true
     }
 }

@@ -20,6 +20,10 @@
 //! uses every gradient arriving at that instant. Workers draw step durations from their
 //! streams of epoch k in round k, like the other round algorithms.
 //!
+//! The server sums the round's gradients as they arrive (Rennala: one sum; Malenia: one per
+//! worker, Σ_b ∇f_i) and updates once at the close, w ← w − γ·(1/S)·Σ (Rennala) or
+//! w ← w − γ·Σ_i (1/(M·B_i))·Σ_b (Malenia), so memory does not grow with S.
+//!
 //! Records: one per round; `counts` are the B_i, `uploads` the results received in the round
 //! (including ignored ones), `participants` the models sent.
 
@@ -93,8 +97,8 @@ pub struct Rennala<H = ()> {
     /// Models sent to each worker so far (identifies the download that is current).
     reads: Vec<u64>,
     phase: Vec<Phase>,
-    /// (job, worker) of the gradients collected in the round, in arrival order.
-    collected: Vec<(u64, u32)>,
+    /// Gradients collected in the round.
+    collected: u64,
     /// B_i of the round.
     counts: Vec<u32>,
     contributors: usize,
@@ -119,7 +123,7 @@ impl<H: ServerHooks> Rennala<H> {
             job: vec![0; workers],
             reads: vec![0; workers],
             phase: vec![Phase::Idle; workers],
-            collected: Vec::new(),
+            collected: 0,
             counts: vec![0; workers],
             contributors: 0,
             sent: 0,
@@ -150,7 +154,7 @@ impl<H: ServerHooks> Rennala<H> {
     fn begin(&mut self, now: f64, act: &mut Actions) {
         act.epoch(self.round);
         self.start = now;
-        self.collected.clear();
+        self.collected = 0;
         self.counts.fill(0);
         self.contributors = 0;
         for m in 0..self.workers {
@@ -162,7 +166,7 @@ impl<H: ServerHooks> Rennala<H> {
 
     fn round_done(&self) -> bool {
         match self.rule {
-            Rule::Rennala { batch } => self.collected.len() as u64 >= batch,
+            Rule::Rennala { batch } => self.collected >= batch,
             Rule::Malenia { batch } => {
                 if self.contributors < self.workers {
                     return false;
@@ -204,21 +208,19 @@ impl<H: ServerHooks> Rennala<H> {
             participants: std::mem::take(&mut self.sent),
             uploaders: self.contributors as u32,
             uploads: std::mem::take(&mut self.uploads),
-            updates: self.collected.len() as u64,
+            updates: self.collected,
             cancelled: std::mem::take(&mut self.cancelled),
             counts: self.counts.clone(),
         };
-        for _ in &self.collected {
+        for _ in 0..self.collected {
             self.delays.applied(0);
         }
         let go_on = match self.rule {
-            Rule::Rennala { .. } => self.hooks.update(&record),
+            Rule::Rennala { .. } => self.hooks.update_sums(&record, 1.0 / self.collected as f64, &[1.0]),
             Rule::Malenia { .. } => {
                 let m = self.workers as f64;
-                for &(job, w) in &self.collected {
-                    self.hooks.arrived_weighted(job, 1.0 / (m * self.counts[w as usize] as f64));
-                }
-                self.hooks.update_scaled(&record, 1.0)
+                let weights: Vec<f64> = self.counts.iter().map(|&b| 1.0 / (m * b as f64)).collect();
+                self.hooks.update_sums(&record, 1.0, &weights)
             }
         };
         act.round(record);
@@ -274,10 +276,12 @@ impl<H: ServerHooks> Algorithm for Rennala<H> {
                     return;
                 }
                 debug_assert_eq!(self.phase[m], Phase::Uploading(self.round));
-                if let Rule::Rennala { .. } = self.rule {
-                    self.hooks.arrived(msg.data);
-                }
-                self.collected.push((msg.data, m as u32));
+                let group = match self.rule {
+                    Rule::Rennala { .. } => 0,
+                    Rule::Malenia { .. } => m,
+                };
+                self.hooks.arrived_summed(msg.data, group);
+                self.collected += 1;
                 if self.counts[m] == 0 {
                     self.contributors += 1;
                 }

@@ -94,6 +94,16 @@ impl<'a, 'm> AsyncTrainer<'a, 'm> {
     }
 }
 
+impl AsyncTrainer<'_, '_> {
+    fn after_update(&mut self, record: &RoundRecord, applied: crate::error::Result<f64>) -> bool {
+        if let Err(e) = applied {
+            self.monitor.fail(e);
+        }
+        self.monitor.after_round(record, &self.learner);
+        self.monitor.go_on()
+    }
+}
+
 impl ServerHooks for AsyncTrainer<'_, '_> {
     fn job_started(&mut self, worker: usize) -> u64 {
         self.learner.start_job(worker)
@@ -107,6 +117,10 @@ impl ServerHooks for AsyncTrainer<'_, '_> {
         self.learner.arrive(job, weight);
     }
 
+    fn arrived_summed(&mut self, job: u64, group: usize) {
+        self.learner.arrive_summed(job, group);
+    }
+
     fn discard(&mut self, job: u64) {
         self.learner.discard(job);
     }
@@ -117,10 +131,12 @@ impl ServerHooks for AsyncTrainer<'_, '_> {
     }
 
     fn update_scaled(&mut self, record: &RoundRecord, scale: f64) -> bool {
-        if let Err(e) = self.learner.apply(record.round, scale) {
-            self.monitor.fail(e);
-        }
-        self.monitor.after_round(record, &self.learner);
-        self.monitor.go_on()
+        let applied = self.learner.apply(record.round, scale);
+        self.after_update(record, applied)
+    }
+
+    fn update_sums(&mut self, record: &RoundRecord, scale: f64, weights: &[f64]) -> bool {
+        let applied = self.learner.apply_sums(record.round, scale, weights);
+        self.after_update(record, applied)
     }
 }

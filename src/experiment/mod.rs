@@ -329,15 +329,15 @@ fn run_one(
         let mut trainer = RoundTrainer::new(algorithm, learner, monitor, m);
         if opts.events {
             let mut driver = RoundSync::new(trainer, m, bytes);
-            Engine::new(m, compute, comm, seeds).run(&mut driver, sink)?;
+            Engine::new(m, compute, comm, seeds).with_horizon(exp.horizon()).run(&mut driver, sink)?;
             trainer = driver.into_policy();
         } else {
-            RoundKernel::new(m, compute, comm, seeds, bytes).run(&mut trainer, sink)?;
+            RoundKernel::new(m, compute, comm, seeds, bytes).with_horizon(exp.horizon()).run(&mut trainer, sink)?;
         }
         return trainer.monitor.finish(&trainer.learner);
     }
     let hooks = AsyncTrainer::new(learner, monitor);
-    let mut engine = Engine::new(m, compute, comm, seeds);
+    let mut engine = Engine::new(m, compute, comm, seeds).with_horizon(exp.horizon());
     let hooks = match entry.spec {
         AlgorithmSpec::KBatchSync { wait } => {
             drive(&mut engine, KBatchSync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks()

@@ -182,10 +182,12 @@ pub fn run(
             let (compute, comm) = (&exp.compute, &exp.comm);
             if opts.events {
                 let mut driver = RoundSync::new(trainer, exp.workers, model_bytes);
-                Engine::new(exp.workers, compute, comm, seeds).run(&mut driver, sink)?;
+                Engine::new(exp.workers, compute, comm, seeds).with_horizon(exp.horizon()).run(&mut driver, sink)?;
                 trainer = driver.into_policy();
             } else {
-                RoundKernel::new(exp.workers, compute, comm, seeds, model_bytes).run(&mut trainer, sink)?;
+                RoundKernel::new(exp.workers, compute, comm, seeds, model_bytes)
+                    .with_horizon(exp.horizon())
+                    .run(&mut trainer, sink)?;
             }
             trainer.finish()
         }
@@ -315,7 +317,7 @@ fn run_loscar(
     let bytes = 4 * coordinates as u64;
     let mut alg = Loscar::new(steps, settings.overlap, bytes, entry.rounds, trainer);
     if alg.hooks_mut().monitor.go_on() {
-        Engine::new(m, &exp.compute, &exp.comm, seeds).run(&mut alg, sink)?;
+        Engine::new(m, &exp.compute, &exp.comm, seeds).with_horizon(exp.horizon()).run(&mut alg, sink)?;
     }
     let traffic = alg.traffic.clone();
     let LoscarTrainer { mut models, monitor, mut extras, .. } = alg.into_hooks();
@@ -421,7 +423,10 @@ fn run_dbw(
     let model_bytes = 4 * objective.dim() as u64;
     let mut alg = Dbw::new(graph, settings, model_bytes, entry.rounds, trainer);
     if alg.hooks_mut().monitor.go_on() {
-        Engine::new(m, &exp.compute, &exp.comm, seeds).with_peer_links(&links).run(&mut alg, sink)?;
+        Engine::new(m, &exp.compute, &exp.comm, seeds)
+            .with_horizon(exp.horizon())
+            .with_peer_links(&links)
+            .run(&mut alg, sink)?;
     }
     let traffic = alg.traffic.clone();
     let DbwTrainer { mut models, monitor, mut extras, .. } = alg.into_hooks();

@@ -97,6 +97,13 @@ pub(crate) struct JobStore {
     /// Most snapshots alive at a time.
     pub(crate) snapshot_budget: usize,
     arrived: Vec<(u64, f64)>,
+    /// (job, group) of results to add to the group sums.
+    summing: Vec<(u64, u32)>,
+    /// Per-group sums of results since the last update (empty: none yet).
+    sums: Vec<Vec<f32>>,
+    /// Jobs in the sums and their total loss.
+    summed: usize,
+    summed_loss: f64,
     /// Recycled result buffers.
     pool: Vec<Vec<f32>>,
     jobs_per_worker: Vec<u64>,
@@ -116,6 +123,10 @@ impl JobStore {
             snapshots: 0,
             snapshot_budget,
             arrived: Vec::new(),
+            summing: Vec::new(),
+            sums: Vec::new(),
+            summed: 0,
+            summed_loss: 0.0,
             pool: Vec::new(),
             jobs_per_worker: vec![0; workers],
             version: 0,
@@ -149,7 +160,7 @@ impl JobStore {
     }
 
     pub(crate) fn arrived_count(&self) -> usize {
-        self.arrived.len()
+        self.arrived.len() + self.summing.len() + self.summed
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -224,42 +235,43 @@ impl JobStore {
 
     /// Computes every job without a result: pending ones at `model`, held ones at their snapshot.
     fn compute_all(&mut self, model: &Arc<Vec<f32>>, objective: &dyn Objective, seeds: Seeds, lr: f32) {
-        let count = self.pending.len() + self.held.len();
+        let mut slots = std::mem::take(&mut self.pending);
+        slots.append(&mut self.held);
+        self.compute(&slots, model, objective, seeds, lr);
+        self.snapshots = 0;
+    }
+
+    /// Computes the listed jobs (pending at `model`, or held at their snapshot; already off the
+    /// pending and held lists), on the calling thread or in parallel when the batch is worth it.
+    fn compute(&mut self, slots: &[u32], model: &Arc<Vec<f32>>, objective: &dyn Objective, seeds: Seeds, lr: f32) {
+        let count = slots.len();
         if count == 0 {
             return;
         }
         let d = objective.dim();
-        let flops: f64 = self
-            .pending
-            .iter()
-            .chain(&self.held)
-            .map(|&s| self.jobs[s as usize].steps as f64 * objective.gradient_flops())
-            .sum();
+        let flops: f64 = slots.iter().map(|&s| self.jobs[s as usize].steps as f64 * objective.gradient_flops()).sum();
         let parallel = count >= 2 && flops >= PARALLEL_FLOPS && rayon::current_num_threads() > 1;
+        let base: &[f32] = model.as_slice();
         if !parallel {
             let mut work = self.work.take().unwrap_or_else(|| Work::new(objective));
-            for slot in self.pending.drain(..).chain(self.held.drain(..)) {
+            for &slot in slots {
                 let job = &mut self.jobs[slot as usize];
                 let mut result = self.pool.pop().unwrap_or_else(|| vec![0.0; d]);
-                let base: &[f32] = match &job.state {
+                let start: &[f32] = match &job.state {
                     State::Held { snapshot, .. } => snapshot.as_slice(),
-                    _ => model.as_slice(),
+                    _ => base,
                 };
-                job.loss = run_job(objective, seeds, lr, base, job, &mut work, &mut result);
+                job.loss = run_job(objective, seeds, lr, start, job, &mut work, &mut result);
                 job.state = State::Ready { result };
             }
             self.work = Some(work);
         } else {
-            let mut buffers: Vec<Vec<f32>> =
-                (0..count).map(|_| self.pool.pop().unwrap_or_else(|| vec![0.0; d])).collect();
+            let mut selected = vec![false; self.jobs.len()];
+            slots.iter().for_each(|&s| selected[s as usize] = true);
             let mut todo: Vec<(&mut Job, Vec<f32>)> = Vec::with_capacity(count);
-            for job in self.jobs.iter_mut() {
-                if matches!(job.state, State::Pending { .. } | State::Held { .. }) {
-                    todo.push((job, buffers.pop().expect("one buffer per job")));
-                }
+            for (job, _) in self.jobs.iter_mut().zip(&selected).filter(|(_, s)| **s) {
+                todo.push((job, self.pool.pop().unwrap_or_else(|| vec![0.0; d])));
             }
-            debug_assert_eq!(todo.len(), count);
-            let base: &[f32] = model.as_slice();
             todo.into_par_iter().for_each_init(
                 || Work::new(objective),
                 |work, (job, mut result)| {
@@ -272,10 +284,96 @@ impl JobStore {
                     job.state = State::Ready { result };
                 },
             );
-            self.pending.clear();
-            self.held.clear();
         }
-        self.snapshots = 0;
+    }
+
+    /// The result of job `id` is added to the running sum of `group` for the next
+    /// [`JobStore::apply_sums`]. Sums are formed in arrival order, a few jobs at a time (computed
+    /// in parallel at `model`, which must not change before that update), so that memory is
+    /// O((threads + groups) × d) however many results a round collects.
+    pub(crate) fn arrive_summed(
+        &mut self,
+        id: u64,
+        group: usize,
+        model: &Arc<Vec<f32>>,
+        objective: &dyn Objective,
+        seeds: Seeds,
+        lr: f32,
+    ) {
+        self.job(id);
+        self.summing.push((id, group as u32));
+        if self.summing.len() >= 2 * rayon::current_num_threads() {
+            self.add_to_sums(model, objective, seeds, lr);
+        }
+    }
+
+    /// Computes the results waiting in `summing` and adds them to their group's sum in order.
+    fn add_to_sums(&mut self, model: &Arc<Vec<f32>>, objective: &dyn Objective, seeds: Seeds, lr: f32) {
+        let summing = std::mem::take(&mut self.summing);
+        let mut todo = Vec::with_capacity(summing.len());
+        for &(id, _) in &summing {
+            let slot = Self::slot(id);
+            match self.jobs[slot].state {
+                State::Pending { position } => remove_at(&mut self.pending, &mut self.jobs, position, false),
+                State::Held { position, .. } => remove_at(&mut self.held, &mut self.jobs, position, true),
+                State::Ready { .. } => continue,
+                State::Free => unreachable!("checked on arrival"),
+            }
+            todo.push(slot as u32);
+        }
+        self.compute(&todo, model, objective, seeds, lr);
+        let d = objective.dim();
+        for &(id, group) in &summing {
+            let slot = Self::slot(id);
+            let State::Ready { result } = std::mem::replace(&mut self.jobs[slot].state, State::Free) else {
+                unreachable!("computed above");
+            };
+            let group = group as usize;
+            if self.sums.len() <= group {
+                self.sums.resize_with(group + 1, Vec::new);
+            }
+            let sum = &mut self.sums[group];
+            if sum.is_empty() {
+                sum.resize(d, 0.0);
+            }
+            sum.iter_mut().zip(&result).for_each(|(s, r)| *s += r);
+            self.summed_loss += self.jobs[slot].loss as f64;
+            self.summed += 1;
+            self.pool.push(result);
+            self.free.push(slot as u32);
+        }
+        self.summing = summing;
+        self.summing.clear();
+    }
+
+    /// Updates w ← w − η·scale·Σ_g weight_g·S_g over the sums S_g of [`JobStore::arrive_summed`]
+    /// (group g has weight `weights[g]`; each sum is added in f32, in arrival order). Returns the
+    /// mean loss of the summed jobs (NaN when none).
+    pub(crate) fn apply_sums(
+        &mut self,
+        model: &mut Arc<Vec<f32>>,
+        objective: &dyn Objective,
+        seeds: Seeds,
+        lr: f32,
+        scale: f64,
+        weights: &[f64],
+    ) -> f64 {
+        assert!(self.arrived.is_empty(), "an update uses either arrived results or sums, not both");
+        self.add_to_sums(model, objective, seeds, lr);
+        self.before_change(model, objective, seeds, lr);
+        let w = Arc::make_mut(model);
+        for (g, sum) in self.sums.iter_mut().enumerate().filter(|(_, s)| !s.is_empty()) {
+            let weight = *weights.get(g).expect("a weight for every group with results");
+            let step = (lr as f64 * scale * weight) as f32;
+            w.iter_mut().zip(sum.iter_mut()).for_each(|(w, s)| {
+                *w -= step * *s;
+                *s = 0.0;
+            });
+        }
+        self.version += 1;
+        let loss = if self.summed == 0 { f64::NAN } else { self.summed_loss / self.summed as f64 };
+        (self.summed, self.summed_loss) = (0, 0.0);
+        loss
     }
 
     /// Applies the arrived results in arrival order: w ← w − (η·scale·weight_j)·r_j. Returns the

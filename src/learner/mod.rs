@@ -254,13 +254,29 @@ impl<'a> Learner<'a> {
         self.jobs.arrive(id, weight);
     }
 
+    /// The result of job `id` reached the server and is added to the sum of `group` that the next
+    /// [`Learner::apply_sums`] uses (Rennala's and Malenia's rounds, which collect many results
+    /// at one model: memory stays O((threads + groups) × d) instead of one result per job). The
+    /// model must not change before that update.
+    pub fn arrive_summed(&mut self, id: u64, group: usize) {
+        self.jobs.arrive_summed(id, group, &self.model, self.objective, self.seeds, self.lr);
+    }
+
+    /// w ← w − η·scale·Σ_g weights\[g\]·S_g over the sums S_g of [`Learner::arrive_summed`]
+    /// (each summed in f32 in arrival order). Returns the mean minibatch loss of the summed jobs.
+    pub fn apply_sums(&mut self, update: u64, scale: f64, weights: &[f64]) -> Result<f64> {
+        let loss = self.jobs.apply_sums(&mut self.model, self.objective, self.seeds, self.lr, scale, weights);
+        check_finite(&self.model, update)?;
+        Ok(loss)
+    }
+
     /// Drops a job whose result will never be used (cancelled, or ignored on arrival). A job that
     /// is discarded before the model changes is never computed.
     pub fn discard(&mut self, id: u64) {
         self.jobs.discard(id);
     }
 
-    /// Number of results waiting for the next update.
+    /// Number of results waiting for the next update (arrived or summed).
     pub fn arrived(&self) -> usize {
         self.jobs.arrived_count()
     }

@@ -240,6 +240,8 @@ pub struct Engine<'a> {
     instant: VecDeque<Message>,
     actions: Actions,
     stopped: bool,
+    /// No event later than this is handled.
+    horizon: f64,
     /// What happened so far.
     pub stats: EngineStats,
 }
@@ -277,6 +279,7 @@ impl<'a> Engine<'a> {
             instant: VecDeque::new(),
             actions: Actions::default(),
             stopped: false,
+            horizon: f64::INFINITY,
             stats: EngineStats { bytes_sent_by_worker: vec![0; workers], ..EngineStats::default() },
         }
     }
@@ -285,6 +288,13 @@ impl<'a> Engine<'a> {
     /// receiver's downlink.
     pub fn with_peer_links(mut self, links: &'a PeerLinks) -> Self {
         self.peer = Some(links);
+        self
+    }
+
+    /// Stops the run before the first event later than `horizon` (a simulated-time budget):
+    /// whatever is still in progress then never completes.
+    pub fn with_horizon(mut self, horizon: f64) -> Self {
+        self.horizon = horizon;
         self
     }
 
@@ -301,7 +311,7 @@ impl<'a> Engine<'a> {
         self.apply(sink, events, &mut top_consumed)?;
         self.deliver_instant(alg, sink, events)?;
         while !self.stopped {
-            let Some(entry) = self.queue.peek() else {
+            let Some(entry) = self.queue.peek().filter(|e| e.time <= self.horizon) else {
                 break;
             };
             if entry.tag & KIND_SLOT == 0 {

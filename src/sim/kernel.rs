@@ -57,6 +57,8 @@ pub struct RoundKernel<'a> {
     cursors: Vec<u64>,
     /// Each worker's compute-time stream key (hashed once; a round only adds its number).
     keys: Vec<StreamKey>,
+    /// Rounds ending later than this are not made.
+    horizon: f64,
 }
 
 impl<'a> RoundKernel<'a> {
@@ -81,7 +83,15 @@ impl<'a> RoundKernel<'a> {
             finish: Vec::with_capacity(workers),
             cursors: vec![0; workers],
             keys: (0..workers).map(|w| seeds.key(Purpose::ComputeTime, w as u64)).collect(),
+            horizon: f64::INFINITY,
         }
+    }
+
+    /// [`RoundKernel::run`] stops before the first round that would end later than `horizon` (a
+    /// simulated-time budget), as the engine does with [`crate::sim::Engine::with_horizon`].
+    pub fn with_horizon(mut self, horizon: f64) -> Self {
+        self.horizon = horizon;
+        self
     }
 
     /// Runs every round `policy` plans, from time 0; returns the simulated end time.
@@ -90,6 +100,9 @@ impl<'a> RoundKernel<'a> {
         while policy.plan(round, &mut plan) {
             plan.check()?;
             let mut record = self.round(&plan, round, start, counts)?;
+            if record.end > self.horizon {
+                break;
+            }
             policy.finish(&mut record);
             sink.round(&record)?;
             start = record.end;
