@@ -99,6 +99,8 @@ pub struct FinalEval {
     pub distance_to_optimum: Option<f64>,
     /// Distance to the speed-weighted optimum.
     pub distance_to_weighted_optimum: Option<f64>,
+    /// Distance between the two optima.
+    pub optimum_gap: Option<f64>,
 }
 
 impl From<Evaluation> for FinalEval {
@@ -109,6 +111,7 @@ impl From<Evaluation> for FinalEval {
             test_accuracy: e.test_accuracy,
             distance_to_optimum: e.distance_to_optimum,
             distance_to_weighted_optimum: e.distance_to_weighted_optimum,
+            optimum_gap: e.optimum_gap,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! did not diverge: a diverged model's accuracy says nothing). On convex problems with a
 //! known optimum: the final distance to the optimum and, when the problem has one, to the
 //! speed-weighted optimum Σ_m (1/τ_m) f_m / Σ_m (1/τ_m) that vanilla asynchronous SGD converges
-//! to, and which of the two the algorithm ends nearer to.
+//! to, and which of the two the algorithm ends near (within half the distance between them), if
+//! either.
 
 use serde::Serialize;
 
@@ -43,8 +44,9 @@ pub struct AlgorithmSummary {
     pub final_distance_to_weighted_optimum: Option<f64>,
     /// Its standard deviation over the seeds.
     pub final_distance_to_weighted_optimum_sd: Option<f64>,
-    /// The optimum the final models are nearer to on average: `optimum` (the true one of
-    /// (1/M) Σ_m f_m) or `speed-weighted optimum`.
+    /// The optimum the final models are near on average: `optimum` (the true one of
+    /// (1/M) Σ_m f_m) or `speed-weighted optimum` when within half the distance between the two
+    /// of it, else `neither`.
     pub nearest_optimum: Option<String>,
     /// Runs that diverged.
     pub diverged: usize,
@@ -107,10 +109,8 @@ impl Summary {
                 let weighted: Vec<f64> = finals.iter().filter_map(|e| e.distance_to_weighted_optimum).collect();
                 let (dist, dist_sd) = mean_sd(&dists);
                 let (wdist, wdist_sd) = mean_sd(&weighted);
-                let nearest = match (dist, wdist) {
-                    (Some(d), Some(w)) => Some(if d <= w { "optimum" } else { "speed-weighted optimum" }.to_string()),
-                    _ => None,
-                };
+                let (gap, _) = mean_sd(&finals.iter().filter_map(|e| e.optimum_gap).collect::<Vec<_>>());
+                let nearest = nearest_optimum(dist, wdist, gap).map(str::to_string);
                 AlgorithmSummary {
                     name: name.clone(),
                     time_to_target: time,
@@ -163,8 +163,9 @@ impl Summary {
             None => pm(None, None, 0),
         };
         let target = self.target_accuracy.map_or("target".to_string(), |t| format!("{:.0} %", 100.0 * t));
+        let w = self.algorithms.iter().map(|a| a.name.chars().count()).max().unwrap_or(0).max(16);
         let mut out = format!(
-            "{:<16} {:>9} {:>22} {:>16} {:>12} {:>20}\n",
+            "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>20}\n",
             "algorithm",
             "reached",
             format!("time to {target}"),
@@ -176,7 +177,7 @@ impl Summary {
             let acc = pm(a.final_test_accuracy.map(|x| 100.0 * x), a.final_test_accuracy_sd.map(|x| 100.0 * x), 1);
             let diverged = if a.diverged > 0 { format!(" ({} diverged)", a.diverged) } else { String::new() };
             out += &format!(
-                "{:<16} {:>9} {:>22} {:>16} {:>12} {:>18} %{diverged}\n",
+                "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>18} %{diverged}\n",
                 a.name,
                 format!("{}/{}", a.reached, a.runs),
                 time(a.time_to_target, a.time_to_target_sd),
@@ -187,12 +188,12 @@ impl Summary {
         }
         if self.algorithms.iter().any(|a| a.final_distance_to_optimum.is_some()) {
             out += &format!(
-                "{:<16} {:>26} {:>30} {:>24}\n",
-                "algorithm", "distance to optimum", "to speed-weighted optimum", "nearer to"
+                "{:<w$} {:>26} {:>30} {:>24}\n",
+                "algorithm", "distance to optimum", "to speed-weighted optimum", "near"
             );
             for a in &self.algorithms {
                 out += &format!(
-                    "{:<16} {:>26} {:>30} {:>24}\n",
+                    "{:<w$} {:>26} {:>30} {:>24}\n",
                     a.name,
                     pm(a.final_distance_to_optimum, a.final_distance_to_optimum_sd, 5),
                     pm(a.final_distance_to_weighted_optimum, a.final_distance_to_weighted_optimum_sd, 5),
@@ -201,5 +202,32 @@ impl Summary {
             }
         }
         out
+    }
+}
+
+/// `optimum` or `speed-weighted optimum` when the mean final distance to it is below half the
+/// (mean) distance between the two optima, `neither` when the models are that far from both.
+fn nearest_optimum(dist: Option<f64>, weighted: Option<f64>, gap: Option<f64>) -> Option<&'static str> {
+    let (d, w, gap) = (dist?, weighted?, gap?);
+    Some(if d < gap / 2.0 && d <= w {
+        "optimum"
+    } else if w < gap / 2.0 {
+        "speed-weighted optimum"
+    } else {
+        "neither"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest_optimum;
+
+    #[test]
+    fn near_one_optimum_or_neither() {
+        // Optima 0.4 apart: within 0.2 of one of them, or near neither.
+        assert_eq!(nearest_optimum(Some(0.05), Some(0.38), Some(0.4)), Some("optimum"));
+        assert_eq!(nearest_optimum(Some(0.41), Some(0.06), Some(0.4)), Some("speed-weighted optimum"));
+        assert_eq!(nearest_optimum(Some(0.80), Some(0.42), Some(0.4)), Some("neither"));
+        assert_eq!(nearest_optimum(Some(0.80), Some(0.42), None), None);
     }
 }

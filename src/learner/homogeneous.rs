@@ -115,6 +115,7 @@ impl Objective for NoisyQuadratic {
             test_accuracy: None,
             distance_to_optimum: Some(x.iter().map(|v| v * v).sum::<f64>().sqrt()),
             distance_to_weighted_optimum: None,
+            optimum_gap: None,
         }
     }
     fn probe_loss(&self, params: &[f32], _samples: usize, _rng: &mut Stream) -> f64 {
@@ -183,6 +184,7 @@ impl Objective for PiecewiseQuadratic {
             test_accuracy: None,
             distance_to_optimum: Some(x.iter().map(|v| v * v).sum::<f64>().sqrt()),
             distance_to_weighted_optimum: None,
+            optimum_gap: None,
         }
     }
     fn probe_loss(&self, params: &[f32], _samples: usize, _rng: &mut Stream) -> f64 {

@@ -317,20 +317,16 @@ impl Objective for Logistic<'_> {
     fn evaluate(&self, params: &[f32]) -> Evaluation {
         let w: Vec<f64> = params.iter().map(|&v| v as f64).collect();
         let value = self.data.value(&w);
-        let (gap, distance) = match self.data.optimum() {
-            Ok((opt, min)) => (value - min, Some(euclidean(&w, opt))),
-            Err(_) => (value, None),
-        };
+        let optimum = self.data.optimum().ok();
+        let reference = self.data.reference_optimum().and_then(|r| r.ok()).map(|(o, _)| o);
+        let gap = optimum.map_or(value, |(_, min)| value - min);
         Evaluation {
             train_loss: gap,
             test_loss: gap,
             test_accuracy: Some(self.data.accuracy(params)),
-            distance_to_optimum: distance,
-            distance_to_weighted_optimum: self
-                .data
-                .reference_optimum()
-                .and_then(|r| r.ok())
-                .map(|(o, _)| euclidean(&w, o)),
+            distance_to_optimum: optimum.map(|(o, _)| euclidean(&w, o)),
+            distance_to_weighted_optimum: reference.map(|o| euclidean(&w, o)),
+            optimum_gap: optimum.zip(reference).map(|((o, _), r)| euclidean(o, r)),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Evaluation {
     /// Distance to the optimum of a reweighted objective Σ_m ω_m f_m / Σ_m ω_m, when one is set
     /// (the speed-weighted objective vanilla asynchronous SGD converges to, specs/baselines.md §5).
     pub distance_to_weighted_optimum: Option<f64>,
+    /// Distance between the optimum and the reweighted one (when both are set).
+    pub optimum_gap: Option<f64>,
 }
 
 /// A training problem; see the module docs.
@@ -171,6 +173,7 @@ impl Objective for Classification<'_> {
             test_accuracy: Some(accuracy),
             distance_to_optimum: None,
             distance_to_weighted_optimum: None,
+            optimum_gap: None,
         }
     }
 

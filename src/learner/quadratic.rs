@@ -212,6 +212,7 @@ impl Objective for Quadratic {
             test_accuracy: None,
             distance_to_optimum: Some(self.distance(&x)),
             distance_to_weighted_optimum: self.reference.as_ref().map(|r| euclidean(&x, r)),
+            optimum_gap: self.reference.as_ref().map(|r| euclidean(&self.optimum, r)),
         }
     }
 
