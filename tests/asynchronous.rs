@@ -669,6 +669,14 @@ fn experiment_files_run_identically_with_one_and_two_threads() {
         assert!(a["final_distance_to_optimum"].is_number(), "{a}");
         assert!(a["final_distance_to_weighted_optimum"].is_number(), "{a}");
         assert!(a["nearest_optimum"].is_string(), "{a}");
+        assert!(a["max_delay"].is_u64(), "{a}");
+    }
+    // Each run's staleness: applied results and the histogram of their delays add up.
+    for run in summary["runs"].as_array().unwrap() {
+        let s = &run["staleness"];
+        let counted: u64 = s["delay_histogram"].as_array().unwrap().iter().map(|b| b[2].as_u64().unwrap()).sum();
+        assert_eq!(counted, s["applied"].as_u64().unwrap(), "{run}");
+        assert!(s["applied"].as_u64().unwrap() > 0, "{run}");
     }
 }
 

@@ -2,6 +2,8 @@
 //! every applied result (server updates between the moment its worker read the model and the
 //! moment it is applied), and how many results were ignored on arrival or cancelled in flight.
 
+use serde::Serialize;
+
 /// Buckets of the delay histogram: bucket 0 holds δ = 0, bucket b ≥ 1 holds 2^(b−1) ≤ δ < 2^b.
 pub const DELAY_BUCKETS: usize = 65;
 
@@ -53,6 +55,42 @@ impl DelayStats {
     }
 }
 
+/// What `summary.json` reports of a run's [`DelayStats`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StalenessReport {
+    /// Results applied.
+    pub applied: u64,
+    /// Mean δ of the applied results (null when none).
+    pub mean_delay: Option<f64>,
+    /// Largest δ applied.
+    pub max_delay: u64,
+    /// Results ignored on arrival.
+    pub ignored: u64,
+    /// Jobs cancelled in flight.
+    pub cancelled: u64,
+    /// `[low, high, count]` of every non-empty power-of-two delay bucket.
+    pub delay_histogram: Vec<[u64; 3]>,
+}
+
+impl From<&DelayStats> for StalenessReport {
+    fn from(s: &DelayStats) -> Self {
+        StalenessReport {
+            applied: s.applied,
+            mean_delay: (s.applied > 0).then(|| s.mean()),
+            max_delay: s.max,
+            ignored: s.ignored,
+            cancelled: s.cancelled,
+            delay_histogram: (0..DELAY_BUCKETS)
+                .filter(|&b| s.histogram[b] > 0)
+                .map(|b| {
+                    let (low, high) = DelayStats::bucket_range(b);
+                    [low, high, s.histogram[b]]
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +105,8 @@ mod tests {
         assert_eq!(s.histogram[64], 1);
         assert_eq!(DelayStats::bucket_range(3), (4, 7));
         assert_eq!(s.max, u64::MAX);
+        let r = StalenessReport::from(&s);
+        assert_eq!(r.delay_histogram[..3], [[0, 0, 1], [1, 1, 1], [2, 3, 2]]);
+        assert_eq!((r.applied, r.max_delay), (8, u64::MAX));
     }
 }

@@ -338,34 +338,52 @@ fn run_one(
     }
     let hooks = AsyncTrainer::new(learner, monitor);
     let mut engine = Engine::new(m, compute, comm, seeds).with_horizon(exp.horizon());
-    let hooks = match entry.spec {
+    let (hooks, delays) = match entry.spec {
         AlgorithmSpec::KBatchSync { wait } => {
-            drive(&mut engine, KBatchSync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks()
+            (drive(&mut engine, KBatchSync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks(), None)
         }
         AlgorithmSpec::KAsync { wait } => {
-            drive(&mut engine, KAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks()
+            (drive(&mut engine, KAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks(), None)
         }
         AlgorithmSpec::KBatchAsync { wait } => {
-            drive(&mut engine, KBatchAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks()
+            (drive(&mut engine, KBatchAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks(), None)
         }
         // Asynchronous methods (specs/baselines.md §5–8, §11).
         AlgorithmSpec::Asgd { stepsize } => {
-            drive(&mut engine, Asgd::new(m, u64::MAX, bytes, asgd_stepsize(stepsize, compute, m)?, hooks), sink)?
-                .into_hooks()
+            let s =
+                drive(&mut engine, Asgd::new(m, u64::MAX, bytes, asgd_stepsize(stepsize, compute, m)?, hooks), sink)?;
+            {
+                let delays = s.delays().into();
+                (s.into_hooks(), Some(delays))
+            }
         }
         AlgorithmSpec::Rennala { rule, leftover } => {
-            drive(&mut engine, Rennala::new(m, rule, leftover, u64::MAX, bytes, hooks), sink)?.into_hooks()
+            let s = drive(&mut engine, Rennala::new(m, rule, leftover, u64::MAX, bytes, hooks), sink)?;
+            {
+                let delays = s.delays().into();
+                (s.into_hooks(), Some(delays))
+            }
         }
         AlgorithmSpec::Ringmaster { delay_threshold, rule } => {
-            drive(&mut engine, Ringmaster::new(m, delay_threshold, rule, u64::MAX, bytes, hooks), sink)?.into_hooks()
+            let s = drive(&mut engine, Ringmaster::new(m, delay_threshold, rule, u64::MAX, bytes, hooks), sink)?;
+            {
+                let delays = s.delays().into();
+                (s.into_hooks(), Some(delays))
+            }
         }
         AlgorithmSpec::FedBuff { params } => {
             let rng = seeds.stream(Purpose::Algorithm, 0, 1);
-            drive(&mut engine, FedBuff::new(m, params, u64::MAX, bytes, hooks, rng), sink)?.into_hooks()
+            let s = drive(&mut engine, FedBuff::new(m, params, u64::MAX, bytes, hooks, rng), sink)?;
+            {
+                let delays = s.delays().into();
+                (s.into_hooks(), Some(delays))
+            }
         }
         _ => unreachable!("round-synchronous algorithms are handled above"),
     };
-    hooks.monitor.finish(&hooks.learner)
+    let mut result = hooks.monitor.finish(&hooks.learner)?;
+    result.staleness = delays;
+    Ok(result)
 }
 
 /// Runs an event-driven strategy to its end on `engine` and hands it back (with its hooks).

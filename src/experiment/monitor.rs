@@ -3,6 +3,7 @@
 //! an interrupted run leaves complete rows); the first crossing of the target accuracy; and the
 //! decision to stop (round limit, time limit, target reached, interrupt, divergence).
 
+use crate::algorithms::delays::StalenessReport;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -84,6 +85,9 @@ pub struct RunResult {
     pub reached: Option<Reached>,
     /// Metrics of the final model.
     pub final_eval: Option<FinalEval>,
+    /// Staleness of the asynchronous methods that track it (ASGD and its variants, Rennala,
+    /// Malenia, Ringmaster, FedBuff).
+    pub staleness: Option<StalenessReport>,
 }
 
 /// Final metrics (serialisable).
@@ -309,6 +313,7 @@ impl<'a> Monitor<'a> {
             local_updates: self.updates,
             reached: self.reached,
             final_eval: self.last_eval.map(|(_, e)| e.into()),
+            staleness: None,
         })
     }
 }

@@ -50,6 +50,11 @@ pub struct AlgorithmSummary {
     pub nearest_optimum: Option<String>,
     /// Runs that diverged.
     pub diverged: usize,
+    /// Mean over the seeds of each run's mean delay δ of the applied results (asynchronous
+    /// methods that track it; each run's full staleness record is under `runs`).
+    pub mean_delay: Option<f64>,
+    /// Largest δ applied in any seed.
+    pub max_delay: Option<u64>,
 }
 
 /// Contents of `summary.json`.
@@ -110,6 +115,7 @@ impl Summary {
                 let (dist, dist_sd) = mean_sd(&dists);
                 let (wdist, wdist_sd) = mean_sd(&weighted);
                 let (gap, _) = mean_sd(&finals.iter().filter_map(|e| e.optimum_gap).collect::<Vec<_>>());
+                let staleness: Vec<_> = mine.iter().filter_map(|r| r.staleness.as_ref()).collect();
                 let nearest = nearest_optimum(dist, wdist, gap).map(str::to_string);
                 AlgorithmSummary {
                     name: name.clone(),
@@ -129,6 +135,8 @@ impl Summary {
                     final_distance_to_weighted_optimum_sd: wdist_sd,
                     nearest_optimum: nearest,
                     diverged: mine.iter().filter(|r| r.status == Status::Diverged).count(),
+                    mean_delay: mean_sd(&staleness.iter().filter_map(|s| s.mean_delay).collect::<Vec<_>>()).0,
+                    max_delay: staleness.iter().map(|s| s.max_delay).max(),
                 }
             })
             .collect();
