@@ -1,5 +1,6 @@
 //! The single integration-test binary: one module per area.
 
+mod async_weights;
 mod asynchronous;
 mod cli;
 mod data;
