@@ -572,6 +572,83 @@ local_steps = 5
 }
 
 #[test]
+fn loscar_averages_one_mask_per_round_shared_by_every_worker() {
+    // Two workers, f_i(x) = ½‖x − c_i‖² with c_0 = 0 and c_1 = (1, 2, 3, 4, 5), no noise,
+    // x⁰ = 0, η = 0.5, one local step, no overlap, naive merge, p = 0.4 (K = 2 of d = 5). Each
+    // round both workers step, the masked average m̄ overwrites the K coordinates of S_r, and the
+    // rest stay local, so the consensus distance of round r is that of the hand computation
+    // below with S_r drawn from stream (Algorithm, LOSCAR_MASK_STREAM, r) of the run's seed: one
+    // fresh mask per round, the same for both workers.
+    use stsyn::experiment::overlap::LOSCAR_MASK_STREAM;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "mask.toml",
+        r#"
+seeds = [7]
+rounds = 3
+eval_every = 1
+[model]
+batch = 1
+lr = 0.5
+[problem]
+kind = "quadratic"
+dim = 5
+noise = 0
+centers = [[0, 0, 0, 0, 0], [1, 2, 3, 4, 5]]
+[cluster]
+workers = 2
+compute_time = "exp(mean=1)"
+[[algorithms]]
+name = "loscar"
+local_steps = 1
+sparsity = 0.4
+overlap_mode = "fixed_q"
+overlap_steps = 0
+merge = "naive"
+"#,
+    );
+    let out = dir.path().join("out");
+    run_ok(&config, &out, "2", &[]);
+    let metrics = csv_rows(&out.join("metrics.csv"));
+    let centres = [[0.0; 5], [1.0, 2.0, 3.0, 4.0, 5.0]];
+    let mut x = [[0.0f64; 5]; 2];
+    let seeds = Seeds::new(7);
+    let mut masks = Vec::new();
+    for round in 0..3u64 {
+        for (xi, ci) in x.iter_mut().zip(&centres) {
+            for j in 0..5 {
+                xi[j] -= 0.5 * (xi[j] - ci[j]);
+            }
+        }
+        // Round r is recorded when the server has formed m̄^r, before the workers merge it.
+        let consensus = ((0..5).map(|j| (0.5 * (x[0][j] - x[1][j])).powi(2)).sum::<f64>()).sqrt();
+        let row = metrics.iter().find(|r| r["round"] == (round + 1).to_string()).unwrap();
+        let got = number(row, "consensus_distance");
+        assert!((got - consensus).abs() < 1e-5, "round {}: consensus {got}, hand computation {consensus}", round + 1);
+        let mut rng = seeds.stream(stsyn::rng::Purpose::Algorithm, LOSCAR_MASK_STREAM, round);
+        let mask: Vec<usize> = rand::seq::index::sample(&mut rng, 5, 2).into_iter().collect();
+        for &j in &mask {
+            let mean = 0.5 * (x[0][j] + x[1][j]);
+            x[0][j] = mean;
+            x[1][j] = mean;
+        }
+        masks.push(mask);
+    }
+    // The seed gives different masks in different rounds, so the check above tells them apart.
+    let mut sorted: Vec<Vec<usize>> = masks
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m.sort();
+            m
+        })
+        .collect();
+    sorted.dedup();
+    assert!(sorted.len() > 1, "masks {masks:?}");
+}
+
+#[test]
 fn bad_graphs_and_settings_exit_2_naming_the_value() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "split.txt", "0 1\n1 2\n3 4\n4 5\n");

@@ -4,7 +4,9 @@
 //! ([`crate::algorithms::dbw`]). Each couples its timing strategy with the learner through the
 //! strategy's hooks and reports to the [`Monitor`] like every other algorithm, so `evals.csv`,
 //! `rounds.csv` and `summary.json` keep their format. LOSCAR and decentralized SGD evaluate the
-//! average x̄ = (1/M) Σ_i x_i of the workers' models (specs/baselines.md §1.4).
+//! average x̄ = (1/M) Σ_i x_i of the workers' models (specs/baselines.md §1.4). A LOSCAR round
+//! is recorded (and evaluated) when the server has formed its average m̄^r, which is before the
+//! workers merge it.
 //!
 //! Two extra files record what these methods add:
 //!
