@@ -138,7 +138,7 @@ fn same_seed_gives_identical_csv_files_for_any_thread_count() {
     assert_eq!(k1.0, k2.0);
     assert_eq!(heap.0, k1.0, "heap and kernel rounds.csv differ");
     let events = String::from_utf8(heap.1.unwrap()).unwrap();
-    assert_eq!(events.lines().next().unwrap(), "time,worker,round,kind,step");
+    assert_eq!(events.lines().next().unwrap(), "time,worker,round,kind,step,peer");
     assert!(events.lines().count() > 6000 * 4 * 3);
 }
 

@@ -506,10 +506,10 @@ step_size = "inverse_capped(eta=2, smoothness=20)"
     let mut outs = Vec::new();
     for threads in ["1", "3"] {
         let out = dir.path().join(format!("out{threads}"));
-        run_ok(&config, &out, threads, &[]);
+        run_ok(&config, &out, threads, &["--events"]);
         outs.push(out);
     }
-    for file in ["evals.csv", "rounds.csv", "metrics.csv", "workers.csv", "summary.json"] {
+    for file in ["evals.csv", "rounds.csv", "events.csv", "metrics.csv", "workers.csv", "summary.json"] {
         let a = std::fs::read(outs[0].join(file)).unwrap();
         let b = std::fs::read(outs[1].join(file)).unwrap();
         assert!(a == b, "{file} differs between 1 and 3 threads");
@@ -524,6 +524,14 @@ step_size = "inverse_capped(eta=2, smoothness=20)"
     let sparse: f64 = workers.iter().filter(|r| r["algorithm"] == "loscar").map(|r| number(r, "bytes_sent")).sum();
     let d = 13_706.0;
     assert_eq!(sparse, 6.0 * 6.0 * 4.0 * (0.05f64 * d).round(), "6 rounds × 6 workers × 4·K bytes");
+    // events.csv names the sender of every worker-to-worker message (dbw), and none for
+    // messages to or from the server (loscar).
+    let events = csv_rows(&outs[0].join("events.csv"));
+    let arrivals =
+        |label: &'static str| events.iter().filter(move |r| r["algorithm"] == label && r["kind"] == "arrive");
+    assert!(arrivals("dbw").count() > 0);
+    assert!(arrivals("dbw").all(|r| !r["peer"].is_empty() && r["peer"] != r["worker"]));
+    assert!(arrivals("loscar").count() > 0 && arrivals("loscar").all(|r| r["peer"].is_empty()));
     let last = metrics.iter().rfind(|r| r["algorithm"] == "dbw").unwrap();
     assert!(number(last, "consensus_distance") > 0.0);
     assert!(number(last, "mean_backup_workers") >= 0.0);

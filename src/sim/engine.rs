@@ -333,6 +333,7 @@ impl<'a> Engine<'a> {
                         round: slot.epoch,
                         kind: EventKind::Step,
                         step: slot.steps,
+                        peer: None,
                     })?;
                 }
                 alg.on_step(w, self.now, &mut self.actions);
@@ -385,11 +386,12 @@ impl<'a> Engine<'a> {
     }
 
     fn record_message(&self, sink: &mut dyn Sink, msg: &Message, kind: EventKind) -> Result<()> {
-        let worker = match (msg.from, msg.to) {
-            (Node::Worker(w), Node::Server) | (_, Node::Worker(w)) => w,
-            (Node::Server, Node::Server) => 0,
+        let (worker, peer) = match (msg.from, msg.to) {
+            (Node::Worker(w), Node::Server) | (Node::Server, Node::Worker(w)) => (w, None),
+            (Node::Worker(from), Node::Worker(to)) => (to, Some(from)),
+            (Node::Server, Node::Server) => (0, None),
         };
-        sink.event(&EventRecord { time: self.now, worker, round: self.epoch, kind, step: msg.bytes })
+        sink.event(&EventRecord { time: self.now, worker, round: self.epoch, kind, step: msg.bytes, peer })
     }
 
     /// Applies the buffered commands. `top_consumed` is false while the handled event is still the
@@ -459,6 +461,7 @@ impl<'a> Engine<'a> {
                     round: slot.epoch,
                     kind: EventKind::Cancel,
                     step: slot.steps,
+                    peer: None,
                 })?;
             }
         }

@@ -54,8 +54,11 @@ pub const ROUND_HEADER: [&str; 10] = [
     "mean_updates_per_worker",
 ];
 
-/// Header of `events.csv` (after the optional `algorithm,seed` label columns).
-pub const EVENT_HEADER: [&str; 5] = ["time", "worker", "round", "kind", "step"];
+/// Header of `events.csv` (after the optional `algorithm,seed` label columns): `step` is the
+/// worker's step number for steps and cancellations and the byte count for messages; `peer` is
+/// the sending worker of a worker-to-worker message (`worker` is then the receiver), empty
+/// otherwise.
+pub const EVENT_HEADER: [&str; 6] = ["time", "worker", "round", "kind", "step", "peer"];
 
 const LABEL_HEADER: [&str; 2] = ["algorithm", "seed"];
 
@@ -105,7 +108,7 @@ impl Sink for CsvSink {
 
     fn event(&mut self, r: &EventRecord) -> Result<()> {
         if let Some(w) = &mut self.events {
-            let row = (r.time, r.worker, r.round, r.kind.name(), r.step);
+            let row = (r.time, r.worker, r.round, r.kind.name(), r.step, r.peer);
             match &self.label {
                 Some((a, seed)) => w.serialize((a, seed, row)),
                 None => w.serialize(row),

@@ -48,6 +48,9 @@ pub struct EventRecord {
     /// For steps and cancellations: the worker's step number within the round, from 1.
     /// For messages: the number of bytes.
     pub step: u64,
+    /// For a message between two workers: the other worker (the sender, since `worker` is the
+    /// receiver). None for messages to or from the server, steps and cancellations.
+    pub peer: Option<usize>,
 }
 
 /// One server round (round-synchronous algorithms) or one server update (asynchronous ones).
