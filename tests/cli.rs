@@ -171,3 +171,44 @@ fn json_output_has_the_documented_keys() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["theory"].is_null(), "{v}");
 }
+
+#[test]
+fn json_and_table_name_the_se_method() {
+    let out = stsyn(&["timing", "-M", "20", "-K", "5", "-U", "10", "--rounds", "100", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["se_method"], "plain", "{v}");
+    assert!(v["se_batches"].is_null());
+    let args = ["timing", "--algorithm", "kasync", "-M", "8", "-K", "4", "--rounds", "1000"];
+    let out = stsyn(&[&args[..], &["--json"]].concat());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["se_method"].as_str(), v["se_batches"].as_u64()), (Some("batch_means"), Some(30)), "{v}");
+    let table = String::from_utf8(stsyn(&args).stdout).unwrap();
+    assert!(table.contains("SE by batch means over 30 batches of 33 rounds"), "{table}");
+}
+
+#[test]
+fn skipped_heterogeneous_closed_form_is_reported() {
+    // STSyn on heterogeneous exponential rates: the closed form is computed up to M = 300.
+    let run = |m: &str, json: bool| {
+        let mut args =
+            vec!["timing", "-M", m, "-K", "100", "-U", "2", "--rounds", "5", "--speeds", "profile(b=1, p=0.5)"];
+        if json {
+            args.push("--json");
+        }
+        let out = stsyn(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let v: serde_json::Value = serde_json::from_str(&run("301", true)).unwrap();
+    assert!(v["theory"].is_null(), "{v}");
+    assert_eq!(v["theory_note"], "not computed for M > 300 (heterogeneous closed form, O(M²) per point)");
+    let table = run("301", false);
+    assert!(table.contains("theory: not computed for M > 300 (heterogeneous closed form"), "{table}");
+    let v: serde_json::Value = serde_json::from_str(&run("300", true)).unwrap();
+    assert!(v["theory"]["round_time"].is_f64() && v["theory_note"].is_null(), "{v}");
+    assert!(!run("300", false).contains("not computed"));
+    // `stsyn theory` says the same.
+    let out = stsyn(&["theory", "-M", "301", "-K", "100", "-U", "2", "--speeds", "profile(b=1, p=0.5)"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("theory: not computed for M > 300") && !text.contains("no closed form"), "{text}");
+}

@@ -1,6 +1,25 @@
 //! Timing-only simulation: runs an algorithm on the engine (or on the per-round kernel where it
 //! is valid) without training anything, and collects per-round statistics — round time, local
 //! updates per worker, uploaders — next to their closed forms where those exist.
+//!
+//! Standard errors ([`SeMethod`]). Successive rounds are independent when the algorithm
+//! restarts every worker each round (stsyn, sync, ksync, kbatch-sync, and rennala and malenia
+//! cancelling leftover work) and the step durations carry nothing over from one round to the
+//! next (no trace, whose cursor carries over, and no time-varying rates); the SE of the mean
+//! is then the plain s/√n. Everywhere else — kasync, kbatch-async, async, ringmaster, fedbuff,
+//! rennala and malenia ignoring stale work, and any algorithm on a trace or time-varying rates
+//! — a worker's step spans several updates, so successive update intervals are correlated and
+//! s/√n is not the SE: typically too small for step times more variable than exponential ones
+//! (coefficient of variation above 1: lognormal) and too large for more regular ones (shifted
+//! exponential, Pareto with shape 3); with exponential steps and one step per job (kasync,
+//! kbatch-async, async) the intervals happen to be independent. Those runs report the
+//! batch-means SE of
+//! [`RoundStat`]: B = min(30, ⌊√n⌋) contiguous batches of ⌊n/B⌋ rounds, SE = sd(batch
+//! means)/√B. It is honest once a batch is much longer than the correlation, about one step
+//! of every worker (M/K updates for K-async and K-batch-async, M for async), i.e. for n ≫ 30·M/K.
+//!
+//! STSyn's and sync's heterogeneous-rate closed form costs O(M²) per point and is computed up
+//! to [`HETEROGENEOUS_MAX_WORKERS`] workers; above, [`TimingSetup::theory_note`] says so.
 
 use std::time::Instant;
 
@@ -16,7 +35,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds};
-use crate::sim::{Algorithm, Engine, EngineStats, FixedRounds, RoundKernel, RoundPlan, RoundSync, Running};
+use crate::sim::{Algorithm, Engine, EngineStats, FixedRounds, RoundKernel, RoundPlan, RoundStat, RoundSync};
 use crate::theory::{self, dutta, dutta::UpdateTime, fixed};
 use crate::timing::{CommTime, ComputeTime, Dist};
 use crate::trace::{RoundRecord, Sink};
@@ -85,17 +104,42 @@ pub struct AsyncKnobs {
     pub concurrency: Option<usize>,
 }
 
+/// Workers up to which the heterogeneous-rate closed form of STSyn and sync is computed.
+pub const HETEROGENEOUS_MAX_WORKERS: usize = 300;
+
+/// How the SE of the round statistics is formed (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SeMethod {
+    /// s/√n: successive rounds are independent.
+    #[default]
+    Plain,
+    /// sd(batch means)/√B over contiguous batches: successive rounds are dependent.
+    BatchMeans,
+}
+
+impl SeMethod {
+    /// "plain" or "batch_means".
+    pub fn name(self) -> &'static str {
+        match self {
+            SeMethod::Plain => "plain",
+            SeMethod::BatchMeans => "batch_means",
+        }
+    }
+}
+
 /// Round statistics of a run.
 #[derive(Clone, Debug, Default)]
 pub struct TimingOutcome {
     /// "heap" or "kernel".
     pub engine: &'static str,
+    /// How the SEs below are formed.
+    pub se_method: SeMethod,
     /// Round (or server-update) durations.
-    pub round_time: Running,
+    pub round_time: RoundStat,
     /// Local updates per worker per round (Σ_m N_m / M).
-    pub updates_per_worker: Running,
+    pub updates_per_worker: RoundStat,
     /// Uploaders (contributors) per round.
-    pub uploaders: Running,
+    pub uploaders: RoundStat,
     /// Total local updates simulated.
     pub updates: u64,
     /// Engine events handled (0 for the kernel).
@@ -169,6 +213,28 @@ impl TimingSetup {
         }
     }
 
+    /// Whether successive rounds are independent, so that the plain SE applies: every worker
+    /// restarts each round and the step durations carry nothing over between rounds.
+    pub fn rounds_independent(&self) -> bool {
+        let restarts = match self.algorithm {
+            TimingAlgorithm::Stsyn | TimingAlgorithm::Sync | TimingAlgorithm::KSync | TimingAlgorithm::KBatchSync => {
+                true
+            }
+            TimingAlgorithm::Rennala | TimingAlgorithm::Malenia => !self.asynchronous.ignore_stale,
+            TimingAlgorithm::KAsync
+            | TimingAlgorithm::KBatchAsync
+            | TimingAlgorithm::Async
+            | TimingAlgorithm::Ringmaster
+            | TimingAlgorithm::FedBuff => false,
+        };
+        restarts && !self.compute.carries_across_rounds()
+    }
+
+    /// The SE method of this setup's round statistics.
+    pub fn se_method(&self) -> SeMethod {
+        if self.rounds_independent() { SeMethod::Plain } else { SeMethod::BatchMeans }
+    }
+
     /// The event-driven strategy of the algorithm.
     pub fn strategy(&self) -> Box<dyn Algorithm> {
         let (m, k, r, b) = (self.workers, self.wait, self.rounds, self.model_bytes);
@@ -207,8 +273,19 @@ impl TimingSetup {
             (EnginePath::Kernel, Some(_)) => true,
             (EnginePath::Auto, plan) => plan.is_some() && !sink.wants_events(),
         };
-        let mut collect =
-            Collect { workers: self.workers as f64, outcome: TimingOutcome::default(), sink, window: None };
+        let se_method = self.se_method();
+        let stat = || match se_method {
+            SeMethod::Plain => RoundStat::plain(),
+            SeMethod::BatchMeans => RoundStat::batched(self.rounds),
+        };
+        let outcome = TimingOutcome {
+            se_method,
+            round_time: stat(),
+            updates_per_worker: stat(),
+            uploaders: stat(),
+            ..TimingOutcome::default()
+        };
+        let mut collect = Collect { workers: self.workers as f64, outcome, sink, window: None };
         let seeds = Seeds::new(self.seed);
         let clock = Instant::now();
         if use_kernel {
@@ -290,7 +367,8 @@ impl Sink for Collect<'_> {
 impl TimingSetup {
     /// Closed forms of the three statistics, where known for this setup: i.i.d. exponential
     /// (or shifted exponential) step times and zero communication; heterogeneous exponential
-    /// rates for STSyn and sync (up to 300 workers: that computation is O(M²) per point).
+    /// rates for STSyn and sync (up to [`HETEROGENEOUS_MAX_WORKERS`] workers: that computation is
+    /// O(M²) per point; [`TimingSetup::theory_note`] says when it was skipped).
     pub fn theory(&self) -> Result<TheoryValues> {
         let none = TheoryValues::default();
         if !self.comm.is_zero() {
@@ -320,7 +398,7 @@ impl TimingSetup {
                 return Ok(Some((r.round_time, r.updates_per_worker, r.uploaders)));
             }
             match self.compute.exponential_rates(m) {
-                Some(rates) if m <= 300 => {
+                Some(rates) if m <= HETEROGENEOUS_MAX_WORKERS => {
                     let h = theory::stsyn::round_stats_heterogeneous(&rates, wait, u)?;
                     Ok(Some((h.round_time, h.updates.iter().sum::<f64>() / mf, h.upload_prob.iter().sum())))
                 }
@@ -377,6 +455,23 @@ impl TimingSetup {
                     TimingAlgorithm::Stsyn | TimingAlgorithm::Sync => unreachable!("handled above"),
                 }
             }
+        })
+    }
+
+    /// Why [`TimingSetup::theory`] has no values although a closed form exists: STSyn (no cap)
+    /// or sync on heterogeneous exponential rates with zero communication and more than
+    /// [`HETEROGENEOUS_MAX_WORKERS`] workers. None otherwise.
+    pub fn theory_note(&self) -> Option<String> {
+        let stsyn_or_sync =
+            matches!((self.algorithm, self.max_steps), (TimingAlgorithm::Stsyn, None) | (TimingAlgorithm::Sync, _));
+        let homogeneous = self.compute.iid_dist().and_then(Dist::exponential_mean).is_some();
+        let skipped = stsyn_or_sync
+            && self.comm.is_zero()
+            && !homogeneous
+            && self.workers > HETEROGENEOUS_MAX_WORKERS
+            && self.compute.exponential_rates(self.workers).is_some();
+        skipped.then(|| {
+            format!("not computed for M > {HETEROGENEOUS_MAX_WORKERS} (heterogeneous closed form, O(M²) per point)")
         })
     }
 

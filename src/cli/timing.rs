@@ -1,14 +1,19 @@
 //! `stsyn timing` and `stsyn theory`: simulate rounds without training (or print the closed
 //! forms only) for STSyn and the Dutta et al. family. Both share the flags below.
+//!
+//! The simulated SEs are plain or batch means as `crate::algorithms::timing` explains; the
+//! table says which when it is batch means, the JSON always (`se_method`, `se_batches`). Where
+//! a closed form exists but is not computed, the table says why and the JSON has `theory_note`
+//! next to a null `theory`.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use crate::algorithms::TimingAlgorithm;
-use crate::algorithms::timing::{AsyncKnobs, EnginePath, TheoryValues, TimingOutcome, TimingSetup};
+use crate::algorithms::timing::{AsyncKnobs, EnginePath, SeMethod, TheoryValues, TimingOutcome, TimingSetup};
 use crate::error::{Error, Result};
-use crate::sim::Running;
+use crate::sim::RoundStat;
 use crate::theory::fixed;
 use crate::timing::{CommTime, ComputeTime, Link};
 use crate::trace::csv::CsvSink;
@@ -206,18 +211,24 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
         let value = json!({
             "setup": setup_json(&setup, args),
             "theory": theory_json(&theory),
+            "theory_note": setup.theory_note(),
             "updates_distribution": setup.updates_distribution()?,
             "fixed_model": fixed_model_json(&setup)?,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!("{}, {}", headline(&setup), args.cluster_text());
+        let note = setup.theory_note();
+        if let Some(note) = &note {
+            println!("  theory: {note}");
+        }
+        let none = if note.is_some() { "not computed" } else { "no closed form" };
         for (name, v) in [
             ("round time", theory.round_time),
             ("updates per worker", theory.updates_per_worker),
             ("uploaders", theory.uploaders),
         ] {
-            println!("  {name:<20} {}", v.map_or("no closed form".to_string(), |v| format!("{v:.8}")));
+            println!("  {name:<20} {}", v.map_or(none.to_string(), |v| format!("{v:.8}")));
         }
         if let Some(p) = setup.updates_distribution()? {
             println!("  P(N_m = n), n < U:   {}", p.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(", "));
@@ -263,6 +274,13 @@ fn print_table(s: &TimingSetup, a: &Args, o: &TimingOutcome, t: &TheoryValues) {
             None => ("-".to_string(), "-".to_string()),
         };
         println!("  {name:<20} {:>26} {theory_text:>14} {dev:>12}", format!("{} ± {}", num(sim.mean()), num(sim.se())));
+    }
+    if o.se_method == SeMethod::BatchMeans {
+        let (b, size) = (o.round_time.batches().unwrap_or(0), o.round_time.batch_size().unwrap_or(0));
+        println!("  SE by batch means over {b} batches of {size} rounds (successive rounds are dependent)");
+    }
+    if let Some(note) = s.theory_note() {
+        println!("  theory: {note}");
     }
     if let Some(d) = &o.delays {
         println!(
@@ -364,7 +382,7 @@ fn fixed_model_json(s: &TimingSetup) -> Result<Value> {
 
 /// The simulated mean's distance from theory in standard errors; "exact" when they agree to
 /// rounding (a fixed time model has SE ≈ 0, and float noise would read as many SEs).
-fn deviation(sim: &Running, theory: f64) -> String {
+fn deviation(sim: &RoundStat, theory: f64) -> String {
     let d = sim.deviation_in_se(theory);
     if (sim.mean() - theory).abs() <= 1e-12 * theory.abs().max(1.0) {
         "exact".to_string()
@@ -385,7 +403,7 @@ fn updates_per_second(o: &TimingOutcome) -> f64 {
     o.updates as f64 / o.wall_seconds.max(1e-9)
 }
 
-fn stat_json(r: &Running) -> Value {
+fn stat_json(r: &RoundStat) -> Value {
     let finite = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
     json!({ "mean": finite(r.mean()), "se": finite(r.se()) })
 }
@@ -429,7 +447,10 @@ fn timing_json(s: &TimingSetup, a: &Args, o: &TimingOutcome, t: &TheoryValues) -
             "updates_per_worker": stat_json(&o.updates_per_worker),
             "uploaders": stat_json(&o.uploaders),
         },
+        "se_method": o.se_method.name(),
+        "se_batches": o.round_time.batches(),
         "theory": theory_json(t),
+        "theory_note": s.theory_note(),
         "delays": o.delays.as_ref().map(|d| json!({
             "applied": d.applied, "mean": if d.applied > 0 { json!(d.mean()) } else { Value::Null }, "max": d.max,
             "ignored": d.ignored, "cancelled": d.cancelled,

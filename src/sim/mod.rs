@@ -13,4 +13,4 @@ pub use engine::{Actions, Algorithm, Command, Engine, EngineStats, Message, Node
 pub use graph::{Graph, GraphSpec};
 pub use kernel::RoundKernel;
 pub use round::{FixedRounds, RoundPlan, RoundPolicy, RoundSync};
-pub use stats::Running;
+pub use stats::{RoundStat, Running};

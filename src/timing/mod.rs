@@ -203,6 +203,13 @@ impl ComputeTime {
         matches!(self.source, Source::Rates(_))
     }
 
+    /// True when a round's step durations can depend on earlier rounds even if every worker
+    /// restarts: a trace (its cursor carries over) or time-varying rates (durations depend on
+    /// when a step starts).
+    pub fn carries_across_rounds(&self) -> bool {
+        matches!(self.source, Source::Trace(_) | Source::Rates(_))
+    }
+
     /// A fresh clock for `worker` in `epoch`.
     pub fn clock(&self, seeds: &Seeds, worker: usize, epoch: u64) -> WorkerClock {
         let mut clock =
