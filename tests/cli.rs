@@ -212,3 +212,27 @@ fn skipped_heterogeneous_closed_form_is_reported() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("theory: not computed for M > 300") && !text.contains("no closed form"), "{text}");
 }
+
+#[test]
+fn an_interrupted_timing_run_leaves_no_trace_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rounds.csv");
+    let partial = dir.path().join("rounds.csv.partial");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stsyn"))
+        .args(["timing", "-M", "1000", "-K", "10", "-U", "10", "--rounds", "100000000", "--rounds-csv"])
+        .arg(&csv)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !partial.exists() {
+        assert!(start.elapsed().as_secs() < 60, "no partial file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!csv.exists() && !partial.exists(), "a trace file was left behind");
+}

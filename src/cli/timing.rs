@@ -186,6 +186,7 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
     }
     let theory = setup.theory()?;
     let mut sink = CsvSink::create(args.rounds_csv.as_deref(), args.events_csv.as_deref(), None)?;
+    remove_on_interrupt(sink.partial_paths())?;
     let outcome = setup.simulate(path, &mut sink)?;
     sink.finish()?;
     if args.json {
@@ -194,6 +195,22 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
         print_table(&setup, args, &outcome, &theory);
     }
     Ok(())
+}
+
+/// On Ctrl-C (or SIGTERM, SIGHUP) the unfinished trace files are removed before the process
+/// exits with code 130, so an interrupted run leaves nothing behind.
+fn remove_on_interrupt(partials: Vec<PathBuf>) -> Result<(), Error> {
+    if partials.is_empty() {
+        return Ok(());
+    }
+    ctrlc::set_handler(move || {
+        for p in &partials {
+            let _ = std::fs::remove_file(p);
+        }
+        eprintln!("interrupted: no trace written");
+        std::process::exit(130);
+    })
+    .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))
 }
 
 /// Runs `stsyn theory`.

@@ -83,6 +83,11 @@ impl CsvSink {
         self.label = Some((algorithm.to_string(), seed));
     }
 
+    /// The `.partial` files being written.
+    pub fn partial_paths(&self) -> Vec<std::path::PathBuf> {
+        [&self.rounds, &self.events].into_iter().flatten().map(|w| w.get_ref().0.partial_path().to_path_buf()).collect()
+    }
+
     /// Flushes buffered rows to the (partial) files.
     pub fn flush(&mut self) -> Result<()> {
         for w in [&mut self.rounds, &mut self.events].into_iter().flatten() {

@@ -41,6 +41,11 @@ impl PendingFile {
         &self.target
     }
 
+    /// Where the rows go until `finish`.
+    pub fn partial_path(&self) -> &Path {
+        &self.partial
+    }
+
     /// The writer (valid until `finish`).
     pub fn writer(&mut self) -> &mut BufWriter<File> {
         self.writer.as_mut().expect("PendingFile used after finish")
