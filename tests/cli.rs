@@ -218,7 +218,7 @@ fn an_interrupted_timing_run_leaves_no_trace_file() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("rounds.csv");
     let partial = dir.path().join("rounds.csv.partial");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stsyn"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stsyn"))
         .args(["timing", "-M", "1000", "-K", "10", "-U", "10", "--rounds", "100000000", "--rounds-csv"])
         .arg(&csv)
         .stderr(std::process::Stdio::piped())
