@@ -151,8 +151,15 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
-/// The name of the directory (the experiment's name by default).
+/// The experiment's name from `summary.json`, or else the directory's name.
 fn experiment_name(dir: &Path) -> String {
+    let recorded = std::fs::read(dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["experiment"].as_str().map(str::to_string));
+    if let Some(name) = recorded {
+        return name;
+    }
     dir.canonicalize()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
