@@ -720,6 +720,23 @@ fn timing_cli_prints_the_oracles() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["theory"]["round_time"].as_f64(), Some(5.0));
     assert!((v["fixed_model"]["rennala_round_time_bound"].as_f64().unwrap() - 5.974908).abs() < 5e-7);
+    // ASGD updates by T = 100 with τ = (1, 2, 4): 100 + 50 + 25 (specs/baselines.md §14).
+    let out = stsyn(&[
+        "theory",
+        "--algorithm",
+        "async",
+        "-M",
+        "3",
+        "--compute-time",
+        "const(1)",
+        "--speeds",
+        "means(1, 2, 4)",
+        "--time",
+        "100",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["fixed_model"]["updates_by_time"].as_u64(), Some(175));
 }
 
 #[test]
@@ -738,12 +755,15 @@ fn bad_asynchronous_input_exits_2_naming_the_value() {
         (&["--algorithm", "async", "--compute-time", "jitter(sd=-1)"], &["sd = -1"]),
         (&["--algorithm", "async", "--compute-time", "jitter(shift=1)"], &["missing sd"]),
         (&["--algorithm", "async", "--compute-time", "jitter(sd=profile(b=-1))"], &["worker 0"]),
+        (&["--algorithm", "async", "--time", "5"], &["--time = 5", "stsyn theory"]),
     ];
     for (args, needles) in cases {
         let mut all = base.to_vec();
         all.extend_from_slice(args);
         assert_bad_input(&all, needles);
     }
+    assert_bad_input(&["theory", "--algorithm", "async", "-M", "3", "--time", "nan"], &["--time = NaN"]);
+    assert_bad_input(&["theory", "--algorithm", "async", "-M", "3", "--time", "5"], &["--time = 5", "fixed model"]);
     let dir = tempfile::tempdir().unwrap();
     let configs: &[(&str, &str, &[&str])] = &[
         ("", "[[algorithms]]\nname = \"rennala\"\n", &["rennala needs wait"]),

@@ -55,6 +55,10 @@ pub struct Args {
     /// STSyn only: stop a worker after this many steps in a round (Comparisons.py uses ⌊1.5U⌋).
     #[arg(long)]
     max_steps: Option<u32>,
+    /// `stsyn theory --algorithm async` in the fixed model: also the number of updates made by
+    /// simulated time T, Σ_i ⌊T/τ_i⌋.
+    #[arg(long, value_name = "T")]
+    time: Option<f64>,
     /// Rounds to simulate (server updates for the asynchronous algorithms).
     #[arg(long, default_value_t = 1000)]
     rounds: u64,
@@ -184,6 +188,9 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
     {
         return Err(Error::invalid("--events-csv", e.display(), "is also the --rounds-csv file").into());
     }
+    if let Some(t) = args.time {
+        return Err(Error::invalid("--time", t, "is an oracle of stsyn theory; stsyn timing runs --rounds").into());
+    }
     let theory = setup.theory()?;
     let mut sink = CsvSink::create(args.rounds_csv.as_deref(), args.events_csv.as_deref(), None)?;
     remove_on_interrupt(sink.partial_paths())?;
@@ -213,6 +220,23 @@ fn remove_on_interrupt(partials: Vec<PathBuf>) -> Result<(), Error> {
     .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))
 }
 
+/// `--time T` needs a positive finite T, asynchronous SGD and the fixed model (constant
+/// per-worker step times, no communication time).
+fn check_time(s: &TimingSetup, time: Option<f64>) -> Result<(), Error> {
+    let Some(t) = time else { return Ok(()) };
+    if !(t.is_finite() && t > 0.0) {
+        return Err(Error::invalid("--time", t, "must be a positive number"));
+    }
+    if s.algorithm != TimingAlgorithm::Async || s.compute.fixed_times(s.workers).is_none() || !s.comm.is_zero() {
+        return Err(Error::invalid(
+            "--time",
+            t,
+            "counts ASGD updates in the fixed model: --algorithm async with constant step times and no communication time",
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `stsyn theory`.
 pub fn run_theory(args: &Args) -> anyhow::Result<()> {
     let setup = args.setup()?;
@@ -223,6 +247,7 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
     {
         return Err(Error::invalid(flag, path.display(), "stsyn theory simulates nothing; use stsyn timing").into());
     }
+    check_time(&setup, args.time)?;
     let theory = setup.theory()?;
     if args.json {
         let value = json!({
@@ -230,7 +255,7 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
             "theory": theory_json(&theory),
             "theory_note": setup.theory_note(),
             "updates_distribution": setup.updates_distribution()?,
-            "fixed_model": fixed_model_json(&setup)?,
+            "fixed_model": fixed_model_json(&setup, args.time)?,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -250,7 +275,7 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
         if let Some(p) = setup.updates_distribution()? {
             println!("  P(N_m = n), n < U:   {}", p.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(", "));
         }
-        print_fixed_model_oracles(&setup)?;
+        print_fixed_model_oracles(&setup, args.time)?;
     }
     Ok(())
 }
@@ -328,7 +353,7 @@ fn print_table(s: &TimingSetup, a: &Args, o: &TimingOutcome, t: &TheoryValues) {
 }
 
 /// The fixed-model oracles of specs/baselines.md §14 that go beyond the three statistics.
-fn print_fixed_model_oracles(s: &TimingSetup) -> Result<()> {
+fn print_fixed_model_oracles(s: &TimingSetup, time: Option<f64>) -> Result<()> {
     let Some(taus) = s.compute.fixed_times(s.workers) else { return Ok(()) };
     if !s.comm.is_zero() {
         return Ok(());
@@ -358,6 +383,9 @@ fn print_fixed_model_oracles(s: &TimingSetup) -> Result<()> {
                 s.rounds,
                 fixed::asgd_updates_by(&taus, t)?
             );
+            if let Some(t) = time {
+                println!("  updates by time {t}: Σ_i ⌊T/τ_i⌋ = {}", fixed::asgd_updates_by(&taus, t)?);
+            }
         }
         _ => {}
     }
@@ -373,7 +401,7 @@ fn summarise_taus(taus: &[f64]) -> String {
     format!("{} workers from {min:.4} to {max:.4}", taus.len())
 }
 
-fn fixed_model_json(s: &TimingSetup) -> Result<Value> {
+fn fixed_model_json(s: &TimingSetup, time: Option<f64>) -> Result<Value> {
     let Some(taus) = s.compute.fixed_times(s.workers) else { return Ok(Value::Null) };
     if !s.comm.is_zero() {
         return Ok(Value::Null);
@@ -391,7 +419,13 @@ fn fixed_model_json(s: &TimingSetup) -> Result<Value> {
         }),
         TimingAlgorithm::Async => {
             let t = fixed::rennala_round_time(&taus, s.rounds)?;
-            json!({ "last_update_time": t, "updates_by_then": fixed::asgd_updates_by(&taus, t)? })
+            let by_time = time.map(|t| fixed::asgd_updates_by(&taus, t)).transpose()?;
+            json!({
+                "last_update_time": t,
+                "updates_by_then": fixed::asgd_updates_by(&taus, t)?,
+                "time": time,
+                "updates_by_time": by_time,
+            })
         }
         _ => Value::Null,
     })
