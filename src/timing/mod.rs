@@ -10,7 +10,8 @@
 //! and the time-varying rates of the universal computation model, `sine(...)` and `square(...)`
 //! ([`rates`]), whose durations depend on when a step starts. A [`CommTime`] gives uplink and
 //! downlink message times as a latency distribution plus bytes / bandwidth; the default is zero,
-//! as in the STSyn paper.
+//! as in the STSyn paper. Bandwidth is not shared: each message in flight gets its link's full
+//! bandwidth (no queueing or contention).
 //!
 //! Randomness comes from per-worker [`WorkerClock`]s keyed by (worker, epoch), where the epoch
 //! is the round number for algorithms that restart every worker each round. So round r of every
