@@ -28,6 +28,13 @@
 //! so they are O(M × d) whichever way; their buffers are recycled, so the hot path allocates
 //! nothing in steady state.
 //!
+//! **Summed results.** Rennala and Malenia collect S results at one model before a single update.
+//! Their results go through [`JobStore::arrive_summed`] instead: every 2·threads arrivals the
+//! waiting jobs are computed (in parallel) and added, in arrival order, into one f32 sum per group
+//! (one group for Rennala, one per worker for Malenia), and their buffers are recycled; the update
+//! is w ← w − η·scale·Σ_g weight_g·sum_g. Memory is O((threads + groups) × d) whatever S is; the
+//! sums, and so the model, do not depend on the thread count.
+//!
 //! **Determinism.** Each job's result is a pure function of the model it read and its data
 //! stream; results are applied one at a time in arrival order, w ← w − (η·scale·weight_j)·r_j in
 //! `f32`, exactly as a sequential run would. The thread count and the snapshot budget change only
