@@ -29,7 +29,7 @@
 //! nothing in steady state.
 //!
 //! **Summed results.** Rennala and Malenia collect S results at one model before a single update.
-//! Their results go through [`JobStore::arrive_summed`] instead: every 2·threads arrivals the
+//! Their results go through `JobStore::arrive_summed` ([`crate::learner::Learner::arrive_summed`]) instead: every 2·threads arrivals the
 //! waiting jobs are computed (in parallel) and added, in arrival order, into one f32 sum per group
 //! (one group for Rennala, one per worker for Malenia), and their buffers are recycled; the update
 //! is w ← w − η·scale·Σ_g weight_g·sum_g. Memory is O((threads + groups) × d) whatever S is; the
