@@ -106,10 +106,9 @@ pub(crate) struct JobStore {
     arrived: Vec<(u64, f64)>,
     /// (job, group) of results to add to the group sums.
     summing: Vec<(u64, u32)>,
-    /// Per-group sums of results since the last update (empty: none yet).
-    sums: Vec<Vec<f32>>,
-    /// Jobs in the sums and their total loss.
-    summed: usize,
+    /// Per group: results summed since the last update, and their sum (kept allocated).
+    sums: Vec<(u64, Vec<f32>)>,
+    /// Total loss of the jobs in the sums.
     summed_loss: f64,
     /// Recycled result buffers.
     pool: Vec<Vec<f32>>,
@@ -132,7 +131,6 @@ impl JobStore {
             arrived: Vec::new(),
             summing: Vec::new(),
             sums: Vec::new(),
-            summed: 0,
             summed_loss: 0.0,
             pool: Vec::new(),
             jobs_per_worker: vec![0; workers],
@@ -167,7 +165,7 @@ impl JobStore {
     }
 
     pub(crate) fn arrived_count(&self) -> usize {
-        self.arrived.len() + self.summing.len() + self.summed
+        self.arrived.len() + self.summing.len() + self.summed()
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -314,6 +312,11 @@ impl JobStore {
         }
     }
 
+    /// Results in the group sums.
+    fn summed(&self) -> usize {
+        self.sums.iter().map(|(n, _)| *n as usize).sum()
+    }
+
     /// Computes the results waiting in `summing` and adds them to their group's sum in order.
     fn add_to_sums(&mut self, model: &Arc<Vec<f32>>, objective: &dyn Objective, seeds: Seeds, lr: f32) {
         let summing = std::mem::take(&mut self.summing);
@@ -337,15 +340,13 @@ impl JobStore {
             };
             let group = group as usize;
             if self.sums.len() <= group {
-                self.sums.resize_with(group + 1, Vec::new);
+                self.sums.resize_with(group + 1, Default::default);
             }
-            let sum = &mut self.sums[group];
-            if sum.is_empty() {
-                sum.resize(d, 0.0);
-            }
+            let (count, sum) = &mut self.sums[group];
+            *count += 1;
+            sum.resize(d, 0.0);
             sum.iter_mut().zip(&result).for_each(|(s, r)| *s += r);
             self.summed_loss += self.jobs[slot].loss as f64;
-            self.summed += 1;
             self.pool.push(result);
             self.free.push(slot as u32);
         }
@@ -367,9 +368,11 @@ impl JobStore {
     ) -> f64 {
         assert!(self.arrived.is_empty(), "an update uses either arrived results or sums, not both");
         self.add_to_sums(model, objective, seeds, lr);
+        let summed = self.summed();
         self.before_change(model, objective, seeds, lr);
         let w = Arc::make_mut(model);
-        for (g, sum) in self.sums.iter_mut().enumerate().filter(|(_, s)| !s.is_empty()) {
+        for (g, (count, sum)) in self.sums.iter_mut().enumerate().filter(|(_, (n, _))| *n > 0) {
+            *count = 0;
             let weight = *weights.get(g).expect("a weight for every group with results");
             let step = (lr as f64 * scale * weight) as f32;
             w.iter_mut().zip(sum.iter_mut()).for_each(|(w, s)| {
@@ -378,8 +381,8 @@ impl JobStore {
             });
         }
         self.version += 1;
-        let loss = if self.summed == 0 { f64::NAN } else { self.summed_loss / self.summed as f64 };
-        (self.summed, self.summed_loss) = (0, 0.0);
+        let loss = if summed == 0 { f64::NAN } else { self.summed_loss / summed as f64 };
+        self.summed_loss = 0.0;
         loss
     }
 
