@@ -660,10 +660,15 @@ fn experiment_files_run_identically_with_one_and_two_threads() {
     assert_eq!(summary["algorithms"].as_array().unwrap().len(), 7);
     // max_time = 400: no update after it, for every algorithm.
     let mut evals = csv::Reader::from_path(outputs[0].join("evals.csv")).unwrap();
-    let column = evals.headers().unwrap().iter().position(|h| h == "wall_clock").unwrap();
+    let header = evals.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (time, messages, bytes) = (column("wall_clock"), column("comm_transmissions"), column("comm_bytes"));
     for row in evals.records() {
-        let t: f64 = row.unwrap()[column].parse().unwrap();
+        let row = row.unwrap();
+        let t: f64 = row[time].parse().unwrap();
         assert!(t <= 400.0, "an evaluation at {t} > max_time");
+        // every message is the whole model: d = 3 floats, 12 bytes
+        assert_eq!(row[bytes].parse::<u64>().unwrap(), 12 * row[messages].parse::<u64>().unwrap());
     }
     for a in summary["algorithms"].as_array().unwrap() {
         assert!(a["final_distance_to_optimum"].is_number(), "{a}");

@@ -532,6 +532,18 @@ step_size = "inverse_capped(eta=2, smoothness=20)"
     assert!(arrivals("dbw").count() > 0);
     assert!(arrivals("dbw").all(|r| !r["peer"].is_empty() && r["peer"] != r["worker"]));
     assert!(arrivals("loscar").count() > 0 && arrivals("loscar").all(|r| r["peer"].is_empty()));
+    // evals.csv's comm_bytes is the drivers' own byte count (sparse LOSCAR messages included).
+    let evals = csv_rows(&outs[0].join("evals.csv"));
+    for label in ["loscar", "dbw"] {
+        let (e, m) =
+            (evals.iter().rfind(|r| r["algorithm"] == label), metrics.iter().rfind(|r| r["algorithm"] == label));
+        let (e, m) = (e.unwrap(), m.unwrap());
+        assert_eq!(
+            (e["round"].as_str(), number(e, "comm_bytes")),
+            (m["round"].as_str(), number(m, "bytes_sent")),
+            "{label}"
+        );
+    }
     let last = metrics.iter().rfind(|r| r["algorithm"] == "dbw").unwrap();
     assert!(number(last, "consensus_distance") > 0.0);
     assert!(number(last, "mean_backup_workers") >= 0.0);

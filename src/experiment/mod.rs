@@ -2,9 +2,11 @@
 //! algorithm train on the simulated cluster and record the results directory:
 //!
 //! - `config.toml` — the resolved config (overrides applied, seeds, crate version);
-//! - `evals.csv` — one row per evaluation, flushed as it is written;
+//! - `evals.csv` — one row per evaluation, flushed as it is written: time, messages
+//!   (`comm_transmissions`) and their bytes (`comm_bytes`: whole models, or the drivers' own
+//!   count for sparse and peer-to-peer messages), uploads, local updates and the metrics;
 //! - `rounds.csv` — one row per round or server update (`events.csv` on request);
-//! - `summary.json` — per algorithm: time, communication and rounds to the target accuracy,
+//! - `summary.json` — per algorithm: time, messages, bytes and rounds to the target accuracy,
 //!   final accuracy, over the seeds; rewritten after every run, with `status` saying whether
 //!   the experiment is still running, complete or was interrupted.
 //!
@@ -305,6 +307,7 @@ fn run_one(
     }
     let learner = Learner::new(objective, seeds, entry.lr);
     let bytes = 4 * objective.dim() as u64;
+    let monitor = monitor.with_message_bytes(bytes);
     let (compute, comm) = (&exp.compute, &exp.comm);
     let round_algorithm: Option<Box<dyn RoundAlgorithm>> = match entry.spec {
         AlgorithmSpec::Stsyn { wait, local_steps, max_steps, drop_most_updates } => {

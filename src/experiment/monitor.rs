@@ -16,7 +16,7 @@ use crate::learner::{Evaluation, Learner};
 use crate::trace::RoundRecord;
 
 /// Header of `evals.csv`.
-pub const EVALS_HEADER: &str = "algorithm,seed,round,wall_clock,comm_transmissions,uploads,local_updates,train_loss,test_loss,test_accuracy,distance_to_optimum,distance_to_weighted_optimum";
+pub const EVALS_HEADER: &str = "algorithm,seed,round,wall_clock,comm_transmissions,uploads,local_updates,train_loss,test_loss,test_accuracy,distance_to_optimum,distance_to_weighted_optimum,comm_bytes";
 
 /// `evals.csv`, one flushed row per evaluation.
 #[derive(Debug)]
@@ -46,6 +46,8 @@ pub struct Reached {
     pub time: f64,
     /// Messages (downloads + uploads) so far.
     pub comms: u64,
+    /// Bytes of those messages.
+    pub bytes: u64,
     /// Rounds (server updates) so far.
     pub rounds: u64,
 }
@@ -79,6 +81,8 @@ pub struct RunResult {
     pub wall_clock: f64,
     /// Messages at the end.
     pub comm_transmissions: u64,
+    /// Their bytes.
+    pub comm_bytes: u64,
     /// Local updates computed.
     pub local_updates: u64,
     /// First crossing of the target.
@@ -145,6 +149,10 @@ pub struct Monitor<'a> {
     on_round: &'a dyn Fn(),
     time: f64,
     comms: u64,
+    /// Bytes of one message, when every message is a whole model (0: the driver reports its
+    /// bytes through [`Monitor::set_bytes`]).
+    message_bytes: u64,
+    bytes: u64,
     uploads: u64,
     updates: u64,
     rounds: u64,
@@ -173,6 +181,8 @@ impl<'a> Monitor<'a> {
             on_round,
             time: 0.0,
             comms: 0,
+            message_bytes: 0,
+            bytes: 0,
             uploads: 0,
             updates: 0,
             rounds: 0,
@@ -181,6 +191,18 @@ impl<'a> Monitor<'a> {
             error: None,
             was_interrupted: false,
         }
+    }
+
+    /// Every message carries `bytes` (a whole model): `comm_bytes` is the message count times it.
+    pub fn with_message_bytes(mut self, bytes: u64) -> Self {
+        self.message_bytes = bytes;
+        self
+    }
+
+    /// Bytes sent so far, for drivers whose messages differ in size (sparse LOSCAR) or that
+    /// count their own traffic; call before [`Monitor::after_round_with`].
+    pub fn set_bytes(&mut self, total: u64) {
+        self.bytes = total;
     }
 
     /// True while the run should go on.
@@ -231,7 +253,9 @@ impl<'a> Monitor<'a> {
     /// [`Monitor::after_round`] for a model that is not a [`Learner`]'s.
     pub fn after_round_with(&mut self, record: &RoundRecord, evaluate: &mut dyn FnMut() -> Result<Evaluation>) {
         self.time = record.end;
-        self.comms += record.participants as u64 + record.uploads as u64;
+        let messages = record.participants as u64 + record.uploads as u64;
+        self.comms += messages;
+        self.bytes += messages * self.message_bytes;
         self.uploads += record.uploads as u64;
         self.updates += record.updates;
         self.rounds += 1;
@@ -251,7 +275,7 @@ impl<'a> Monitor<'a> {
         }
         let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
         let row = format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&self.label),
             self.seed,
             self.rounds,
@@ -263,7 +287,8 @@ impl<'a> Monitor<'a> {
             e.test_loss,
             opt(e.test_accuracy),
             opt(e.distance_to_optimum),
-            opt(e.distance_to_weighted_optimum)
+            opt(e.distance_to_weighted_optimum),
+            self.bytes
         );
         if let Err(err) = self.evals.line(&row) {
             self.fail(err);
@@ -271,7 +296,7 @@ impl<'a> Monitor<'a> {
         if let (Some(target), Some(acc), None) = (self.limits.target, e.test_accuracy, self.reached)
             && acc >= target
         {
-            self.reached = Some(Reached { time: self.time, comms: self.comms, rounds: self.rounds });
+            self.reached = Some(Reached { time: self.time, comms: self.comms, bytes: self.bytes, rounds: self.rounds });
         }
         if !e.test_loss.is_finite() && self.error.is_none() {
             self.fail(Error::Stopped(format!("diverged: test loss is {} after round {}", e.test_loss, self.rounds)));
@@ -310,6 +335,7 @@ impl<'a> Monitor<'a> {
             rounds: self.rounds,
             wall_clock: self.time,
             comm_transmissions: self.comms,
+            comm_bytes: self.bytes,
             local_updates: self.updates,
             reached: self.reached,
             final_eval: self.last_eval.map(|(_, e)| e.into()),

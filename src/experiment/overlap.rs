@@ -283,6 +283,7 @@ impl LoscarHooks for LoscarTrainer<'_, '_> {
     fn round_done(&mut self, record: &RoundRecord, traffic: &Traffic) -> bool {
         let (models, extras) = (&mut self.models, &mut self.extras);
         let (round, time) = (record.round + 1, record.end);
+        self.monitor.set_bytes(traffic.total_bytes());
         self.monitor.after_round_with(record, &mut || evaluate_workers(models, extras, traffic, round, time));
         self.monitor.go_on()
     }
@@ -396,6 +397,7 @@ impl DecentralizedHooks for DbwTrainer<'_, '_> {
     fn round_done(&mut self, record: &RoundRecord, traffic: &Traffic) -> bool {
         let (models, extras) = (&mut self.models, &mut self.extras);
         let (round, time) = (record.round + 1, record.end);
+        self.monitor.set_bytes(traffic.total_bytes());
         self.monitor.after_round_with(record, &mut || evaluate_workers(models, extras, traffic, round, time));
         self.monitor.go_on()
     }
@@ -526,6 +528,7 @@ impl RoundPolicy for ScheduledTrainer<'_, '_> {
         }
         let (learner, extras, traffic) = (&self.learner, &mut self.extras, &self.traffic);
         let (round, time) = (record.round + 1, record.end);
+        self.monitor.set_bytes(traffic.total_bytes());
         self.monitor.after_round_with(record, &mut || {
             let e = learner.evaluate();
             extras.metrics_row(round, time, traffic, None)?;

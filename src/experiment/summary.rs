@@ -24,6 +24,10 @@ pub struct AlgorithmSummary {
     pub comms_to_target: Option<f64>,
     /// Its standard deviation.
     pub comms_to_target_sd: Option<f64>,
+    /// Mean bytes of those messages.
+    pub bytes_to_target: Option<f64>,
+    /// Its standard deviation over the seeds.
+    pub bytes_to_target_sd: Option<f64>,
     /// Mean rounds to the target.
     pub rounds_to_target: Option<f64>,
     /// Its standard deviation.
@@ -106,6 +110,7 @@ impl Summary {
                     |f: &dyn Fn(&super::monitor::Reached) -> f64| mean_sd(&reached.iter().map(f).collect::<Vec<_>>());
                 let (time, time_sd) = pick(&|r| r.time);
                 let (comms, comms_sd) = pick(&|r| r.comms as f64);
+                let (bytes, bytes_sd) = pick(&|r| r.bytes as f64);
                 let (rounds, rounds_sd) = pick(&|r| r.rounds as f64);
                 let finals: Vec<_> =
                     mine.iter().filter(|r| r.status != Status::Diverged).filter_map(|r| r.final_eval).collect();
@@ -123,6 +128,8 @@ impl Summary {
                     time_to_target_sd: time_sd,
                     comms_to_target: comms,
                     comms_to_target_sd: comms_sd,
+                    bytes_to_target: bytes,
+                    bytes_to_target_sd: bytes_sd,
                     rounds_to_target: rounds,
                     rounds_to_target_sd: rounds_sd,
                     reached: reached.len(),
