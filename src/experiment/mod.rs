@@ -355,32 +355,24 @@ fn run_one(
         AlgorithmSpec::Asgd { stepsize } => {
             let s =
                 drive(&mut engine, Asgd::new(m, u64::MAX, bytes, asgd_stepsize(stepsize, compute, m)?, hooks), sink)?;
-            {
-                let delays = s.delays().into();
-                (s.into_hooks(), Some(delays))
-            }
+            let delays = Some(s.delays().into());
+            (s.into_hooks(), delays)
         }
         AlgorithmSpec::Rennala { rule, leftover } => {
             let s = drive(&mut engine, Rennala::new(m, rule, leftover, u64::MAX, bytes, hooks), sink)?;
-            {
-                let delays = s.delays().into();
-                (s.into_hooks(), Some(delays))
-            }
+            let delays = Some(s.delays().into());
+            (s.into_hooks(), delays)
         }
         AlgorithmSpec::Ringmaster { delay_threshold, rule } => {
             let s = drive(&mut engine, Ringmaster::new(m, delay_threshold, rule, u64::MAX, bytes, hooks), sink)?;
-            {
-                let delays = s.delays().into();
-                (s.into_hooks(), Some(delays))
-            }
+            let delays = Some(s.delays().into());
+            (s.into_hooks(), delays)
         }
         AlgorithmSpec::FedBuff { params } => {
             let rng = seeds.stream(Purpose::Algorithm, 0, 1);
             let s = drive(&mut engine, FedBuff::new(m, params, u64::MAX, bytes, hooks, rng), sink)?;
-            {
-                let delays = s.delays().into();
-                (s.into_hooks(), Some(delays))
-            }
+            let delays = Some(s.delays().into());
+            (s.into_hooks(), delays)
         }
         _ => unreachable!("round-synchronous algorithms are handled above"),
     };

@@ -3,7 +3,6 @@
 //! an interrupted run leaves complete rows); the first crossing of the target accuracy; and the
 //! decision to stop (round limit, time limit, target reached, interrupt, divergence).
 
-use crate::algorithms::delays::StalenessReport;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -11,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
+use crate::algorithms::delays::StalenessReport;
 use crate::error::{Error, Result};
 use crate::learner::{Evaluation, Learner};
 use crate::trace::RoundRecord;
