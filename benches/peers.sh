@@ -33,7 +33,7 @@ report() { # name ours peer unit higher_is_better
 
 for s in $sections; do case $s in
 timing)
-  for cfg in "20 5 10 20000" "100000 50000 10 20"; do
+  for cfg in "20 5 10 200000" "100000 50000 10 40"; do
     set -- $cfg
     ours=$(best updates_per_second max $stsyn timing -M "$1" -K "$2" -U "$3" --rounds "$4" --json)
     peer=$(best updates_per_s max "$py" "$peers/peer_timing_numpy.py" "$1" "$2" "$3" "$4")

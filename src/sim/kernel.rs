@@ -184,27 +184,13 @@ impl<'a> RoundKernel<'a> {
                 return; // not taking part, or the model had not arrived: never started
             }
             if s.finish <= t_close {
-                let mut t = s.finish;
-                s.count = target;
-                while s.count < max_steps {
-                    t += compute.next(m, &mut s.clock, t);
-                    if t > t_close {
-                        break;
-                    }
-                    s.count += 1;
-                }
+                s.count = target + compute.steps_until(m, &mut s.clock, s.finish, t_close, max_steps - target);
             } else if !times.is_empty() {
-                s.count = times[..target as usize].partition_point(|&t| t <= t_close) as u32;
+                // the times are increasing: a branchless count beats a binary search at these lengths
+                s.count = times[..target as usize].iter().map(|&t| (t <= t_close) as u32).sum();
             } else {
                 fresh_clock(m, &mut s.clock);
-                let mut t = s.begin;
-                loop {
-                    t += compute.next(m, &mut s.clock, t);
-                    if t > t_close {
-                        break;
-                    }
-                    s.count += 1;
-                }
+                s.count = compute.steps_until(m, &mut s.clock, s.begin, t_close, u32::MAX);
             }
             s.draws = s.count as u64 + (s.count < max_steps) as u64;
         };
