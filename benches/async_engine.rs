@@ -53,7 +53,7 @@ fn asgd_logistic(c: &mut Criterion) {
                 let learner = Learner::new(&objective, Seeds::new(1), 0.05);
                 let mut s = Asgd::new(workers, updates, 400, Stepsize::Constant, Apply { learner });
                 let stats =
-                    Engine::new(workers, &compute, &CommTime::ZERO, Seeds::new(1)).run(&mut s, &mut NullSink).unwrap();
+                    Engine::new(workers, &compute, CommTime::none(), Seeds::new(1)).run(&mut s, &mut NullSink).unwrap();
                 assert_eq!(stats.steps, updates);
                 s.into_hooks().learner.version()
             })
@@ -63,7 +63,7 @@ fn asgd_logistic(c: &mut Criterion) {
     group.bench_function("timing_only", |b| {
         b.iter(|| {
             let mut s = Asgd::new(workers, updates, 400, Stepsize::Constant, ());
-            Engine::new(workers, &compute, &CommTime::ZERO, Seeds::new(1)).run(&mut s, &mut NullSink).unwrap()
+            Engine::new(workers, &compute, CommTime::none(), Seeds::new(1)).run(&mut s, &mut NullSink).unwrap()
         })
     });
     group.finish();

@@ -45,7 +45,7 @@ fn engine_events(c: &mut Criterion) {
     for m in [20usize, 100, 100_000] {
         group.bench_function(BenchmarkId::from_parameter(m), |b| {
             b.iter(|| {
-                let mut engine = Engine::new(m, &compute, &CommTime::ZERO, Seeds::new(1));
+                let mut engine = Engine::new(m, &compute, CommTime::none(), Seeds::new(1));
                 let mut alg = Hold { workers: m, limit, done: 0 };
                 engine.run(&mut alg, &mut NullSink).unwrap();
                 assert_eq!(engine.stats.events, limit);

@@ -140,6 +140,8 @@ pub struct RawCluster {
     pub uplink_bandwidth: Option<f64>,
     /// Downlink bytes per time unit.
     pub downlink_bandwidth: Option<f64>,
+    /// Per-worker multipliers of the uplink and downlink times, a speeds spec (default `same`).
+    pub link_speeds: Option<String>,
     /// Worker-to-worker latency spec, per directed edge (default none).
     pub peer_latency: Option<String>,
     /// Worker-to-worker bytes per time unit.
@@ -391,6 +393,7 @@ fn unused_links(c: &RawCluster, algorithms: &[AlgorithmEntry]) -> Vec<String> {
         ("downlink", c.downlink.is_some()),
         ("uplink_bandwidth", c.uplink_bandwidth.is_some()),
         ("downlink_bandwidth", c.downlink_bandwidth.is_some()),
+        ("link_speeds", c.link_speeds.is_some()),
     ]);
     if !server.is_empty() && algorithms.iter().all(is_dbw) {
         warnings.push(format!(
@@ -651,20 +654,16 @@ impl RawExperiment {
         };
         let c = &self.cluster;
         let compute = ComputeTime::parse(&c.compute_time, c.speeds.as_deref().unwrap_or("same"), m, base)?;
-        let comm = CommTime {
-            uplink: Link::parse(
-                "cluster.uplink",
-                c.uplink.as_deref().unwrap_or("none"),
-                "cluster.uplink_bandwidth",
-                c.uplink_bandwidth,
-            )?,
-            downlink: Link::parse(
+        let comm = CommTime::new(
+            Link::parse("cluster.uplink", c.uplink.as_deref().unwrap_or("none"), "cluster.uplink_bandwidth", c.uplink_bandwidth)?,
+            Link::parse(
                 "cluster.downlink",
                 c.downlink.as_deref().unwrap_or("none"),
                 "cluster.downlink_bandwidth",
                 c.downlink_bandwidth,
             )?,
-        };
+        )
+        .with_link_speeds("cluster.link_speeds", c.link_speeds.as_deref().unwrap_or("same"), m)?;
         let peer = Link::parse(
             "cluster.peer_latency",
             c.peer_latency.as_deref().unwrap_or("none"),

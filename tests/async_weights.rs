@@ -82,7 +82,7 @@ fn fedbuff_weights_stale_deltas_by_omega_and_divides_by_k() {
     let rng = Seeds::new(1).stream(Purpose::Algorithm, 0, 1); // unused: C = M draws nothing
     let mut s = FedBuff::new(3, params, 3, 0, hooks, rng);
     let mut sink = MemorySink::default();
-    Engine::new(3, &compute(), &CommTime::ZERO, Seeds::new(1)).run(&mut s, &mut sink).unwrap();
+    Engine::new(3, &compute(), CommTime::none(), Seeds::new(1)).run(&mut s, &mut sink).unwrap();
     let ends: Vec<f64> = sink.rounds.iter().map(|r| r.end).collect();
     assert_eq!(ends, [4.0, 6.0, 9.5]);
     assert_eq!(s.delays().max, 2);
@@ -116,7 +116,7 @@ fn delay_adaptive_asgd_scales_gradients_older_than_m_updates() {
     let hooks = Record { learner: Learner::new(&q, Seeds::new(1), 0.5), arrivals: Vec::new(), updates: Vec::new() };
     let mut s = Asgd::new(3, 6, 0, Stepsize::DelayAdaptive, hooks);
     let mut sink = MemorySink::default();
-    Engine::new(3, &compute(), &CommTime::ZERO, Seeds::new(1)).run(&mut s, &mut sink).unwrap();
+    Engine::new(3, &compute(), CommTime::none(), Seeds::new(1)).run(&mut s, &mut sink).unwrap();
     let ends: Vec<f64> = sink.rounds.iter().map(|r| r.end).collect();
     assert_eq!(ends, [1.0, 2.0, 2.5, 3.0, 4.0, 4.75]);
     let hooks = s.into_hooks();

@@ -280,7 +280,7 @@ fn oracle_run(stepsize: Stepsize) -> f32 {
     // Updates by t = 2000: 2000 + 1000 + 500.
     let learner = Learner::new(&q, Seeds::new(1), 0.01);
     let mut s = Asgd::new(3, 3500, 0, stepsize, Apply { learner });
-    let stats = Engine::new(3, &compute, &CommTime::ZERO, Seeds::new(1)).run(&mut s, &mut NullSink).unwrap();
+    let stats = Engine::new(3, &compute, CommTime::none(), Seeds::new(1)).run(&mut s, &mut NullSink).unwrap();
     assert_eq!(stats.end_time, 2000.0);
     s.into_hooks().learner.model()[0]
 }
@@ -342,7 +342,7 @@ fn asgd_strategy_is_the_async_algorithm_event_for_event() {
     let compute = ComputeTime::parse("lognormal(mu=0, sigma=1)", "profile(b=1, p=0.5)", 6, Path::new(".")).unwrap();
     let run = |which: u8| -> (Vec<f32>, Vec<RoundRecord>) {
         let hooks = Apply { learner: Learner::new(&q, Seeds::new(2), 0.05) };
-        let mut engine = Engine::new(6, &compute, &CommTime::ZERO, Seeds::new(2));
+        let mut engine = Engine::new(6, &compute, CommTime::none(), Seeds::new(2));
         let mut sink = MemorySink::default();
         let learner = if which == 0 {
             let mut s = Asgd::new(6, 700, 8, Stepsize::Constant, hooks);
@@ -395,7 +395,7 @@ fn one_round(rule: stsyn::algorithms::rennala::Rule) -> (f32, RoundRecord) {
     let compute = ComputeTime::parse("const(1)", "means(1, 2.2)", 2, Path::new(".")).unwrap();
     let mut s = Rennala::new(2, rule, Leftover::Cancel, 1, 0, Apply { learner: Learner::new(&q, Seeds::new(1), 0.5) });
     let mut sink = MemorySink::default();
-    Engine::new(2, &compute, &CommTime::ZERO, Seeds::new(1)).run(&mut s, &mut sink).unwrap();
+    Engine::new(2, &compute, CommTime::none(), Seeds::new(1)).run(&mut s, &mut sink).unwrap();
     (s.into_hooks().learner.model()[0], sink.rounds.remove(0))
 }
 
@@ -442,7 +442,7 @@ fn nothing_happens_after_the_horizon() {
     let run = |updates: u64, horizon: f64| {
         let learner = Learner::new(&q, Seeds::new(1), 0.01);
         let mut s = Asgd::new(3, updates, 0, Stepsize::Constant, Apply { learner });
-        let mut engine = Engine::new(3, &compute, &CommTime::ZERO, Seeds::new(1)).with_horizon(horizon);
+        let mut engine = Engine::new(3, &compute, CommTime::none(), Seeds::new(1)).with_horizon(horizon);
         let mut sink = MemorySink::default();
         let end = engine.run(&mut s, &mut sink).unwrap().end_time;
         (s.into_hooks().learner.model().to_vec(), sink.rounds.len(), end)
@@ -463,7 +463,7 @@ fn nothing_happens_after_the_horizon() {
     );
     let mut sink = MemorySink::default();
     let stats =
-        Engine::new(3, &compute, &CommTime::ZERO, Seeds::new(1)).with_horizon(100.0).run(&mut s, &mut sink).unwrap();
+        Engine::new(3, &compute, CommTime::none(), Seeds::new(1)).with_horizon(100.0).run(&mut s, &mut sink).unwrap();
     assert!(sink.rounds.is_empty() && stats.end_time == 100.0, "{} rounds, end {}", sink.rounds.len(), stats.end_time);
     // The per-round kernel stops before the first round ending after the horizon: its rounds
     // are the prefix of an unbounded run that ends by then.
@@ -472,7 +472,7 @@ fn nothing_happens_after_the_horizon() {
     let rounds = |horizon: f64| {
         let mut policy = FixedRounds { plan: RoundPlan::uniform(20, 5, 10, Some(u32::MAX)), rounds: 50 };
         let mut sink = MemorySink::default();
-        RoundKernel::new(20, &compute, &CommTime::ZERO, Seeds::new(3), 0)
+        RoundKernel::new(20, &compute, CommTime::none(), Seeds::new(3), 0)
             .with_horizon(horizon)
             .run(&mut policy, &mut sink)
             .unwrap();
@@ -501,7 +501,7 @@ fn train_all(data: &LogisticData, budget: Option<usize>) -> Vec<Vec<f32>> {
             },
         }
     };
-    let engine = || Engine::new(m, &compute, &CommTime::ZERO, Seeds::new(4));
+    let engine = || Engine::new(m, &compute, CommTime::none(), Seeds::new(4));
     let mut out = Vec::new();
     let mut s = Asgd::new(m, 120, 0, Stepsize::DelayAdaptive, learner());
     engine().run(&mut s, &mut NullSink).unwrap();
@@ -546,10 +546,10 @@ fn models_are_identical_for_any_thread_count_and_snapshot_budget() {
 fn runs_survive_communication_latency() {
     // Latency makes results arrive after their round closed and models arrive stale: every
     // strategy must keep its bookkeeping straight (no worker started twice, no lost worker).
-    let comm = CommTime {
-        uplink: Link::parse("uplink", "exp(mean=0.7)", "uplink_bandwidth", None).unwrap(),
-        downlink: Link::parse("downlink", "uniform(low=0, high=1.5)", "downlink_bandwidth", None).unwrap(),
-    };
+    let comm = CommTime::new(
+        Link::parse("uplink", "exp(mean=0.7)", "uplink_bandwidth", None).unwrap(),
+        Link::parse("downlink", "uniform(low=0, high=1.5)", "downlink_bandwidth", None).unwrap(),
+    );
     let cases: [(TimingAlgorithm, usize, u32, AsyncKnobs); 6] = [
         (TimingAlgorithm::Rennala, 9, 1, AsyncKnobs::default()),
         (TimingAlgorithm::Rennala, 9, 1, AsyncKnobs { ignore_stale: true, ..Default::default() }),

@@ -42,6 +42,8 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=1"], &["exp(mean=1"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--speeds", "means(1,2,3)"], &["M = 4"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--uplink-bandwidth", "nan"], &["bandwidth", "NaN"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--link-speeds", "means(1,2)"], &["--link-speeds", "M = 4"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--link-speeds", "rates(1,0,1,1)"], &["--link-speeds", "worker 1 = 0"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--rounds", "0"], &["rounds", "0"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--algorithm", "fastsgd"], &["fastsgd"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--max-steps", "1"], &["max steps", "1"]),

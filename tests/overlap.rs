@@ -89,7 +89,7 @@ impl Algorithm for Script {
 #[test]
 fn message_arrival_times_are_latency_plus_bytes_over_bandwidth() {
     let m = 3;
-    let comm = CommTime { uplink: constant_link(0.5, 100.0), downlink: constant_link(1.0, 50.0) };
+    let comm = CommTime::new(constant_link(0.5, 100.0), constant_link(1.0, 50.0));
     let mut peer = PeerLinks::new(constant_link(0.25, 1000.0));
     peer.set_constant(1, 2, Some(3.0), Some(10.0));
     let steps = compute("const(1)", "same", m);
@@ -116,14 +116,40 @@ fn message_arrival_times_are_latency_plus_bytes_over_bandwidth() {
 }
 
 #[test]
+fn link_speeds_scale_each_workers_server_messages() {
+    // s = (1, 4, 0.5): worker i's messages to and from the server take s_i × (latency +
+    // bytes/bandwidth); a peer message without peer links rides the receiver's downlink.
+    let m = 3;
+    let comm = CommTime::new(constant_link(0.5, 100.0), constant_link(1.0, 50.0))
+        .with_link_speeds("link_speeds", "means(1, 4, 0.5)", m)
+        .unwrap();
+    let steps = compute("const(1)", "same", m);
+    let sends = vec![
+        (0.0, Node::Worker(0), Node::Server, 200),    // 1 × (0.5 + 2) = 2.5
+        (0.0, Node::Worker(1), Node::Server, 200),    // 4 × 2.5 = 10
+        (0.0, Node::Server, Node::Worker(2), 300),    // 0.5 × (1 + 6) = 3.5
+        (1.0, Node::Server, Node::Worker(1), 50),     // 1 + 4 × (1 + 1) = 9
+        (2.0, Node::Worker(0), Node::Worker(2), 100), // 2 + 0.5 × (1 + 2) = 3.5
+    ];
+    let expected = [2.5, 10.0, 3.5, 9.0, 3.5];
+    let mut script = Script { sends, arrivals: Vec::new(), steps: Vec::new() };
+    Engine::new(m, &steps, &comm, Seeds::new(4)).run(&mut script, &mut NullSink).unwrap();
+    assert_eq!(script.arrivals.len(), 5);
+    for (tag, at) in &script.arrivals {
+        assert_eq!(*at, expected[*tag as usize], "message {tag}");
+    }
+    for bad in ["means(1, 2)", "means(1, 0, 1)", "fast"] {
+        let e = CommTime::ZERO.with_link_speeds("link_speeds", bad, m).unwrap_err().to_string();
+        assert!(e.contains("link_speeds"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn random_latencies_add_the_transfer_time() {
     // Exponential latency with mean 1 plus 100 bytes at 100 bytes per time unit: mean delay 2.
     // 20,000 messages: SE = 1/√20000 ≈ 0.0071; tolerance 0.03 ≈ 4 SE.
     let n = 20_000;
-    let comm = CommTime {
-        uplink: Link::parse("uplink", "exp(mean=1)", "uplink_bandwidth", Some(100.0)).unwrap(),
-        downlink: Link::ZERO,
-    };
+    let comm = CommTime::new(Link::parse("uplink", "exp(mean=1)", "uplink_bandwidth", Some(100.0)).unwrap(), Link::ZERO);
     let steps = compute("const(1)", "same", 1);
     let sends = (0..n).map(|k| (k as f64, Node::Worker(0), Node::Server, 100)).collect();
     let mut script = Script { sends, arrivals: Vec::new(), steps: Vec::new() };
@@ -368,7 +394,7 @@ fn decentralized_averaging_preserves_the_mean_on_a_doubly_stochastic_matrix() {
         let settings = dbw::Settings { graph: spec, backup: Backup::Static(0), mixing, order: Order::CombineThenAdapt };
         let mut alg = Dbw::new(graph, &settings, 12, 20, hooks);
         let steps = compute("exp(mean=1)", "same", m);
-        Engine::new(m, &steps, &CommTime::ZERO, seeds).run(&mut alg, &mut NullSink).unwrap();
+        Engine::new(m, &steps, CommTime::none(), seeds).run(&mut alg, &mut NullSink).unwrap();
         // Workers drift apart by a few iterations; compare x(k) once every worker has done k.
         let complete = alg.into_hooks().complete_iterations();
         assert!(complete.len() >= 15, "{graph_text}: {} complete iterations", complete.len());
@@ -401,7 +427,7 @@ fn dynamic_backup_waits_only_for_neighbours_already_heard_from() {
         };
         let graph = GraphSpec::Complete.build(m, &Seeds::new(1)).unwrap();
         let mut alg = Dbw::new(graph, &settings, 4, 3, hooks);
-        Engine::new(m, &steps, &CommTime::ZERO, Seeds::new(1)).run(&mut alg, &mut NullSink).unwrap();
+        Engine::new(m, &steps, CommTime::none(), Seeds::new(1)).run(&mut alg, &mut NullSink).unwrap();
         let chosen = &alg.hooks_mut().chosen;
         for w in 0..m {
             let first = chosen.iter().find(|c| c.0 == w && c.1 == 0).expect("first iteration");
@@ -414,7 +440,7 @@ fn dynamic_backup_waits_only_for_neighbours_already_heard_from() {
 fn engine_byte_counts_match_the_algorithms_traffic() {
     let m = 6;
     let steps = compute("exp(mean=1)", "profile(b=1, p=0.5)", m);
-    let comm = CommTime { uplink: constant_link(0.5, 1e4), downlink: constant_link(0.5, 1e4) };
+    let comm = CommTime::new(constant_link(0.5, 1e4), constant_link(0.5, 1e4));
     let mut alg = Loscar::new(vec![3, 2, 2, 1, 1, 1], OverlapMode::UntilArrival, 400, 25, ());
     let stats = Engine::new(m, &steps, &comm, Seeds::new(2)).run(&mut alg, &mut NullSink).unwrap();
     assert_eq!(stats.bytes_sent_by_worker, alg.traffic.bytes_sent);
@@ -432,7 +458,7 @@ fn engine_byte_counts_match_the_algorithms_traffic() {
     };
     let peer = PeerLinks::new(constant_link(0.1, 1e5));
     let mut alg = Dbw::new(graph, &settings, 1000, 30, ());
-    let stats = Engine::new(m, &steps, &CommTime::ZERO, Seeds::new(2))
+    let stats = Engine::new(m, &steps, CommTime::none(), Seeds::new(2))
         .with_peer_links(&peer)
         .run(&mut alg, &mut NullSink)
         .unwrap();

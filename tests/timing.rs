@@ -45,11 +45,14 @@ fn heap_and_kernel_agree_bit_for_bit() {
     capped.max_steps = Some(15);
     cases.push(capped);
     let mut with_comm = setup(TimingAlgorithm::Stsyn, 10, 4, 5, 200, "exp(mean=1)");
-    with_comm.comm = CommTime {
-        uplink: Link::parse("uplink", "exp(mean=0.5)", "uplink_bandwidth", Some(2000.0)).unwrap(),
-        downlink: Link::parse("downlink", "uniform(low=0, high=3)", "downlink_bandwidth", None).unwrap(),
-    };
+    with_comm.comm = CommTime::new(
+        Link::parse("uplink", "exp(mean=0.5)", "uplink_bandwidth", Some(2000.0)).unwrap(),
+        Link::parse("downlink", "uniform(low=0, high=3)", "downlink_bandwidth", None).unwrap(),
+    );
+    let mut slow_links = with_comm.clone();
+    slow_links.comm = slow_links.comm.with_link_speeds("link_speeds", "profile(a=1, b=1, p=1, first=0)", 10).unwrap();
     cases.push(with_comm);
+    cases.push(slow_links);
     for s in &cases {
         let heap = rounds(s, EnginePath::Heap);
         let kernel = rounds(s, EnginePath::Kernel);

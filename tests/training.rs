@@ -346,6 +346,18 @@ fn bad_configs_exit_2_naming_the_problem() {
         &["run", config.to_str().unwrap(), "-q", "--out", sub.join("out").to_str().unwrap()],
         &["no-such-dir"],
     );
+    // Per-worker link speeds must give one value per worker.
+    let sub = dir.path().join("links");
+    std::fs::create_dir_all(&sub).unwrap();
+    let config = write_config(&sub, "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("workers = 6\n", "workers = 6\nuplink = \"const(1)\"\nlink_speeds = \"means(1, 2)\"\n");
+    std::fs::write(&config, text).unwrap();
+    assert_bad_input(
+        &["run", config.to_str().unwrap(), "-q", "--out", sub.join("out").to_str().unwrap()],
+        &["cluster.link_speeds", "M = 6"],
+    );
     assert_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
     assert_bad_input(&["run", config.to_str().unwrap(), "--seeds", "4,5,4", "-q"], &["seeds", "4", "twice"]);
 }

@@ -356,7 +356,7 @@ mod tests {
             };
             let mut alg = Dbw::new(graph.clone(), &settings, 8, 4, ());
             let mut sink = MemorySink { keep_events: true, ..Default::default() };
-            Engine::new(n, &compute, &CommTime::ZERO, Seeds::new(1)).run(&mut alg, &mut sink).unwrap();
+            Engine::new(n, &compute, CommTime::none(), Seeds::new(1)).run(&mut alg, &mut sink).unwrap();
             let x = [1.0, 2.0, 3.0, 4.0, 5.0f64];
             for i in 0..n {
                 let mut others: Vec<f64> = (0..n).filter(|&j| j != i).map(|j| x[j]).collect();

@@ -307,7 +307,7 @@ mod tests {
         // Fixed model: τ = (1, 2), N = (4, 2): both send at t = 4.
         let compute = ComputeTime::parse("const(1)", "means(1, 2)", 2, std::path::Path::new(".")).unwrap();
         let link = Link { latency: Some(Dist::Constant { value: latency }), bandwidth: None };
-        let comm = CommTime { uplink: link.clone(), downlink: link };
+        let comm = CommTime::new(link.clone(), link);
         let mut alg = Loscar::new(vec![4, 2], overlap, 40, 2, ());
         let mut sink = MemorySink::default();
         Engine::new(2, &compute, &comm, Seeds::new(1)).run(&mut alg, &mut sink).unwrap();

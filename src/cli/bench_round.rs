@@ -92,7 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let seeds = Seeds::new(args.seed);
     let compute = ComputeTime::iid(Dist::Exp { mean: 1.0 });
-    let mut kernel = RoundKernel::new(args.workers, &compute, &CommTime::ZERO, seeds, 0);
+    let mut kernel = RoundKernel::new(args.workers, &compute, CommTime::none(), seeds, 0);
     let mut learner = Learner::new(&objective, seeds, 0.1);
     let mut stsyn = Stsyn { wait: args.wait, local_steps: args.local_steps, max_steps: None, drop_most_updates: false };
     let mut plan = RoundPlan { targets: vec![0; args.workers], ..Default::default() };

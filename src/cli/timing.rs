@@ -77,6 +77,10 @@ pub struct Args {
     /// Downlink bandwidth in bytes per time unit (default: infinite).
     #[arg(long)]
     downlink_bandwidth: Option<f64>,
+    /// Per-worker link speeds: multipliers of the uplink and downlink times of each worker's
+    /// messages ('same', 'means(...)', 'rates(...)', 'profile(...)', as for --speeds).
+    #[arg(long, default_value = "same")]
+    link_speeds: String,
     /// Bytes per model or gradient message.
     #[arg(long, default_value_t = 0)]
     model_bytes: u64,
@@ -110,6 +114,9 @@ impl Args {
                     text += &format!(" + {} bytes at {b}/time unit", self.model_bytes);
                 }
             }
+        }
+        if self.link_speeds != "same" {
+            text += &format!(", link speeds {}", self.link_speeds);
         }
         text
     }
@@ -153,10 +160,11 @@ impl Args {
             }
             (false, _) => 1,
         };
-        let comm = CommTime {
-            uplink: Link::parse("--uplink", &self.uplink, "--uplink-bandwidth", self.uplink_bandwidth)?,
-            downlink: Link::parse("--downlink", &self.downlink, "--downlink-bandwidth", self.downlink_bandwidth)?,
-        };
+        let comm = CommTime::new(
+            Link::parse("--uplink", &self.uplink, "--uplink-bandwidth", self.uplink_bandwidth)?,
+            Link::parse("--downlink", &self.downlink, "--downlink-bandwidth", self.downlink_bandwidth)?,
+        )
+        .with_link_speeds("--link-speeds", &self.link_speeds, m)?;
         let setup = TimingSetup {
             algorithm,
             workers: m,
@@ -473,6 +481,7 @@ fn setup_json(s: &TimingSetup, a: &Args) -> Value {
         "downlink": a.downlink,
         "uplink_bandwidth": a.uplink_bandwidth,
         "downlink_bandwidth": a.downlink_bandwidth,
+        "link_speeds": a.link_speeds,
         "algorithm": s.algorithm.name(),
         "workers": s.workers,
         "wait": s.wait,

@@ -502,8 +502,7 @@ impl<'a> Engine<'a> {
         if events {
             self.record_message(sink, &msg, EventKind::Send)?;
         }
-        let link = if up { &self.comm.uplink } else { &self.comm.downlink };
-        if link.is_zero() {
+        if self.comm.link(up).is_zero() {
             self.instant.push_back(msg);
             return Ok(());
         }
@@ -513,7 +512,7 @@ impl<'a> Engine<'a> {
             streams.up = CommTime::stream(&self.seeds, worker, true, self.epoch);
             streams.down = CommTime::stream(&self.seeds, worker, false, self.epoch);
         }
-        let delay = link.sample(msg.bytes, if up { &mut streams.up } else { &mut streams.down });
+        let delay = self.comm.message_time(worker, up, msg.bytes, if up { &mut streams.up } else { &mut streams.down });
         let at = self.now + delay;
         let slot = self.slot(Payload::Message(msg));
         self.queue.push(at, slot, KIND_SLOT);
@@ -556,7 +555,7 @@ impl<'a> Engine<'a> {
                     streams.up = CommTime::stream(&self.seeds, to, true, self.epoch);
                     streams.down = CommTime::stream(&self.seeds, to, false, self.epoch);
                 }
-                self.comm.downlink.sample(msg.bytes, &mut streams.down)
+                self.comm.message_time(to, false, msg.bytes, &mut streams.down)
             }
         };
         let at = self.now + delay;

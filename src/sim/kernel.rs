@@ -142,7 +142,7 @@ impl<'a> RoundKernel<'a> {
             s.begin = if comm.downlink.is_zero() {
                 start
             } else {
-                start + comm.downlink.sample(bytes, &mut CommTime::stream(&seeds, m, false, round))
+                start + comm.message_time(m, false, bytes, &mut CommTime::stream(&seeds, m, false, round))
             };
             fresh_clock(m, &mut s.clock);
             let mut t = s.begin;
@@ -207,7 +207,8 @@ impl<'a> RoundKernel<'a> {
             if plan.uploads(s.count) {
                 uploaders += 1;
                 if !comm.uplink.is_zero() {
-                    end = end.max(t_close + comm.uplink.sample(bytes, &mut CommTime::stream(&seeds, m, true, round)));
+                    let up = comm.message_time(m, true, bytes, &mut CommTime::stream(&seeds, m, true, round));
+                    end = end.max(t_close + up);
                 }
             }
         }

@@ -398,22 +398,60 @@ impl Link {
     }
 }
 
-/// Uplink (worker → server) and downlink (server → worker) message times.
+/// Uplink (worker → server) and downlink (server → worker) message times: one base link per
+/// direction, and optionally per-worker link speeds (`link_speeds`): worker i's messages to and
+/// from the server take `s_i` times the base link's time — its latency draw and its
+/// bytes/bandwidth alike — so a slow client's link is slow in both directions while every worker
+/// keeps its own random draws (the same draws, scaled, as without link speeds).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CommTime {
     /// Worker → server.
     pub uplink: Link,
-    /// Server → worker (and worker → worker in decentralized runs).
+    /// Server → worker (and worker → worker in decentralized runs without peer links).
     pub downlink: Link,
+    /// s_i per worker (empty: all 1).
+    scales: Vec<f64>,
 }
 
 impl CommTime {
     /// No communication time, as in the STSyn paper.
-    pub const ZERO: CommTime = CommTime { uplink: Link::ZERO, downlink: Link::ZERO };
+    pub const ZERO: CommTime = CommTime { uplink: Link::ZERO, downlink: Link::ZERO, scales: Vec::new() };
+
+    /// [`CommTime::ZERO`] as a `'static` reference, for an engine or kernel without
+    /// communication.
+    pub fn none() -> &'static CommTime {
+        static NONE: CommTime = CommTime::ZERO;
+        &NONE
+    }
+
+    /// The same links for every worker.
+    pub fn new(uplink: Link, downlink: Link) -> Self {
+        CommTime { uplink, downlink, scales: Vec::new() }
+    }
+
+    /// Sets per-worker link speeds from a speeds spec (`same`, `means(s_1, ..., s_M)`,
+    /// `rates(...)` for s_i = 1/rate_i, `profile(a, b, p)`), read as multipliers of the base
+    /// links' times; `what` names the setting in errors.
+    pub fn with_link_speeds(mut self, what: &str, text: &str, workers: usize) -> Result<Self> {
+        self.scales = Speeds::parse(what, text, workers)?.scales(1.0).unwrap_or_default();
+        Ok(self)
+    }
 
     /// True when all messages are instantaneous.
     pub fn is_zero(&self) -> bool {
         self.uplink.is_zero() && self.downlink.is_zero()
+    }
+
+    /// The base link of one direction.
+    pub fn link(&self, up: bool) -> &Link {
+        if up { &self.uplink } else { &self.downlink }
+    }
+
+    /// Time for a message of `bytes` bytes between `worker` and the server (`up`: to it).
+    #[inline]
+    pub fn message_time(&self, worker: usize, up: bool, bytes: u64, rng: &mut Stream) -> f64 {
+        let base = self.link(up).sample(bytes, rng);
+        if self.scales.is_empty() { base } else { base * self.scales[worker] }
     }
 
     /// The stream for messages of `worker` in direction `up` during `epoch`.
