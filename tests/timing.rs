@@ -65,6 +65,37 @@ fn heap_and_kernel_agree_bit_for_bit() {
 }
 
 #[test]
+fn pipelined_kernel_matches_the_sequential_one() {
+    // With two threads, `run_fixed` draws coming rounds on a second thread; with one it runs
+    // round by round. Both must give the heap engine's records, across batch boundaries (81
+    // rounds per batch at M = 20, U = 10) and with arrivals delayed by the downlink.
+    let mut with_comm = setup(TimingAlgorithm::Stsyn, 20, 5, 10, 400, "exp(mean=1)");
+    with_comm.comm = CommTime::new(
+        Link::parse("uplink", "exp(mean=0.5)", "uplink_bandwidth", None).unwrap(),
+        Link::parse("downlink", "uniform(low=0, high=3)", "downlink_bandwidth", None).unwrap(),
+    );
+    let cases = [
+        with_comm,
+        setup(TimingAlgorithm::Stsyn, 12, 4, 5, 400, "per_round(lomax_mix(low=1e4, high=2e4))"),
+        setup(TimingAlgorithm::KBatchSync, 6, 3, 1, 50, "exp(mean=1)"), // not a kernel algorithm: heap both times
+        setup(TimingAlgorithm::Sync, 3, 3, 2, 1, "exp(mean=1)"),
+    ];
+    for s in &cases {
+        let path = if s.algorithm == TimingAlgorithm::KBatchSync { EnginePath::Auto } else { EnginePath::Kernel };
+        let heap = rounds(s, EnginePath::Heap);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let kernel = pool.install(|| rounds(s, path));
+            assert_eq!(kernel.len(), heap.len());
+            for (h, k) in heap.iter().zip(&kernel) {
+                assert_eq!(h, k, "{:?} {} threads {threads} round {}", s.algorithm, s.compute.spec(), h.round);
+                assert_eq!(h.end.to_bits(), k.end.to_bits());
+            }
+        }
+    }
+}
+
+#[test]
 fn stsyn_matches_the_closed_form_table() {
     // specs/stsyn.md §2.7, M = 20, U = 10, K = 5: E[T] = 7.56773, E|M| = 19.98707.
     let s = setup(TimingAlgorithm::Stsyn, 20, 5, 10, 40_000, "exp(mean=1)");

@@ -291,7 +291,7 @@ impl TimingSetup {
         if use_kernel {
             let plan = self.round_plan().expect("checked");
             let mut kernel = RoundKernel::new(self.workers, &self.compute, &self.comm, seeds, self.model_bytes);
-            let end = kernel.run(&mut FixedRounds { plan, rounds: self.rounds }, &mut collect)?;
+            let end = kernel.run_fixed(&FixedRounds { plan, rounds: self.rounds }, &mut collect)?;
             collect.outcome.engine = "kernel";
             collect.outcome.sim_time = end;
         } else {

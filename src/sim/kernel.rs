@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::round::{RoundPlan, RoundPolicy};
+use super::round::{FixedRounds, RoundPlan, RoundPolicy};
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds, StreamKey};
 use crate::timing::{CommTime, ComputeTime, WorkerClock};
@@ -25,6 +25,23 @@ const CHUNK: usize = 4096;
 /// Largest M·U for which the U completion times of every worker are kept between the passes
 /// (16 Mi values, 128 MiB); above it, pass 2 replays the slow workers' streams instead.
 const STORE_LIMIT: usize = 1 << 24;
+
+/// Floats of drawn durations per batch handed between the two threads of
+/// [`RoundKernel::run_fixed`] (128 KiB: a batch stays in cache between drawing and closing).
+const PIPELINE_FLOATS: usize = 1 << 14;
+
+/// Pass 1 of consecutive rounds without their start times, drawn ahead by
+/// [`RoundKernel::run_fixed`]; entries are (round − first)·M + m.
+#[derive(Debug, Default)]
+struct DrawnRounds {
+    first: u64,
+    /// Downlink delay of the model (0 with an instantaneous downlink).
+    delays: Vec<f64>,
+    /// U_m durations per entry, `stride` apart.
+    durations: Vec<f64>,
+    /// The worker's clock after its U_m-th draw.
+    clocks: Vec<WorkerClock>,
+}
 
 /// Per-worker scratch of one round.
 #[derive(Clone, Debug)]
@@ -112,10 +129,107 @@ impl<'a> RoundKernel<'a> {
         Ok(start)
     }
 
+    /// Runs the `fixed.rounds` rounds of one plan, as [`RoundKernel::run`] does, from time 0;
+    /// returns the simulated end time. When a round's draws cannot depend on earlier rounds
+    /// (durations that depend neither on the start time nor on a trace position), the workers
+    /// are few enough that a round is not split over threads, and rayon has more than one
+    /// thread, a second thread draws the model arrivals and the U_m durations of the coming
+    /// rounds while this one closes the current round. The draws are the same, in the same
+    /// order per worker, and are added up with the same operations, so the records are
+    /// bit-identical to [`RoundKernel::run`]'s (`tests/timing.rs` checks both against the heap
+    /// engine).
+    pub fn run_fixed(&mut self, fixed: &FixedRounds, sink: &mut dyn Sink) -> Result<f64> {
+        let (plan, workers) = (&fixed.plan, self.scratch.len());
+        let stride = plan.max_target() as usize;
+        let pipelined = fixed.rounds > 1
+            && !self.compute.carries_across_rounds()
+            && workers <= CHUNK
+            && rayon::current_num_threads() > 1;
+        if !pipelined {
+            return self.run(&mut fixed.clone(), sink);
+        }
+        assert_eq!(plan.workers(), workers, "plan for {} workers, kernel for {workers}", plan.workers());
+        plan.check()?;
+        let (compute, comm, seeds, bytes) = (self.compute, self.comm, self.seeds, self.model_bytes);
+        let keys = self.keys.clone();
+        let per_batch = (PIPELINE_FLOATS / (workers * stride.max(1))).max(1);
+        let batches = fixed.rounds.div_ceil(per_batch as u64);
+        let template = self.scratch[0].clock.clone();
+        // Pass 1 without the start time, for rounds first..first + n.
+        let draw = move |first: u64, n: usize, d: &mut DrawnRounds| {
+            d.first = first;
+            d.delays.resize(n * workers, 0.0);
+            d.durations.resize(n * workers * stride, 0.0);
+            d.clocks.resize(n * workers, template.clone());
+            for i in 0..n {
+                let round = first + i as u64;
+                for m in 0..workers {
+                    let (j, target) = (i * workers + m, plan.targets[m] as usize);
+                    if target == 0 {
+                        continue;
+                    }
+                    if !comm.downlink.is_zero() {
+                        d.delays[j] = comm.message_time(m, false, bytes, &mut CommTime::stream(&seeds, m, false, round));
+                    }
+                    compute.rekey_with(keys[m], m, round, &mut d.clocks[j]);
+                    // the start time is unused: durations do not depend on it here
+                    compute.fill(m, &mut d.clocks[j], 0.0, &mut d.durations[j * stride..][..target]);
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<DrawnRounds>(2);
+            let (empty_tx, empty_rx) = std::sync::mpsc::channel::<DrawnRounds>();
+            scope.spawn(move || {
+                for b in 0..batches {
+                    let first = b * per_batch as u64;
+                    let n = (fixed.rounds - first).min(per_batch as u64) as usize;
+                    let mut d = empty_rx.try_recv().unwrap_or_default();
+                    draw(first, n, &mut d);
+                    if full_tx.send(d).is_err() {
+                        return; // the closing side stopped early
+                    }
+                }
+            });
+            self.times.resize(workers * stride, 0.0);
+            let (mut start, mut counts) = (0.0, Vec::new());
+            for d in full_rx.iter() {
+                for i in 0..d.delays.len() / workers {
+                    // the rest of pass 1: arrivals and completion times from `start`
+                    for (m, s) in self.scratch.iter_mut().enumerate() {
+                        let (j, target) = (i * workers + m, plan.targets[m] as usize);
+                        if target == 0 {
+                            s.finish = f64::INFINITY;
+                            continue;
+                        }
+                        s.begin = if comm.downlink.is_zero() { start } else { start + d.delays[j] };
+                        s.clock.clone_from(&d.clocks[j]);
+                        let mut t = s.begin;
+                        let times = &mut self.times[m * stride..][..target];
+                        for (slot, &x) in times.iter_mut().zip(&d.durations[j * stride..][..target]) {
+                            t += x;
+                            *slot = t;
+                        }
+                        s.finish = t;
+                    }
+                    let record = self.close(plan, d.first + i as u64, start, counts)?;
+                    if record.end > self.horizon {
+                        return Ok(start);
+                    }
+                    sink.round(&record)?;
+                    start = record.end;
+                    counts = record.counts;
+                }
+                let _ = empty_tx.send(d);
+            }
+            Ok(start)
+        })
+    }
+
     /// Computes round `round` of `plan` starting at `start`. `counts` is reused as the record's
     /// N_m (pass the previous record's `counts` back to avoid an allocation per round). Fails
     /// when the round's closing time is not a finite number (a tail too heavy for f64).
-    pub fn round(&mut self, plan: &RoundPlan, round: u64, start: f64, mut counts: Vec<u32>) -> Result<RoundRecord> {
+    pub fn round(&mut self, plan: &RoundPlan, round: u64, start: f64, counts: Vec<u32>) -> Result<RoundRecord> {
         let workers = self.scratch.len();
         assert_eq!(plan.workers(), workers, "plan for {} workers, kernel for {workers}", plan.workers());
         let (compute, comm, seeds, bytes) = (self.compute, self.comm, self.seeds, self.model_bytes);
@@ -161,6 +275,22 @@ impl<'a> RoundKernel<'a> {
             s.finish = t;
         };
         for_each_worker(&mut self.scratch, &mut self.times, stride, first_pass);
+        self.close(plan, round, start, counts)
+    }
+
+    /// The rest of a round once pass 1 has left every participant's arrival, U_m-th completion
+    /// time and clock in the scratch (and its completion times in `times`, when kept): selects
+    /// T, counts the completions by T and makes the record.
+    fn close(&mut self, plan: &RoundPlan, round: u64, start: f64, mut counts: Vec<u32>) -> Result<RoundRecord> {
+        let workers = self.scratch.len();
+        let (compute, comm, seeds, bytes) = (self.compute, self.comm, self.seeds, self.model_bytes);
+        let stride = plan.max_target() as usize;
+        let cursors = &self.cursors;
+        let keys = &self.keys;
+        let fresh_clock = |m: usize, clock: &mut WorkerClock| {
+            compute.rekey_with(keys[m], m, round, clock);
+            compute.set_cursor(clock, cursors[m]);
+        };
 
         // T: the K-th smallest completion time of a target.
         self.finish.clear();
