@@ -10,6 +10,10 @@
 //! (arrival + x_1 + x_2 + ...), and ties at T count as completed, exactly as the engine's FIFO
 //! tie-breaking handles them. Durations that depend on the start time (time-varying rates) get
 //! the same start times as on the engine. `tests/timing.rs` checks this.
+//!
+//! Timing-only runs of one fixed plan ([`RoundKernel::run_fixed`]) with few workers overlap
+//! rounds instead: a second thread draws the arrivals and durations of the coming rounds, which
+//! depend on no earlier round, while the calling thread closes rounds in order.
 
 use rayon::prelude::*;
 
