@@ -655,7 +655,12 @@ impl RawExperiment {
         let c = &self.cluster;
         let compute = ComputeTime::parse(&c.compute_time, c.speeds.as_deref().unwrap_or("same"), m, base)?;
         let comm = CommTime::new(
-            Link::parse("cluster.uplink", c.uplink.as_deref().unwrap_or("none"), "cluster.uplink_bandwidth", c.uplink_bandwidth)?,
+            Link::parse(
+                "cluster.uplink",
+                c.uplink.as_deref().unwrap_or("none"),
+                "cluster.uplink_bandwidth",
+                c.uplink_bandwidth,
+            )?,
             Link::parse(
                 "cluster.downlink",
                 c.downlink.as_deref().unwrap_or("none"),

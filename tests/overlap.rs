@@ -149,7 +149,8 @@ fn random_latencies_add_the_transfer_time() {
     // Exponential latency with mean 1 plus 100 bytes at 100 bytes per time unit: mean delay 2.
     // 20,000 messages: SE = 1/√20000 ≈ 0.0071; tolerance 0.03 ≈ 4 SE.
     let n = 20_000;
-    let comm = CommTime::new(Link::parse("uplink", "exp(mean=1)", "uplink_bandwidth", Some(100.0)).unwrap(), Link::ZERO);
+    let comm =
+        CommTime::new(Link::parse("uplink", "exp(mean=1)", "uplink_bandwidth", Some(100.0)).unwrap(), Link::ZERO);
     let steps = compute("const(1)", "same", 1);
     let sends = (0..n).map(|k| (k as f64, Node::Worker(0), Node::Server, 100)).collect();
     let mut script = Script { sends, arrivals: Vec::new(), steps: Vec::new() };

@@ -173,7 +173,8 @@ impl<'a> RoundKernel<'a> {
                         continue;
                     }
                     if !comm.downlink.is_zero() {
-                        d.delays[j] = comm.message_time(m, false, bytes, &mut CommTime::stream(&seeds, m, false, round));
+                        d.delays[j] =
+                            comm.message_time(m, false, bytes, &mut CommTime::stream(&seeds, m, false, round));
                     }
                     compute.rekey_with(keys[m], m, round, &mut d.clocks[j]);
                     // the start time is unused: durations do not depend on it here
