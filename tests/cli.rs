@@ -89,6 +89,15 @@ fn bad_timing_input_exits_2_with_the_value_named() {
 }
 
 #[test]
+fn bad_bench_flags_exit_2() {
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/models/digits_cnn.toml");
+    assert_bad_input(&["model", spec, "--bench", "--lr", "nan"], &["--lr", "NaN"]);
+    assert_bad_input(&["model", spec, "--bench", "--lr", "-5"], &["--lr", "-5"]);
+    assert_bad_input(&["model", spec, "--bench", "--batch", "4", "--threads", "8"], &["--threads", "8", "--batch 4"]);
+    assert_bad_input(&["bench-round", "--model", "digits", "--shard", "0"], &["--shard", "0"]);
+}
+
+#[test]
 fn malformed_trace_files_are_rejected_with_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [

@@ -363,6 +363,24 @@ fn bad_configs_exit_2_naming_the_problem() {
 }
 
 #[test]
+fn a_run_that_fails_midway_says_so_in_its_summary() {
+    // lognormal(mu = 1000) durations overflow f64 in the first round: exit 2, and the results
+    // directory's summary says "failed" with the reason instead of "running"
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n");
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    assert_bad_input(
+        &["run", config.to_str().unwrap(), "--out", o, "-q", "--compute-time", "lognormal(mu=1000, sigma=1)"],
+        &["too heavy"],
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "failed");
+    assert!(summary["error"].as_str().unwrap().contains("too heavy"), "{summary}");
+}
+
+#[test]
 fn a_diverged_run_is_named_and_left_out_of_the_means() {
     // lr = 1e30 overflows the digits CNN in the first round: the learner's NaN check stops
     // STSyn; K-batch-async applies its update before the evaluation that sees the NaN loss

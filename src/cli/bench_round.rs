@@ -54,12 +54,8 @@ pub struct Args {
 
 /// Runs `stsyn bench-round`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let path = match args.model.as_str() {
-        "cifar" => PathBuf::from("models/cifar10_cnn.toml"),
-        "digits" => PathBuf::from("models/digits_cnn.toml"),
-        other => PathBuf::from(other),
-    };
     for (name, v) in [
+        ("--shard", args.shard.unwrap_or(1)),
         ("--workers", args.workers),
         ("--batch", args.batch),
         ("--rounds", args.rounds as usize),
@@ -74,7 +70,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             Error::invalid("--wait (K)", args.wait, format!("must be between 1 and M = {}", args.workers)).into()
         );
     }
-    let net = Network::from_file(&path)?;
+    // the two built-in names use the specs compiled into the binary, so they work from any
+    // directory; anything else is a spec file
+    let (net, model) = match args.model.as_str() {
+        "cifar" => (
+            Network::from_toml(include_str!("../../models/cifar10_cnn.toml"), "cifar10_cnn.toml")?,
+            "models/cifar10_cnn.toml",
+        ),
+        "digits" => (
+            Network::from_toml(include_str!("../../models/digits_cnn.toml"), "digits_cnn.toml")?,
+            "models/digits_cnn.toml",
+        ),
+        other => (Network::from_file(&PathBuf::from(other))?, other),
+    };
     let shape = net.input_shape();
     let shard = args.shard.unwrap_or(if shape[1] >= 32 { 2500 } else { 90 });
     let split = data::synthetic(shape, net.num_classes(), shard * args.workers, 10, args.seed);
@@ -117,12 +125,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.json {
         println!(
             "{}",
-            json!({ "model": path.display().to_string(), "workers": args.workers, "wait": args.wait, "local_steps": args.local_steps, "rounds": args.rounds, "batch": args.batch, "threads": threads, "local_steps_total": steps, "seconds_per_round": per_round, "local_steps_per_s": steps as f64 / seconds })
+            json!({ "model": model, "workers": args.workers, "wait": args.wait, "local_steps": args.local_steps, "rounds": args.rounds, "batch": args.batch, "threads": threads, "local_steps_total": steps, "seconds_per_round": per_round, "local_steps_per_s": steps as f64 / seconds })
         );
     } else {
         println!(
-            "model={} M={} K={} U={} rounds={} threads={threads} local_steps={steps} seconds_per_round={per_round:.3} local_steps_per_s={:.2}",
-            path.display(),
+            // the peer script's format: local_steps is the total over all workers and rounds
+            "model={model} M={} K={} U={} rounds={} threads={threads} local_steps={steps} seconds_per_round={per_round:.3} local_steps_per_s={:.2}",
             args.workers,
             args.wait,
             args.local_steps,

@@ -57,6 +57,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 return Err(Error::invalid(name, v, "must be at least 1").into());
             }
         }
+        if args.threads > args.batch {
+            let why = format!("exceeds --batch {}: every thread takes at least one sample", args.batch);
+            return Err(Error::invalid("--threads", args.threads, why).into());
+        }
+        if !(args.lr.is_finite() && args.lr > 0.0) {
+            return Err(Error::invalid("--lr", args.lr, "must be a finite number > 0").into());
+        }
         Some(bench(&net, &args)?)
     } else {
         None

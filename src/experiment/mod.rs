@@ -8,7 +8,7 @@
 //! - `rounds.csv` — one row per round or server update (`events.csv` on request);
 //! - `summary.json` — per algorithm: time, messages, bytes and rounds to the target accuracy,
 //!   final accuracy, over the seeds; rewritten after every run, with `status` saying whether
-//!   the experiment is still running, complete or was interrupted.
+//!   the experiment is still running, complete, was interrupted, or failed (with `error`).
 //!
 //! With one seed, every algorithm starts from the same initial model, uses the same data
 //! partition, and sees the same per-worker step durations and minibatches wherever its schedule
@@ -217,68 +217,79 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     let total: u64 = exp.algorithms.iter().map(|a| a.rounds).sum::<u64>() * exp.seeds.len() as u64;
     let bar = progress_bar(total, opts.progress);
     let mut results: Vec<RunResult> = Vec::new();
-    let write_summary = |status: &str, results: &[RunResult]| -> Result<Summary> {
-        let s = Summary::new(&exp.name, status, exp.target_accuracy, &exp.seeds, &labels, results);
+    let write_summary = |status: &str, results: &[RunResult], error: Option<String>| -> Result<Summary> {
+        let mut s = Summary::new(&exp.name, status, exp.target_accuracy, &exp.seeds, &labels, results);
+        s.error = error;
         let json = serde_json::to_string_pretty(&s).expect("summary serialises");
         PendingFile::write_all(&out.join("summary.json"), json.as_bytes())?;
         Ok(s)
     };
-    write_summary("running", &results)?;
+    write_summary("running", &results, None)?;
     let mut interrupted = false;
-    'seeds: for &seed in &exp.seeds {
-        let seeds = Seeds::new(seed);
-        let problem = seed_problem(exp, &loaded, &seeds)?;
-        for entry in &exp.algorithms {
-            bar.set_message(format!("{} (seed {seed})", entry.label));
-            let classification;
-            let logistic;
-            let objective: &dyn Objective = match (&loaded, &problem) {
-                (Loaded::Network { net, split, .. }, SeedProblem::Network { shards, train_eval }) => {
-                    classification = Classification {
-                        net,
-                        train: &split.train,
-                        test: &split.test,
-                        shards,
-                        workers: exp.workers,
-                        train_eval,
-                        batch: entry.batch,
-                    };
-                    &classification
+    let mut run_all = || -> Result<()> {
+        'seeds: for &seed in &exp.seeds {
+            let seeds = Seeds::new(seed);
+            let problem = seed_problem(exp, &loaded, &seeds)?;
+            for entry in &exp.algorithms {
+                bar.set_message(format!("{} (seed {seed})", entry.label));
+                let classification;
+                let logistic;
+                let objective: &dyn Objective = match (&loaded, &problem) {
+                    (Loaded::Network { net, split, .. }, SeedProblem::Network { shards, train_eval }) => {
+                        classification = Classification {
+                            net,
+                            train: &split.train,
+                            test: &split.test,
+                            shards,
+                            workers: exp.workers,
+                            train_eval,
+                            batch: entry.batch,
+                        };
+                        &classification
+                    }
+                    (_, SeedProblem::Quadratic(q)) => q,
+                    (_, SeedProblem::Homogeneous(o)) => o.as_ref(),
+                    (_, SeedProblem::Logistic(data)) => {
+                        logistic = Logistic { data, batch: entry.batch };
+                        &logistic
+                    }
+                    (_, SeedProblem::Network { .. }) => {
+                        unreachable!("built from the same problem")
+                    }
+                };
+                sink.relabel(&entry.label, seed);
+                let result = run_one(exp, entry, objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;
+                sink.flush()?;
+                interrupted = result.status == Status::Interrupted;
+                if result.status == Status::Diverged {
+                    // said even with --quiet: the table's mean leaves this run out
+                    bar.suspend(|| {
+                        eprintln!(
+                            "warning: {} (seed {seed}) {}; its final accuracy is left out of the means",
+                            entry.label,
+                            result.message.as_deref().unwrap_or("diverged")
+                        )
+                    });
                 }
-                (_, SeedProblem::Quadratic(q)) => q,
-                (_, SeedProblem::Homogeneous(o)) => o.as_ref(),
-                (_, SeedProblem::Logistic(data)) => {
-                    logistic = Logistic { data, batch: entry.batch };
-                    &logistic
+                results.push(result);
+                write_summary("running", &results, None)?;
+                if interrupted {
+                    break 'seeds;
                 }
-                (_, SeedProblem::Network { .. }) => {
-                    unreachable!("built from the same problem")
-                }
-            };
-            sink.relabel(&entry.label, seed);
-            let result = run_one(exp, entry, objective, seeds, &mut evals, &mut sink, opts, &|| bar.inc(1))?;
-            sink.flush()?;
-            interrupted = result.status == Status::Interrupted;
-            if result.status == Status::Diverged {
-                // said even with --quiet: the table's mean leaves this run out
-                bar.suspend(|| {
-                    eprintln!(
-                        "warning: {} (seed {seed}) {}; its final accuracy is left out of the means",
-                        entry.label,
-                        result.message.as_deref().unwrap_or("diverged")
-                    )
-                });
-            }
-            results.push(result);
-            write_summary("running", &results)?;
-            if interrupted {
-                break 'seeds;
             }
         }
+        Ok(())
+    };
+    if let Err(e) = run_all() {
+        // the files written so far stay valid; the summary says the run failed, and why
+        bar.finish_and_clear();
+        let _ = sink.finish();
+        write_summary("failed", &results, Some(e.to_string()))?;
+        return Err(e);
     }
     bar.finish_and_clear();
     sink.finish()?;
-    write_summary(if interrupted { "interrupted" } else { "complete" }, &results)
+    write_summary(if interrupted { "interrupted" } else { "complete" }, &results, None)
 }
 
 /// Trains one algorithm with one seed.

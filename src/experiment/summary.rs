@@ -68,8 +68,10 @@ pub struct Summary {
     pub experiment: String,
     /// Crate version.
     pub stsyn_version: String,
-    /// `running`, `complete` or `interrupted`.
+    /// `running`, `complete`, `interrupted` or `failed`.
     pub status: String,
+    /// Why the run failed (`failed` only).
+    pub error: Option<String>,
     /// The target accuracy.
     pub target_accuracy: Option<f64>,
     /// Seeds.
@@ -151,6 +153,7 @@ impl Summary {
             experiment: experiment.to_string(),
             stsyn_version: env!("CARGO_PKG_VERSION").to_string(),
             status: status.to_string(),
+            error: None,
             target_accuracy: target,
             seeds: seeds.to_vec(),
             algorithms,

@@ -85,7 +85,11 @@ impl CsvSink {
 
     /// The `.partial` files being written.
     pub fn partial_paths(&self) -> Vec<std::path::PathBuf> {
-        [&self.rounds, &self.events].into_iter().flatten().map(|w| w.get_ref().0.partial_path().to_path_buf()).collect()
+        [&self.rounds, &self.events]
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.get_ref().0.partial_path().map(Path::to_path_buf))
+            .collect()
     }
 
     /// Flushes buffered rows to the (partial) files.

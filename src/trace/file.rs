@@ -2,6 +2,10 @@
 //! `<name>.partial` next to the target and renames it into place only in [`PendingFile::finish`];
 //! dropping it unfinished (an error, a panic) deletes the partial file. A process killed outright
 //! leaves at most a `.partial` file, never one that looks complete.
+//!
+//! A target that is a symbolic link is written where the link points (the link stays). A target
+//! that exists but is not a regular file — `/dev/stdout`, `/dev/null`, a named pipe — is written
+//! to directly, as a stream: it cannot be renamed over, and a stream has no "complete" state.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,7 +17,8 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct PendingFile {
     target: PathBuf,
-    partial: PathBuf,
+    /// Where the rows go until `finish` (None: straight into a non-regular target).
+    partial: Option<PathBuf>,
     writer: Option<BufWriter<File>>,
 }
 
@@ -23,6 +28,30 @@ impl PendingFile {
         if target.is_dir() {
             return Err(Error::invalid("output file", target.display(), "is a directory"));
         }
+        let is_link = std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink());
+        let target = match std::fs::metadata(target) {
+            // a stream or device (possibly behind a link, as /dev/stdout is): write to it
+            Ok(m) if !m.is_file() => {
+                let file = File::create(target).map_err(|e| Error::io(target, e))?;
+                return Ok(PendingFile {
+                    target: target.to_path_buf(),
+                    partial: None,
+                    writer: Some(BufWriter::new(file)),
+                });
+            }
+            // a link to a regular file: replace the file it points to, not the link
+            Ok(_) if is_link => std::fs::canonicalize(target).map_err(|e| Error::io(target, e))?,
+            // a dangling link: create the file it names
+            Err(_) if is_link => {
+                let mut to = target.to_path_buf();
+                for _ in 0..40 {
+                    let Ok(next) = std::fs::read_link(&to) else { break };
+                    to = to.parent().map_or(next.clone(), |dir| dir.join(&next));
+                }
+                to
+            }
+            _ => target.to_path_buf(),
+        };
         if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -32,8 +61,8 @@ impl PendingFile {
             .to_os_string();
         name.push(".partial");
         let partial = target.with_file_name(name);
-        let file = File::create(&partial).map_err(|e| Error::io(target, e))?;
-        Ok(PendingFile { target: target.to_path_buf(), partial, writer: Some(BufWriter::with_capacity(1 << 16, file)) })
+        let file = File::create(&partial).map_err(|e| Error::io(&target, e))?;
+        Ok(PendingFile { target, partial: Some(partial), writer: Some(BufWriter::with_capacity(1 << 16, file)) })
     }
 
     /// The final path.
@@ -41,9 +70,9 @@ impl PendingFile {
         &self.target
     }
 
-    /// Where the rows go until `finish`.
-    pub fn partial_path(&self) -> &Path {
-        &self.partial
+    /// Where the rows go until `finish` (None when the target is a stream written directly).
+    pub fn partial_path(&self) -> Option<&Path> {
+        self.partial.as_deref()
     }
 
     /// The writer (valid until `finish`).
@@ -57,11 +86,12 @@ impl PendingFile {
         let done = (|| {
             writer.flush().map_err(|e| Error::io(&self.target, e))?;
             let file = writer.into_inner().map_err(|e| Error::io(&self.target, e.into_error()))?;
+            let Some(partial) = &self.partial else { return Ok(()) };
             file.sync_all().map_err(|e| Error::io(&self.target, e))?;
-            std::fs::rename(&self.partial, &self.target).map_err(|e| Error::io(&self.target, e))
+            std::fs::rename(partial, &self.target).map_err(|e| Error::io(&self.target, e))
         })();
-        if done.is_err() {
-            let _ = std::fs::remove_file(&self.partial);
+        if let (Err(_), Some(partial)) = (&done, &self.partial) {
+            let _ = std::fs::remove_file(partial);
         }
         done.map(|()| self.target.clone())
     }
@@ -76,8 +106,10 @@ impl PendingFile {
 
 impl Drop for PendingFile {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.partial);
+        if self.writer.take().is_some()
+            && let Some(partial) = &self.partial
+        {
+            let _ = std::fs::remove_file(partial);
         }
     }
 }
@@ -101,5 +133,22 @@ mod tests {
         f.writer().write_all(b"x,y\n").unwrap();
         f.finish().unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "x,y\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_written_through_and_streams_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.csv");
+        std::fs::write(&real, "old").unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink("real.csv", &link).unwrap();
+        PendingFile::write_all(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        // /dev/null is no regular file: written to, not replaced
+        PendingFile::write_all(Path::new("/dev/null"), b"x").unwrap();
+        assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+        assert!(!Path::new("/dev/null.partial").exists());
     }
 }
