@@ -812,3 +812,18 @@ fn bad_asynchronous_input_exits_2_naming_the_value() {
         &["problem.center_spread", "logistic"],
     );
 }
+
+#[test]
+fn rennala_under_exponential_times_matches_k_batch_sync_theory() {
+    // Cancelling Rennala collects K gradients at the current model from workers that restart
+    // on each: K-batch-sync's process, E[T] = K·μ/M (Dutta et al.). 20,000 rounds; 4 SE.
+    let s = setup(TimingAlgorithm::Rennala, 20, 5, 20_000, "exp(mean=2)", "same");
+    let theory = s.theory().unwrap();
+    assert_eq!(theory.round_time, Some(5.0 * 2.0 / 20.0));
+    let out = s.simulate(EnginePath::Auto, &mut NullSink).unwrap();
+    assert!(out.round_time.deviation_in_se(0.5).abs() < 4.0, "{:?}", out.round_time);
+    assert!(out.uploaders.deviation_in_se(theory.uploaders.unwrap()).abs() < 4.0, "{:?}", out.uploaders);
+    // ignoring stale work wastes each worker's first completion of a round: no closed form
+    let ignoring = TimingSetup { asynchronous: AsyncKnobs { ignore_stale: true, ..Default::default() }, ..s };
+    assert_eq!(ignoring.theory().unwrap().round_time, None);
+}

@@ -428,11 +428,15 @@ impl TimingSetup {
                         updates_per_worker: per_worker,
                         uploaders: Some(kf),
                     },
-                    TimingAlgorithm::KBatchSync => TheoryValues {
-                        round_time: dutta::k_batch_sync_runtime(m, k, time)?,
-                        updates_per_worker: per_worker,
-                        uploaders: exp_mean.map(|_| distinct()),
-                    },
+                    // Rennala (cancelling stale work) runs K-batch-sync's process: K gradients at
+                    // the current model from workers that restart on each, then all restart
+                    TimingAlgorithm::KBatchSync | TimingAlgorithm::Rennala if !self.asynchronous.ignore_stale => {
+                        TheoryValues {
+                            round_time: dutta::k_batch_sync_runtime(m, k, time)?,
+                            updates_per_worker: per_worker,
+                            uploaders: exp_mean.map(|_| distinct()),
+                        }
+                    }
                     TimingAlgorithm::KAsync => TheoryValues {
                         round_time: dutta::k_async_runtime(m, k, time)?,
                         updates_per_worker: per_worker,
@@ -448,6 +452,7 @@ impl TimingSetup {
                         updates_per_worker: Some(1.0 / mf),
                         uploaders: Some(1.0),
                     },
+                    TimingAlgorithm::KBatchSync => unreachable!("ignore_stale is rejected for kbatch-sync"),
                     TimingAlgorithm::Rennala
                     | TimingAlgorithm::Malenia
                     | TimingAlgorithm::Ringmaster

@@ -165,6 +165,18 @@ impl Args {
             Link::parse("--downlink", &self.downlink, "--downlink-bandwidth", self.downlink_bandwidth)?,
         )
         .with_link_speeds("--link-speeds", &self.link_speeds, m)?;
+        if self.model_bytes == 0 {
+            for (flag, b) in
+                [("--uplink-bandwidth", self.uplink_bandwidth), ("--downlink-bandwidth", self.downlink_bandwidth)]
+            {
+                if b.is_some() {
+                    eprintln!("warning: {flag} has no effect with --model-bytes 0 (messages of 0 bytes)");
+                }
+            }
+        }
+        if self.link_speeds != "same" && comm.is_zero() {
+            eprintln!("warning: --link-speeds has no effect: every message is instantaneous (no --uplink/--downlink)");
+        }
         let setup = TimingSetup {
             algorithm,
             workers: m,

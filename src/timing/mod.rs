@@ -110,7 +110,20 @@ impl ComputeTime {
                     .ok_or_else(|| s.error("per_round needs a distribution, e.g. per_round(exp(mean=1))"))?;
                 (Source::Dist(Dist::parse(what, inner)?), true)
             }
-            _ => (Source::Dist(Dist::from_spec(&s)?), false),
+            _ => {
+                let dist = Dist::from_spec(&s).map_err(|e| match e {
+                    // a compute time may also be one of the non-distribution models
+                    Error::Parse { what, input, reason } if reason.starts_with("unknown distribution") => Error::Parse {
+                        what,
+                        input,
+                        reason: format!(
+                            "{reason}; or a step-time model: jitter, sine, square, per_round(<dist>), trace(file.csv)"
+                        ),
+                    },
+                    e => e,
+                })?;
+                (Source::Dist(dist), false)
+            }
         };
         let mut scales = Vec::new();
         if let Source::Dist(d) = &source {
