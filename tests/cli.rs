@@ -43,6 +43,7 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         (&["-M", "4", "-K", "2", "-U", "2", "--speeds", "means(1,2,3)"], &["M = 4"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--uplink-bandwidth", "nan"], &["bandwidth", "NaN"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--link-speeds", "means(1,2)"], &["--link-speeds", "M = 4"]),
+        (&["-M", "4000000000", "-K", "1", "-U", "1"], &["4000000000", "GB of memory"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--link-speeds", "rates(1,0,1,1)"], &["--link-speeds", "worker 1 = 0"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--rounds", "0"], &["rounds", "0"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--algorithm", "fastsgd"], &["fastsgd"]),
@@ -86,6 +87,14 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         &["theory", "-M", "4", "-K", "2", "-U", "2", "--rounds-csv", csv],
         &["--rounds-csv", "stsyn timing"],
     );
+}
+
+#[test]
+fn closed_forms_beyond_their_range_say_so_at_once() {
+    let out = stsyn(&["theory", "-M", "4000000000", "-K", "2000000000", "-U", "10"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("not computed for M > 100000000"), "{text}");
 }
 
 #[test]

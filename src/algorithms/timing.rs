@@ -107,6 +107,23 @@ pub struct AsyncKnobs {
 /// Workers up to which the heterogeneous-rate closed form of STSyn and sync is computed.
 pub const HETEROGENEOUS_MAX_WORKERS: usize = 300;
 
+/// Memory a simulated worker takes, roughly (the per-round kernel's scratch and the round
+/// record: 181 MB measured at M = 10⁶); a setup needing more than the machine has is rejected
+/// up front rather than aborting on a failed allocation.
+const BYTES_PER_WORKER: u64 = 200;
+
+/// Physical memory in bytes (Linux: `MemTotal` of /proc/meminfo; elsewhere unknown).
+fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Largest M for which the i.i.d. closed forms of STSyn and sync are evaluated: the quadrature's
+/// cost grows about linearly with M (0.2 s at 10⁶, 2 s at 10⁷, 20 s at 10⁸).
+pub const HOMOGENEOUS_MAX_WORKERS: usize = 100_000_000;
+
 /// How the SE of the round statistics is formed (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SeMethod {
@@ -254,6 +271,17 @@ impl TimingSetup {
     /// Runs the experiment; records go to `sink`.
     pub fn simulate(&self, path: EnginePath, sink: &mut dyn Sink) -> Result<TimingOutcome> {
         self.check()?;
+        if let Some(total) = physical_memory()
+            && (self.workers as u64).saturating_mul(BYTES_PER_WORKER) > total
+        {
+            let gb = |b: u64| format!("{:.0} GB", b as f64 / 1e9);
+            let why = format!(
+                "needs about {} of memory to simulate ({BYTES_PER_WORKER} bytes per worker); this machine has {}",
+                gb(self.workers as u64 * BYTES_PER_WORKER),
+                gb(total)
+            );
+            return Err(Error::invalid("workers (M)", self.workers, why));
+        }
         let use_kernel = match (path, self.round_plan()) {
             (EnginePath::Heap, _) => false,
             (EnginePath::Kernel, None) => {
@@ -393,6 +421,9 @@ impl TimingSetup {
             _ => None,
         };
         let stsyn_like = |wait: usize| -> Result<Option<(f64, f64, f64)>> {
+            if m > HOMOGENEOUS_MAX_WORKERS {
+                return Ok(None);
+            }
             if let Some(mean) = exp_mean {
                 let r = theory::stsyn::round_stats(m, wait, u, mean)?;
                 return Ok(Some((r.round_time, r.updates_per_worker, r.uploaders)));
@@ -464,15 +495,22 @@ impl TimingSetup {
     }
 
     /// Why [`TimingSetup::theory`] has no values although a closed form exists: STSyn (no cap)
-    /// or sync on heterogeneous exponential rates with zero communication and more than
-    /// [`HETEROGENEOUS_MAX_WORKERS`] workers. None otherwise.
+    /// or sync with zero communication on heterogeneous exponential rates and more than
+    /// [`HETEROGENEOUS_MAX_WORKERS`] workers, or on i.i.d. ones and more than
+    /// [`HOMOGENEOUS_MAX_WORKERS`]. None otherwise.
     pub fn theory_note(&self) -> Option<String> {
         let stsyn_or_sync =
             matches!((self.algorithm, self.max_steps), (TimingAlgorithm::Stsyn, None) | (TimingAlgorithm::Sync, _));
         let homogeneous = self.compute.iid_dist().and_then(Dist::exponential_mean).is_some();
-        let skipped = stsyn_or_sync
-            && self.comm.is_zero()
-            && !homogeneous
+        if !(stsyn_or_sync && self.comm.is_zero()) {
+            return None;
+        }
+        if homogeneous && self.workers > HOMOGENEOUS_MAX_WORKERS {
+            return Some(format!(
+                "not computed for M > {HOMOGENEOUS_MAX_WORKERS} (the quadrature's cost grows with M, 20 s at 10^8)"
+            ));
+        }
+        let skipped = !homogeneous
             && self.workers > HETEROGENEOUS_MAX_WORKERS
             && self.compute.exponential_rates(self.workers).is_some();
         skipped.then(|| {
@@ -485,7 +523,9 @@ impl TimingSetup {
     pub fn updates_distribution(&self) -> Result<Option<Vec<f64>>> {
         let exp = self.compute.iid_dist().and_then(Dist::exponential_mean);
         match (self.algorithm, self.max_steps, exp) {
-            (TimingAlgorithm::Stsyn, None, Some(_)) if self.comm.is_zero() => {
+            (TimingAlgorithm::Stsyn, None, Some(_))
+                if self.comm.is_zero() && self.workers <= HOMOGENEOUS_MAX_WORKERS =>
+            {
                 Ok(Some(theory::stsyn::update_distribution(self.workers, self.wait, self.local_steps)?))
             }
             _ => Ok(None),
