@@ -154,7 +154,8 @@ pub struct RawCluster {
 #[serde(deny_unknown_fields)]
 pub struct RawAlgorithm {
     /// Which algorithm: stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync,
-    /// kbatch-async, async.
+    /// kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster, fedbuff, loscar,
+    /// local-sgd or dbw (experiments/README.md lists the keys of each).
     pub name: String,
     /// Display name in tables, CSV files and plots (default: the algorithm's name).
     pub label: Option<String>,
