@@ -695,6 +695,13 @@ impl RawExperiment {
             algorithms.push(entry);
         }
         let mut warnings = unused_links(c, &algorithms);
+        let without_accuracy = matches!(
+            problem,
+            Problem::Quadratic { .. } | Problem::NoisyQuadratic { .. } | Problem::PiecewiseQuadratic { .. }
+        );
+        if without_accuracy && self.target_accuracy.is_some() {
+            warnings.push("target_accuracy not used: a quadratic [problem] has no test accuracy".to_string());
+        }
         for a in &algorithms {
             if let AlgorithmSpec::LocalSgd(s) = &a.spec {
                 let averagings = s.schedule.steps(s.total_steps, m as u64)?.len() as u64 - 1;

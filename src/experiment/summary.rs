@@ -182,27 +182,32 @@ impl Summary {
         };
         let target = self.target_accuracy.map_or("target".to_string(), |t| format!("{:.0} %", 100.0 * t));
         let w = self.algorithms.iter().map(|a| a.name.chars().count()).max().unwrap_or(0).max(16);
-        let mut out = format!(
-            "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>20}\n",
-            "algorithm",
-            "reached",
-            format!("time to {target}"),
-            "comms to target",
-            "rounds",
-            "final accuracy"
-        );
-        for a in &self.algorithms {
-            let acc = pm(a.final_test_accuracy.map(|x| 100.0 * x), a.final_test_accuracy_sd.map(|x| 100.0 * x), 1);
-            let diverged = if a.diverged > 0 { format!(" ({} diverged)", a.diverged) } else { String::new() };
+        // problems without a test accuracy (the quadratics) get only the distance table
+        let has_accuracy = self.algorithms.iter().any(|a| a.final_test_accuracy.is_some() || a.reached > 0);
+        let mut out = String::new();
+        if has_accuracy {
             out += &format!(
-                "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>18} %{diverged}\n",
-                a.name,
-                format!("{}/{}", a.reached, a.runs),
-                time(a.time_to_target, a.time_to_target_sd),
-                pm(a.comms_to_target, a.comms_to_target_sd, 0),
-                pm(a.rounds_to_target, a.rounds_to_target_sd, 1),
-                acc,
+                "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>20}\n",
+                "algorithm",
+                "reached",
+                format!("time to {target}"),
+                "comms to target",
+                "rounds",
+                "final accuracy"
             );
+            for a in &self.algorithms {
+                let acc = pm(a.final_test_accuracy.map(|x| 100.0 * x), a.final_test_accuracy_sd.map(|x| 100.0 * x), 1);
+                let diverged = if a.diverged > 0 { format!(" ({} diverged)", a.diverged) } else { String::new() };
+                out += &format!(
+                    "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>18} %{diverged}\n",
+                    a.name,
+                    format!("{}/{}", a.reached, a.runs),
+                    time(a.time_to_target, a.time_to_target_sd),
+                    pm(a.comms_to_target, a.comms_to_target_sd, 0),
+                    pm(a.rounds_to_target, a.rounds_to_target_sd, 1),
+                    acc,
+                );
+            }
         }
         if self.algorithms.iter().any(|a| a.final_distance_to_optimum.is_some()) {
             out += &format!(
