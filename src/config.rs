@@ -49,6 +49,9 @@ pub struct RawExperiment {
     pub algorithms: Vec<RawAlgorithm>,
     /// Filled in by stsyn when it records a resolved config; ignored on input.
     pub stsyn_version: Option<String>,
+    /// Filled in by stsyn when it records a resolved config: the git commit it was built from
+    /// (`-dirty` with local changes); ignored on input.
+    pub stsyn_commit: Option<String>,
     /// Filled in by stsyn when it records a resolved config: the directory that the file's
     /// relative paths were resolved against. When present, relative paths are resolved against
     /// it instead of the file's own directory, so a results directory's `config.toml` runs again
@@ -564,8 +567,23 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// Replace `[data] dir` (relative to the working directory).
     pub data_dir: Option<PathBuf>,
-    /// Replace `[cluster] compute_time`.
+    /// Replace `[cluster] compute_time` (a trace file relative to the working directory).
     pub compute_time: Option<String>,
+}
+
+/// A `trace(file)` compute time given on the command line names its file relative to the
+/// working directory, like every other command-line path; made absolute, it is not resolved
+/// against the config's directory.
+fn cli_trace_path_made_absolute(spec: &str) -> Result<String> {
+    let t = spec.trim();
+    match t.strip_prefix("trace(").and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => {
+            let path = inner.trim().strip_prefix("path=").unwrap_or(inner.trim());
+            let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+            Ok(format!("trace({})", abs.display()))
+        }
+        None => Ok(spec.to_string()),
+    }
 }
 
 impl RawExperiment {
@@ -591,7 +609,7 @@ impl RawExperiment {
             self.cluster.workers = m;
         }
         if let Some(c) = &o.compute_time {
-            self.cluster.compute_time = c.clone();
+            self.cluster.compute_time = cli_trace_path_made_absolute(c)?;
         }
         if let Some(dir) = &o.data_dir {
             let abs = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
@@ -728,6 +746,7 @@ impl RawExperiment {
             raw.fill_defaults(entry);
         }
         resolved.stsyn_version = Some(env!("CARGO_PKG_VERSION").to_string());
+        resolved.stsyn_commit = Some(env!("STSYN_COMMIT").to_string());
         let base_abs = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
         resolved.config_dir = Some(base_abs.display().to_string());
         Ok(Experiment {

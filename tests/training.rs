@@ -314,6 +314,7 @@ rounds = 40
         toml::from_str(&std::fs::read_to_string(outputs[0].join("config.toml")).unwrap()).unwrap();
     assert_eq!(config.seeds, Some(vec![3]));
     assert_eq!(config.stsyn_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert!(config.stsyn_commit.as_deref().is_some_and(|c| !c.is_empty()), "the commit is recorded");
 }
 
 #[test]
@@ -346,6 +347,17 @@ fn bad_configs_exit_2_naming_the_problem() {
         &["run", config.to_str().unwrap(), "-q", "--out", sub.join("out").to_str().unwrap()],
         &["no-such-dir"],
     );
+    // A results directory that holds the experiment file would overwrite it.
+    let sub = dir.path().join("inplace");
+    std::fs::create_dir_all(&sub).unwrap();
+    let config = write_config(&sub, "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n");
+    let inplace = sub.join("config.toml");
+    std::fs::rename(&config, &inplace).unwrap();
+    assert_bad_input(
+        &["run", inplace.to_str().unwrap(), "-q", "--out", sub.to_str().unwrap()],
+        &["--out", "experiment file"],
+    );
+    assert!(std::fs::read_to_string(&inplace).unwrap().contains("pasgd"));
     // Per-worker link speeds must give one value per worker.
     let sub = dir.path().join("links");
     std::fs::create_dir_all(&sub).unwrap();
@@ -360,6 +372,26 @@ fn bad_configs_exit_2_naming_the_problem() {
     );
     assert_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
     assert_bad_input(&["run", config.to_str().unwrap(), "--seeds", "4,5,4", "-q"], &["seeds", "4", "twice"]);
+}
+
+#[test]
+fn a_command_line_trace_is_found_from_the_working_directory() {
+    // the config lives in one directory, the trace in the working directory of the command
+    let dir = tempfile::tempdir().unwrap();
+    let (conf_dir, work) = (dir.path().join("conf"), dir.path().join("work"));
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let config = write_config(&conf_dir, "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\nrounds = 2\n");
+    let trace: String = (0..6).map(|w| format!("{w},0.5\n{w},1.5\n")).collect();
+    std::fs::write(work.join("t.csv"), format!("worker,duration\n{trace}")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stsyn"))
+        .args(["run", config.to_str().unwrap(), "-q", "--no-plot", "--out", "res", "--compute-time", "trace(t.csv)"])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let recorded = std::fs::read_to_string(work.join("res/config.toml")).unwrap();
+    assert!(recorded.contains(&work.join("t.csv").display().to_string()), "{recorded}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! and communication to the target accuracy, and draw the plots. Common knobs can be overridden
 //! on the command line without editing the file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::{Overrides, RawExperiment};
@@ -70,6 +70,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     let out = args.out.clone().unwrap_or_else(|| experiment::default_out_dir(&exp));
+    // the results directory gets its own config.toml (and evals.csv, ...): never over the input
+    let same_file = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same_file(&out.join("config.toml"), &args.config) {
+        return Err(Error::invalid(
+            "--out",
+            out.display(),
+            "holds the experiment file itself, which the results' config.toml would replace",
+        )
+        .into());
+    }
     install_interrupt_handler()?;
     let summary = experiment::run(
         &exp,

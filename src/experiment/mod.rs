@@ -1,7 +1,7 @@
 //! Running an experiment: load the data and the network once, then for every seed and every
 //! algorithm train on the simulated cluster and record the results directory:
 //!
-//! - `config.toml` — the resolved config (overrides applied, seeds, crate version);
+//! - `config.toml` — the resolved config (overrides applied, seeds, crate version and commit);
 //! - `evals.csv` — one row per evaluation, flushed as it is written: time, messages
 //!   (`comm_transmissions`) and their bytes (`comm_bytes`: whole models, or the drivers' own
 //!   count for sparse and peer-to-peer messages), uploads, local updates and the metrics;

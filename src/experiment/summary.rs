@@ -68,6 +68,8 @@ pub struct Summary {
     pub experiment: String,
     /// Crate version.
     pub stsyn_version: String,
+    /// The git commit stsyn was built from.
+    pub stsyn_commit: String,
     /// `running`, `complete`, `interrupted` or `failed`.
     pub status: String,
     /// Why the run failed (`failed` only).
@@ -152,6 +154,7 @@ impl Summary {
         Summary {
             experiment: experiment.to_string(),
             stsyn_version: env!("CARGO_PKG_VERSION").to_string(),
+            stsyn_commit: env!("STSYN_COMMIT").to_string(),
             status: status.to_string(),
             error: None,
             target_accuracy: target,
