@@ -188,18 +188,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     let loaded = load(exp)?;
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    for stale in [
-        "evals.csv",
-        "rounds.csv",
-        "events.csv",
-        "summary.json",
-        "accuracy_time.svg",
-        "accuracy_time.png",
-        "accuracy_comm.svg",
-        "accuracy_comm.png",
-        overlap::METRICS_FILE,
-        overlap::WORKERS_FILE,
-    ] {
+    // a reused directory keeps none of an earlier run's files, whatever this run writes
+    let figures = crate::plot::FIGURE_STEMS.iter().flat_map(|s| [format!("{s}.svg"), format!("{s}.png")]);
+    let tables =
+        ["evals.csv", "rounds.csv", "events.csv", "summary.json", overlap::METRICS_FILE, overlap::WORKERS_FILE];
+    for stale in tables.into_iter().map(String::from).chain(figures) {
         let _ = std::fs::remove_file(out.join(stale));
     }
     let config =

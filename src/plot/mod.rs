@@ -187,6 +187,9 @@ struct Figure {
 
 type Field = fn(&Eval) -> Option<f64>;
 
+/// Every figure name `stsyn plot` can write (each as `.svg` and `.png`).
+pub const FIGURE_STEMS: [&str; 5] = ["accuracy_time", "accuracy_comm", "loss_time", "loss_comm", "distance_time"];
+
 /// The figures that `evals` has data for (see the module docs).
 fn figures(evals: &[Eval], name: &str) -> Vec<Figure> {
     let time: Field = |e| Some(e.wall_clock);
@@ -207,6 +210,7 @@ fn figures(evals: &[Eval], name: &str) -> Vec<Figure> {
     if evals.iter().any(|e| e.distance.is_some()) {
         out.push(figure("distance_time", time, time_desc, distance, "distance to the optimum", true));
     }
+    debug_assert!(out.iter().all(|f| FIGURE_STEMS.contains(&f.stem)), "FIGURE_STEMS lists every figure");
     out
 }
 
