@@ -672,7 +672,20 @@ impl RawExperiment {
             (None, Some(_), None) => return Err(Error::Config("[model] needs spec, the network file to train".into())),
         };
         let c = &self.cluster;
-        let compute = ComputeTime::parse(&c.compute_time, c.speeds.as_deref().unwrap_or("same"), m, base)?;
+        let compute = ComputeTime::parse(&c.compute_time, c.speeds.as_deref().unwrap_or("same"), m, base).map_err(
+            |e| match e {
+                // name the keys of the file, as the other settings do
+                Error::Parse { what, input, reason } => {
+                    let what = match what.as_str() {
+                        "compute time" => "cluster.compute_time".to_string(),
+                        "speeds" => "cluster.speeds".to_string(),
+                        _ => what,
+                    };
+                    Error::Parse { what, input, reason }
+                }
+                e => e,
+            },
+        )?;
         let comm = CommTime::new(
             Link::parse(
                 "cluster.uplink",

@@ -64,7 +64,9 @@ pub struct RoundRecord {
     pub compute_end: f64,
     /// When the server had everything it aggregates (after uploads).
     pub end: f64,
-    /// Workers the server sent the model to this round.
+    /// Models the server sent out this round: one per participating worker in the
+    /// round-synchronous algorithms; in the asynchronous family one per job started, so a worker
+    /// restarted several times in a round counts each time (and the count can exceed M).
     pub participants: u32,
     /// Workers whose work enters the aggregate (uploaders |𝓜|, or contributors).
     pub uploaders: u32,
