@@ -84,7 +84,8 @@ pub struct Args {
     /// Bytes per model or gradient message.
     #[arg(long, default_value_t = 0)]
     model_bytes: u64,
-    /// auto (per-round kernel where valid), heap or kernel.
+    /// auto (per-round kernel where valid), heap or kernel (`timing` only; like --seed, --rounds
+    /// and the CSV files it has no meaning for `theory`).
     #[arg(long, default_value = "auto")]
     engine: String,
     /// Print one JSON object instead of a table.
@@ -266,6 +267,9 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
         .find_map(|(flag, p)| p.as_ref().map(|p| (flag, p)))
     {
         return Err(Error::invalid(flag, path.display(), "stsyn theory simulates nothing; use stsyn timing").into());
+    }
+    if args.engine != "auto" {
+        return Err(Error::invalid("--engine", &args.engine, "stsyn theory simulates nothing; use stsyn timing").into());
     }
     check_time(&setup, args.time)?;
     let theory = setup.theory()?;
