@@ -67,7 +67,7 @@ fn heap_and_kernel_agree_bit_for_bit() {
 #[test]
 fn pipelined_kernel_matches_the_sequential_one() {
     // With two threads, `run_fixed` draws coming rounds on a second thread; with one it runs
-    // round by round. Both must give the heap engine's records, across batch boundaries (81
+    // round by round. Both must give the heap engine's records, across batch boundaries (327
     // rounds per batch at M = 20, U = 10) and with arrivals delayed by the downlink.
     let mut with_comm = setup(TimingAlgorithm::Stsyn, 20, 5, 10, 400, "exp(mean=1)");
     with_comm.comm = CommTime::new(

@@ -31,8 +31,8 @@ const CHUNK: usize = 4096;
 const STORE_LIMIT: usize = 1 << 24;
 
 /// Floats of drawn durations per batch handed between the two threads of
-/// [`RoundKernel::run_fixed`] (128 KiB: a batch stays in cache between drawing and closing).
-const PIPELINE_FLOATS: usize = 1 << 14;
+/// [`RoundKernel::run_fixed`] (512 KiB: a batch stays in cache between drawing and closing).
+const PIPELINE_FLOATS: usize = 1 << 16;
 
 /// Pass 1 of consecutive rounds without their start times, drawn ahead by
 /// [`RoundKernel::run_fixed`]; entries are (round − first)·M + m.
@@ -135,8 +135,8 @@ impl<'a> RoundKernel<'a> {
 
     /// Runs the `fixed.rounds` rounds of one plan, as [`RoundKernel::run`] does, from time 0;
     /// returns the simulated end time. When a round's draws cannot depend on earlier rounds
-    /// (durations that depend neither on the start time nor on a trace position), the workers
-    /// are few enough that a round is not split over threads, and rayon has more than one
+    /// (durations that depend neither on the start time nor on a trace position), a round is
+    /// small (M ≤ 4096 workers, M·U_max ≤ 65,536 durations), and rayon has more than one
     /// thread, a second thread draws the model arrivals and the U_m durations of the coming
     /// rounds while this one closes the current round. The draws are the same, in the same
     /// order per worker, and are added up with the same operations, so the records are
@@ -148,6 +148,7 @@ impl<'a> RoundKernel<'a> {
         let pipelined = fixed.rounds > 1
             && !self.compute.carries_across_rounds()
             && workers <= CHUNK
+            && workers * stride <= PIPELINE_FLOATS
             && rayon::current_num_threads() > 1;
         if !pipelined {
             return self.run(&mut fixed.clone(), sink);
@@ -156,7 +157,7 @@ impl<'a> RoundKernel<'a> {
         plan.check()?;
         let (compute, comm, seeds, bytes) = (self.compute, self.comm, self.seeds, self.model_bytes);
         let keys = self.keys.clone();
-        let per_batch = (PIPELINE_FLOATS / (workers * stride.max(1))).max(1);
+        let per_batch = PIPELINE_FLOATS / (workers * stride.max(1));
         let batches = fixed.rounds.div_ceil(per_batch as u64);
         let template = self.scratch[0].clock.clone();
         // Pass 1 without the start time, for rounds first..first + n.
