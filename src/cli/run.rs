@@ -85,15 +85,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         &exp,
         &RunOptions { out: out.clone(), events: args.events, progress: !args.quiet, interrupted: &INTERRUPTED },
     )?;
+    // the figures first: a closed stdout (`| head`) ends the process at the first print
+    let written = if args.no_plot { Vec::new() } else { crate::plot::plot_dir(&out)? };
     if !args.quiet {
         print!("{}", summary.table());
-    }
-    if !args.no_plot {
-        let written = crate::plot::plot_dir(&out)?;
-        if !args.quiet {
-            for p in written {
-                println!("wrote {}", p.display());
-            }
+        for p in written {
+            println!("wrote {}", p.display());
         }
     }
     if !args.quiet {
