@@ -161,16 +161,17 @@ impl Args {
             }
             (false, _) => 1,
         };
-        let comm = CommTime::new(
+        let mut comm = CommTime::new(
             Link::parse("--uplink", &self.uplink, "--uplink-bandwidth", self.uplink_bandwidth)?,
             Link::parse("--downlink", &self.downlink, "--downlink-bandwidth", self.downlink_bandwidth)?,
         )
         .with_link_speeds("--link-speeds", &self.link_speeds, m)?;
         if self.model_bytes == 0 {
-            for (flag, b) in
-                [("--uplink-bandwidth", self.uplink_bandwidth), ("--downlink-bandwidth", self.downlink_bandwidth)]
-            {
-                if b.is_some() {
+            // messages of 0 bytes take no transfer time: a bandwidth alone leaves the links
+            // instantaneous (and the closed forms valid)
+            for (flag, up) in [("--uplink-bandwidth", true), ("--downlink-bandwidth", false)] {
+                let link = if up { &mut comm.uplink } else { &mut comm.downlink };
+                if link.bandwidth.take().is_some() {
                     eprintln!("warning: {flag} has no effect with --model-bytes 0 (messages of 0 bytes)");
                 }
             }
