@@ -335,18 +335,18 @@ fn bad_configs_exit_2_naming_the_problem() {
         assert_bad_input(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"], needles);
         assert!(!out.exists(), "a bad config created {}", out.display());
     }
+    // A small PASGD config in its own directory, with one edit of its text, must be rejected.
+    let edited = |name: &str, from: &str, to: &str, needles: &[&str]| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let config = write_config(&sub, "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n");
+        let text = std::fs::read_to_string(&config).unwrap().replace(from, to);
+        std::fs::write(&config, text).unwrap();
+        assert_bad_input(&["run", config.to_str().unwrap(), "-q", "--out", sub.join("out").to_str().unwrap()], needles);
+        config
+    };
     // A missing data directory says which files to put where.
-    let sub = dir.path().join("cifar");
-    std::fs::create_dir_all(&sub).unwrap();
-    let config = write_config(&sub, "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("dataset = \"digits\"", "dataset = \"cifar10\"\ndir = \"no-such-dir\"");
-    std::fs::write(&config, text).unwrap();
-    assert_bad_input(
-        &["run", config.to_str().unwrap(), "-q", "--out", sub.join("out").to_str().unwrap()],
-        &["no-such-dir"],
-    );
+    edited("cifar", "dataset = \"digits\"", "dataset = \"cifar10\"\ndir = \"no-such-dir\"", &["no-such-dir"]);
     // A results directory that holds the experiment file would overwrite it.
     let sub = dir.path().join("inplace");
     std::fs::create_dir_all(&sub).unwrap();
@@ -359,15 +359,10 @@ fn bad_configs_exit_2_naming_the_problem() {
     );
     assert!(std::fs::read_to_string(&inplace).unwrap().contains("pasgd"));
     // Per-worker link speeds must give one value per worker.
-    let sub = dir.path().join("links");
-    std::fs::create_dir_all(&sub).unwrap();
-    let config = write_config(&sub, "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("workers = 6\n", "workers = 6\nuplink = \"const(1)\"\nlink_speeds = \"means(1, 2)\"\n");
-    std::fs::write(&config, text).unwrap();
-    assert_bad_input(
-        &["run", config.to_str().unwrap(), "-q", "--out", sub.join("out").to_str().unwrap()],
+    let config = edited(
+        "links",
+        "workers = 6\n",
+        "workers = 6\nuplink = \"const(1)\"\nlink_speeds = \"means(1, 2)\"\n",
         &["cluster.link_speeds", "M = 6"],
     );
     assert_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
