@@ -300,40 +300,24 @@ impl ComputeTime {
     }
 
     /// Steps that `worker` completes back to back from `start` by `deadline` (a step ending
-    /// exactly at `deadline` counts), at most `limit`: the same durations, in the same order and
-    /// with the same additions, as calling [`ComputeTime::next`] until a step ends after
-    /// `deadline` or `limit` steps are done, but with one dispatch for the whole run.
-    #[inline]
+    /// exactly at `deadline` counts), at most `limit`, drawing one duration past the last
+    /// completed step unless `limit` is reached.
     pub fn steps_until(&self, worker: usize, clock: &mut WorkerClock, start: f64, deadline: f64, limit: u32) -> u32 {
-        match &self.source {
-            Source::Dist(Dist::Exp { mean }) if !self.per_round && self.scales.is_empty() => {
-                count_steps(start, deadline, limit, |_| {
-                    mean * <rand_distr::Exp1 as Distribution<f64>>::sample(&rand_distr::Exp1, &mut clock.stream)
-                })
+        let (mut t, mut count) = (start, 0);
+        while count < limit {
+            t += self.next(worker, clock, t);
+            if t > deadline {
+                break;
             }
-            _ => count_steps(start, deadline, limit, |t| self.next(worker, clock, t)),
+            count += 1;
         }
+        count
     }
 
     /// Sets a clock's trace position (used by the per-round kernel, which replays rounds).
     pub fn set_cursor(&self, clock: &mut WorkerClock, cursor: u64) {
         clock.cursor = cursor;
     }
-}
-
-/// Steps completed back to back from `start` by `deadline`, at most `limit`; `draw(t)` gives the
-/// duration of a step starting at `t`.
-#[inline]
-fn count_steps(start: f64, deadline: f64, limit: u32, mut draw: impl FnMut(f64) -> f64) -> u32 {
-    let (mut t, mut count) = (start, 0);
-    while count < limit {
-        t += draw(t);
-        if t > deadline {
-            break;
-        }
-        count += 1;
-    }
-    count
 }
 
 /// τ_i and s_i of `jitter(shift=1, sd=..., relative=false)`: τ_i = shift·mean_i (mean_i from the
