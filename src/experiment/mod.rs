@@ -195,8 +195,13 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     for stale in tables.into_iter().map(String::from).chain(figures) {
         let _ = std::fs::remove_file(out.join(stale));
     }
+    // the recorded config says how many training samples the training loss really uses
+    let mut resolved = exp.resolved.clone();
+    if let (Some(data), Loaded::Network { split, train_eval_samples, .. }) = (&mut resolved.data, &loaded) {
+        data.train_eval_samples = Some((*train_eval_samples).min(split.train.len()));
+    }
     let config =
-        toml::to_string(&exp.resolved).map_err(|e| Error::Config(format!("cannot write the resolved config: {e}")))?;
+        toml::to_string(&resolved).map_err(|e| Error::Config(format!("cannot write the resolved config: {e}")))?;
     PendingFile::write_all(&out.join("config.toml"), config.as_bytes())?;
     let mut evals = EvalsWriter::create(&out.join("evals.csv"))?;
     let events_path = out.join("events.csv");
