@@ -269,6 +269,15 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
                         )
                     });
                 }
+                if result.rounds == 0 && result.status != Status::Interrupted {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "warning: {} (seed {seed}) completed no round{}",
+                            entry.label,
+                            exp.max_time.map_or(String::new(), |t| format!(" within max_time = {t}"))
+                        )
+                    });
+                }
                 results.push(result);
                 write_summary("running", &results, None)?;
                 if interrupted {
