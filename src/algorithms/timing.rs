@@ -271,13 +271,14 @@ impl TimingSetup {
     /// Runs the experiment; records go to `sink`.
     pub fn simulate(&self, path: EnginePath, sink: &mut dyn Sink) -> Result<TimingOutcome> {
         self.check()?;
+        let needed = (self.workers as u64).saturating_mul(BYTES_PER_WORKER);
         if let Some(total) = physical_memory()
-            && (self.workers as u64).saturating_mul(BYTES_PER_WORKER) > total
+            && needed > total
         {
             let gb = |b: u64| format!("{:.0} GB", b as f64 / 1e9);
             let why = format!(
                 "needs about {} of memory to simulate ({BYTES_PER_WORKER} bytes per worker); this machine has {}",
-                gb(self.workers as u64 * BYTES_PER_WORKER),
+                gb(needed),
                 gb(total)
             );
             return Err(Error::invalid("workers (M)", self.workers, why));

@@ -210,13 +210,9 @@ impl<'a> RoundKernel<'a> {
                         }
                         s.begin = if comm.downlink.is_zero() { start } else { start + d.delays[j] };
                         s.clock.clone_from(&d.clocks[j]);
-                        let mut t = s.begin;
                         let times = &mut self.times[m * stride..][..target];
-                        for (slot, &x) in times.iter_mut().zip(&d.durations[j * stride..][..target]) {
-                            t += x;
-                            *slot = t;
-                        }
-                        s.finish = t;
+                        times.copy_from_slice(&d.durations[j * stride..][..target]);
+                        s.finish = completion_times(s.begin, times);
                     }
                     let record = self.close(plan, d.first + i as u64, start, counts)?;
                     if record.end > self.horizon {
@@ -247,10 +243,8 @@ impl<'a> RoundKernel<'a> {
         }
         let cursors = &self.cursors;
         let keys = &self.keys;
-        let fresh_clock = |m: usize, clock: &mut WorkerClock| {
-            compute.rekey_with(keys[m], m, round, clock);
-            compute.set_cursor(clock, cursors[m]);
-        };
+        let fresh_clock =
+            |m: usize, clock: &mut WorkerClock| fresh_clock(compute, keys[m], cursors[m], m, round, clock);
 
         // Pass 1: arrival of the model and completion times of steps 1..U_m of every participant.
         let first_pass = |m: usize, s: &mut WorkerRound, times: &mut [f64]| {
@@ -273,10 +267,7 @@ impl<'a> RoundKernel<'a> {
             } else {
                 let times = &mut times[..target];
                 compute.fill(m, &mut s.clock, t, times);
-                for slot in times.iter_mut() {
-                    t += *slot;
-                    *slot = t;
-                }
+                t = completion_times(t, times);
             }
             s.finish = t;
         };
@@ -293,10 +284,8 @@ impl<'a> RoundKernel<'a> {
         let stride = plan.max_target() as usize;
         let cursors = &self.cursors;
         let keys = &self.keys;
-        let fresh_clock = |m: usize, clock: &mut WorkerClock| {
-            compute.rekey_with(keys[m], m, round, clock);
-            compute.set_cursor(clock, cursors[m]);
-        };
+        let fresh_clock =
+            |m: usize, clock: &mut WorkerClock| fresh_clock(compute, keys[m], cursors[m], m, round, clock);
 
         // T: the K-th smallest completion time of a target.
         self.finish.clear();
@@ -362,6 +351,23 @@ impl<'a> RoundKernel<'a> {
             counts,
         })
     }
+}
+
+/// Re-keys a worker's clock to round `round` at its trace position `cursor`.
+fn fresh_clock(compute: &ComputeTime, key: StreamKey, cursor: u64, m: usize, round: u64, clock: &mut WorkerClock) {
+    compute.rekey_with(key, m, round, clock);
+    compute.set_cursor(clock, cursor);
+}
+
+/// Turns the durations of back-to-back steps from `begin` into their completion times, in
+/// place (begin + x_1, then + x_2, ...); returns the last (`begin` when there are none).
+fn completion_times(begin: f64, times: &mut [f64]) -> f64 {
+    let mut t = begin;
+    for slot in times.iter_mut() {
+        t += *slot;
+        *slot = t;
+    }
+    t
 }
 
 /// Calls `f(m, &mut scratch[m], times of m)` for every worker, in parallel chunks of workers
