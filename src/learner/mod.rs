@@ -28,6 +28,7 @@ pub mod quadratic;
 pub mod homogeneous;
 pub mod workers;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -175,25 +176,37 @@ impl<'a> Learner<'a> {
         let pool = &self.slots;
         for wave_jobs in jobs.chunks(wave) {
             let n = wave_jobs.len();
-            // Longest jobs first, one task each, so that the threads finish together; each job
-            // still writes its own model, combined below in job order.
+            // Greedy list scheduling: every thread takes the longest job not yet started, so
+            // the threads finish together; each job writes its own model, combined below in job
+            // order, so the result does not depend on which thread ran what.
             let mut work: Vec<_> = self.models[..n].iter_mut().zip(&mut self.losses[..n]).zip(wave_jobs).collect();
             work.sort_by_key(|(_, job)| std::cmp::Reverse(job.steps));
-            work.into_par_iter().with_max_len(1).for_each(|((model, loss), job)| {
+            let work: Vec<_> = work.into_iter().map(Mutex::new).collect();
+            let next = AtomicUsize::new(0);
+            let run_job = |((model, loss), job): &mut ((&mut Vec<f32>, &mut f64), &LocalJob)| {
                 let mut slot = pool
                     .lock()
                     .expect("slot pool")
                     .pop()
                     .unwrap_or_else(|| Slot { grad: vec![0.0; d], scratch: objective.scratch() });
                 model.copy_from_slice(base);
-                *loss = 0.0;
+                **loss = 0.0;
                 let mut rng = seeds.stream(Purpose::Data, job.worker as u64, round);
                 for step in 0..job.steps {
-                    *loss += objective.gradient(job.worker, model, &mut rng, &mut slot.scratch, &mut slot.grad) as f64;
+                    **loss += objective.gradient(job.worker, model, &mut rng, &mut slot.scratch, &mut slot.grad) as f64;
                     let lr = step_size(step);
                     model.iter_mut().zip(&slot.grad).for_each(|(w, g)| *w -= lr * g);
                 }
                 pool.lock().expect("slot pool").push(slot);
+            };
+            rayon::scope(|s| {
+                for _ in 0..rayon::current_num_threads().min(n) {
+                    s.spawn(|_| {
+                        while let Some(item) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            run_job(&mut item.lock().expect("job"));
+                        }
+                    });
+                }
             });
             for (loss, job) in self.losses.iter().zip(wave_jobs) {
                 loss_sum += loss;
