@@ -4,8 +4,10 @@
 
 use std::process::Command;
 
+/// Runs git without optional locks, so that `git status` does not rewrite `.git/index` (which
+/// would make the next cargo command rebuild the crate for nothing).
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
+    let out = Command::new("git").arg("--no-optional-locks").args(args).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
