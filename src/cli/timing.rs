@@ -59,10 +59,10 @@ pub struct Args {
     /// simulated time T, Σ_i ⌊T/τ_i⌋.
     #[arg(long, value_name = "T")]
     time: Option<f64>,
-    /// Rounds to simulate (server updates for the asynchronous algorithms).
+    /// Rounds to simulate (server updates for the asynchronous algorithms); `theory` ignores it.
     #[arg(long, default_value_t = 1000)]
     rounds: u64,
-    /// Master seed.
+    /// Master seed; `theory` ignores it.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Uplink latency: 'none' or a distribution.
