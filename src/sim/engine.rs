@@ -309,7 +309,7 @@ impl<'a> Engine<'a> {
         alg.start(self.now, &mut self.actions);
         let mut top_consumed = true;
         self.apply(sink, events, &mut top_consumed)?;
-        self.deliver_instant(alg, sink, events)?;
+        self.deliver_instant(alg, sink, events, &mut top_consumed)?;
         while !self.stopped {
             let Some(entry) = self.queue.peek().filter(|e| e.time <= self.horizon) else {
                 break;
@@ -355,20 +355,29 @@ impl<'a> Engine<'a> {
                     Payload::Free => unreachable!("event for a free slot"),
                 }
             }
-            // The handled event is still the top of the heap: the first new step replaces it in
-            // one sift-down; if no step was started it is popped here.
+            // The handled event is still the top of the heap: the first new step, started by
+            // the handler or by a message it delivered instantly, replaces it in one sift-down;
+            // if no step was started it is popped here.
             top_consumed = false;
             self.apply(sink, events, &mut top_consumed)?;
+            self.deliver_instant(alg, sink, events, &mut top_consumed)?;
             if !top_consumed {
                 self.queue.pop();
             }
-            self.deliver_instant(alg, sink, events)?;
         }
         self.stats.end_time = self.now;
         Ok(self.stats.clone())
     }
 
-    fn deliver_instant<A: Algorithm + ?Sized>(&mut self, alg: &mut A, sink: &mut dyn Sink, events: bool) -> Result<()> {
+    /// Delivers the messages sent with zero latency, in order. `top_consumed` as for `apply`:
+    /// false while the event just handled is still the top of the heap.
+    fn deliver_instant<A: Algorithm + ?Sized>(
+        &mut self,
+        alg: &mut A,
+        sink: &mut dyn Sink,
+        events: bool,
+        top_consumed: &mut bool,
+    ) -> Result<()> {
         while let Some(msg) = self.instant.pop_front() {
             if self.stopped {
                 self.instant.clear();
@@ -379,8 +388,7 @@ impl<'a> Engine<'a> {
                 self.record_message(sink, &msg, EventKind::Arrive)?;
             }
             alg.on_message(&msg, self.now, &mut self.actions);
-            let mut consumed = true;
-            self.apply(sink, events, &mut consumed)?;
+            self.apply(sink, events, top_consumed)?;
         }
         Ok(())
     }
