@@ -5,6 +5,8 @@ use std::path::Path;
 
 use stsyn::algorithms::TimingAlgorithm;
 use stsyn::algorithms::timing::{EnginePath, TimingSetup};
+use stsyn::rng::Seeds;
+use stsyn::sim::{Actions, Algorithm, Engine, Message, Node};
 use stsyn::timing::{CommTime, ComputeTime, Link};
 use stsyn::trace::{MemorySink, NullSink};
 
@@ -335,50 +337,53 @@ fn se_method_follows_round_independence() {
     assert_eq!(method(TimingAlgorithm::Stsyn, 3, false, "sine(mean=1, amplitude=0.5, period=7)"), SeMethod::BatchMeans);
 }
 
+/// Workers, completions and the cancellation periods of [`Restarter`].
+const RESTART_WORKERS: usize = 50;
+const RESTART_LIMIT: u64 = 20_000;
+const CANCEL_NEXT_EVERY: u64 = 7;
+const CANCEL_ALL_EVERY: u64 = 97;
+
 /// Restarts every finished worker, either directly from `on_step` or through a zero-latency
-/// message to the server that restarts it from `on_message`; every `cancel_every`-th completion
-/// also cancels and restarts the next worker (every 97th cancels and restarts all of them).
-/// Records every completion as (time bits, worker).
+/// message to the server that restarts it from `on_message`; every 7th completion also cancels
+/// and restarts the next worker, every 97th cancels and restarts all of them. Records every
+/// completion as (time bits, worker).
 struct Restarter {
-    workers: usize,
     relay: bool,
-    cancel_every: u64,
-    limit: u64,
     done: u64,
     seen: Vec<(u64, usize)>,
 }
 
 impl Restarter {
-    fn restart(&mut self, w: usize, act: &mut stsyn::sim::Actions) {
+    fn restart(&mut self, w: usize, act: &mut Actions) {
         act.step(w);
-        if self.done % 97 == 0 {
+        if self.done % CANCEL_ALL_EVERY == 0 {
             act.cancel_all();
-            (0..self.workers).for_each(|v| act.step(v));
-        } else if self.done % self.cancel_every == 0 {
-            let next = (w + 1) % self.workers;
+            (0..RESTART_WORKERS).for_each(|v| act.step(v));
+        } else if self.done % CANCEL_NEXT_EVERY == 0 {
+            let next = (w + 1) % RESTART_WORKERS;
             act.cancel(next);
             act.step(next);
         }
-        if self.done == self.limit {
+        if self.done == RESTART_LIMIT {
             act.stop();
         }
     }
 }
 
-impl stsyn::sim::Algorithm for Restarter {
-    fn start(&mut self, _now: f64, act: &mut stsyn::sim::Actions) {
-        (0..self.workers).for_each(|w| act.step(w));
+impl Algorithm for Restarter {
+    fn start(&mut self, _now: f64, act: &mut Actions) {
+        (0..RESTART_WORKERS).for_each(|w| act.step(w));
     }
-    fn on_step(&mut self, w: usize, now: f64, act: &mut stsyn::sim::Actions) {
+    fn on_step(&mut self, w: usize, now: f64, act: &mut Actions) {
         self.done += 1;
         self.seen.push((now.to_bits(), w));
         if self.relay {
-            act.send(stsyn::sim::Node::Worker(w), stsyn::sim::Node::Server, 8, w as u64);
+            act.send(Node::Worker(w), Node::Server, 8, w as u64);
         } else {
             self.restart(w, act);
         }
     }
-    fn on_message(&mut self, msg: &stsyn::sim::Message, _now: f64, act: &mut stsyn::sim::Actions) {
+    fn on_message(&mut self, msg: &Message, _now: f64, act: &mut Actions) {
         self.restart(msg.tag as usize, act);
     }
 }
@@ -388,16 +393,16 @@ impl stsyn::sim::Algorithm for Restarter {
 /// cancellations (single and of everyone) in between.
 #[test]
 fn restarts_through_instant_messages_match_direct_restarts() {
-    let compute = ComputeTime::parse("exp(mean=1)", "same", 50, Path::new(".")).unwrap();
+    let compute = ComputeTime::parse("exp(mean=1)", "same", RESTART_WORKERS, Path::new(".")).unwrap();
     let run = |relay: bool| {
-        let mut alg = Restarter { workers: 50, relay, cancel_every: 7, limit: 20_000, done: 0, seen: Vec::new() };
-        let stats = stsyn::sim::Engine::new(50, &compute, CommTime::none(), stsyn::rng::Seeds::new(3))
+        let mut alg = Restarter { relay, done: 0, seen: Vec::new() };
+        let stats = Engine::new(RESTART_WORKERS, &compute, CommTime::none(), Seeds::new(3))
             .run(&mut alg, &mut NullSink)
             .unwrap();
         (alg.seen, stats.steps, stats.cancelled)
     };
     let (direct, relayed) = (run(false), run(true));
-    assert_eq!(direct.0.len(), 20_000);
+    assert_eq!(direct.0.len() as u64, RESTART_LIMIT);
     assert!(direct.2 > 1000, "cancellations exercised: {}", direct.2);
     assert_eq!(direct, relayed);
 }
