@@ -356,10 +356,10 @@ struct Restarter {
 impl Restarter {
     fn restart(&mut self, w: usize, act: &mut Actions) {
         act.step(w);
-        if self.done % CANCEL_ALL_EVERY == 0 {
+        if self.done.is_multiple_of(CANCEL_ALL_EVERY) {
             act.cancel_all();
             (0..RESTART_WORKERS).for_each(|v| act.step(v));
-        } else if self.done % CANCEL_NEXT_EVERY == 0 {
+        } else if self.done.is_multiple_of(CANCEL_NEXT_EVERY) {
             let next = (w + 1) % RESTART_WORKERS;
             act.cancel(next);
             act.step(next);
