@@ -22,25 +22,25 @@ fn hold(c: &mut Criterion) {
         let mut exp = move || -> f64 { Exp1.sample(&mut rng) };
         let mut heap = EventQueue::with_capacity(n);
         for w in 0..n {
-            heap.push(exp(), w as u32, 0);
+            heap.push(exp(), w as u32);
         }
         group.bench_function(BenchmarkId::new("binary_heap_replace_top", n), |b| {
             b.iter(|| {
                 for _ in 0..OPS {
                     let top = heap.peek().unwrap();
-                    heap.replace_top(top.time + exp(), top.target, 0);
+                    heap.replace_top(top.time + exp(), top.id);
                 }
             })
         });
         let mut heap = EventQueue::with_capacity(n);
         for w in 0..n {
-            heap.push(exp(), w as u32, 0);
+            heap.push(exp(), w as u32);
         }
         group.bench_function(BenchmarkId::new("binary_heap_pop_push", n), |b| {
             b.iter(|| {
                 for _ in 0..OPS {
                     let top = heap.pop().unwrap();
-                    heap.push(top.time + exp(), top.target, 0);
+                    heap.push(top.time + exp(), top.id);
                 }
             })
         });
@@ -68,31 +68,23 @@ fn cancel(c: &mut Criterion) {
     for n in [100usize, 100_000] {
         let mut rng = Seeds::new(2).stream(Purpose::ComputeTime, 0, 0);
         let mut heap = EventQueue::with_capacity(2 * n);
-        let mut generation = vec![0u32; n];
-        for w in 0..n {
-            heap.push(<Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), w as u32, 0);
-        }
+        // the sequence number of each worker's live event; older ones are stale
+        let mut pending: Vec<u64> =
+            (0..n).map(|w| heap.push(<Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), w as u32)).collect();
         group.bench_function(BenchmarkId::new("binary_heap_lazy", n), |b| {
             b.iter(|| {
                 for _ in 0..OPS {
                     let top = loop {
                         let top = heap.pop().unwrap();
-                        if top.tag == generation[top.target as usize] {
+                        if top.seq == pending[top.id as usize] {
                             break top;
                         }
                     };
-                    heap.push(
-                        top.time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng),
-                        top.target,
-                        generation[top.target as usize],
-                    );
+                    pending[top.id as usize] =
+                        heap.push(top.time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), top.id);
                     let victim = rng.random_range(0..n);
-                    generation[victim] += 1;
-                    heap.push(
-                        top.time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng),
-                        victim as u32,
-                        generation[victim],
-                    );
+                    pending[victim] =
+                        heap.push(top.time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), victim as u32);
                 }
             })
         });

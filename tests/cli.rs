@@ -64,6 +64,8 @@ fn bad_timing_input_exits_2_with_the_value_named() {
             &["pareto(shape=0.01)", "too heavy"],
         ),
         (&["-M", "4", "-K", "2", "-U", "2", "--events-csv", csv], &["--events-csv", "also the --rounds-csv"]),
+        // the event queue names at most 2^24 workers
+        (&["-M", "16777217", "-K", "1", "-U", "1", "--engine", "heap"], &["16777217", "at most 16777216 workers"]),
     ];
     for (args, needles) in cases {
         let mut all: Vec<&str> = base.to_vec();

@@ -35,6 +35,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds};
+use crate::sim::engine::check_workers;
 use crate::sim::{Algorithm, Engine, EngineStats, FixedRounds, RoundKernel, RoundPlan, RoundStat, RoundSync};
 use crate::theory::{self, dutta, dutta::UpdateTime, fixed};
 use crate::timing::{CommTime, ComputeTime, Dist};
@@ -324,6 +325,7 @@ impl TimingSetup {
             collect.outcome.engine = "kernel";
             collect.outcome.sim_time = end;
         } else {
+            check_workers(self.workers)?;
             let mut engine = Engine::new(self.workers, &self.compute, &self.comm, seeds);
             if let Some(r) = self.asynchronous.delay_threshold {
                 collect.window = Some(Window::new(r));

@@ -11,9 +11,12 @@
 //! - A step's duration is drawn when the step starts, from the worker's stream for the current
 //!   epoch (time-varying rates compute it from the start time); the next completion fires at
 //!   start + duration.
-//! - Cancelling bumps the worker's generation: the cancelled completion stays in the heap and is
-//!   skipped when popped (lazy invalidation), or the heap is cleared outright when every pending
-//!   event is a cancelled step.
+//! - Each worker remembers the sequence number of the step it is running. Cancelling marks it
+//!   idle: the cancelled completion stays in the heap and is skipped when popped because it is
+//!   not the worker's current step (lazy invalidation), or the heap is cleared outright when
+//!   every pending event is a cancelled step.
+//! - Queue ids: worker m's step completions carry id m; messages and timers carry M + their
+//!   slot. Ids have 24 bits, so workers plus pending messages and timers are at most 2^24.
 //! - A message over a zero-time link is delivered at the current instant, right after the
 //!   commands of the handler that sent it (in send order); other messages become events.
 //! - Messages to the server take the uplink, messages from the server the downlink, each with a
@@ -24,7 +27,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::queue::EventQueue;
+use super::queue::{EventQueue, MAX_ID};
 use crate::error::{Error, Result};
 use crate::rng::{Seeds, Stream};
 use crate::timing::{CommTime, ComputeTime, PeerLinks, WorkerClock};
@@ -186,16 +189,13 @@ pub struct EngineStats {
     pub end_time: f64,
 }
 
-const KIND_STEP: u32 = 0;
-const KIND_SLOT: u32 = 1 << 31;
-const GEN_MASK: u32 = KIND_SLOT - 1;
-
 #[derive(Clone, Debug)]
 struct WorkerSlot {
     clock: WorkerClock,
     /// Epoch the clock is keyed for.
     epoch: u64,
-    generation: u32,
+    /// Queue sequence number of the step in progress (meaningful while busy).
+    pending: u64,
     busy: bool,
     /// Steps started in the current epoch (for event records).
     steps: u64,
@@ -250,7 +250,7 @@ impl<'a> Engine<'a> {
     /// An engine for `workers` workers at time 0, epoch 0.
     pub fn new(workers: usize, compute: &'a ComputeTime, comm: &'a CommTime, seeds: Seeds) -> Self {
         let workers_vec = (0..workers)
-            .map(|w| WorkerSlot { clock: compute.clock(&seeds, w, 0), epoch: 0, generation: 0, busy: false, steps: 0 })
+            .map(|w| WorkerSlot { clock: compute.clock(&seeds, w, 0), epoch: 0, pending: 0, busy: false, steps: 0 })
             .collect();
         let links = if comm.is_zero() {
             Vec::new()
@@ -306,6 +306,8 @@ impl<'a> Engine<'a> {
     /// Runs `alg` until it stops or nothing is left to happen.
     pub fn run<A: Algorithm + ?Sized>(&mut self, alg: &mut A, sink: &mut dyn Sink) -> Result<EngineStats> {
         let events = sink.wants_events();
+        let workers = self.workers.len();
+        check_workers(workers)?;
         alg.start(self.now, &mut self.actions);
         let mut top_consumed = true;
         self.apply(sink, events, &mut top_consumed)?;
@@ -314,10 +316,18 @@ impl<'a> Engine<'a> {
             let Some(entry) = self.queue.peek().filter(|e| e.time <= self.horizon) else {
                 break;
             };
-            if entry.tag & KIND_SLOT == 0 {
-                let w = entry.target as usize;
+            if self.queue.exhausted() {
+                return Err(Error::invalid(
+                    "run length",
+                    format!("{} events", self.stats.events),
+                    "more than 2^40 events were scheduled, beyond the event queue's sequence numbers",
+                ));
+            }
+            let id = entry.id as usize;
+            if id < workers {
+                let w = id;
                 let slot = &mut self.workers[w];
-                if entry.tag != slot.generation & GEN_MASK || !slot.busy {
+                if !slot.busy || entry.seq != slot.pending {
                     self.queue.pop();
                     continue;
                 }
@@ -341,7 +351,7 @@ impl<'a> Engine<'a> {
                 self.now = entry.time;
                 check_clock(self.now, self.compute)?;
                 self.stats.events += 1;
-                let index = entry.target;
+                let index = (id - workers) as u32;
                 let payload = std::mem::replace(&mut self.slots[index as usize], Payload::Free);
                 self.free_slots.push(index);
                 match payload {
@@ -419,14 +429,10 @@ impl<'a> Engine<'a> {
                     let duration = self.compute.next(w, &mut slot.clock, self.now);
                     slot.busy = true;
                     slot.steps += 1;
-                    let tag = slot.generation & GEN_MASK;
                     let at = self.now + duration;
-                    if *top_consumed {
-                        self.queue.push(at, w as u32, tag | KIND_STEP);
-                    } else {
-                        self.queue.replace_top(at, w as u32, tag | KIND_STEP);
-                        *top_consumed = true;
-                    }
+                    let replaced = if *top_consumed { None } else { self.queue.replace_top(at, w as u32) };
+                    *top_consumed = true;
+                    slot.pending = replaced.unwrap_or_else(|| self.queue.push(at, w as u32));
                 }
                 Command::Cancel(w) => self.cancel(w, sink, events)?,
                 Command::CancelAll => {
@@ -444,8 +450,8 @@ impl<'a> Engine<'a> {
                 }
                 Command::Timer { at, tag } => {
                     assert!(at >= self.now, "timer set in the past");
-                    let slot = self.slot(Payload::Timer(tag));
-                    self.queue.push(at, slot, KIND_SLOT);
+                    let id = self.slot(Payload::Timer(tag))?;
+                    self.queue.push(at, id);
                 }
                 Command::Epoch(e) => self.epoch = e,
                 Command::Round(record) => sink.round(&record)?,
@@ -460,7 +466,6 @@ impl<'a> Engine<'a> {
         let slot = &mut self.workers[w];
         if slot.busy {
             slot.busy = false;
-            slot.generation = slot.generation.wrapping_add(1);
             self.stats.cancelled += 1;
             if events {
                 sink.event(&EventRecord {
@@ -476,17 +481,31 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    fn slot(&mut self, payload: Payload) -> u32 {
-        match self.free_slots.pop() {
+    /// Stores a message or timer and returns its queue id (M + its slot).
+    fn slot(&mut self, payload: Payload) -> Result<u32> {
+        let index = match self.free_slots.pop() {
             Some(i) => {
                 self.slots[i as usize] = payload;
-                i
+                i as usize
             }
             None => {
                 self.slots.push(payload);
-                (self.slots.len() - 1) as u32
+                self.slots.len() - 1
             }
+        };
+        let id = self.workers.len() + index;
+        if id > MAX_ID as usize {
+            return Err(Error::invalid(
+                "pending messages and timers",
+                index + 1,
+                format!(
+                    "with M = {} workers the event engine holds at most {}",
+                    self.workers.len(),
+                    MAX_ID as usize + 1 - self.workers.len()
+                ),
+            ));
         }
+        Ok(id as u32)
     }
 
     fn send(&mut self, msg: Message, sink: &mut dyn Sink, events: bool) -> Result<()> {
@@ -522,8 +541,8 @@ impl<'a> Engine<'a> {
         }
         let delay = self.comm.message_time(worker, up, msg.bytes, if up { &mut streams.up } else { &mut streams.down });
         let at = self.now + delay;
-        let slot = self.slot(Payload::Message(msg));
-        self.queue.push(at, slot, KIND_SLOT);
+        let id = self.slot(Payload::Message(msg))?;
+        self.queue.push(at, id);
         Ok(())
     }
 
@@ -567,10 +586,23 @@ impl<'a> Engine<'a> {
             }
         };
         let at = self.now + delay;
-        let slot = self.slot(Payload::Message(msg));
-        self.queue.push(at, slot, KIND_SLOT);
+        let id = self.slot(Payload::Message(msg))?;
+        self.queue.push(at, id);
         Ok(())
     }
+}
+
+/// Fails when M is more than the event engine's 2^24 queue ids can name (see the module docs);
+/// [`Engine::run`] checks it, callers that would allocate much for M first can check earlier.
+pub fn check_workers(workers: usize) -> Result<()> {
+    if workers > MAX_ID as usize + 1 {
+        return Err(Error::invalid(
+            "workers (M)",
+            workers,
+            format!("the event engine handles at most {} workers", MAX_ID as usize + 1),
+        ));
+    }
+    Ok(())
 }
 
 /// Fails when simulated time has left the finite numbers: a duration drawn from a tail too

@@ -2,7 +2,9 @@
 //! number, which increases with every push, so simultaneous events come out first-in first-out
 //! and every run is deterministic. Simulated times are never negative or NaN, so the bit
 //! pattern of a time, read as an unsigned integer, orders like the time itself: the key
-//! (time bits << 64 | seq) is one `u128`, compared without branches.
+//! (time bits << 64 | seq << 24 | id) is one 16-byte `u128`, compared without branches, and
+//! carries the event's 24-bit id (a worker or a slot, the engine's business) with it. The
+//! sequence number is unique, so the id never decides the order.
 //!
 //! Two queues, measured side by side in `benches/queue.rs`:
 //! - [`EventQueue`], the engine's queue: `std::collections::BinaryHeap` with lazy invalidation
@@ -12,52 +14,56 @@
 //!
 //! The binary heap was the faster at every size measured (figures in the README), so the engine
 //! uses it. (A hand-written 4-ary heap was also tried: faster only above ~50,000 pending events,
-//! where round-synchronous runs use the heap-free kernel anyway; it was dropped.)
+//! where round-synchronous runs use the heap-free kernel anyway; it was dropped. Entries were 32
+//! bytes, a `u128` key and a separate payload word, until 2026-12-02; packing the id into the key
+//! halved the heap.)
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-/// One scheduled event: when it fires, its sequence number, and two payload words whose meaning
-/// belongs to the engine (target and tag).
+/// Bits of an event id; the sequence number has the other 40 bits of the key's low word.
+const ID_BITS: u32 = 24;
+
+/// Largest id an event can carry (2^24 − 1).
+pub const MAX_ID: u32 = (1 << ID_BITS) - 1;
+
+/// Sequence numbers stay below this (2^40, about 1.1 × 10^12 scheduled events): see
+/// [`EventQueue::exhausted`].
+pub const MAX_SEQ: u64 = 1 << (64 - ID_BITS);
+
+/// One scheduled event: when it fires, its sequence number, and its id, whose meaning belongs
+/// to the engine.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Entry {
     /// Simulated time at which the event fires.
     pub time: f64,
     /// Push order; breaks ties in `time`.
     pub seq: u64,
-    /// First payload word (a worker or a slot index).
-    pub target: u32,
-    /// Second payload word (kind and generation).
-    pub tag: u32,
+    /// Id given at push (at most [`MAX_ID`]).
+    pub id: u32,
 }
 
 #[inline]
-fn key(time: f64, seq: u64) -> u128 {
+fn key(time: f64, seq: u64, id: u32) -> u128 {
     debug_assert!(time >= 0.0 && time.is_sign_positive(), "event time {time}");
-    ((time.to_bits() as u128) << 64) | seq as u128
+    debug_assert!(seq < MAX_SEQ && id <= MAX_ID, "event seq {seq}, id {id}");
+    ((time.to_bits() as u128) << 64) | ((seq << ID_BITS) | id as u64) as u128
 }
 
 #[inline]
-fn unpack(key: u128, payload: u64) -> Entry {
-    Entry {
-        time: f64::from_bits((key >> 64) as u64),
-        seq: key as u64,
-        target: (payload >> 32) as u32,
-        tag: payload as u32,
-    }
+fn unpack(key: u128) -> Entry {
+    let low = key as u64;
+    Entry { time: f64::from_bits((key >> 64) as u64), seq: low >> ID_BITS, id: low as u32 & MAX_ID }
 }
 
 /// `BinaryHeap` element: reversed key order, so the max-heap pops the earliest event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct HeapItem {
-    key: u128,
-    payload: u64,
-}
+struct HeapItem(u128);
 
 impl Ord for HeapItem {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
+        other.0.cmp(&self.0)
     }
 }
 
@@ -68,8 +74,8 @@ impl PartialOrd for HeapItem {
     }
 }
 
-/// The engine's queue: `std::collections::BinaryHeap` on (time bits, seq) keys. See the module
-/// docs.
+/// The engine's queue: `std::collections::BinaryHeap` on (time bits, seq, id) keys. See the
+/// module docs.
 #[derive(Debug, Default)]
 pub struct EventQueue {
     heap: BinaryHeap<HeapItem>,
@@ -82,40 +88,43 @@ impl EventQueue {
         EventQueue { heap: BinaryHeap::with_capacity(capacity), next_seq: 0 }
     }
 
-    /// Schedules an event at `time` (>= 0); returns its sequence number.
+    /// Schedules event `id` (at most [`MAX_ID`]) at `time` (>= 0); returns its sequence number.
     #[inline]
-    pub fn push(&mut self, time: f64, target: u32, tag: u32) -> u64 {
+    pub fn push(&mut self, time: f64, id: u32) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(HeapItem { key: key(time, seq), payload: ((target as u64) << 32) | tag as u64 });
+        self.heap.push(HeapItem(key(time, seq, id)));
         seq
     }
 
     /// Removes and returns the earliest event.
     #[inline]
     pub fn pop(&mut self) -> Option<Entry> {
-        self.heap.pop().map(|h| unpack(h.key, h.payload))
+        self.heap.pop().map(|h| unpack(h.0))
     }
 
     /// The earliest event.
     #[inline]
     pub fn peek(&self) -> Option<Entry> {
-        self.heap.peek().map(|h| unpack(h.key, h.payload))
+        self.heap.peek().map(|h| unpack(h.0))
     }
 
-    /// Replaces the earliest event by a new one in a single sift-down (`peek_mut`: pop + push
-    /// in one). Returns false (and does nothing) when the queue is empty.
+    /// Replaces the earliest event by event `id` at `time` in a single sift-down (`peek_mut`:
+    /// pop + push in one); returns its sequence number, or None (doing nothing) when the queue
+    /// is empty.
     #[inline]
-    pub fn replace_top(&mut self, time: f64, target: u32, tag: u32) -> bool {
-        let k = key(time, self.next_seq);
-        match self.heap.peek_mut() {
-            None => false,
-            Some(mut top) => {
-                self.next_seq += 1;
-                *top = HeapItem { key: k, payload: ((target as u64) << 32) | tag as u64 };
-                true
-            }
-        }
+    pub fn replace_top(&mut self, time: f64, id: u32) -> Option<u64> {
+        let seq = self.next_seq;
+        let mut top = self.heap.peek_mut()?;
+        self.next_seq += 1;
+        *top = HeapItem(key(time, seq, id));
+        Some(seq)
+    }
+
+    /// True once [`MAX_SEQ`] events have been scheduled: later sequence numbers no longer fit
+    /// the key, so the order of what follows is not exact.
+    pub fn exhausted(&self) -> bool {
+        self.next_seq > MAX_SEQ
     }
 
     /// Number of queued events, including cancelled ones not yet popped.
@@ -202,15 +211,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_keep_time_seq_and_id_apart_at_their_limits() {
+        for (time, seq, id) in
+            [(0.0, 0, 0), (f64::MAX, MAX_SEQ - 1, MAX_ID), (1.5, 12_345, MAX_ID), (0.0, MAX_SEQ - 1, 0)]
+        {
+            assert_eq!(unpack(key(time, seq, id)), Entry { time, seq, id });
+        }
+        // a later sequence number wins over any id, an earlier time over any sequence number
+        assert!(key(1.0, 1, 0) > key(1.0, 0, MAX_ID));
+        assert!(key(2.0, 0, 0) > key(1.0, MAX_SEQ - 1, MAX_ID));
+        let mut q = EventQueue { next_seq: MAX_SEQ - 1, ..Default::default() };
+        q.push(1.0, MAX_ID);
+        assert!(!q.exhausted(), "the last sequence number that fits is in use");
+        q.next_seq += 1; // one more push would not fit
+        assert!(q.exhausted());
+    }
+
+    #[test]
     fn ties_are_fifo_and_replace_top_keeps_order() {
         let mut q = EventQueue::default();
-        q.push(2.0, 0, 0);
-        q.push(1.0, 1, 0);
-        q.push(1.0, 2, 0);
-        q.push(1.0, 3, 0);
-        assert_eq!(q.pop().unwrap().target, 1);
-        assert!(q.replace_top(1.0, 4, 0)); // replaces worker 2's event; 4 now queued after 3
-        let order: Vec<u32> = std::iter::from_fn(|| q.pop()).map(|e| e.target).collect();
+        q.push(2.0, 0);
+        q.push(1.0, 1);
+        q.push(1.0, 2);
+        q.push(1.0, 3);
+        assert_eq!(q.pop().unwrap().id, 1);
+        assert_eq!(q.replace_top(1.0, 4), Some(4)); // replaces 2's event; 4 now queued after 3
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop()).map(|e| e.id).collect();
         assert_eq!(order, vec![3, 4, 0]);
     }
 
@@ -225,20 +251,19 @@ mod tests {
             // coarse times, so that many ties exercise the sequence-number order
             let t = rng.random_range(0..50u32) as f64;
             match rng.random_range(0..3) {
-                0 => assert_eq!(q.pop().map(|e| (e.time, e.seq, e.target)), pop_reference(&mut reference)),
+                0 => assert_eq!(q.pop().map(|e| (e.time, e.seq, e.id)), pop_reference(&mut reference)),
                 1 if !q.is_empty() => {
                     pop_reference(&mut reference);
-                    let seq = q.next_seq;
-                    assert!(q.replace_top(t, i, 0));
+                    let seq = q.replace_top(t, i).unwrap();
                     reference.push((t, seq, i));
                 }
                 _ => {
-                    let seq = q.push(t, i, 0);
+                    let seq = q.push(t, i);
                     reference.push((t, seq, i));
                 }
             }
             reference.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            assert_eq!(q.peek().map(|e| (e.time, e.seq, e.target)), reference.first().copied());
+            assert_eq!(q.peek().map(|e| (e.time, e.seq, e.id)), reference.first().copied());
         }
     }
 
