@@ -301,6 +301,10 @@ rounds = 40
         let b = std::fs::read(outputs[1].join(file)).unwrap();
         assert!(a == b, "{file} differs between 1 and 2 threads");
     }
+    // real-valued columns are written the same way in evals.csv as in rounds.csv: 0.0, not 0
+    let evals = std::fs::read_to_string(outputs[0].join("evals.csv")).unwrap();
+    let first = evals.lines().nth(1).unwrap();
+    assert!(first.split(',').nth(3) == Some("0.0"), "wall_clock of the first evaluation: {first}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(outputs[0].join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "complete");

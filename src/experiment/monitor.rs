@@ -273,9 +273,11 @@ impl<'a> Monitor<'a> {
         if !e.test_loss.is_finite() {
             e.test_accuracy = None; // the arg-max of non-finite logits says nothing
         }
-        let opt = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
+        // floats as `{:?}` (shortest round-trip, always with a decimal point or exponent), like
+        // the serde-written rounds.csv
+        let opt = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:?}"));
         let row = format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{:?},{},{},{},{:?},{:?},{},{},{},{}",
             csv_field(&self.label),
             self.seed,
             self.rounds,

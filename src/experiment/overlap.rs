@@ -91,7 +91,7 @@ struct Extras {
 }
 
 fn opt(x: Option<f64>) -> String {
-    x.filter(|v| !v.is_nan()).map_or(String::new(), |v| v.to_string())
+    x.filter(|v| !v.is_nan()).map_or(String::new(), |v| format!("{v:?}"))
 }
 
 impl Extras {
@@ -114,7 +114,7 @@ impl Extras {
             None
         };
         let row = format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{:?},{},{},{},{},{},{},{},{}",
             self.label,
             self.seed,
             round,
