@@ -370,7 +370,9 @@ impl<'a> Engine<'a> {
             // if no step was started it is popped here.
             top_consumed = false;
             self.apply(sink, events, &mut top_consumed)?;
-            self.deliver_instant(alg, sink, events, &mut top_consumed)?;
+            if !self.instant.is_empty() {
+                self.deliver_instant(alg, sink, events, &mut top_consumed)?;
+            }
             if !top_consumed {
                 self.queue.pop();
             }
@@ -607,13 +609,16 @@ pub fn check_workers(workers: usize) -> Result<()> {
 
 /// Fails when simulated time has left the finite numbers: a duration drawn from a tail too
 /// heavy for f64 (e.g. `pareto(shape=0.01)`).
+#[inline]
 fn check_clock(now: f64, compute: &ComputeTime) -> Result<()> {
-    if now.is_finite() {
-        return Ok(());
-    }
-    Err(Error::invalid(
+    if now.is_finite() { Ok(()) } else { Err(clock_error(now, compute)) }
+}
+
+#[cold]
+fn clock_error(now: f64, compute: &ComputeTime) -> Error {
+    Error::invalid(
         "compute time",
         compute.spec(),
         format!("drew durations (with the message times) whose sum is {now} in f64: its tail is too heavy to simulate"),
-    ))
+    )
 }

@@ -257,11 +257,20 @@ impl ComputeTime {
     /// The duration of the next step of `worker`, which starts at time `start`.
     #[inline]
     pub fn next(&self, worker: usize, clock: &mut WorkerClock, start: f64) -> f64 {
+        // the common case inlined into the engine's loop; the rest behind one call
+        if let Source::Dist(Dist::Exp { mean }) = &self.source
+            && !self.per_round
+            && self.scales.is_empty()
+        {
+            return mean * <rand_distr::Exp1 as Distribution<f64>>::sample(&rand_distr::Exp1, &mut clock.stream);
+        }
+        self.next_other(worker, clock, start)
+    }
+
+    #[inline(never)]
+    fn next_other(&self, worker: usize, clock: &mut WorkerClock, start: f64) -> f64 {
         match &self.source {
             Source::Dist(_) if self.per_round => clock.fixed,
-            Source::Dist(Dist::Exp { mean }) if self.scales.is_empty() => {
-                mean * <rand_distr::Exp1 as Distribution<f64>>::sample(&rand_distr::Exp1, &mut clock.stream)
-            }
             Source::Dist(d) if self.scales.is_empty() => d.sample(&mut clock.stream),
             Source::Dist(d) => d.sample(&mut clock.stream) * self.scales[worker],
             Source::Trace(t) => {
