@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::algorithms::{dbw, growing_intervals, loscar};
-use crate::error::{Error, Result, non_negative, positive};
+use crate::error::{Error, Result, check_memory, non_negative, positive};
 use crate::learner::MergeRule;
 use crate::sim::GraphSpec;
 use crate::timing::{CommTime, ComputeTime, Link};
@@ -633,6 +633,16 @@ impl RawExperiment {
         if let Some(dup) = seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s)) {
             return Err(Error::invalid("seeds", dup, "appears twice: the runs would be identical"));
         }
+        if let Some(name) = &self.name
+            && (name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']))
+        {
+            // the name is the directory under results/ when --out is not given
+            return Err(Error::invalid(
+                "name",
+                format!("{name:?}"),
+                "must be a plain file name (no '/', not starting with '.')",
+            ));
+        }
         if self.rounds == 0 {
             return Err(Error::invalid("rounds", 0, "must be at least 1"));
         }
@@ -655,6 +665,14 @@ impl RawExperiment {
         if m == 0 {
             return Err(Error::invalid("cluster.workers (M)", 0, "must be at least 1"));
         }
+        crate::sim::engine::check_workers(m)?;
+        let per_worker = crate::algorithms::timing::BYTES_PER_WORKER;
+        check_memory(
+            "cluster.workers (M)",
+            m,
+            m as u128 * per_worker as u128,
+            &format!("{per_worker} bytes per worker"),
+        )?;
         let problem = match (&self.problem, &self.data, &self.model.spec) {
             (Some(p), None, None) => p.validate(m)?,
             (None, Some(data), Some(spec)) => Problem::Network {
@@ -813,6 +831,7 @@ impl RawProblem {
                 if samples == 0 {
                     return Err(Error::invalid("problem.samples_per_worker", 0, "must be at least 1"));
                 }
+                check_problem_memory(dim, workers as u128 * samples as u128)?;
                 Ok(Problem::Logistic {
                     workers,
                     dim,
@@ -831,6 +850,7 @@ impl RawProblem {
                 if dim == 0 {
                     return Err(Error::invalid("problem.dim", 0, "must be at least 1"));
                 }
+                check_problem_memory(dim, workers as u128)?;
                 if let Some(c) = &self.centers
                     && c.len() != workers
                 {
@@ -1020,6 +1040,13 @@ impl RawAlgorithm {
     fn validate(&self, index: usize, workers: usize, exp: &RawExperiment, eval_every: u64) -> Result<AlgorithmEntry> {
         let label = self.label.clone().unwrap_or_else(|| self.name.clone());
         let at = format!("algorithms[{index}] ('{label}')");
+        if label.trim().is_empty() || label.contains(['\n', '\r']) {
+            return Err(Error::invalid(
+                format!("algorithms[{index}].label"),
+                format!("{label:?}"),
+                "must be a non-empty name on one line",
+            ));
+        }
         let kind = self.name.trim().to_ascii_lowercase().replace('_', "-");
         let allowed: &[&str] = match kind.as_str() {
             "stsyn" => &["wait", "local_steps", "max_steps", "drop_most_updates"],
@@ -1204,6 +1231,7 @@ impl RawProblem {
         if dim == 0 {
             return Err(Error::invalid(at("dim"), 0, "must be at least 1"));
         }
+        check_problem_memory(dim, 1)?;
         if let Some(init) = &self.init
             && init.len() != dim
         {
@@ -1492,4 +1520,11 @@ pub(crate) fn one_line(text: &str) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Rejects a convex problem whose data cannot fit in memory: `rows` vectors of `dim` values (the
+/// workers' centres or samples), a few more per thread, at 8 bytes a value.
+fn check_problem_memory(dim: usize, rows: u128) -> Result<()> {
+    let bytes = 8 * dim as u128 * (rows + 8 + 2 * rayon::current_num_threads() as u128);
+    check_memory("problem.dim", dim, bytes, &format!("{rows} vectors of dim values, 8 bytes a value"))
 }

@@ -106,3 +106,26 @@ pub fn non_negative(name: &str, value: f64) -> Result<f64> {
         Err(Error::invalid(name, value, "must be a finite number >= 0"))
     }
 }
+
+/// Physical memory in bytes (Linux: `MemTotal` of /proc/meminfo; elsewhere unknown).
+fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Fails when a setup needs more than this machine's physical memory (`bytes`, estimated by the
+/// caller; `how` says how), naming the value that asks for it: such a run could only abort on a
+/// failed allocation. Passes where the memory size is unknown.
+pub fn check_memory(name: &str, value: impl std::fmt::Display, bytes: u128, how: &str) -> Result<()> {
+    match physical_memory() {
+        Some(total) if bytes > total as u128 => {
+            let gb = |b: f64| format!("{:.1} GB", b / 1e9);
+            let why =
+                format!("needs about {} of memory ({how}); this machine has {}", gb(bytes as f64), gb(total as f64));
+            Err(Error::invalid(name, value, why))
+        }
+        _ => Ok(()),
+    }
+}

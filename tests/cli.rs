@@ -64,6 +64,20 @@ fn bad_timing_input_exits_2_with_the_value_named() {
             &["pareto(shape=0.01)", "too heavy"],
         ),
         (&["-M", "4", "-K", "2", "-U", "2", "--events-csv", csv], &["--events-csv", "also the --rounds-csv"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=1, mean=-5)"], &["key 'mean' given twice"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--speeds", "profile(a=1, b=1, b=-100)"], &["key 'b' given twice"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "const(1, value=2)"], &["by name and by position"]),
+        // communication that overflows the clock is named as such
+        (
+            &["-M", "5", "-K", "2", "-U", "2", "--uplink-bandwidth", "1e-300", "--model-bytes", "1000000000"],
+            &["compute and message times", "inf"],
+        ),
+        // a worker whose steps no longer advance the clock (or are far too short) stops the run
+        // at 2^28 steps in a round instead of spinning or silently capping its count
+        (
+            &["-M", "3", "-K", "2", "-U", "2", "--rounds", "1", "--speeds", "means(1,1,1e-300)"],
+            &["compute time of worker 2", "268435456 steps in round 0"],
+        ),
         // the event queue names at most 2^24 workers
         (&["-M", "16777217", "-K", "1", "-U", "1", "--engine", "heap"], &["16777217", "at most 16777216 workers"]),
     ];
@@ -106,6 +120,14 @@ fn bad_bench_flags_exit_2() {
     assert_bad_input(&["model", spec, "--bench", "--lr", "-5"], &["--lr", "-5"]);
     assert_bad_input(&["model", spec, "--bench", "--batch", "4", "--threads", "8"], &["--threads", "8", "--batch 4"]);
     assert_bad_input(&["bench-round", "--model", "digits", "--shard", "0"], &["--shard", "0"]);
+    // sizes that cannot fit in memory are refused up front, not by an allocation failure
+    assert_bad_input(&["model", spec, "--bench", "--batch", "18446744073709551615"], &["--batch", "GB of memory"]);
+    let huge = ["bench-round", "--model", "digits", "-M", "2", "-K", "1", "--shard", "18446744073709551615"];
+    assert_bad_input(&huge, &["--shard", "GB of memory"]);
+    assert_bad_input(
+        &["bench-round", "--model", "digits", "-M", "1000000000", "-K", "1"],
+        &["--workers", "1000000000"],
+    );
 }
 
 #[test]

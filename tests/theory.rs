@@ -614,13 +614,17 @@ fn dutta_runtimes_at_the_ends() {
 #[test]
 fn dutta_inputs_are_validated() {
     let exp = UpdateTime::Exp { mean: 1.0 };
-    assert_invalid(dutta::k_sync_runtime(0, 1, exp), "P");
+    assert_invalid(dutta::k_sync_runtime(0, 1, exp), "M (workers)");
     assert_invalid(dutta::k_sync_runtime(4, 0, exp), "K");
-    assert_invalid(dutta::k_batch_async_runtime(4, 5, exp), "K");
+    assert!(dutta::k_sync_runtime(4, 5, exp).unwrap_err().to_string().contains("K <= M = 4"));
+    assert_invalid(dutta::k_batch_async_runtime(4, 0, exp), "K");
+    // the batch variants count gradients, not workers: K > P is a valid batch
+    assert_eq!(dutta::k_batch_async_runtime(4, 5, exp).unwrap(), 1.25);
+    assert_eq!(dutta::k_batch_sync_runtime(4, 6, exp).unwrap(), Some(1.5));
     assert_invalid(dutta::k_sync_runtime(4, 2, UpdateTime::Exp { mean: 0.0 }), "mean");
     let bad_shift = UpdateTime::ShiftedExp { shift: -1.0, mean: 1.0 };
     assert_invalid(dutta::k_async_runtime(4, 2, bad_shift), "shift");
-    assert_invalid(dutta::expected_max_exp(0, 1.0), "P");
+    assert_invalid(dutta::expected_max_exp(0, 1.0), "M (workers)");
     assert_invalid(dutta::sync_local_sgd_round_time(4, 0, 1.0), "U");
 }
 

@@ -260,6 +260,11 @@ fn dutta_runtimes_match_simulation() {
         let out = s.simulate(EnginePath::Heap, &mut NullSink).unwrap();
         assert_close(&format!("{alg:?} {compute}"), &out.round_time, oracle);
     }
+    // Rennala (cancelling) with a batch S larger than M is K-batch-sync beyond K = P: S·μ/M.
+    let s = setup(TimingAlgorithm::Rennala, 5, 10, 1, 20_000, "exp(mean=1)");
+    assert_eq!(s.theory().unwrap().round_time, Some(2.0));
+    let out = s.simulate(EnginePath::Heap, &mut NullSink).unwrap();
+    assert_close("rennala S = 10 > M = 5", &out.round_time, 2.0);
     // Asynchronous SGD: one update per E[X]/M.
     let s = setup(TimingAlgorithm::Async, 8, 1, 1, 200_000, "exp(mean=2)");
     let out = s.simulate(EnginePath::Heap, &mut NullSink).unwrap();

@@ -369,6 +369,10 @@ fn bad_configs_exit_2_naming_the_problem() {
         "workers = 6\nuplink = \"const(1)\"\nlink_speeds = \"means(1, 2)\"\n",
         &["cluster.link_speeds", "M = 6"],
     );
+    // The name is the directory under results/: no paths. A label must name something.
+    edited("name", "name = \"small\"", "name = \"../escape\"", &["name", "../escape", "plain file name"]);
+    edited("label", "local_steps = 2\n", "local_steps = 2\nlabel = \"\"\n", &["label", "non-empty"]);
+    edited("huge", "workers = 6", "workers = 1000000000", &["workers (M)", "1000000000"]);
     assert_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
     assert_bad_input(&["run", config.to_str().unwrap(), "--seeds", "4,5,4", "-q"], &["seeds", "4", "twice"]);
 }
@@ -409,6 +413,11 @@ fn a_run_that_fails_midway_says_so_in_its_summary() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "failed");
     assert!(summary["error"].as_str().unwrap().contains("too heavy"), "{summary}");
+    // plotting what it wrote works, and says that the run failed
+    let plot = stsyn(&["plot", o]);
+    assert_eq!(plot.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&plot.stderr);
+    assert!(err.contains("summary.json says the run is failed") && err.contains("too heavy"), "{err}");
 }
 
 #[test]

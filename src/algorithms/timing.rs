@@ -33,7 +33,7 @@ use super::{
     rennala::{Leftover, Rennala, Rule},
     ringmaster::{Ringmaster, StaleRule},
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_memory};
 use crate::rng::{Purpose, Seeds};
 use crate::sim::engine::check_workers;
 use crate::sim::{Algorithm, Engine, EngineStats, FixedRounds, RoundKernel, RoundPlan, RoundStat, RoundSync};
@@ -111,15 +111,11 @@ pub const HETEROGENEOUS_MAX_WORKERS: usize = 300;
 /// Memory a simulated worker takes, roughly (the per-round kernel's scratch and the round
 /// record: 181 MB measured at M = 10⁶); a setup needing more than the machine has is rejected
 /// up front rather than aborting on a failed allocation.
-const BYTES_PER_WORKER: u64 = 200;
+pub const BYTES_PER_WORKER: u64 = 200;
 
-/// Physical memory in bytes (Linux: `MemTotal` of /proc/meminfo; elsewhere unknown).
-fn physical_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
+/// Largest U for which STSyn's P(N_m = n), n < U, is computed and printed (one line of U
+/// values; the quadrature's cost and memory grow with U).
+pub const DISTRIBUTION_MAX_U: u32 = 1000;
 
 /// Largest M for which the i.i.d. closed forms of STSyn and sync are evaluated: the quadrature's
 /// cost grows about linearly with M (0.2 s at 10⁶, 2 s at 10⁷, 20 s at 10⁸).
@@ -272,18 +268,8 @@ impl TimingSetup {
     /// Runs the experiment; records go to `sink`.
     pub fn simulate(&self, path: EnginePath, sink: &mut dyn Sink) -> Result<TimingOutcome> {
         self.check()?;
-        let needed = (self.workers as u64).saturating_mul(BYTES_PER_WORKER);
-        if let Some(total) = physical_memory()
-            && needed > total
-        {
-            let gb = |b: u64| format!("{:.0} GB", b as f64 / 1e9);
-            let why = format!(
-                "needs about {} of memory to simulate ({BYTES_PER_WORKER} bytes per worker); this machine has {}",
-                gb(needed),
-                gb(total)
-            );
-            return Err(Error::invalid("workers (M)", self.workers, why));
-        }
+        let how = format!("{BYTES_PER_WORKER} bytes per worker");
+        check_memory("workers (M)", self.workers, self.workers as u128 * BYTES_PER_WORKER as u128, &how)?;
         let use_kernel = match (path, self.round_plan()) {
             (EnginePath::Heap, _) => false,
             (EnginePath::Kernel, None) => {
@@ -522,12 +508,14 @@ impl TimingSetup {
     }
 
     /// STSyn's P(N_m = n) for n < U, where the closed form applies (i.i.d. exponential steps,
-    /// no cap, zero communication).
+    /// no cap, zero communication) and U ≤ [`DISTRIBUTION_MAX_U`].
     pub fn updates_distribution(&self) -> Result<Option<Vec<f64>>> {
         let exp = self.compute.iid_dist().and_then(Dist::exponential_mean);
         match (self.algorithm, self.max_steps, exp) {
             (TimingAlgorithm::Stsyn, None, Some(_))
-                if self.comm.is_zero() && self.workers <= HOMOGENEOUS_MAX_WORKERS =>
+                if self.comm.is_zero()
+                    && self.workers <= HOMOGENEOUS_MAX_WORKERS
+                    && self.local_steps <= DISTRIBUTION_MAX_U =>
             {
                 Ok(Some(theory::stsyn::update_distribution(self.workers, self.wait, self.local_steps)?))
             }

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::algorithms::round::RoundAlgorithm;
 use crate::algorithms::stsyn::Stsyn;
 use crate::data;
-use crate::error::Error;
+use crate::error::{Error, check_memory};
 use crate::learner::{Classification, Learner, LocalJob, Shards};
 use crate::model::Network;
 use crate::rng::Seeds;
@@ -85,6 +85,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let shape = net.input_shape();
     let shard = args.shard.unwrap_or(if shape[1] >= 32 { 2500 } else { 90 });
+    // the synthetic shards (a float per input value and a label per sample), a workspace per
+    // thread, and the kernel's scratch per worker
+    let sample_bytes = 4 * (net.input_len() as u128 + 1);
+    let data_bytes = sample_bytes * shard as u128 * args.workers as u128;
+    let why = format!("{shard} samples of {sample_bytes} bytes for each of M = {} workers", args.workers);
+    check_memory(
+        if args.shard.is_some() { "--shard" } else { "--workers (M)" },
+        if args.shard.is_some() { shard } else { args.workers },
+        data_bytes,
+        &why,
+    )?;
+    let threads = rayon::current_num_threads() as u128;
+    let bytes = data_bytes
+        + threads * net.workspace_bytes(args.batch)
+        + args.workers as u128 * crate::algorithms::timing::BYTES_PER_WORKER as u128;
+    check_memory("--batch", args.batch, bytes, &format!("with --shard {shard} and M = {}", args.workers))?;
     let split = data::synthetic(shape, net.num_classes(), shard * args.workers, 10, args.seed);
     let shards = Shards::PerWorker(
         (0..args.workers).map(|m| ((m * shard) as u32..((m + 1) * shard) as u32).collect()).collect(),

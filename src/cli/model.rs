@@ -11,6 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde_json::json;
 
 use crate::Error;
+use crate::error::check_memory;
 use crate::model::{Network, ParallelStep};
 use crate::rng::{Purpose, Seeds};
 
@@ -64,6 +65,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if !(args.lr.is_finite() && args.lr > 0.0) {
             return Err(Error::invalid("--lr", args.lr, "must be a finite number > 0").into());
         }
+        let per_sample = net.workspace_bytes(1);
+        check_memory(
+            "--batch",
+            args.batch,
+            net.workspace_bytes(args.batch),
+            &format!("{per_sample} bytes per sample"),
+        )?;
         Some(bench(&net, &args)?)
     } else {
         None

@@ -12,6 +12,20 @@ pub struct Args {
 
 /// Runs `stsyn plot`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    // a run that stopped early leaves valid files; say so, since the curves end where it stopped
+    let summary = std::fs::read_to_string(args.dir.join("summary.json")).ok();
+    let status = summary.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()).and_then(|v| {
+        let error = v["error"].as_str().map(str::to_string);
+        v["status"].as_str().map(|s| (s.to_string(), error))
+    });
+    if let Some((status, error)) = status
+        && status != "complete"
+    {
+        let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
+        eprintln!(
+            "note: summary.json says the run is {status}{why}; plotting the evaluations written before it stopped"
+        );
+    }
     for path in crate::plot::plot_dir(&args.dir)? {
         println!("wrote {}", path.display());
     }

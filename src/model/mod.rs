@@ -339,6 +339,17 @@ impl Network {
         ws
     }
 
+    /// Bytes of the batch-sized buffers of a [`Network::workspace`] for `batch` samples, with
+    /// the batch's inputs and labels (the convolutions' column matrices are left out: they are
+    /// chunked to a fixed budget), for rejecting a batch that cannot fit in memory up front.
+    pub fn workspace_bytes(&self, batch: usize) -> u128 {
+        let per_sample: usize = self.nodes.iter().map(|n| n.out_len()).sum::<usize>() * 2 // activations, winners
+            + 3 * self.nodes.iter().map(|n| n.out_len()).chain([self.input_len()]).max().unwrap_or(0) // gradients, input
+            + self.input_len()
+            + 1;
+        4 * per_sample as u128 * batch as u128
+    }
+
     fn ensure(&self, ws: &mut Workspace, batch: usize) {
         if ws.activations.len() == self.nodes.len() && ws.batch >= batch {
             return;

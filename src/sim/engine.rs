@@ -333,7 +333,7 @@ impl<'a> Engine<'a> {
                 }
                 slot.busy = false;
                 self.now = entry.time;
-                check_clock(self.now, self.compute)?;
+                check_clock(self.now, self.compute, self.comm)?;
                 self.stats.events += 1;
                 self.stats.steps += 1;
                 if events {
@@ -349,7 +349,7 @@ impl<'a> Engine<'a> {
                 alg.on_step(w, self.now, &mut self.actions);
             } else {
                 self.now = entry.time;
-                check_clock(self.now, self.compute)?;
+                check_clock(self.now, self.compute, self.comm)?;
                 self.stats.events += 1;
                 let index = (id - workers) as u32;
                 let payload = std::mem::replace(&mut self.slots[index as usize], Payload::Free);
@@ -456,7 +456,10 @@ impl<'a> Engine<'a> {
                     self.queue.push(at, id);
                 }
                 Command::Epoch(e) => self.epoch = e,
-                Command::Round(record) => sink.round(&record)?,
+                Command::Round(record) => {
+                    super::round::check_steps(&record)?;
+                    sink.round(&record)?
+                }
                 Command::Stop => self.stopped = true,
             }
         }
@@ -608,17 +611,21 @@ pub fn check_workers(workers: usize) -> Result<()> {
 }
 
 /// Fails when simulated time has left the finite numbers: a duration drawn from a tail too
-/// heavy for f64 (e.g. `pareto(shape=0.01)`).
+/// heavy for f64 (e.g. `pareto(shape=0.01)`), or message times that large.
 #[inline]
-fn check_clock(now: f64, compute: &ComputeTime) -> Result<()> {
-    if now.is_finite() { Ok(()) } else { Err(clock_error(now, compute)) }
+fn check_clock(now: f64, compute: &ComputeTime, comm: &CommTime) -> Result<()> {
+    if now.is_finite() { Ok(()) } else { Err(clock_error(now, compute, comm)) }
 }
 
+/// The error of a simulated clock at `now` = inf: names the compute time, and the message times
+/// when there are any.
 #[cold]
-fn clock_error(now: f64, compute: &ComputeTime) -> Error {
-    Error::invalid(
-        "compute time",
-        compute.spec(),
-        format!("drew durations (with the message times) whose sum is {now} in f64: its tail is too heavy to simulate"),
-    )
+pub(crate) fn clock_error(now: f64, compute: &ComputeTime, comm: &CommTime) -> Error {
+    let why =
+        format!("drew durations whose sum is {now} in f64: their tail is too heavy, or they are too long, to simulate");
+    if comm.is_zero() {
+        Error::invalid("compute time", compute.spec(), why)
+    } else {
+        Error::invalid("compute and message times", format!("{} with the given uplink/downlink", compute.spec()), why)
+    }
 }

@@ -17,8 +17,8 @@
 
 use rayon::prelude::*;
 
-use super::round::{FixedRounds, RoundPlan, RoundPolicy};
-use crate::error::{Error, Result};
+use super::round::{FixedRounds, RoundPlan, RoundPolicy, check_steps};
+use crate::error::Result;
 use crate::rng::{Purpose, Seeds, StreamKey};
 use crate::timing::{CommTime, ComputeTime, WorkerClock};
 use crate::trace::{RoundRecord, Sink};
@@ -292,11 +292,7 @@ impl<'a> RoundKernel<'a> {
         self.finish.extend(self.scratch.iter().map(|s| s.finish));
         let (_, &mut t_close, _) = self.finish.select_nth_unstable_by(plan.wait - 1, f64::total_cmp);
         if !t_close.is_finite() {
-            return Err(Error::invalid(
-                "compute time",
-                compute.spec(),
-                format!("drew durations whose sum is {t_close} in f64: its tail is too heavy to simulate"),
-            ));
+            return Err(super::engine::clock_error(t_close, compute, comm));
         }
 
         // Pass 2: completions at or before T. A worker that reached its target continues its
@@ -338,7 +334,7 @@ impl<'a> RoundKernel<'a> {
             }
         }
         let participants = plan.participants() as u32;
-        Ok(RoundRecord {
+        let record = RoundRecord {
             round,
             start,
             compute_end: t_close,
@@ -349,7 +345,9 @@ impl<'a> RoundKernel<'a> {
             updates,
             cancelled,
             counts,
-        })
+        };
+        check_steps(&record)?;
+        Ok(record)
     }
 }
 

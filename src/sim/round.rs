@@ -55,12 +55,12 @@ impl RoundPlan {
         self.targets.len()
     }
 
-    /// Steps after which worker m idles.
+    /// Steps after which worker m idles (at most [`MAX_STEPS_PER_ROUND`]).
     #[inline]
     pub fn max_steps(&self, m: usize) -> u32 {
         let target = self.targets[m];
         match self.cap {
-            Some(cap) if target > 0 => cap.max(target),
+            Some(cap) if target > 0 => cap.max(target).min(MAX_STEPS_PER_ROUND),
             _ => target,
         }
     }
@@ -77,6 +77,9 @@ impl RoundPlan {
 
     /// Checks that the round can close.
     pub fn check(&self) -> Result<()> {
+        if let Some(&t) = self.targets.iter().find(|&&t| t > MAX_STEPS_PER_ROUND) {
+            return Err(Error::invalid("U (local updates per round)", t, too_many_steps()));
+        }
         let participants = self.participants();
         if self.wait == 0 || self.wait > participants {
             return Err(Error::invalid(
@@ -86,6 +89,30 @@ impl RoundPlan {
             ));
         }
         Ok(())
+    }
+}
+
+/// Most local steps one worker can complete in one round (2^28). A worker that gets there has
+/// steps so short next to the round, or so short that they no longer advance the clock in f64,
+/// that simulating them one by one would not end; [`check_steps`] turns that into an error.
+pub const MAX_STEPS_PER_ROUND: u32 = 1 << 28;
+
+fn too_many_steps() -> String {
+    format!("a worker can complete at most {MAX_STEPS_PER_ROUND} (2^28) steps per round in the simulation")
+}
+
+/// Fails when a worker reached [`MAX_STEPS_PER_ROUND`] in the round of `record`.
+pub fn check_steps(record: &RoundRecord) -> Result<()> {
+    match record.counts.iter().position(|&c| c >= MAX_STEPS_PER_ROUND) {
+        None => Ok(()),
+        Some(m) => Err(Error::invalid(
+            format!("compute time of worker {m}"),
+            format!("{MAX_STEPS_PER_ROUND} steps in round {}", record.round),
+            format!(
+                "{}: its steps are too short next to the round (the slower workers' steps), or no longer advance the clock in f64",
+                too_many_steps()
+            ),
+        )),
     }
 }
 

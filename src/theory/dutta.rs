@@ -79,11 +79,11 @@ pub fn k_sync_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<f64
     Ok(shift + harmonic_difference(learners as u64, k as u64) * mean)
 }
 
-/// K-batch-sync: K·μ/P for Exp times (gradients arrive as a Poisson process of rate P/μ and
+/// K-batch-sync (any K >= 1, also K > P): K·μ/P for Exp times (gradients arrive as a Poisson process of rate P/μ and
 /// every restart is memoryless). With a shift Δ > 0 only K = 1 has a closed form,
 /// E\[X_{1:P}\] = Δ + μ/P; otherwise `None`.
 pub fn k_batch_sync_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<Option<f64>> {
-    check(learners, k)?;
+    check_batch(learners, k)?;
     let (shift, mean) = time.checked()?;
     let p = learners as f64;
     Ok(if shift == 0.0 {
@@ -117,7 +117,7 @@ pub fn k_async_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<Op
 /// K-batch-async: K·E\[X\]/P = K(Δ + μ)/P, the long-run time per update (renewal–reward: each
 /// learner delivers one gradient per E\[X\]).
 pub fn k_batch_async_runtime(learners: usize, k: usize, time: UpdateTime) -> Result<f64> {
-    check(learners, k)?;
+    check_batch(learners, k)?;
     let (shift, mean) = time.checked()?;
     Ok(k as f64 * (shift + mean) / learners as f64)
 }
@@ -142,11 +142,24 @@ pub fn sync_local_sgd_round_time(m: usize, u: u32, mean: f64) -> Result<f64> {
 }
 
 fn check(learners: usize, k: usize) -> Result<()> {
-    if learners == 0 {
-        return Err(Error::invalid("P (learners)", learners, "there must be at least one learner"));
+    check_batch(learners, k)?;
+    if k > learners {
+        return Err(Error::invalid(
+            "K",
+            k,
+            format!("must satisfy 1 <= K <= M = {learners} (the workers, P in Dutta et al.)"),
+        ));
     }
-    if k == 0 || k > learners {
-        return Err(Error::invalid("K", k, format!("must satisfy 1 <= K <= P = {learners}")));
+    Ok(())
+}
+
+/// For the batch variants, whose K gradients may come from fewer than K workers: 1 <= K only.
+fn check_batch(learners: usize, k: usize) -> Result<()> {
+    if learners == 0 {
+        return Err(Error::invalid("M (workers)", learners, "there must be at least one worker"));
+    }
+    if k == 0 {
+        return Err(Error::invalid("K", k, "must be at least 1"));
     }
     Ok(())
 }

@@ -54,6 +54,9 @@ impl Spec {
                     if key.is_empty() {
                         return Err(err("empty key before '='"));
                     }
+                    if args.iter().any(|(k, _): &(Option<String>, String)| k.as_deref() == Some(key.as_str())) {
+                        return Err(err(&format!("key '{key}' given twice")));
+                    }
                     args.push((Some(key), part[eq + 1..].trim().to_string()));
                 }
                 None => args.push((None, part.to_string())),
@@ -81,7 +84,10 @@ impl Spec {
             }
         }
         if positional > max_positional {
-            return Err(self.error(format!("expected at most {max_positional} positional argument(s)")));
+            return Err(self.error(match max_positional {
+                0 => format!("takes only key=value arguments (keys: {})", allowed.join(", ")),
+                n => format!("expected at most {n} positional argument(s)"),
+            }));
         }
         Ok(())
     }
@@ -97,6 +103,10 @@ impl Spec {
 
     /// Argument `key` (or positional `position`) as a number, if present.
     pub fn number(&self, key: &str, position: Option<usize>) -> Result<Option<f64>> {
+        let keyed = self.args.iter().any(|(k, _)| k.as_deref() == Some(key));
+        if keyed && position.is_some_and(|i| self.args.iter().filter(|(k, _)| k.is_none()).nth(i).is_some()) {
+            return Err(self.error(format!("{key} given both by name and by position")));
+        }
         match self.raw(key, position) {
             None => Ok(None),
             Some(text) => {
@@ -189,6 +199,10 @@ mod tests {
         for bad in ["", "exp(mean=1", "exp(mean=1))", "(x)", "exp(,)", "exp(=3)"] {
             assert!(Spec::parse("t", bad).is_err(), "{bad}");
         }
+        let e = Spec::parse("t", "exp(mean=1, Mean=-5)").unwrap_err().to_string();
+        assert!(e.contains("key 'mean' given twice"), "{e}");
+        let s = Spec::parse("t", "const(1, value=2)").unwrap();
+        assert!(s.number("value", Some(0)).is_err());
         let s = Spec::parse("t", "exp(mean=abc)").unwrap();
         assert!(s.required("mean", None).is_err());
     }
