@@ -135,6 +135,7 @@ fn malformed_trace_files_are_rejected_with_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("worker,duration\n0,1.0\n1,abc\n", "line 3"),
+        ("worker,duration\n0,1.0\n\n\n1,abc\n", "line 5"), // blank lines count
         ("worker,duration\n0,1.0\n7,1.0\n", "worker 7"),
         ("worker,duration\n0,1.0\n1,-2\n", "-2"),
         ("w,d\n0,1\n", "header"),

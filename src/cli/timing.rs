@@ -295,7 +295,7 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
             ("updates per worker", theory.updates_per_worker),
             ("uploaders", theory.uploaders),
         ] {
-            println!("  {name:<20} {}", v.map_or(none.to_string(), |v| format!("{v:.8}")));
+            println!("  {name:<20} {}", v.map_or(none.to_string(), |v| digits(v, 8)));
         }
         if let Some(p) = setup.updates_distribution()? {
             println!("  P(N_m = n), n < U:   {}", p.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(", "));
@@ -387,10 +387,13 @@ fn print_fixed_model_oracles(s: &TimingSetup, time: Option<f64>) -> Result<()> {
     match s.algorithm {
         TimingAlgorithm::Rennala | TimingAlgorithm::Malenia => {
             let k = s.wait as u64;
-            println!("  Rennala round time T(S = {k}):        {:.8}", fixed::rennala_round_time(&taus, k)?);
-            println!("  Rennala bound min_m (S+m)/Σ 1/τ_i:   {:.8}", fixed::rennala_round_time_bound(&taus, k)?);
+            println!("  Rennala round time T(S = {k}):        {}", digits(fixed::rennala_round_time(&taus, k)?, 8));
+            println!(
+                "  Rennala bound min_m (S+m)/Σ 1/τ_i:   {}",
+                digits(fixed::rennala_round_time_bound(&taus, k)?, 8)
+            );
             if s.algorithm == TimingAlgorithm::Malenia {
-                println!("  Malenia round time:                  {:.8}", fixed::malenia_round_time(&taus, k)?);
+                println!("  Malenia round time:                  {}", digits(fixed::malenia_round_time(&taus, k)?, 8));
             }
         }
         TimingAlgorithm::Ringmaster => {
@@ -472,7 +475,16 @@ fn deviation(sim: &RoundStat, theory: f64) -> String {
 /// Six decimals, or six significant digits in scientific notation for very large or small
 /// values.
 fn num(x: f64) -> String {
-    if x != 0.0 && x.is_finite() && !(1e-3..1e9).contains(&x.abs()) { format!("{x:.5e}") } else { format!("{x:.6}") }
+    digits(x, 6)
+}
+
+/// `d` decimals, or `d` significant digits in scientific notation for very large or small values.
+fn digits(x: f64, d: usize) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e9).contains(&x.abs()) {
+        format!("{x:.*e}", d - 1)
+    } else {
+        format!("{x:.d$}")
+    }
 }
 
 fn updates_per_second(o: &TimingOutcome) -> f64 {

@@ -91,7 +91,12 @@ pub fn make_shards(spec: &str, split: &Split, workers: usize, seeds: &Seeds) -> 
     if spec.trim() == "shared" {
         return Ok(Shards::Shared(all));
     }
-    let how: Partition = spec.parse()?;
+    let how: Partition = spec.parse().map_err(|e: crate::Error| match e {
+        crate::Error::Parse { what, input, reason } => {
+            crate::Error::Parse { what, input, reason: format!("{reason}, or shared (every worker samples all data)") }
+        }
+        other => other,
+    })?;
     let mut rng = seeds.stream(Purpose::Partition, 0, 0);
     Ok(Shards::PerWorker(data::partition(&split.train.labels, split.train.classes, workers, &how, &mut rng)?))
 }

@@ -8,6 +8,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// The 1-based line of the record that the csv reader places at byte offset `byte` of the file
+/// at `path`: the offset is where the reader started, before the blank lines it skipped.
+fn line_at(path: &Path, byte: u64) -> usize {
+    let text = std::fs::read(path).unwrap_or_default();
+    let start = (byte as usize).min(text.len());
+    let blank = text[start..].iter().take_while(|b| b.is_ascii_whitespace()).filter(|&&b| b == b'\n').count();
+    1 + text[..start].iter().filter(|&&b| b == b'\n').count() + blank
+}
+
 /// Per-worker duration sequences read from a CSV file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trace {
@@ -32,21 +41,26 @@ impl Trace {
             )));
         };
         let mut durations = vec![Vec::new(); workers];
-        for (row, record) in reader.records().enumerate() {
-            let line = row + 2;
-            let record = record.map_err(|e| bad(format!("line {line}: {e}")))?;
+        for record in reader.records() {
+            let record = record.map_err(|e| bad(format!("{e}")))?;
+            // the csv reader skips blank lines without counting them, so the line is counted
+            // from the record's byte offset (on the error path only)
+            let line = || match record.position() {
+                Some(p) => line_at(path, p.byte()),
+                None => 0,
+            };
             let field = |c: usize| record.get(c).unwrap_or("");
             let worker: usize = field(wcol)
                 .parse()
-                .map_err(|_| bad(format!("line {line}: worker '{}' is not a whole number", field(wcol))))?;
+                .map_err(|_| bad(format!("line {}: worker '{}' is not a whole number", line(), field(wcol))))?;
             if worker >= workers {
-                return Err(bad(format!("line {line}: worker {worker} is out of range for M = {workers}")));
+                return Err(bad(format!("line {}: worker {worker} is out of range for M = {workers}", line())));
             }
             let d: f64 = field(dcol)
                 .parse()
-                .map_err(|_| bad(format!("line {line}: duration '{}' is not a number", field(dcol))))?;
+                .map_err(|_| bad(format!("line {}: duration '{}' is not a number", line(), field(dcol))))?;
             if !(d.is_finite() && d > 0.0) {
-                return Err(bad(format!("line {line}: duration {d} must be a finite number > 0")));
+                return Err(bad(format!("line {}: duration {d} must be a finite number > 0", line())));
             }
             durations[worker].push(d);
         }
