@@ -122,6 +122,7 @@ fn malformed_evals_name_the_file_and_line_and_write_nothing() {
         (format!("{HEADER}\nSTSyn,1,0,0,0,0,0,1,1,0.5,\nSTSyn,1,1,1\n"), vec!["line 3", "4 fields"]),
         (format!("{HEADER}\nSTSyn,1,0,0,0,0,0,1,1,high,\n"), vec!["line 2", "test_accuracy", "'high'"]),
         (format!("{HEADER}\nSTSyn,1,0,-1,0,0,0,1,1,0.5,\n"), vec!["line 2", "wall_clock"]),
+        (format!("{HEADER}\nSTSyn,1,0,0,0,0,0,1,1,7,\n"), vec!["line 2", "test_accuracy", "'7'", "[0, 1]"]),
         (format!("{HEADER}\n"), vec!["no evaluations"]),
         (String::new(), vec!["line 1", "header"]),
     ];

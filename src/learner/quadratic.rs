@@ -58,8 +58,13 @@ impl Quadratic {
         if let Some(a) = curvatures.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
             return Err(Error::invalid("problem.curvatures", a, "must be finite numbers > 0"));
         }
-        if centers.iter().flatten().chain(&init).any(|v| !v.is_finite()) {
-            return Err(Error::invalid("problem", "a centre or init value", "must be finite"));
+        for (m, row) in centers.iter().enumerate() {
+            if let Some((i, v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::invalid(format!("problem.centers[{m}][{i}]"), v, "must be finite"));
+            }
+        }
+        if let Some((i, v)) = init.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::invalid(format!("problem.init[{i}]"), v, "must be finite"));
         }
         if !(noise.is_finite() && noise >= 0.0) {
             return Err(Error::invalid("problem.noise", noise, "must be a finite number >= 0"));

@@ -129,7 +129,12 @@ fn read_evals(path: &Path) -> Result<Vec<Eval>> {
             wall_clock: count(wall_clock)?,
             comms: count(comms)?,
             test_loss: number(test_loss)?,
-            test_accuracy: optional(test_accuracy)?,
+            test_accuracy: match optional(test_accuracy)? {
+                Some(a) if !a.is_nan() && !(0.0..=1.0).contains(&a) => {
+                    return Err(bad(test_accuracy, "a fraction in [0, 1]"));
+                }
+                a => a,
+            },
             distance: optional(distance)?,
         });
     }
