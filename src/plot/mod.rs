@@ -71,12 +71,14 @@ pub fn plot_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         files.push((dir.join(format!("{}.svg", fig.stem)), render_svg(&fig)?));
         files.push((dir.join(format!("{}.png", fig.stem)), render_png(&fig)?));
     }
-    let mut written = Vec::new();
-    for (path, bytes) in files {
-        PendingFile::write_all(&path, &bytes)?;
-        written.push(path);
+    // every file is written aside first, so one bad target (say, a directory) leaves none
+    let mut pending = Vec::new();
+    for (path, bytes) in &files {
+        let mut file = PendingFile::create(path)?;
+        std::io::Write::write_all(file.writer(), bytes).map_err(|e| Error::io(path, e))?;
+        pending.push(file);
     }
-    Ok(written)
+    pending.into_iter().map(PendingFile::finish).collect()
 }
 
 /// One row of `evals.csv`, the columns the figures use.
