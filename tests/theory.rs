@@ -780,3 +780,30 @@ fn schedule_inputs_are_validated() {
     assert_invalid(spiridonoff::stich_interval(10, 0), "N");
     assert_invalid(spiridonoff::Budget::Linear.rounds(0), "N");
 }
+
+#[test]
+fn malenia_round_time_bisected_equals_stepping_through_every_completion() {
+    // the reference: from τ_max, every completion in time order until Σ 1/B_i ≤ M²/S
+    let stepped = |taus: &[f64], s: u64| {
+        let m = taus.len() as f64;
+        let limit = m * m / s as f64 * (1.0 + 1e-12);
+        let holds = |t: f64| taus.iter().map(|&tau| 1.0 / fixed::tolerant_floor(t / tau)).sum::<f64>() <= limit;
+        let mut t = taus.iter().copied().fold(0.0, f64::max);
+        while !holds(t) {
+            t = taus.iter().map(|&tau| (fixed::tolerant_floor(t / tau) + 1.0) * tau).fold(f64::INFINITY, f64::min);
+        }
+        t
+    };
+    let profiles: [Vec<f64>; 3] = [
+        (1..=10).map(|i| (i as f64).sqrt()).collect(),
+        (1..=7).map(|i| 1.0 + (i as f64).sqrt()).collect(),
+        vec![0.3, 0.3, 1.7, 2.9, 5.0],
+    ];
+    for taus in &profiles {
+        for s in (1..=60).chain([97, 250, 1000, 4321]) {
+            assert_eq!(fixed::malenia_round_time(taus, s).unwrap(), stepped(taus, s), "τ = {taus:?}, S = {s}");
+        }
+    }
+    // a batch far beyond what stepping could reach: equal τ, Σ 1/B_i = M·τ/t ≤ M²/S at t = S·τ/M
+    assert_eq!(fixed::malenia_round_time(&[2.0; 4], 1_000_000_000_000).unwrap(), 5e11);
+}

@@ -81,15 +81,30 @@ pub fn rennala_round_time(taus: &[f64], batch: u64) -> Result<f64> {
 /// The exact Malenia round time with batch size S and cancellation (specs/baselines.md §6.1):
 /// the first completion time t at which every worker has finished at least one gradient and the
 /// per-worker counts B_i = ⌊t/τ_i⌋ satisfy Σ_i 1/B_i ≤ M²/S (harmonic mean of the B_i at least
-/// S/M). The condition only gets easier as t grows, so the completions from t = τ_max on are
-/// stepped through until it holds.
+/// S/M). The condition only gets easier as t grows, so it is bisected from t = τ_max on (as for
+/// Rennala, O(M·log) rather than O(S·M)), and the last completions are stepped through until it
+/// holds.
 pub fn malenia_round_time(taus: &[f64], batch: u64) -> Result<f64> {
     check_taus(taus)?;
     check_count("S (batch size)", batch)?;
     let m = taus.len() as f64;
     let limit = m * m / batch as f64 * (1.0 + 1e-12);
     let holds = |t: f64| taus.iter().map(|&tau| 1.0 / tolerant_floor(t / tau)).sum::<f64>() <= limit;
-    let mut t = taus.iter().copied().fold(0.0, f64::max);
+    let slowest = taus.iter().copied().fold(0.0, f64::max);
+    // By t = S·τ_max every B_i is at least S, so Σ 1/B_i ≤ M/S ≤ M²/S holds there.
+    let (mut t, mut hi) = (slowest, batch as f64 * slowest);
+    for _ in 0..200 {
+        if hi - t <= 1e-12 * hi || holds(t) {
+            break;
+        }
+        let mid = 0.5 * (t + hi);
+        if holds(mid) {
+            hi = mid;
+        } else {
+            t = mid;
+        }
+    }
+    // t fails (or is τ_max): step through the completions after it until the condition holds
     while !holds(t) {
         t = taus
             .iter()
