@@ -666,13 +666,7 @@ impl RawExperiment {
             return Err(Error::invalid("cluster.workers (M)", 0, "must be at least 1"));
         }
         crate::sim::engine::check_workers(m)?;
-        let per_worker = crate::algorithms::timing::BYTES_PER_WORKER;
-        check_memory(
-            "cluster.workers (M)",
-            m,
-            m as u128 * per_worker as u128,
-            &format!("{per_worker} bytes per worker"),
-        )?;
+        crate::algorithms::timing::check_worker_memory("cluster.workers (M)", m)?;
         let problem = match (&self.problem, &self.data, &self.model.spec) {
             (Some(p), None, None) => p.validate(m)?,
             (None, Some(data), Some(spec)) => Problem::Network {

@@ -113,6 +113,13 @@ pub const HETEROGENEOUS_MAX_WORKERS: usize = 300;
 /// up front rather than aborting on a failed allocation.
 pub const BYTES_PER_WORKER: u64 = 200;
 
+/// Fails when M workers (flag or key `name`) need more memory than the machine has, at
+/// [`BYTES_PER_WORKER`] each.
+pub fn check_worker_memory(name: &str, workers: usize) -> Result<()> {
+    let bytes = workers as u128 * BYTES_PER_WORKER as u128;
+    check_memory(name, workers, bytes, &format!("{BYTES_PER_WORKER} bytes per worker"))
+}
+
 /// Largest U for which STSyn's P(N_m = n), n < U, is computed and printed (one line of U
 /// values; the quadrature's cost and memory grow with U).
 pub const DISTRIBUTION_MAX_U: u32 = 1000;
@@ -268,8 +275,7 @@ impl TimingSetup {
     /// Runs the experiment; records go to `sink`.
     pub fn simulate(&self, path: EnginePath, sink: &mut dyn Sink) -> Result<TimingOutcome> {
         self.check()?;
-        let how = format!("{BYTES_PER_WORKER} bytes per worker");
-        check_memory("workers (M)", self.workers, self.workers as u128 * BYTES_PER_WORKER as u128, &how)?;
+        check_worker_memory("workers (M)", self.workers)?;
         let use_kernel = match (path, self.round_plan()) {
             (EnginePath::Heap, _) => false,
             (EnginePath::Kernel, None) => {

@@ -52,27 +52,32 @@ pub fn rennala_round_time(taus: &[f64], batch: u64) -> Result<f64> {
     check_count("S (batch size)", batch)?;
     let fastest = taus.iter().copied().fold(f64::INFINITY, f64::min);
     // At t = S·τ_min the fastest worker alone has done S gradients.
-    let (mut lo, mut hi) = (0.0, batch as f64 * fastest);
+    Ok(first_completion_after(taus, 0.0, batch as f64 * fastest, |t| completions_by(taus, t) >= batch))
+}
+
+/// The first completion time k·τ_i after `lo` at which `holds` is true, for a condition that
+/// turns from false to true once as t grows, is false at `lo` and true at `hi`: bisection down to
+/// a relative width of 1e-12, then stepping from completion to completion.
+fn first_completion_after(taus: &[f64], mut lo: f64, mut hi: f64, holds: impl Fn(f64) -> bool) -> f64 {
     for _ in 0..200 {
         if hi - lo <= 1e-12 * hi {
             break;
         }
         let mid = 0.5 * (lo + hi);
-        if completions_by(taus, mid) >= batch {
+        if holds(mid) {
             hi = mid;
         } else {
             lo = mid;
         }
     }
-    // Now fewer than S completions by lo: step through the next completions after lo.
     loop {
         let next = taus
             .iter()
             .map(|&tau| (tolerant_floor(lo / tau) + 1.0) * tau)
             .min_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal))
             .expect("taus is not empty");
-        if completions_by(taus, next) >= batch {
-            return Ok(next);
+        if holds(next) {
+            return next;
         }
         lo = next;
     }
@@ -81,9 +86,8 @@ pub fn rennala_round_time(taus: &[f64], batch: u64) -> Result<f64> {
 /// The exact Malenia round time with batch size S and cancellation (specs/baselines.md §6.1):
 /// the first completion time t at which every worker has finished at least one gradient and the
 /// per-worker counts B_i = ⌊t/τ_i⌋ satisfy Σ_i 1/B_i ≤ M²/S (harmonic mean of the B_i at least
-/// S/M). The condition only gets easier as t grows, so it is bisected from t = τ_max on (as for
-/// Rennala, O(M·log) rather than O(S·M)), and the last completions are stepped through until it
-/// holds.
+/// S/M). The condition only gets easier as t grows, so it is found from t = τ_max on as Rennala's
+/// is, in O(M·log) rather than O(S·M).
 pub fn malenia_round_time(taus: &[f64], batch: u64) -> Result<f64> {
     check_taus(taus)?;
     check_count("S (batch size)", batch)?;
@@ -91,28 +95,11 @@ pub fn malenia_round_time(taus: &[f64], batch: u64) -> Result<f64> {
     let limit = m * m / batch as f64 * (1.0 + 1e-12);
     let holds = |t: f64| taus.iter().map(|&tau| 1.0 / tolerant_floor(t / tau)).sum::<f64>() <= limit;
     let slowest = taus.iter().copied().fold(0.0, f64::max);
+    if holds(slowest) {
+        return Ok(slowest);
+    }
     // By t = S·τ_max every B_i is at least S, so Σ 1/B_i ≤ M/S ≤ M²/S holds there.
-    let (mut t, mut hi) = (slowest, batch as f64 * slowest);
-    for _ in 0..200 {
-        if hi - t <= 1e-12 * hi || holds(t) {
-            break;
-        }
-        let mid = 0.5 * (t + hi);
-        if holds(mid) {
-            hi = mid;
-        } else {
-            t = mid;
-        }
-    }
-    // t fails (or is τ_max): step through the completions after it until the condition holds
-    while !holds(t) {
-        t = taus
-            .iter()
-            .map(|&tau| (tolerant_floor(t / tau) + 1.0) * tau)
-            .min_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal))
-            .expect("taus is not empty");
-    }
-    Ok(t)
+    Ok(first_completion_after(taus, slowest, batch as f64 * slowest, holds))
 }
 
 /// max_i Σ_{j≠i} ⌈τ_i/τ_j⌉: the largest delay any gradient can have in vanilla ASGD under the
