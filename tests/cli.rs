@@ -140,6 +140,7 @@ fn malformed_trace_files_are_rejected_with_the_line() {
         ("worker,duration\n0,1.0\n1,-2\n", "-2"),
         ("w,d\n0,1\n", "header"),
         ("worker,duration\n0,1.0\n", "worker 1 has no rows"),
+        ("worker,duration,worker\n0,1.0,1\n1,1.0,0\n", "'worker' more than once"),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("t{i}.csv"));
@@ -215,6 +216,38 @@ fn json_output_has_the_documented_keys() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["theory"].is_null(), "{v}");
+}
+
+#[test]
+fn tiny_and_huge_step_times_keep_a_true_se() {
+    // the same seed at mean 1 and at means 2^±900: the rounds are the same up to the exact
+    // power-of-two scale, so mean/scale, SE/scale and the deviation in SEs must agree
+    let run = |mean: &str| {
+        let spec = format!("exp(mean={mean})");
+        let out =
+            stsyn(&["timing", "-M", "20", "-K", "5", "-U", "10", "--rounds", "500", "--json", "--compute-time", &spec]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let f = |x: &serde_json::Value| x.as_f64().unwrap();
+        (
+            f(&v["simulated"]["round_time"]["mean"]),
+            f(&v["simulated"]["round_time"]["se"]),
+            f(&v["theory"]["round_time"]),
+        )
+    };
+    let (m1, se1, t1) = run("1");
+    for (mean, scale) in [("3.7330544740128755e-301", 2f64.powi(-998)), ("4.226356249085322e270", 2f64.powi(899))] {
+        assert_eq!(mean.parse::<f64>().unwrap(), scale, "the mean is the power of two");
+        let (m, se, t) = run(mean);
+        assert!(se > 0.0 && se.is_finite(), "mean {mean}: SE {se:e}");
+        for (got, want) in [(m / scale, m1), (se / scale, se1), (t / scale, t1)] {
+            assert!((got / want - 1.0).abs() < 1e-12, "mean {mean}: {got} against {want}");
+        }
+    }
+    // and the table does not call a deviation of ~1 SE at a tiny scale "exact"
+    let args = ["timing", "-M", "20", "-K", "5", "-U", "10", "--rounds", "10", "--compute-time", "exp(mean=1e-100)"];
+    let table = String::from_utf8(stsyn(&args).stdout).unwrap();
+    assert!(!table.contains("exact") && table.contains(" SE"), "{table}");
 }
 
 #[test]

@@ -460,10 +460,11 @@ fn fixed_model_json(s: &TimingSetup, time: Option<f64>) -> Result<Value> {
 }
 
 /// The simulated mean's distance from theory in standard errors; "exact" when they agree to
-/// rounding (a fixed time model has SE ≈ 0, and float noise would read as many SEs).
+/// rounding, relative to their size (a fixed time model has SE ≈ 0, and float noise would read
+/// as many SEs).
 fn deviation(sim: &RoundStat, theory: f64) -> String {
     let d = sim.deviation_in_se(theory);
-    if (sim.mean() - theory).abs() <= 1e-12 * theory.abs().max(1.0) {
+    if (sim.mean() - theory).abs() <= 1e-12 * theory.abs().max(sim.mean().abs()) {
         "exact".to_string()
     } else if d.is_finite() {
         format!("{d:+.2} SE")

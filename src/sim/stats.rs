@@ -10,23 +10,46 @@
 //! the correlation of the stream; (mean − true value)/SE then follows Student's t with B − 1
 //! degrees of freedom (|t| > 4 with probability 4e-4 for B = 30, against 6e-5 for the normal).
 //! With n < 4 there is only one batch and the SE is NaN.
+//!
+//! Values are accumulated divided by a power of two near the first non-zero one, which is exact
+//! and leaves every mean and SE of ordinary magnitudes bit for bit as without it, but keeps the
+//! squared deviations from underflowing to zero (step times like 1e-300) or overflowing to
+//! infinity (1e300): the SE is then as accurate at any scale as at 1.
 
 /// Running mean and variance of a stream of numbers.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Running {
     n: u64,
+    /// Mean and sum of squared deviations of the values divided by `scale`.
     mean: f64,
     m2: f64,
+    /// A power of two set by the first non-zero value (0 until then, while all values are 0).
+    scale: f64,
+}
+
+/// The power of two 2^e with e the binary exponent of `x`, clamped to the normal range (so a
+/// subnormal `x` gives 2^−1022 and an infinite one 2^1023).
+fn power_of_two_near(x: f64) -> f64 {
+    let e = ((x.abs().to_bits() >> 52) as i64).clamp(1, 2046);
+    f64::from_bits((e as u64) << 52)
 }
 
 impl Running {
     /// Adds one observation.
     #[inline]
     pub fn push(&mut self, x: f64) {
+        if self.scale == 0.0 && x != 0.0 && !x.is_nan() {
+            self.scale = power_of_two_near(x); // every earlier value was 0
+        }
+        let x = if self.scale == 0.0 { x } else { x / self.scale };
         self.n += 1;
         let delta = x - self.mean;
         self.mean += delta / self.n as f64;
         self.m2 += delta * (x - self.mean);
+    }
+
+    fn unscaled(&self, scaled: f64) -> f64 {
+        if self.scale == 0.0 { scaled } else { scaled * self.scale }
     }
 
     /// Number of observations.
@@ -36,17 +59,21 @@ impl Running {
 
     /// Sample mean (NaN when empty).
     pub fn mean(&self) -> f64 {
-        if self.n == 0 { f64::NAN } else { self.mean }
+        if self.n == 0 { f64::NAN } else { self.unscaled(self.mean) }
     }
 
     /// Sample variance with n − 1 in the denominator (NaN for fewer than two observations).
     pub fn variance(&self) -> f64 {
+        self.unscaled(self.unscaled(self.scaled_variance()))
+    }
+
+    fn scaled_variance(&self) -> f64 {
         if self.n < 2 { f64::NAN } else { self.m2 / (self.n - 1) as f64 }
     }
 
     /// Standard error of the mean (NaN for fewer than two observations).
     pub fn se(&self) -> f64 {
-        (self.variance() / self.n as f64).sqrt()
+        self.unscaled((self.scaled_variance() / self.n as f64).sqrt())
     }
 
     /// (mean − value) / se: how many standard errors the mean is from `value`.
@@ -148,6 +175,27 @@ mod tests {
         assert!((r.mean() - mean).abs() < 1e-12);
         assert!((r.variance() - var).abs() < 1e-12);
         assert!((r.se() - (var / 5.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tiny_and_huge_values_keep_their_se() {
+        // the values 0, 1, 2, 3, 4 times 2^±1000: mean 2·s, SE √(2.5/5)·s at any scale s, where
+        // plain Welford would square deviations into 0 or infinity
+        for s in [2f64.powi(-1000), 1.0, 2f64.powi(1000)] {
+            let mut r = Running::default();
+            [0.0, 1.0, 2.0, 3.0, 4.0].iter().for_each(|&x| r.push(x * s));
+            let want_se = (2.5f64 / 5.0).sqrt() * s; // variance 2.5 of 0..4, n = 5
+            assert_eq!(r.mean(), 2.0 * s);
+            assert!((r.se() / want_se - 1.0).abs() < 1e-15, "scale {s:e}: se {:e}", r.se());
+        }
+        // subnormal values: still a positive SE
+        let mut r = Running::default();
+        [1e-320, 2e-320, 3e-320].iter().for_each(|&x| r.push(x));
+        assert!(r.se() > 0.0 && (r.mean() / 2e-320 - 1.0).abs() < 1e-3, "{:e} ± {:e}", r.mean(), r.se());
+        // a leading zero, then values: the zero counts
+        let mut r = Running::default();
+        [0.0, 2.0].iter().for_each(|&x| r.push(x));
+        assert_eq!((r.mean(), r.variance()), (1.0, 2.0));
     }
 
     #[test]

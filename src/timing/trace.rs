@@ -34,6 +34,11 @@ impl Trace {
         let bad = |reason: String| Error::bad_file(path, reason);
         let headers = reader.headers().map_err(|e| bad(format!("cannot read the header: {e}")))?.clone();
         let column = |name: &str| headers.iter().position(|h| h == name);
+        for name in ["worker", "duration"] {
+            if headers.iter().filter(|&h| h == name).count() > 1 {
+                return Err(bad(format!("the header names the column '{name}' more than once")));
+            }
+        }
         let (Some(wcol), Some(dcol)) = (column("worker"), column("duration")) else {
             return Err(bad(format!(
                 "expected the header 'worker,duration', found '{}'",
