@@ -303,7 +303,8 @@ fn check(s: &Spec, key: &str, value: f64, bound: Bound) -> Result<()> {
         && match bound {
             Bound::Finite => true,
             Bound::NonNegative => value >= 0.0,
-            Bound::Positive => value > 0.0,
+            // a subnormal value keeps too few significant bits for exact simulated times
+            Bound::Positive => value >= f64::MIN_POSITIVE,
         };
     if ok {
         Ok(())
@@ -311,6 +312,9 @@ fn check(s: &Spec, key: &str, value: f64, bound: Bound) -> Result<()> {
         let need = match bound {
             Bound::Finite => "a finite number",
             Bound::NonNegative => "a finite number >= 0",
+            Bound::Positive if value > 0.0 && value.is_finite() => {
+                "a finite number > 0 of normal size (at least 2.2e-308; a subnormal number has too few significant bits)"
+            }
             Bound::Positive => "a finite number > 0",
         };
         Err(Error::parse(&s.what, &s.input, format!("{key} = {value} must be {need}")))
@@ -359,6 +363,7 @@ mod tests {
             ("exp(mean=0)", "mean = 0"),
             ("exp(mean=nan)", "mean = NaN"),
             ("exp(mean=inf)", "mean = inf"),
+            ("exp(mean=1e-320)", "normal size"),
             ("uniform(low=2, high=1)", "high = 1"),
             ("gamma(shape=2)", "unknown distribution 'gamma'"),
             ("exp(mean=1, rate=2)", "either mean or rate"),
