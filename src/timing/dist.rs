@@ -299,25 +299,31 @@ enum Bound {
 }
 
 fn check(s: &Spec, key: &str, value: f64, bound: Bound) -> Result<()> {
+    // a subnormal duration parameter keeps too few significant bits for exact simulated times
+    let subnormal = value > 0.0 && value < f64::MIN_POSITIVE;
     let ok = value.is_finite()
         && match bound {
             Bound::Finite => true,
-            Bound::NonNegative => value >= 0.0,
-            // a subnormal value keeps too few significant bits for exact simulated times
-            Bound::Positive => value >= f64::MIN_POSITIVE,
+            Bound::NonNegative => value >= 0.0 && !subnormal,
+            Bound::Positive => value > 0.0 && !subnormal,
         };
     if ok {
         Ok(())
     } else {
         let need = match bound {
             Bound::Finite => "a finite number",
-            Bound::NonNegative => "a finite number >= 0",
-            Bound::Positive if value > 0.0 && value.is_finite() => {
-                "a finite number > 0 of normal size (at least 2.2e-308; a subnormal number has too few significant bits)"
+            Bound::NonNegative if subnormal => {
+                "0 or of normal size (at least 2.2e-308; a subnormal number has too few significant bits)"
             }
+            Bound::Positive if subnormal => {
+                "of normal size (at least 2.2e-308; a subnormal number has too few significant bits)"
+            }
+            Bound::NonNegative => "a finite number >= 0",
             Bound::Positive => "a finite number > 0",
         };
-        Err(Error::parse(&s.what, &s.input, format!("{key} = {value} must be {need}")))
+        // `{:e}` for a subnormal, whose plain decimal form has over 300 zeros
+        let shown = if subnormal { format!("{value:e}") } else { value.to_string() };
+        Err(Error::parse(&s.what, &s.input, format!("{key} = {shown} must be {need}")))
     }
 }
 
@@ -363,7 +369,9 @@ mod tests {
             ("exp(mean=0)", "mean = 0"),
             ("exp(mean=nan)", "mean = NaN"),
             ("exp(mean=inf)", "mean = inf"),
-            ("exp(mean=1e-320)", "normal size"),
+            ("exp(mean=1e-320)", "mean = 1e-320 must be of normal size"),
+            ("constant(value=1e-320)", "must be 0 or of normal size"),
+            ("halfnormal(shift=0, sd=4e-310)", "sd = 4e-310 must be 0 or of normal size"),
             ("uniform(low=2, high=1)", "high = 1"),
             ("gamma(shape=2)", "unknown distribution 'gamma'"),
             ("exp(mean=1, rate=2)", "either mean or rate"),
