@@ -321,8 +321,8 @@ fn check(s: &Spec, key: &str, value: f64, bound: Bound) -> Result<()> {
             Bound::NonNegative => "a finite number >= 0",
             Bound::Positive => "a finite number > 0",
         };
-        // `{:e}` for a subnormal, whose plain decimal form has over 300 zeros
-        let shown = if subnormal { format!("{value:e}") } else { value.to_string() };
+        // `{:e}` for a subnormal of either sign, whose plain decimal form has over 300 zeros
+        let shown = if value.is_subnormal() { format!("{value:e}") } else { value.to_string() };
         Err(Error::parse(&s.what, &s.input, format!("{key} = {shown} must be {need}")))
     }
 }
@@ -371,6 +371,7 @@ mod tests {
             ("exp(mean=inf)", "mean = inf"),
             ("exp(mean=1e-320)", "mean = 1e-320 must be of normal size"),
             ("constant(value=1e-320)", "must be 0 or of normal size"),
+            ("constant(value=-1e-320)", "value = -1e-320 must be a finite number >= 0"),
             ("halfnormal(shift=0, sd=4e-310)", "sd = 4e-310 must be 0 or of normal size"),
             ("uniform(low=2, high=1)", "high = 1"),
             ("gamma(shape=2)", "unknown distribution 'gamma'"),
