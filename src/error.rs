@@ -89,12 +89,23 @@ impl Error {
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `value` as error messages show it: plain decimals, or scientific notation where the plain
+/// form would run to dozens of digits (1e300, 1e-320).
+pub fn shown(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && magnitude.is_finite() && !(1e-6..1e16).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
+}
+
 /// Checks that a parameter is finite and strictly positive.
 pub fn positive(name: &str, value: f64) -> Result<f64> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        Err(Error::invalid(name, value, "must be a finite number > 0"))
+        Err(Error::invalid(name, shown(value), "must be a finite number > 0"))
     }
 }
 
@@ -103,7 +114,7 @@ pub fn non_negative(name: &str, value: f64) -> Result<f64> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(Error::invalid(name, value, "must be a finite number >= 0"))
+        Err(Error::invalid(name, shown(value), "must be a finite number >= 0"))
     }
 }
 
@@ -127,5 +138,21 @@ pub fn check_memory(name: &str, value: impl std::fmt::Display, bytes: u128, how:
             Err(Error::invalid(name, value, why))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_numbers_are_shown_short() {
+        assert_eq!(shown(1e300), "1e300");
+        assert_eq!(shown(-1e-320), "-1e-320");
+        assert_eq!(shown(0.25), "0.25");
+        assert_eq!(shown(0.0), "0");
+        assert_eq!(shown(f64::NAN), "NaN");
+        assert_eq!(positive("lr", 1e300).map_err(|e| e.to_string()), Ok(1e300));
+        assert_eq!(positive("lr", -1e300).unwrap_err().to_string(), "invalid lr = -1e300: must be a finite number > 0");
     }
 }

@@ -8,7 +8,7 @@
 use rand::Rng;
 use rand_distr::{Distribution, Exp1, StandardNormal};
 
-use super::spec::Spec;
+use super::spec::{Bound, Spec, check_bound};
 use crate::error::{Error, Result};
 
 /// One duration distribution. All variants produce values >= 0.
@@ -291,40 +291,8 @@ impl Distribution<f64> for Dist {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Bound {
-    Finite,
-    NonNegative,
-    Positive,
-}
-
 fn check(s: &Spec, key: &str, value: f64, bound: Bound) -> Result<()> {
-    // a subnormal duration parameter keeps too few significant bits for exact simulated times
-    let subnormal = value > 0.0 && value < f64::MIN_POSITIVE;
-    let ok = value.is_finite()
-        && match bound {
-            Bound::Finite => true,
-            Bound::NonNegative => value >= 0.0 && !subnormal,
-            Bound::Positive => value > 0.0 && !subnormal,
-        };
-    if ok {
-        Ok(())
-    } else {
-        let need = match bound {
-            Bound::Finite => "a finite number",
-            Bound::NonNegative if subnormal => {
-                "0 or of normal size (at least 2.2e-308; a subnormal number has too few significant bits)"
-            }
-            Bound::Positive if subnormal => {
-                "of normal size (at least 2.2e-308; a subnormal number has too few significant bits)"
-            }
-            Bound::NonNegative => "a finite number >= 0",
-            Bound::Positive => "a finite number > 0",
-        };
-        // `{:e}` for a subnormal of either sign, whose plain decimal form has over 300 zeros
-        let shown = if value.is_subnormal() { format!("{value:e}") } else { value.to_string() };
-        Err(Error::parse(&s.what, &s.input, format!("{key} = {shown} must be {need}")))
-    }
+    check_bound(value, bound).map_err(|reason| Error::parse(&s.what, &s.input, format!("{key} = {reason}")))
 }
 
 #[cfg(test)]

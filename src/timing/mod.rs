@@ -37,7 +37,7 @@ pub use trace::Trace;
 
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds, Stream, StreamKey};
-use spec::Spec;
+use spec::{Bound, Spec, check_bound};
 
 /// Where step durations come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -336,17 +336,17 @@ impl ComputeTime {
 fn jitter_parameters(s: &Spec, speeds: &Speeds, workers: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     s.check_keys(&["shift", "sd", "relative"], 0)?;
     let shift = s.number("shift", None)?.unwrap_or(1.0);
-    if !(shift.is_finite() && shift > 0.0) {
-        return Err(s.error(format!("shift = {shift} must be a finite number > 0")));
-    }
+    check_bound(shift, Bound::Positive).map_err(|why| s.error(format!("shift = {why}")))?;
     let shifts: Vec<f64> = match speeds {
         Speeds::Same => vec![shift; workers],
         Speeds::Means(means) => means.iter().map(|m| shift * m).collect(),
     };
     let sd_text = s.raw("sd", None).ok_or_else(|| s.error("missing sd (a number or a profile(...))"))?;
     let mut sds = match spec::parse_number(sd_text) {
-        Some(v) if v.is_finite() && v >= 0.0 => vec![v; workers],
-        Some(v) => return Err(s.error(format!("sd = {v} must be a finite number >= 0"))),
+        Some(v) => {
+            check_bound(v, Bound::NonNegative).map_err(|why| s.error(format!("sd = {why}")))?;
+            vec![v; workers]
+        }
         None => match Speeds::parse("jitter sd", sd_text, workers)? {
             Speeds::Means(list) => list,
             Speeds::Same => return Err(s.error("sd = same is not a standard deviation")),
@@ -384,9 +384,9 @@ impl Link {
             if d == (Dist::Constant { value: 0.0 }) { None } else { Some(d) }
         };
         if let Some(b) = bandwidth
-            && !(b.is_finite() && b > 0.0)
+            && let Err(why) = check_bound(b, Bound::Positive)
         {
-            return Err(Error::invalid(bandwidth_key, b, "must be a finite number of bytes per time unit > 0"));
+            return Err(Error::Config(format!("{bandwidth_key} (bytes per time unit) = {why}")));
         }
         Ok(Link { latency, bandwidth })
     }

@@ -20,7 +20,7 @@
 //! `sine`. They are pure functions of (worker, start), so the engine and the per-round kernel,
 //! which call them with the same start times, agree bit for bit.
 
-use super::spec::Spec;
+use super::spec::{Bound, Spec, check_bound};
 use crate::error::Result;
 
 /// Newton iterations before giving up on improving a sine duration (it converges in a handful).
@@ -66,11 +66,7 @@ impl RateModel {
     /// Parses `sine(...)` or `square(...)` (already split into a [`Spec`]) for M workers.
     pub fn from_spec(s: &Spec, workers: usize) -> Result<RateModel> {
         let positive = |key: &str, v: f64| -> Result<f64> {
-            if v.is_finite() && v > 0.0 {
-                Ok(v)
-            } else {
-                Err(s.error(format!("{key} = {v} must be a finite number > 0")))
-            }
+            check_bound(v, Bound::Positive).map(|()| v).map_err(|why| s.error(format!("{key} = {why}")))
         };
         let shape = match s.name.as_str() {
             "sine" => {

@@ -3,7 +3,7 @@
 //! nested spec (`per_round(lomax(shape=2))`). Parsing yields a [`Spec`]; the caller checks the
 //! name and keys so that every error names the bad piece.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shown};
 
 /// A parsed `name(args...)` spec.
 #[derive(Clone, Debug, PartialEq)]
@@ -132,6 +132,45 @@ impl Spec {
     }
 }
 
+/// What a numeric parameter of a time model must be.
+#[derive(Clone, Copy, Debug)]
+pub enum Bound {
+    /// Any finite number.
+    Finite,
+    /// 0, or a finite positive number of normal size.
+    NonNegative,
+    /// A finite positive number of normal size.
+    Positive,
+}
+
+/// Checks `value` against `bound`; the error reads "`value` must be ...", for the caller to
+/// prefix with the parameter's name. A subnormal positive value (below 2.2e-308) is rejected:
+/// it keeps too few significant bits for exact simulated times.
+pub fn check_bound(value: f64, bound: Bound) -> std::result::Result<(), String> {
+    let subnormal = value > 0.0 && value < f64::MIN_POSITIVE;
+    let ok = value.is_finite()
+        && match bound {
+            Bound::Finite => true,
+            Bound::NonNegative => value >= 0.0 && !subnormal,
+            Bound::Positive => value > 0.0 && !subnormal,
+        };
+    if ok {
+        return Ok(());
+    }
+    let need = match bound {
+        Bound::Finite => "a finite number",
+        Bound::NonNegative if subnormal => {
+            "0 or of normal size (at least 2.2e-308; a subnormal number has too few significant bits)"
+        }
+        Bound::Positive if subnormal => {
+            "of normal size (at least 2.2e-308; a subnormal number has too few significant bits)"
+        }
+        Bound::NonNegative => "a finite number >= 0",
+        Bound::Positive => "a finite number > 0",
+    };
+    Err(format!("{} must be {need}", shown(value)))
+}
+
 /// Parses a float, accepting `inf`/`nan` spellings so that validation (not parsing) rejects them
 /// with a message naming the parameter.
 pub fn parse_number(text: &str) -> Option<f64> {
@@ -192,6 +231,17 @@ mod tests {
         assert!(s.args.is_empty());
         let s = Spec::parse("t", "means(1, 2,3)").unwrap();
         assert_eq!(s.numbers().unwrap(), vec![1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn bounds() {
+        assert!(check_bound(0.0, Bound::NonNegative).is_ok());
+        assert!(check_bound(f64::MIN_POSITIVE, Bound::Positive).is_ok());
+        assert!(check_bound(-3.0, Bound::Finite).is_ok());
+        assert_eq!(check_bound(0.0, Bound::Positive).unwrap_err(), "0 must be a finite number > 0");
+        assert_eq!(check_bound(f64::INFINITY, Bound::Finite).unwrap_err(), "inf must be a finite number");
+        assert!(check_bound(1e-310, Bound::Positive).unwrap_err().starts_with("1e-310 must be of normal size"));
+        assert!(check_bound(1e-310, Bound::NonNegative).unwrap_err().contains("0 or of normal size"));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! Worker i's duration is the base sample times `mean_i / base_mean`, so its mean is mean_i and
 //! the shape of its distribution is the base's (a constant base gives the fixed model τ_i).
 
-use super::spec::Spec;
-use crate::error::{Error, Result};
+use super::spec::{Bound, Spec, check_bound};
+use crate::error::Result;
 
 /// Per-worker mean durations, or `None` for identical workers.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,9 +32,7 @@ impl Speeds {
             "rates" => {
                 let rates = s.numbers()?;
                 for (i, r) in rates.iter().enumerate() {
-                    if !(r.is_finite() && *r > 0.0) {
-                        return Err(s.error(format!("rate of worker {i} = {r} must be a finite number > 0")));
-                    }
+                    check_bound(*r, Bound::Positive).map_err(|why| s.error(format!("rate of worker {i} = {why}")))?;
                 }
                 rates.iter().map(|r| 1.0 / r).collect()
             }
@@ -48,9 +46,7 @@ impl Speeds {
                     return Err(s.error(format!("first = {first} must be a whole number >= 0")));
                 }
                 for (key, v) in [("a", a), ("b", b), ("p", p)] {
-                    if !v.is_finite() {
-                        return Err(s.error(format!("{key} = {v} must be finite")));
-                    }
+                    check_bound(v, Bound::Finite).map_err(|why| s.error(format!("{key} = {why}")))?;
                 }
                 (0..workers).map(|i| a + b * (first + i as f64).powf(p)).collect()
             }
@@ -62,9 +58,7 @@ impl Speeds {
             return Err(s.error(format!("gives {} workers but M = {workers}", means.len())));
         }
         for (i, m) in means.iter().enumerate() {
-            if !(m.is_finite() && *m > 0.0) {
-                return Err(Error::parse(what, text, format!("mean of worker {i} = {m} must be a finite number > 0")));
-            }
+            check_bound(*m, Bound::Positive).map_err(|why| s.error(format!("mean of worker {i} = {why}")))?;
         }
         Ok(Speeds::Means(means))
     }
@@ -94,5 +88,9 @@ mod tests {
         assert!(Speeds::parse("s", "means(1, -2, 3)", 3).unwrap_err().to_string().contains("worker 1 = -2"));
         assert!(Speeds::parse("s", "rates(1, 0)", 2).unwrap_err().to_string().contains("worker 1 = 0"));
         assert!(Speeds::parse("s", "profile(a=-1, b=1)", 2).unwrap_err().to_string().contains("worker 0 = 0"));
+        let e = Speeds::parse("s", "means(1, 1e-320)", 2).unwrap_err().to_string();
+        assert!(e.contains("worker 1 = 1e-320 must be of normal size"), "{e}");
+        let e = Speeds::parse("s", "profile(b=1e-310)", 2).unwrap_err().to_string();
+        assert!(e.contains("worker 0 = 1e-310 must be of normal size"), "{e}");
     }
 }

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::spec::{Bound, check_bound};
 use crate::error::{Error, Result};
 
 /// The 1-based line of the record that the csv reader places at byte offset `byte` of the file
@@ -64,8 +65,8 @@ impl Trace {
             let d: f64 = field(dcol)
                 .parse()
                 .map_err(|_| bad(format!("line {}: duration '{}' is not a number", line(), field(dcol))))?;
-            if !(d.is_finite() && d > 0.0) {
-                return Err(bad(format!("line {}: duration {d} must be a finite number > 0", line())));
+            if let Err(why) = check_bound(d, Bound::Positive) {
+                return Err(bad(format!("line {}: duration {why}", line())));
             }
             durations[worker].push(d);
         }
