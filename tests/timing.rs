@@ -53,8 +53,12 @@ fn heap_and_kernel_agree_bit_for_bit() {
     );
     let mut slow_links = with_comm.clone();
     slow_links.comm = slow_links.comm.with_link_speeds("link_speeds", "profile(a=1, b=1, p=1, first=0)", 10).unwrap();
+    // more workers than one parallel chunk of the kernel (4096), with uploads that take time
+    let mut many = setup(TimingAlgorithm::Stsyn, 9000, 3000, 3, 4, "exp(mean=1)");
+    many.comm = with_comm.comm.clone();
     cases.push(with_comm);
     cases.push(slow_links);
+    cases.push(many);
     for s in &cases {
         let heap = rounds(s, EnginePath::Heap);
         let kernel = rounds(s, EnginePath::Kernel);

@@ -317,22 +317,39 @@ impl<'a> RoundKernel<'a> {
         };
         for_each_worker(&mut self.scratch, &mut self.times, stride, second_pass);
 
+        // N_m, the trace positions and the round's totals; the totals are integer sums and a
+        // maximum, so splitting the workers over threads does not change them
         counts.resize(workers, 0);
-        let (mut updates, mut uploaders, mut cancelled) = (0u64, 0u32, 0u32);
-        let mut end = t_close;
-        for (m, s) in self.scratch.iter().enumerate() {
-            counts[m] = s.count;
-            self.cursors[m] += s.draws;
-            updates += s.count as u64;
-            cancelled += (s.draws > s.count as u64) as u32;
-            if plan.uploads(s.count) {
-                uploaders += 1;
-                if !comm.uplink.is_zero() {
-                    let up = comm.message_time(m, true, bytes, &mut CommTime::stream(&seeds, m, true, round));
-                    end = end.max(t_close + up);
+        let tally = |first: usize, scratch: &[WorkerRound], counts: &mut [u32], cursors: &mut [u64]| {
+            let mut total = Tally { end: t_close, ..Tally::default() };
+            for (i, s) in scratch.iter().enumerate() {
+                let m = first + i;
+                counts[i] = s.count;
+                cursors[i] += s.draws;
+                total.updates += s.count as u64;
+                total.cancelled += (s.draws > s.count as u64) as u32;
+                if plan.uploads(s.count) {
+                    total.uploaders += 1;
+                    if !comm.uplink.is_zero() {
+                        let up = comm.message_time(m, true, bytes, &mut CommTime::stream(&seeds, m, true, round));
+                        total.end = total.end.max(t_close + up);
+                    }
                 }
             }
-        }
+            total
+        };
+        let total = if workers <= CHUNK {
+            tally(0, &self.scratch, &mut counts, &mut self.cursors)
+        } else {
+            self.scratch
+                .par_chunks(CHUNK)
+                .zip(counts.par_chunks_mut(CHUNK))
+                .zip(self.cursors.par_chunks_mut(CHUNK))
+                .enumerate()
+                .map(|(c, ((scratch, counts), cursors))| tally(c * CHUNK, scratch, counts, cursors))
+                .reduce(|| Tally { end: t_close, ..Tally::default() }, Tally::merge)
+        };
+        let Tally { updates, uploaders, cancelled, end } = total;
         let participants = plan.participants() as u32;
         let record = RoundRecord {
             round,
@@ -348,6 +365,27 @@ impl<'a> RoundKernel<'a> {
         };
         check_steps(&record)?;
         Ok(record)
+    }
+}
+
+/// A round's totals over some of its workers.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    updates: u64,
+    uploaders: u32,
+    cancelled: u32,
+    /// The latest arrival of an upload (the closing time when there are none).
+    end: f64,
+}
+
+impl Tally {
+    fn merge(self, other: Tally) -> Tally {
+        Tally {
+            updates: self.updates + other.updates,
+            uploaders: self.uploaders + other.uploaders,
+            cancelled: self.cancelled + other.cancelled,
+            end: self.end.max(other.end),
+        }
     }
 }
 
