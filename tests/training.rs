@@ -248,6 +248,22 @@ extra_step = true
     let flanp: Vec<&str> = rounds.lines().filter(|l| l.starts_with("fastest,") || l.starts_with("random,")).collect();
     assert_eq!(flanp.len(), 24);
     assert!(flanp.iter().all(|l| l.split(',').nth(8) == Some("2")), "{flanp:?}");
+    // with tied step times all six workers finish τ steps at the closing instant; still S train
+    let tied = dir.path().join("tied");
+    let o = stsyn(&[
+        "run",
+        config.to_str().unwrap(),
+        "--out",
+        tied.to_str().unwrap(),
+        "--compute-time",
+        "const(1)",
+        "--quiet",
+        "--no-plot",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let counts = final_counts(&tied.join("evals.csv"));
+    assert_eq!(counts["fastest"], [12 * 8, 24, 72]);
+    assert_eq!(counts["random"], [12 * 8, 24, 72]);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! the averaged update is at most `threshold`, S doubles (up to M).
 //!
 //! Which S workers train is an option. `fastest` (default, the FLANP paper's idea): all M start,
-//! the round closes when S of them have finished τ steps, and those S train. `random` (the STSyn
+//! the round closes when S of them have finished τ steps, and those S train (when step times tie
+//! and more than S finish at the closing instant, S of them are drawn uniformly from the seeded
+//! algorithm stream, so exactly S train and upload). `random` (the STSyn
 //! authors' `Comparisons.py`): S workers are drawn uniformly without replacement, but the round
 //! is charged the time of the S-th fastest of all M workers.
 
@@ -60,13 +62,17 @@ impl RoundAlgorithm for Flanp {
         let steps = self.local_steps;
         match self.selection {
             Selection::Fastest => {
-                jobs.extend(
-                    record.counts.iter().enumerate().filter(|(_, c)| **c >= steps).map(|(worker, _)| LocalJob {
-                        worker,
-                        steps,
-                        coef: 0.0,
-                    }),
-                );
+                let finished: Vec<usize> = (0..record.counts.len()).filter(|&w| record.counts[w] >= steps).collect();
+                if finished.len() <= self.participants {
+                    jobs.extend(finished.into_iter().map(|worker| LocalJob { worker, steps, coef: 0.0 }));
+                } else {
+                    // more than S finished τ steps at the closing instant (tied times): S of
+                    // them, drawn uniformly from the round's algorithm stream
+                    let mut rng = self.seeds.stream(Purpose::Algorithm, record.round, 1);
+                    let mut chosen = sample(&mut rng, finished.len(), self.participants).into_vec();
+                    chosen.sort_unstable();
+                    jobs.extend(chosen.into_iter().map(|i| LocalJob { worker: finished[i], steps, coef: 0.0 }));
+                }
             }
             Selection::Random => {
                 let mut rng = self.seeds.stream(Purpose::Algorithm, record.round, 0);
