@@ -936,6 +936,9 @@ impl RawData {
                         "must be at least 1",
                     ));
                 }
+                let floats = shape.iter().fold(1u128, |n, &d| n.saturating_mul(d as u128));
+                let bytes = floats.saturating_mul(4).saturating_mul(train as u128 + test as u128);
+                check_memory("data.train_samples", train, bytes, &format!("{floats} floats per image"))?;
                 return Ok(DataSource::Synthetic { shape, classes, train, test });
             }
             other => return Err(Error::invalid("data.dataset", other, "expected digits, cifar10, mnist or synthetic")),

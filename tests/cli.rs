@@ -314,3 +314,31 @@ fn an_interrupted_timing_run_leaves_no_trace_file() {
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!csv.exists() && !partial.exists(), "a trace file was left behind");
 }
+
+#[test]
+fn a_trace_to_stdout_keeps_what_else_went_there() {
+    // `--rounds-csv /dev/stdout` with stdout redirected to a regular file: the file keeps the
+    // shell's earlier line, the rows, the table and the later line
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.txt");
+    let script = format!(
+        "(echo before; '{}' timing -M 4 -K 2 -U 2 --rounds 2 --rounds-csv /dev/stdout; echo after) > '{}'",
+        env!("CARGO_BIN_EXE_stsyn"),
+        log.display()
+    );
+    assert!(Command::new("sh").arg("-c").arg(&script).status().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "before", "{text}");
+    assert!(lines[1].starts_with("round,start,end"), "{text}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("1,")).count(), 1, "{text}");
+    assert!(text.contains("round time"), "{text}");
+    assert_eq!(lines.last(), Some(&"after"), "{text}");
+}
+
+#[test]
+fn an_asgd_update_count_beyond_exact_f64_is_refused() {
+    let base = ["theory", "--algorithm", "async", "-M", "3", "--compute-time", "const(1)", "--time"];
+    assert_bad_input(&[&base[..], &["1e19"]].concat(), &["--time", "1e19", "2^53"]);
+    assert_bad_input(&[&base[..], &["1e300"]].concat(), &["--time", "1e300"]);
+}

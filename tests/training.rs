@@ -389,6 +389,13 @@ fn bad_configs_exit_2_naming_the_problem() {
     edited("name", "name = \"small\"", "name = \"../escape\"", &["name", "../escape", "plain file name"]);
     edited("label", "local_steps = 2\n", "local_steps = 2\nlabel = \"\"\n", &["label", "non-empty"]);
     edited("huge", "workers = 6", "workers = 1000000000", &["workers (M)", "1000000000"]);
+    edited("batch", "batch = 16", "batch = 1000000000", &["pasgd.batch", "1000000000", "memory"]);
+    edited(
+        "synthetic",
+        "dataset = \"digits\"",
+        "dataset = \"synthetic\"\nshape = [1, 8, 8]\ntrain_samples = 100000000000",
+        &["data.train_samples", "100000000000", "memory"],
+    );
     assert_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
     assert_bad_input(&["run", config.to_str().unwrap(), "--seeds", "4,5,4", "-q"], &["seeds", "4", "twice"]);
 }

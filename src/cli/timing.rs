@@ -59,7 +59,8 @@ pub struct Args {
     /// simulated time T, Σ_i ⌊T/τ_i⌋.
     #[arg(long, value_name = "T")]
     time: Option<f64>,
-    /// Rounds to simulate (server updates for the asynchronous algorithms); `theory` ignores it.
+    /// Rounds to simulate (server updates for the asynchronous algorithms); `theory` uses it only
+    /// for the fixed-model asynchronous oracles (the mean time per update over that many updates).
     #[arg(long, default_value_t = 1000)]
     rounds: u64,
     /// Master seed; `theory` ignores it.

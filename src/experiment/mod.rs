@@ -44,7 +44,7 @@ use crate::algorithms::ringmaster::Ringmaster;
 use crate::config::AsgdStepsize;
 use crate::config::{AlgorithmEntry, AlgorithmSpec, DataSource, Experiment, Problem};
 use crate::data::{self, Partition, Split};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_memory};
 use crate::learner::{Classification, Learner, Logistic, LogisticData, Objective, Quadratic, Shards};
 use crate::model::Network;
 use crate::rng::{Purpose, Seeds};
@@ -143,6 +143,13 @@ fn load(exp: &Experiment) -> Result<Loaded> {
                     split.train.shape,
                     split.train.classes
                 )));
+            }
+            // each thread holds the activations of one minibatch
+            let threads = rayon::current_num_threads() as u128;
+            for entry in &exp.algorithms {
+                let bytes = threads * net.workspace_bytes(entry.batch);
+                let how = format!("{} bytes per sample on each of {threads} threads", net.workspace_bytes(1));
+                check_memory(&format!("{}.batch", entry.label), entry.batch, bytes, &how)?;
             }
             make_shards(partition, &split, exp.workers, &Seeds::new(exp.seeds[0]))?;
             Ok(Loaded::Network {

@@ -16,7 +16,7 @@
 
 use std::cmp::Ordering;
 
-use crate::error::{Error, Result, non_negative};
+use crate::error::{Error, Result, non_negative, shown};
 
 /// Relative tolerance of [`tolerant_floor`]: x within 1e-9·max(1, |x|) of an integer counts as
 /// that integer.
@@ -34,7 +34,12 @@ pub fn tolerant_floor(x: f64) -> f64 {
 pub fn asgd_updates_by(taus: &[f64], t: f64) -> Result<u64> {
     check_taus(taus)?;
     non_negative("t", t)?;
-    Ok(completions_by(taus, t))
+    let count = completions_by(taus, t);
+    if count > 1 << 53 {
+        // t/τ_i is no longer an exact count in f64 there
+        return Err(Error::invalid("--time", shown(t), "gives more than 2^53 updates, beyond exact counting in f64"));
+    }
+    Ok(count)
 }
 
 /// max_i τ_i: one round in which every worker computes one gradient.
@@ -153,8 +158,9 @@ fn best_prefix(taus: &[f64], count: u64) -> f64 {
     best
 }
 
+/// Σ_i ⌊t/τ_i⌋, saturating at u64::MAX.
 fn completions_by(taus: &[f64], t: f64) -> u64 {
-    taus.iter().map(|&tau| tolerant_floor(t / tau) as u64).sum()
+    taus.iter().fold(0u64, |n, &tau| n.saturating_add(tolerant_floor(t / tau) as u64))
 }
 
 fn check_taus(taus: &[f64]) -> Result<()> {

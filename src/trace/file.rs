@@ -5,7 +5,8 @@
 //!
 //! A target that is a symbolic link is written where the link points (the link stays). A target
 //! that exists but is not a regular file — `/dev/stdout`, `/dev/null`, a named pipe — is written
-//! to directly, as a stream: it cannot be renamed over, and a stream has no "complete" state.
+//! to directly, as a stream: it cannot be renamed over, and a stream has no "complete" state. So
+//! is anything under `/dev` or `/proc/self/fd` (`/dev/stdout` redirected to a regular file).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -29,10 +30,13 @@ impl PendingFile {
             return Err(Error::invalid("output file", target.display(), "is a directory"));
         }
         let is_link = std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink());
+        // /dev/stdout and /dev/fd/N name an open file, which may be a regular file the shell
+        // redirected to: replacing it would delete what else was written there
+        let open_file = target.starts_with("/dev") || target.starts_with("/proc/self/fd");
         let target = match std::fs::metadata(target) {
             // a stream or device (possibly behind a link, as /dev/stdout is): write to it
-            Ok(m) if !m.is_file() => {
-                let file = File::create(target).map_err(|e| Error::io(target, e))?;
+            Ok(m) if !m.is_file() || open_file => {
+                let file = open_stream(target).map_err(|e| Error::io(target, e))?;
                 return Ok(PendingFile {
                     target: target.to_path_buf(),
                     partial: None,
@@ -101,6 +105,22 @@ impl PendingFile {
         let mut f = PendingFile::create(target)?;
         f.writer().write_all(bytes).map_err(|e| Error::io(target, e))?;
         f.finish().map(|_| ())
+    }
+}
+
+/// Opens a stream target. The process's own stdout and stderr are duplicated, not reopened, so
+/// that the rows share their file offset with what else the process prints there; other
+/// targets are appended to, not truncated.
+fn open_stream(target: &Path) -> std::io::Result<File> {
+    use std::os::fd::AsFd;
+    let fd = match target.to_str() {
+        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => Some(std::io::stdout().as_fd().try_clone_to_owned()?),
+        Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => Some(std::io::stderr().as_fd().try_clone_to_owned()?),
+        _ => None,
+    };
+    match fd {
+        Some(fd) => Ok(File::from(fd)),
+        None => File::options().append(true).open(target),
     }
 }
 
