@@ -9,7 +9,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp1, StandardNormal};
 
 use super::spec::{Bound, Spec, check_bound};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// One duration distribution. All variants produce values >= 0.
 #[derive(Clone, Debug, PartialEq)]
@@ -292,7 +292,7 @@ impl Distribution<f64> for Dist {
 }
 
 fn check(s: &Spec, key: &str, value: f64, bound: Bound) -> Result<()> {
-    check_bound(value, bound).map_err(|reason| Error::parse(&s.what, &s.input, format!("{key} = {reason}")))
+    check_bound(value, bound).map_err(|reason| s.error(format!("{key} = {reason}")))
 }
 
 #[cfg(test)]

@@ -113,14 +113,14 @@ impl PendingFile {
 /// targets are appended to, not truncated.
 fn open_stream(target: &Path) -> std::io::Result<File> {
     use std::os::fd::AsFd;
-    let fd = match target.to_str() {
-        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => Some(std::io::stdout().as_fd().try_clone_to_owned()?),
-        Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => Some(std::io::stderr().as_fd().try_clone_to_owned()?),
-        _ => None,
-    };
-    match fd {
-        Some(fd) => Ok(File::from(fd)),
-        None => File::options().append(true).open(target),
+    match target.to_str() {
+        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => {
+            Ok(File::from(std::io::stdout().as_fd().try_clone_to_owned()?))
+        }
+        Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => {
+            Ok(File::from(std::io::stderr().as_fd().try_clone_to_owned()?))
+        }
+        _ => File::options().append(true).open(target),
     }
 }
 
