@@ -833,3 +833,56 @@ overlap_steps = 0
     assert!(number(&overlap, "local_updates") > 2.0 * number(&idle, "local_updates"));
     assert!(number(&overlap, "distance_to_optimum") < number(&idle, "distance_to_optimum"));
 }
+
+#[test]
+fn a_time_budget_between_rounds_labels_the_final_evaluation_with_the_work_it_includes() {
+    // Per-worker models change with every local step. When `max_time` stops a LOSCAR or
+    // decentralized run between two rounds, the final evaluation sees the steps taken after the
+    // last round, so its row must carry the time of the last step and count those steps
+    // (otherwise a target reached by them would be credited to the last round's end).
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "tail.toml",
+        r#"
+seeds = [3]
+rounds = 1000
+max_time = 37.5
+eval_every = 1000
+[model]
+batch = 1
+lr = 0.02
+[problem]
+kind = "quadratic"
+dim = 6
+noise = 0.2
+[cluster]
+workers = 4
+compute_time = "exp(mean=1)"
+uplink = "const(2)"
+downlink = "const(2)"
+[[algorithms]]
+name = "loscar"
+compute_budget = 5
+[[algorithms]]
+name = "dbw"
+graph = "ring"
+"#,
+    );
+    let out = dir.path().join("out");
+    run_ok(&config, &out, "1", &[]);
+    let (evals, rounds, workers) =
+        (csv_rows(&out.join("evals.csv")), csv_rows(&out.join("rounds.csv")), csv_rows(&out.join("workers.csv")));
+    for (label, work) in [("loscar", "local_steps"), ("dbw", "iterations")] {
+        let last = evals.iter().rfind(|r| r["algorithm"] == label).unwrap();
+        let last_round_end =
+            rounds.iter().filter(|r| r["algorithm"] == label).map(|r| number(r, "end")).fold(0.0, f64::max);
+        let total: f64 = workers.iter().filter(|r| r["algorithm"] == label).map(|r| number(r, work)).sum();
+        let time = number(last, "wall_clock");
+        assert!(
+            time > last_round_end && time <= 37.5,
+            "{label}: final row at {time}, last round ended {last_round_end}"
+        );
+        assert_eq!(number(last, "local_updates"), total, "{label}");
+    }
+}

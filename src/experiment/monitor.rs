@@ -157,6 +157,9 @@ pub struct Monitor<'a> {
     updates: u64,
     rounds: u64,
     last_eval: Option<(u64, Evaluation)>,
+    /// Work was accounted after the last evaluation without closing a round
+    /// ([`Monitor::account_tail`]).
+    tail_unevaluated: bool,
     reached: Option<Reached>,
     error: Option<Error>,
     was_interrupted: bool,
@@ -187,6 +190,7 @@ impl<'a> Monitor<'a> {
             updates: 0,
             rounds: 0,
             last_eval: None,
+            tail_unevaluated: false,
             reached: None,
             error: None,
             was_interrupted: false,
@@ -243,6 +247,19 @@ impl<'a> Monitor<'a> {
     /// Simulated time at the end of the last round.
     pub fn time(&self) -> f64 {
         self.time
+    }
+
+    /// Accounts for the local updates done after the last closed round, up to simulated time
+    /// `end`, given `updates_so_far` in all. Per-worker models (LOSCAR, decentralized SGD) change
+    /// with every local step, so a run stopped by its time budget between two rounds holds models
+    /// newer than the last round: the final evaluation is then due, and it is labelled with `end`
+    /// and counts those updates, so that no target is credited earlier than it was reached.
+    pub fn account_tail(&mut self, end: f64, updates_so_far: u64) {
+        if updates_so_far > self.updates {
+            self.time = self.time.max(end);
+            self.updates = updates_so_far;
+            self.tail_unevaluated = true;
+        }
     }
 
     /// Accounts for a finished round and evaluates when due.
@@ -304,6 +321,7 @@ impl<'a> Monitor<'a> {
             self.fail(Error::Stopped(format!("diverged: test loss is {} after round {}", e.test_loss, self.rounds)));
         }
         self.last_eval = Some((self.rounds, e));
+        self.tail_unevaluated = false;
     }
 
     /// Ends the run: evaluates the final model if the last round was not evaluated. A
@@ -315,7 +333,7 @@ impl<'a> Monitor<'a> {
     /// True when [`Monitor::finish`] will evaluate the final model (the last round was not
     /// evaluated and nothing failed).
     pub fn final_evaluation_due(&self) -> bool {
-        self.last_eval.is_none_or(|(r, _)| r != self.rounds) && self.error.is_none()
+        (self.tail_unevaluated || self.last_eval.is_none_or(|(r, _)| r != self.rounds)) && self.error.is_none()
     }
 
     /// [`Monitor::finish`] for a model that is not a [`Learner`]'s.

@@ -319,11 +319,13 @@ fn run_loscar(
     };
     let bytes = 4 * coordinates as u64;
     let mut alg = Loscar::new(steps, settings.overlap, bytes, entry.rounds, trainer);
+    let mut end = 0.0;
     if alg.hooks_mut().monitor.go_on() {
-        Engine::new(m, &exp.compute, &exp.comm, seeds).with_horizon(exp.horizon()).run(&mut alg, sink)?;
+        end = Engine::new(m, &exp.compute, &exp.comm, seeds).with_horizon(exp.horizon()).run(&mut alg, sink)?.end_time;
     }
     let traffic = alg.traffic.clone();
-    let LoscarTrainer { mut models, monitor, mut extras, .. } = alg.into_hooks();
+    let LoscarTrainer { mut models, mut monitor, mut extras, .. } = alg.into_hooks();
+    monitor.account_tail(end, traffic.local_steps.iter().sum());
     finish_with_workers(monitor, &mut models, &mut extras, &traffic)
 }
 
@@ -426,14 +428,17 @@ fn run_dbw(
         DbwTrainer { models, monitor, extras, order: settings.order, payloads: HashMap::new(), next_payload: 0 };
     let model_bytes = 4 * objective.dim() as u64;
     let mut alg = Dbw::new(graph, settings, model_bytes, entry.rounds, trainer);
+    let mut end = 0.0;
     if alg.hooks_mut().monitor.go_on() {
-        Engine::new(m, &exp.compute, &exp.comm, seeds)
+        end = Engine::new(m, &exp.compute, &exp.comm, seeds)
             .with_horizon(exp.horizon())
             .with_peer_links(&links)
-            .run(&mut alg, sink)?;
+            .run(&mut alg, sink)?
+            .end_time;
     }
     let traffic = alg.traffic.clone();
-    let DbwTrainer { mut models, monitor, mut extras, .. } = alg.into_hooks();
+    let DbwTrainer { mut models, mut monitor, mut extras, .. } = alg.into_hooks();
+    monitor.account_tail(end, traffic.iterations.iter().sum());
     finish_with_workers(monitor, &mut models, &mut extras, &traffic)
 }
 
