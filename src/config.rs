@@ -825,7 +825,12 @@ impl RawProblem {
                 if samples == 0 {
                     return Err(Error::invalid("problem.samples_per_worker", 0, "must be at least 1"));
                 }
-                check_problem_memory(dim, workers as u128 * samples as u128)?;
+                check_problem_memory(
+                    "problem.dim × problem.samples_per_worker × M",
+                    format!("{dim} × {samples} × {workers}"),
+                    dim,
+                    workers as u128 * samples as u128,
+                )?;
                 Ok(Problem::Logistic {
                     workers,
                     dim,
@@ -844,7 +849,7 @@ impl RawProblem {
                 if dim == 0 {
                     return Err(Error::invalid("problem.dim", 0, "must be at least 1"));
                 }
-                check_problem_memory(dim, workers as u128)?;
+                check_problem_memory("problem.dim × M", format!("{dim} × {workers}"), dim, workers as u128)?;
                 if let Some(c) = &self.centers
                     && c.len() != workers
                 {
@@ -1228,7 +1233,7 @@ impl RawProblem {
         if dim == 0 {
             return Err(Error::invalid(at("dim"), 0, "must be at least 1"));
         }
-        check_problem_memory(dim, 1)?;
+        check_problem_memory("problem.dim", dim.to_string(), dim, 1)?;
         if let Some(init) = &self.init
             && init.len() != dim
         {
@@ -1520,8 +1525,9 @@ pub(crate) fn one_line(text: &str) -> String {
 }
 
 /// Rejects a convex problem whose data cannot fit in memory: `rows` vectors of `dim` values (the
-/// workers' centres or samples), a few more per thread, at 8 bytes a value.
-fn check_problem_memory(dim: usize, rows: u128) -> Result<()> {
+/// workers' centres or samples), a few more per thread, at 8 bytes a value. The error names the
+/// keys that set the size (`name`) and their values.
+fn check_problem_memory(name: &str, value: String, dim: usize, rows: u128) -> Result<()> {
     let bytes = 8 * dim as u128 * (rows + 8 + 2 * rayon::current_num_threads() as u128);
-    check_memory("problem.dim", dim, bytes, &format!("{rows} vectors of dim values, 8 bytes a value"))
+    check_memory(name, value, bytes, &format!("{rows} vectors of {dim} values, 8 bytes a value"))
 }

@@ -811,6 +811,15 @@ fn bad_asynchronous_input_exits_2_naming_the_value() {
         &["run", config.to_str().unwrap(), "-q", "--out", dir.path().join("o").to_str().unwrap()],
         &["problem.center_spread", "logistic"],
     );
+    // Data too large for memory names the keys that set its size and their values.
+    let text = format!("{EXPERIMENT}[[algorithms]]\nname = \"asgd\"\n")
+        .replace("kind = \"quadratic\"", "kind = \"logistic\"\nsamples_per_worker = 100000000000")
+        .replace("center_spread = 2\nnoise = 0.1\n", "");
+    std::fs::write(&config, text).unwrap();
+    assert_bad_input(
+        &["run", config.to_str().unwrap(), "-q", "--out", dir.path().join("o").to_str().unwrap()],
+        &["problem.samples_per_worker", "100000000000", "memory"],
+    );
 }
 
 #[test]

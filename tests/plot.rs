@@ -148,6 +148,13 @@ fn the_plot_command_prints_the_files_and_rejects_missing_directories() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
     assert!(stdout.contains("accuracy_time.png") && stdout.contains("accuracy_comm.svg"), "{stdout}");
+    // a damaged summary.json is reported, and the figures still come from evals.csv
+    std::fs::write(dir.path().join("summary.json"), "{\"status\": ").unwrap();
+    let out = stsyn(&["plot", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("summary.json: not valid JSON"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
 
     let missing = dir.path().join("no-such-results");
     assert_bad_input(&["plot", missing.to_str().unwrap()], &["no-such-results"]);

@@ -112,6 +112,38 @@ fn stsyn_matches_the_closed_form_table() {
     assert!(out.uploaders.deviation_in_se(19.98707).abs() < 4.0);
 }
 
+#[test]
+fn capped_stsyn_matches_its_closed_form() {
+    // A cap c ≥ U changes neither T nor the uploaders, only Ū. M = 20, K = 10, U = 4, c = 5 (a
+    // cap that binds often); 40,000 rounds, 4 SE, and the uncapped Ū must be far outside them.
+    let mut s = setup(TimingAlgorithm::Stsyn, 20, 10, 4, 40_000, "exp(mean=1)");
+    let uncapped = s.theory().unwrap();
+    s.max_steps = Some(5);
+    let theory = s.theory().unwrap();
+    let capped = theory.updates_per_worker.unwrap();
+    assert_eq!(theory.round_time, uncapped.round_time);
+    assert_eq!(theory.uploaders, uncapped.uploaders);
+    let out = s.simulate(EnginePath::Auto, &mut NullSink).unwrap();
+    assert!(out.round_time.deviation_in_se(theory.round_time.unwrap()).abs() < 4.0, "{:?}", out.round_time);
+    assert!(out.updates_per_worker.deviation_in_se(capped).abs() < 4.0, "{:?} vs {capped}", out.updates_per_worker);
+    assert!(out.updates_per_worker.deviation_in_se(uncapped.updates_per_worker.unwrap()).abs() > 20.0);
+    assert!(out.uploaders.deviation_in_se(theory.uploaders.unwrap()).abs() < 4.0);
+    // exact ends: K = M with the cap at U gives exactly U; K = 1 never passes U, so no change;
+    // a cap far above every worker's count changes nothing
+    use stsyn::theory::stsyn::{capped_updates_per_worker, round_stats};
+    assert!((capped_updates_per_worker(8, 8, 4, 4).unwrap() - 4.0).abs() < 1e-11);
+    let uncapped = |m, k, u| round_stats(m, k, u, 1.0).unwrap().updates_per_worker;
+    assert_eq!(capped_updates_per_worker(8, 1, 4, 4).unwrap(), uncapped(8, 1, 4));
+    assert!((capped_updates_per_worker(20, 5, 10, 400).unwrap() - uncapped(20, 5, 10)).abs() < 1e-12);
+    // by hand, M = K = 2, U = 1: N_1 ≥ n ≥ 2 iff X_1 + … (n stages) < X_2, probability 2^{−n},
+    // so E[min(N_1, c)] = 1 + Σ_{n=2}^{c} 2^{−n} = 1.5 − 2^{−c}
+    for c in [2, 3, 5] {
+        let hand = 1.5 - 0.5f64.powi(c as i32);
+        assert!((capped_updates_per_worker(2, 2, 1, c).unwrap() - hand).abs() < 1e-12, "c = {c}");
+    }
+    assert!(capped_updates_per_worker(20, 5, 10, 9).unwrap_err().to_string().contains("9"));
+}
+
 /// |simulated − theory| within 4 standard errors (a correct simulator fails one such check with
 /// probability about 6e-5 under the plain SE, and about 4e-4 under the batch-means SE of the
 /// asynchronous algorithms, whose deviation follows Student's t with 29 degrees of freedom; with

@@ -80,7 +80,15 @@ pub fn steps_per_worker(local_steps: LocalSteps, compute: &ComputeTime, workers:
                         format!("needs a finite mean step time, and worker {i}'s is not ({})", compute.spec()),
                     )
                 })?;
-                Ok(((budget / mean).floor().min(u32::MAX as f64) as u32).max(1))
+                let steps = (budget / mean).floor();
+                if steps > u32::MAX as f64 {
+                    return Err(Error::invalid(
+                        "compute_budget",
+                        budget,
+                        format!("gives worker {i} {steps:e} local steps a round, more than 2^32 − 1"),
+                    ));
+                }
+                Ok((steps as u32).max(1))
             }
         })
         .collect()

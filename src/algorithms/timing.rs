@@ -432,13 +432,18 @@ impl TimingSetup {
             }
         };
         Ok(match self.algorithm {
-            TimingAlgorithm::Stsyn if self.max_steps.is_none() => match stsyn_like(k)? {
+            // a cap c ≥ U on the steps changes neither T nor who uploads, only Ū
+            TimingAlgorithm::Stsyn => match stsyn_like(k)? {
                 Some((t, n, up)) => {
-                    TheoryValues { round_time: Some(t), updates_per_worker: Some(n), uploaders: Some(up) }
+                    let updates = match (self.max_steps, exp_mean) {
+                        (None, _) => Some(n),
+                        (Some(cap), Some(_)) => Some(theory::stsyn::capped_updates_per_worker(m, k, u, cap)?),
+                        (Some(_), None) => None,
+                    };
+                    TheoryValues { round_time: Some(t), updates_per_worker: updates, uploaders: Some(up) }
                 }
                 None => none,
             },
-            TimingAlgorithm::Stsyn => none,
             TimingAlgorithm::Sync => match stsyn_like(m)? {
                 Some((t, _, _)) => {
                     TheoryValues { round_time: Some(t), updates_per_worker: Some(u as f64), uploaders: Some(mf) }
@@ -489,13 +494,12 @@ impl TimingSetup {
         })
     }
 
-    /// Why [`TimingSetup::theory`] has no values although a closed form exists: STSyn (no cap)
+    /// Why [`TimingSetup::theory`] has no values although a closed form exists: STSyn
     /// or sync with zero communication on heterogeneous exponential rates and more than
     /// [`HETEROGENEOUS_MAX_WORKERS`] workers, or on i.i.d. ones and more than
     /// [`HOMOGENEOUS_MAX_WORKERS`]. None otherwise.
     pub fn theory_note(&self) -> Option<String> {
-        let stsyn_or_sync =
-            matches!((self.algorithm, self.max_steps), (TimingAlgorithm::Stsyn, None) | (TimingAlgorithm::Sync, _));
+        let stsyn_or_sync = matches!(self.algorithm, TimingAlgorithm::Stsyn | TimingAlgorithm::Sync);
         let homogeneous = self.compute.iid_dist().and_then(Dist::exponential_mean).is_some();
         if !(stsyn_or_sync && self.comm.is_zero()) {
             return None;
@@ -514,11 +518,11 @@ impl TimingSetup {
     }
 
     /// STSyn's P(N_m = n) for n < U, where the closed form applies (i.i.d. exponential steps,
-    /// no cap, zero communication) and U ≤ [`DISTRIBUTION_MAX_U`].
+    /// any cap, zero communication) and U ≤ [`DISTRIBUTION_MAX_U`].
     pub fn updates_distribution(&self) -> Result<Option<Vec<f64>>> {
         let exp = self.compute.iid_dist().and_then(Dist::exponential_mean);
-        match (self.algorithm, self.max_steps, exp) {
-            (TimingAlgorithm::Stsyn, None, Some(_))
+        match (self.algorithm, exp) {
+            (TimingAlgorithm::Stsyn, Some(_))
                 if self.comm.is_zero()
                     && self.workers <= HOMOGENEOUS_MAX_WORKERS
                     && self.local_steps <= DISTRIBUTION_MAX_U =>

@@ -13,8 +13,15 @@ pub struct Args {
 /// Runs `stsyn plot`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     // a run that stopped early leaves valid files; say so, since the curves end where it stopped
-    let summary = std::fs::read_to_string(args.dir.join("summary.json")).ok();
-    let status = summary.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()).and_then(|v| {
+    let summary_path = args.dir.join("summary.json");
+    let summary = std::fs::read_to_string(&summary_path).ok().and_then(|text| {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .inspect_err(|e| {
+                eprintln!("warning: {}: not valid JSON ({e}); plotting evals.csv without it", summary_path.display())
+            })
+            .ok()
+    });
+    let status = summary.and_then(|v| {
         let error = v["error"].as_str().map(str::to_string);
         v["status"].as_str().map(|s| (s.to_string(), error))
     });

@@ -7,6 +7,7 @@
 //! - E\[T\] (the round time), Ū = E\[N_m\] = λE\[T\] (updates per worker, §2.3) and E|𝓜| (expected
 //!   uploaders, §2.4), via [`round_stats`];
 //! - P(N_m = n) for n < U via [`prob_updates`] and [`update_distribution`];
+//! - Ū when every worker stops at c ≥ U updates, via [`capped_updates_per_worker`];
 //! - the same quantities as exact rationals at λ = 1 ([`exact`], [`exact_prob_updates`],
 //!   [`exact_update_distribution`], [`exact_round_time_double_sum`]) for tests;
 //! - the generalisation to per-worker rates λ_m (§2.6): [`round_stats_heterogeneous`].
@@ -75,6 +76,36 @@ pub fn round_stats(m: usize, k: usize, u: u32, mean: f64) -> Result<RoundStats> 
         m as f64 * others.laplace_survival()
     };
     Ok(RoundStats { round_time: mean * lambda_round_time, updates_per_worker: lambda_round_time, uploaders })
+}
+
+/// E\[min(N_m, c)\], the expected completed updates per worker per round when every worker stops
+/// at c ≥ U updates (`max_steps`, the cap of the authors' `Comparisons.py`, specs/stsyn.md §1.4).
+/// It does not depend on λ; the round time and the uploaders of [`round_stats`] do not depend on
+/// the cap.
+///
+/// Worker m completes n > U updates exactly when its n-th completion S_n precedes T'_(K−1), the
+/// (K−1)-th U-th completion among the other M−1 workers (m is then among the first K−1, so T is
+/// that order statistic). Hence, with λ = 1,
+/// E\[(N_m − c)⁺\] = Σ_{n>c} P(S_n ≤ T'_(K−1)) = ∫_0^∞ F_c(t) P(T'_(K−1) > t) dt, and
+/// E\[min(N_m, c)\] = E\[T\] − E\[(N_m − c)⁺\]. With K = 1 no worker passes U.
+pub fn capped_updates_per_worker(m: usize, k: usize, u: u32, cap: u32) -> Result<f64> {
+    check_workers_and_wait(m, k)?;
+    check_updates(u)?;
+    if cap < u {
+        return Err(Error::invalid("max steps (c)", cap, format!("must be at least U = {u}")));
+    }
+    let erlang = Erlang::new(u);
+    let uncapped = KthCompletion { workers: m, k, erlang }.mean();
+    if k == 1 {
+        return Ok(uncapped);
+    }
+    let others = KthCompletion { workers: m - 1, k: k - 1, erlang };
+    let (start, end) = others.support();
+    let capped = Erlang::new(cap);
+    let integrand = |t: f64, w: f64, acc: &mut [f64]| acc[0] += w * capped.cdf_sf(t).0 * others.tails(t).0;
+    let excess = integrate(0.0, start, 1, REL_TOL, ABS_TOL, integrand)[0]
+        + integrate(start, end, 1, REL_TOL, ABS_TOL, integrand)[0];
+    Ok(uncapped - excess)
 }
 
 /// P(N_m = n), the probability that a given worker completes exactly n < U updates in a round
