@@ -336,9 +336,6 @@ impl Objective for Logistic<'_> {
     }
 }
 
-/// x·w in f32 with eight interleaved partial sums (vectorised; the order is fixed, so the value
-/// is the same on every run).
-#[inline]
 /// Reads one value of every cache line of `x`, so that the lines of a group's rows are fetched
 /// from memory at the same time rather than one row after another (the values are unchanged).
 #[inline]
@@ -347,6 +344,9 @@ fn prefetch(x: &[f32]) {
     std::hint::black_box(touched);
 }
 
+/// x·w in f32 with eight interleaved partial sums (vectorised; the order is fixed, so the value
+/// is the same on every run).
+#[inline]
 fn dot(x: &[f32], w: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (xc, wc) = (x.chunks_exact(8), w.chunks_exact(8));
