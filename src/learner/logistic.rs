@@ -340,7 +340,7 @@ impl Objective for Logistic<'_> {
 /// from memory at the same time rather than one row after another (the values are unchanged).
 #[inline]
 fn prefetch(x: &[f32]) {
-    let touched = x.iter().step_by(16).fold(0.0f32, |a, &v| a + v);
+    let touched = x.iter().step_by(16).chain(x.last()).fold(0.0f32, |a, &v| a + v);
     std::hint::black_box(touched);
 }
 
