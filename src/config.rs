@@ -188,6 +188,9 @@ pub struct RawAlgorithm {
     pub max_local_steps: Option<u32>,
     /// FedNova: run τ_m + 1 steps but charge τ_m (Comparisons.py).
     pub extra_step: Option<bool>,
+    /// FedNova: p_m = `samples` (n_m/n, the default, as FedNova's code) or `uniform` (1/M, as
+    /// Comparisons.py); the same for equal shards.
+    pub weighting: Option<String>,
     /// LOSCAR: N_i = max(1, ⌊budget / E\[τ_i\]⌋) instead of one `local_steps` for all.
     pub compute_budget: Option<f64>,
     /// LOSCAR: p = K/d, the fraction of coordinates averaged each round (default 1).
@@ -301,6 +304,8 @@ pub enum AlgorithmSpec {
         max_local_steps: u32,
         /// τ_m + 1 steps charged as τ_m.
         extra_step: bool,
+        /// p_m = n_m/n (true) or 1/M.
+        weight_by_samples: bool,
     },
     /// Fully synchronous SGD: all M workers, U local steps (U = 1: minibatch SGD).
     Sync {
@@ -980,7 +985,8 @@ impl RawAlgorithm {
             probe_batch,
             min_local_steps,
             max_local_steps,
-            extra_step
+            extra_step,
+            weighting
         );
         check!(
             compute_budget,
@@ -1029,10 +1035,11 @@ impl RawAlgorithm {
                     Selection::Random => "random".into(),
                 });
             }
-            AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step } => {
+            AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step, weight_by_samples } => {
                 self.min_local_steps = Some(*min_local_steps);
                 self.max_local_steps = Some(*max_local_steps);
                 self.extra_step = Some(*extra_step);
+                self.weighting = Some(if *weight_by_samples { "samples" } else { "uniform" }.into());
             }
             AlgorithmSpec::Sync { local_steps } => self.local_steps = Some(*local_steps),
             _ => {}
@@ -1055,7 +1062,7 @@ impl RawAlgorithm {
             "pasgd" => &["local_steps"],
             "adacomm" => &["local_steps", "interval", "probe_batch"],
             "flanp" => &["participants", "local_steps", "threshold", "selection"],
-            "fednova" => &["min_local_steps", "max_local_steps", "extra_step"],
+            "fednova" => &["min_local_steps", "max_local_steps", "extra_step", "weighting"],
             "sync" => &["local_steps"],
             "ksync" | "kbatch-sync" | "kasync" | "kbatch-async" => &["wait"],
             "async" => &[],
@@ -1167,9 +1174,17 @@ impl RawAlgorithm {
                         "need 1 <= min <= max",
                     ));
                 }
+                let weight_by_samples = match self.weighting.as_deref().unwrap_or("samples") {
+                    "samples" => true,
+                    "uniform" => false,
+                    other => {
+                        return Err(Error::invalid(format!("{at}.weighting"), other, "expected samples or uniform"));
+                    }
+                };
                 AlgorithmSpec::FedNova {
                     min_local_steps: lo,
                     max_local_steps: hi,
+                    weight_by_samples,
                     extra_step: self.extra_step.unwrap_or(false),
                 }
             }

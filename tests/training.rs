@@ -101,6 +101,13 @@ fn fednova_and_stsyn_coefficients() {
         jobs,
         vec![LocalJob { worker: 0, steps: 2, coef: 1.25 }, LocalJob { worker: 1, steps: 8, coef: 0.3125 }]
     );
+    // p = n_m/n = (¼, ¾) from shards of 10 and 30 samples: τ_eff = ½ + 6 = 6.5, coefficients
+    // ¼·6.5/2 = 0.8125 and ¾·6.5/8 = 0.609375 (exact in binary); equal shards keep 1/M.
+    let mut weighted = FedNova::with_steps(vec![2, 8], false).weighted_by(&[10, 30]);
+    weighted.jobs(&record, &mut jobs);
+    assert_eq!(jobs.iter().map(|j| j.coef).collect::<Vec<_>>(), vec![0.8125, 0.609375]);
+    FedNova::with_steps(vec![2, 8], false).weighted_by(&[7, 7]).jobs(&record, &mut jobs);
+    assert_eq!(jobs.iter().map(|j| j.coef).collect::<Vec<_>>(), vec![1.25, 0.3125]);
     // STSyn: uniform over workers with N_m ≥ 1; Comparisons.py drops the first argmax.
     let record = RoundRecord { counts: vec![3, 0, 7, 7, 1], ..Default::default() };
     let mut stsyn = Stsyn { wait: 2, local_steps: 3, max_steps: None, drop_most_updates: false };
@@ -346,6 +353,7 @@ fn bad_configs_exit_2_naming_the_problem() {
         ("[[algorithms]]\nname = \"stsyn\"\nwait = 2\nlocal_steps = 2\nspeed = 3\n", &["unknown field", "speed"]),
         ("[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\nwait = 3\n", &["wait", "does not apply to pasgd"]),
         ("[[algorithms]]\nname = \"stsyn\"\nlocal_steps = 2\n", &["needs wait"]),
+        ("[[algorithms]]\nname = \"fednova\"\nweighting = \"size\"\n", &["weighting", "size", "samples or uniform"]),
     ];
     for (i, (algorithms, needles)) in cases.iter().enumerate() {
         let sub = dir.path().join(format!("c{i}"));

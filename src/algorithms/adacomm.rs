@@ -1,9 +1,12 @@
 //! AdaComm (Wang & Joshi, "Adaptive communication strategies to achieve the best error-runtime
 //! trade-off in local-update SGD"), as in the STSyn authors' `Comparisons.py` (specs/stsyn.md
-//! §4): PASGD whose period τ shrinks as the loss falls. Before each round, if the simulated time
-//! so far exceeds `ind · interval`, τ ← min(⌈√(F_now / F_0) · τ_0⌉, τ) and `ind` increases, where
+//! §4): PASGD whose period τ shrinks as the loss falls. After each round, if the simulated time
+//! before that round (the sum of the earlier rounds' times) exceeds `ind · interval`, with `ind`
+//! from 0, then τ ← min(⌈√(F_now / F_0) · τ_0⌉, τ) for the next round and `ind` increases, where
 //! F is the loss of the global model on a random batch of test samples (F_0 for the initial
-//! model, F_now after the latest round).
+//! model, F_now after the round just finished). This is the script's order: it compares the
+//! cumulative time before adding the round's own time, so the first change comes after round 1
+//! and applies from round 2.
 
 use super::round::{Observation, RoundAlgorithm, uniform_over_uploaders};
 use crate::learner::LocalJob;
@@ -17,8 +20,12 @@ pub struct AdaComm {
     steps: u32,
     interval: f64,
     probe: usize,
+    /// `ind`: τ changes so far.
     updates: u64,
+    /// End of the latest round observed.
     elapsed: f64,
+    /// End of the round before it: the cumulative time before the latest round's.
+    elapsed_before: f64,
     first_loss: f64,
     latest_loss: f64,
 }
@@ -31,8 +38,9 @@ impl AdaComm {
             steps: local_steps,
             interval,
             probe: probe_batch,
-            updates: 1,
+            updates: 0,
             elapsed: 0.0,
+            elapsed_before: 0.0,
             first_loss: f64::NAN,
             latest_loss: f64::NAN,
         }
@@ -46,7 +54,7 @@ impl AdaComm {
 
 impl RoundAlgorithm for AdaComm {
     fn plan(&mut self, _round: u64, plan: &mut RoundPlan) {
-        if self.elapsed > self.updates as f64 * self.interval && self.first_loss > 0.0 {
+        if self.elapsed_before > self.updates as f64 * self.interval && self.first_loss > 0.0 {
             let ratio = (self.latest_loss / self.first_loss).max(0.0);
             let proposed = ((ratio.sqrt() * self.initial_steps as f64).ceil() as u32).max(1);
             self.steps = proposed.min(self.steps);
@@ -71,9 +79,36 @@ impl RoundAlgorithm for AdaComm {
     }
 
     fn observe(&mut self, o: &Observation) {
+        self.elapsed_before = self.elapsed;
         self.elapsed = o.end;
         if let Some(loss) = o.probe_loss {
             self.latest_loss = loss;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tau_follows_the_scripts_order() {
+        // Comparisons.py: after round i, if the time of rounds 0..i−1 exceeds ind·0.05 (ind from
+        // 0), τ ← min(⌈√(F/F_0)·τ_0⌉, τ) for round i+1. Rounds of 0.012: the checks after rounds
+        // 1, 5, 9, 13 pass (0.012 > 0, 0.06 > 0.05, 0.108 > 0.1, 0.156 > 0.15). With F/F_0 after
+        // round i equal to 0.9^(2(i+1)), they propose ⌈10·0.9^(i+1)⌉ = 9, 6, 4, 3.
+        let mut adacomm = AdaComm::new(10, 0.05, 400);
+        adacomm.initial_probe(1.0);
+        let mut plan = RoundPlan::uniform(4, 4, 10, None);
+        let taus: Vec<u32> = (0..16u64)
+            .map(|round| {
+                adacomm.plan(round, &mut plan);
+                let end = 0.012 * (round + 1) as f64;
+                let loss = 0.9f64.powi(2 * (round as i32 + 1));
+                adacomm.observe(&Observation { round, end, delta_norm: 0.0, probe_loss: Some(loss) });
+                plan.targets[0]
+            })
+            .collect();
+        assert_eq!(taus, [10, 10, 9, 9, 9, 9, 6, 6, 6, 6, 4, 4, 4, 4, 3, 3]);
     }
 }

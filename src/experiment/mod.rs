@@ -352,8 +352,12 @@ fn run_one(
         AlgorithmSpec::Flanp { participants, local_steps, threshold, selection } => {
             Some(Box::new(Flanp::new(m, participants, local_steps, threshold, selection, seeds)))
         }
-        AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step } => {
-            Some(Box::new(FedNova::new(m, min_local_steps, max_local_steps, extra_step, seeds)))
+        AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step, weight_by_samples } => {
+            let fednova = FedNova::new(m, min_local_steps, max_local_steps, extra_step, seeds);
+            Some(Box::new(match objective.shard_sizes().filter(|_| weight_by_samples) {
+                Some(sizes) => fednova.weighted_by(&sizes),
+                None => fednova,
+            }))
         }
         AlgorithmSpec::KSync { wait } => Some(Box::new(KSync { wait })),
         _ => None,

@@ -55,6 +55,11 @@ pub trait Objective: Sync {
     fn gradient_flops(&self) -> f64 {
         2.0 * self.dim() as f64
     }
+    /// The training samples of each worker's own shard, when the workers hold shards of
+    /// different sizes (None when every worker samples from equal or shared data).
+    fn shard_sizes(&self) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 /// Where each worker draws its samples from.
@@ -180,6 +185,13 @@ impl Objective for Classification<'_> {
     fn gradient_flops(&self) -> f64 {
         // Forward and backward: about three times the forward FLOPs.
         3.0 * self.net.flops_per_sample() as f64 * self.batch as f64
+    }
+
+    fn shard_sizes(&self) -> Option<Vec<usize>> {
+        match self.shards {
+            Shards::PerWorker(shards) => Some(shards.iter().map(Vec::len).collect()),
+            Shards::Shared(_) => None,
+        }
     }
 
     fn probe_loss(&self, params: &[f32], samples: usize, rng: &mut Stream) -> f64 {
