@@ -144,6 +144,31 @@ fn capped_stsyn_matches_its_closed_form() {
     assert!(capped_updates_per_worker(20, 5, 10, 9).unwrap_err().to_string().contains("9"));
 }
 
+#[test]
+fn records_count_every_message_sent() {
+    // Σ (models sent + uploads received) over the records equals the messages the engine sent,
+    // the initial broadcast to all M included (zero latency: no upload is in flight at the stop).
+    for (alg, k) in [
+        (TimingAlgorithm::Async, 1),
+        (TimingAlgorithm::KAsync, 2),
+        (TimingAlgorithm::KBatchAsync, 2),
+        (TimingAlgorithm::KBatchAsync, 1), // the training driver's async
+        (TimingAlgorithm::KSync, 2),
+        (TimingAlgorithm::KBatchSync, 2),
+        (TimingAlgorithm::Ringmaster, 1),
+    ] {
+        let mut s = setup(alg, 4, k, 1, 10, "exp(mean=1)");
+        if alg == TimingAlgorithm::Ringmaster {
+            s.asynchronous.delay_threshold = Some(2);
+        }
+        let mut sink = MemorySink { keep_events: true, ..Default::default() };
+        s.simulate(EnginePath::Heap, &mut sink).unwrap();
+        let recorded: u64 = sink.rounds.iter().map(|r| r.participants as u64 + r.uploads as u64).sum();
+        let sent = sink.events.iter().filter(|e| e.kind == stsyn::trace::EventKind::Send).count() as u64;
+        assert_eq!(recorded, sent, "{alg:?}");
+    }
+}
+
 /// |simulated − theory| within 4 standard errors (a correct simulator fails one such check with
 /// probability about 6e-5 under the plain SE, and about 4e-4 under the batch-means SE of the
 /// asynchronous algorithms, whose deviation follows Student's t with 29 degrees of freedom; with

@@ -3,7 +3,8 @@
 //! last update (they may be stale: computed at an older model). A worker that has pushed waits
 //! idle for the update, then fetches the new model and restarts; the others are not interrupted
 //! and keep computing on the model they read. Workers keep one random stream for the whole run
-//! (there is no round restart), so nothing is cancelled.
+//! (there is no round restart), so nothing is cancelled. A record's `participants` counts the
+//! models sent since the previous update (the initial broadcast to all M in the first).
 
 use super::hooks::ServerHooks;
 use crate::sim::{Actions, Algorithm, Message, Node};
@@ -21,6 +22,8 @@ pub struct KAsync<H = ()> {
     last_update: f64,
     pushed: Vec<usize>,
     current: Vec<u64>,
+    /// Models sent since the previous update (a record's `participants`).
+    sent: u32,
 }
 
 impl<H: ServerHooks> KAsync<H> {
@@ -36,6 +39,7 @@ impl<H: ServerHooks> KAsync<H> {
             last_update: 0.0,
             pushed: Vec::with_capacity(wait),
             current: vec![0; workers],
+            sent: 0,
         }
     }
 
@@ -46,6 +50,7 @@ impl<H: ServerHooks> KAsync<H> {
 
     fn fetch(&mut self, m: usize, act: &mut Actions) {
         let job = self.hooks.job_started(m);
+        self.sent += 1;
         act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, job);
     }
 }
@@ -89,7 +94,7 @@ impl<H: ServerHooks> Algorithm for KAsync<H> {
             start: self.last_update,
             compute_end: now,
             end: now,
-            participants: n,
+            participants: std::mem::take(&mut self.sent),
             uploaders: n,
             uploads: n,
             updates: n as u64,

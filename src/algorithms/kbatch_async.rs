@@ -2,7 +2,8 @@
 //! every worker pushes each gradient as soon as it is done, fetches the current model and starts
 //! the next one; nobody idles (beyond the round trip) and nothing is cancelled. The server
 //! updates with the mean of every K arrivals (K = 1: asynchronous SGD, one update per gradient).
-//! Workers keep one random stream for the whole run.
+//! Workers keep one random stream for the whole run. A record's `participants` counts the models
+//! sent since the previous update (the initial broadcast to all M in the first).
 
 use super::hooks::ServerHooks;
 use crate::sim::{Actions, Algorithm, Message, Node};
@@ -20,6 +21,8 @@ pub struct KBatchAsync<H = ()> {
     last_update: f64,
     contributors: Vec<usize>,
     current: Vec<u64>,
+    /// Models sent since the previous update (a record's `participants`).
+    sent: u32,
 }
 
 impl<H: ServerHooks> KBatchAsync<H> {
@@ -35,6 +38,7 @@ impl<H: ServerHooks> KBatchAsync<H> {
             last_update: 0.0,
             contributors: Vec::with_capacity(wait),
             current: vec![0; workers],
+            sent: 0,
         }
     }
 
@@ -45,6 +49,7 @@ impl<H: ServerHooks> KBatchAsync<H> {
 
     fn fetch(&mut self, m: usize, act: &mut Actions) {
         let job = self.hooks.job_started(m);
+        self.sent += 1;
         act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, job);
     }
 }
@@ -82,7 +87,7 @@ impl<H: ServerHooks> Algorithm for KBatchAsync<H> {
                         start: self.last_update,
                         compute_end: now,
                         end: now,
-                        participants: n,
+                        participants: std::mem::take(&mut self.sent),
                         uploaders: self.contributors.len() as u32,
                         uploads: n,
                         updates: n as u64,
