@@ -482,6 +482,26 @@ fn heterogeneous_rates_match_exponential_race_formulas() {
 }
 
 #[test]
+fn heterogeneous_rates_a_million_apart() {
+    // Speeds 10^6 apart put the fast workers' whole decay far below the slow ones' time scale
+    // (a single set of panels over the range missed it: E[T] came out as 1e-18). U = 1, K = 1
+    // is a race: E[T] = 1/Σλ, P(m uploads) = λ_m/Σλ.
+    for rates in [[1.0, 1e-6], [1e-6, 1.0]] {
+        let h = round_stats_heterogeneous(&rates, 1, 1).unwrap();
+        assert_rel(h.round_time, 1.0 / (1.0 + 1e-6), 1e-12, "E[min]");
+        assert_rel(h.upload_prob.iter().sum(), 1.0, 1e-11, "one uploader");
+    }
+    // Two fast workers and one 10^6 times slower, K = 2, U = 10: the round is the later of the
+    // two fast ones (the slow one completes 10 updates first with probability ~1e-50), and the
+    // slow one uploads when its first update beats it: P ≈ 1e-6·E[T].
+    let h = round_stats_heterogeneous(&[1.0, 1.0, 1e-6], 2, 10).unwrap();
+    let fast = round_stats(2, 2, 10, 1.0).unwrap();
+    assert_rel(h.round_time, fast.round_time, 1e-11, "E[T]");
+    assert_rel(h.upload_prob[0] + h.upload_prob[1], 2.0, 1e-11, "fast uploaders");
+    assert_rel(h.upload_prob[2], 1e-6 * fast.round_time, 1e-5, "slow uploader");
+}
+
+#[test]
 fn heterogeneous_leave_one_out_matches_a_direct_computation() {
     // Rates spanning 400x, so some workers are almost surely done while others are not: the
     // leave-one-out probabilities (computed by dividing a worker out of a DP) are checked

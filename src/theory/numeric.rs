@@ -418,6 +418,29 @@ where
     }
 }
 
+/// [`integrate`] over [a, b] split at b/16, b/16², … down to a (the last piece reaches from a
+/// once the next cut would fall below max(a, 1e-30·b)), each piece converged on its own: for
+/// integrands whose features lie at very different scales, such as the round time of workers
+/// whose speeds differ by 10^6, where one set of uniform panels over [a, b] puts its first node
+/// past the whole decay of the fast workers' terms.
+pub(crate) fn integrate_pieces<F>(a: f64, b: f64, outputs: usize, rel_tol: f64, abs_tol: f64, mut f: F) -> Vec<f64>
+where
+    F: FnMut(f64, f64, &mut [f64]),
+{
+    let mut total = vec![0.0; outputs];
+    let floor = a.max(1e-30 * b);
+    let mut hi = b;
+    loop {
+        let lo = if hi / 16.0 > floor { hi / 16.0 } else { a };
+        let piece = integrate(lo, hi, outputs, rel_tol, abs_tol, &mut f);
+        total.iter_mut().zip(&piece).for_each(|(t, p)| *t += p);
+        if lo <= a {
+            return total;
+        }
+        hi = lo;
+    }
+}
+
 /// Integrand evaluations (points × integrands) after which [`integrate_adaptive`] accepts every
 /// panel: well under a second of work.
 pub(crate) const ADAPTIVE_BUDGET: usize = 1 << 24;

@@ -12,8 +12,10 @@
 //! is only stable when the removed worker's "success" probability is at most 1/2, so two DPs are
 //! kept: one over completions (truncated to 0..K states) for workers with F_U(λ_m t) ≤ 1/2, and
 //! one over non-completions (0..M−K states) for the others. Each quadrature node costs O(M²).
+//! The range is integrated in pieces a factor 16 apart, so that workers whose speeds differ by
+//! orders of magnitude are all resolved.
 
-use super::super::numeric::{Erlang, bisect, integrate};
+use super::super::numeric::{Erlang, bisect, integrate_pieces};
 use super::{ABS_TOL, REL_TOL, TAIL, check_updates, check_workers_and_wait};
 use crate::error::{Error, Result};
 
@@ -49,7 +51,7 @@ pub fn round_stats_heterogeneous(rates: &[f64], k: usize, u: u32) -> Result<Hete
     let (start, end) = dp.support();
     let leave_one_out = k < m;
     let outputs = if leave_one_out { 1 + m } else { 1 };
-    let integrals = integrate(start, end, outputs, REL_TOL, ABS_TOL, |t, w, acc| {
+    let integrals = integrate_pieces(start, end, outputs, REL_TOL, ABS_TOL, |t, w, acc| {
         dp.evaluate(t);
         acc[0] += w * dp.survival();
         if leave_one_out {
