@@ -757,6 +757,10 @@ fn bad_asynchronous_input_exits_2_naming_the_value() {
         (&["--algorithm", "rennala"], &["K"]),
         (&["--algorithm", "async", "--compute-time", "sine(amplitude=1.5)"], &["amplitude = 1.5"]),
         (&["--algorithm", "async", "--compute-time", "square(duty=2)"], &["duty = 2"]),
+        (
+            &["--algorithm", "async", "--compute-time", "square(fast=1e200, slow=1e200, period=1e-200)"],
+            &["period = 1e-200", "too short"],
+        ),
         (&["--algorithm", "async", "--compute-time", "jitter(sd=-1)"], &["sd = -1"]),
         (&["--algorithm", "async", "--compute-time", "jitter(shift=1)"], &["missing sd"]),
         (&["--algorithm", "async", "--compute-time", "jitter(sd=profile(b=-1))"], &["worker 0"]),

@@ -98,6 +98,20 @@ impl RateModel {
             }
             other => return Err(s.error(format!("'{other}' is not a rate model (expected sine or square)"))),
         };
+        // A step must not span more periods than f64 can count: the work done in one period,
+        // duty·P/fast + (1 − duty)·P/slow steps, must be a normal number well above 0.
+        if let Shape::Square { fast, slow, period, duty } = shape {
+            let per_period = duty * period / fast + (1.0 - duty) * period / slow;
+            if !(per_period >= 1e-300) {
+                return Err(s.error(format!(
+                    "period = {} is too short for steps of {} and {} time units (a period holds {:e} of a step)",
+                    crate::error::shown(period),
+                    crate::error::shown(fast),
+                    crate::error::shown(slow),
+                    per_period
+                )));
+            }
+        }
         let spread_phase = match s.raw("phase", None).map(str::trim) {
             None | Some("spread") => true,
             Some("same") => false,
