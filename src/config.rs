@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::algorithms::{dbw, growing_intervals, loscar};
 use crate::error::{Error, Result, check_memory, non_negative, positive};
 use crate::learner::MergeRule;
-use crate::sim::GraphSpec;
+use crate::sim::{GraphSpec, MAX_STEPS_PER_ROUND};
 use crate::timing::{CommTime, ComputeTime, Link};
 
 /// An experiment file as written.
@@ -1107,6 +1107,7 @@ impl RawAlgorithm {
             if u == 0 {
                 return Err(Error::invalid(format!("{at}.local_steps (U)"), 0, "must be at least 1"));
             }
+            check_round_steps(&format!("{at}.local_steps (U)"), u.into())?;
             Ok(u)
         };
         let spec = match kind.as_str() {
@@ -1174,6 +1175,7 @@ impl RawAlgorithm {
                         "need 1 <= min <= max",
                     ));
                 }
+                check_round_steps(&format!("{at}.max_local_steps"), hi.into())?;
                 let weight_by_samples = match self.weighting.as_deref().unwrap_or("samples") {
                     "samples" => true,
                     "uniform" => false,
@@ -1302,7 +1304,10 @@ impl RawAlgorithm {
                 return Err(Error::Config(format!("{at}: give local_steps (N) or compute_budget (T_loc), not both")));
             }
             (Some(0), None) => return Err(Error::invalid(format!("{at}.local_steps (N)"), 0, "must be at least 1")),
-            (Some(n), None) => loscar::LocalSteps::Fixed(n),
+            (Some(n), None) => {
+                check_round_steps(&format!("{at}.local_steps (N)"), n.into())?;
+                loscar::LocalSteps::Fixed(n)
+            }
             (None, Some(b)) => loscar::LocalSteps::Budget(positive(&format!("{at}.compute_budget"), b)?),
             (None, None) => {
                 return Err(Error::Config(format!(
@@ -1321,7 +1326,10 @@ impl RawAlgorithm {
                     "{at}: overlap_steps = {q} applies to overlap_mode = 'fixed_q', not 'until_arrival'"
                 )));
             }
-            ("fixed_q" | "fixed_Q", Some(q)) => loscar::OverlapMode::FixedQ(q),
+            ("fixed_q" | "fixed_Q", Some(q)) => {
+                check_round_steps(&format!("{at}.overlap_steps (Q)"), q.into())?;
+                loscar::OverlapMode::FixedQ(q)
+            }
             ("fixed_q" | "fixed_Q", None) => {
                 return Err(Error::Config(format!(
                     "{at}: overlap_mode = 'fixed_q' needs overlap_steps (Q; 0 = no overlap)"
@@ -1343,6 +1351,9 @@ impl RawAlgorithm {
         let total_steps = match self.total_steps {
             None => return Err(Error::Config(format!("{at}: local-sgd needs total_steps (T)"))),
             Some(0) => return Err(Error::invalid(format!("{at}.total_steps (T)"), 0, "must be at least 1")),
+            Some(t) if t > u64::from(u32::MAX) => {
+                return Err(Error::invalid(format!("{at}.total_steps (T)"), t, "must be at most 2^32 − 1"));
+            }
             Some(t) => t,
         };
         Ok(growing_intervals::Settings {
@@ -1446,6 +1457,12 @@ impl RawAlgorithm {
                 Some(v) => Ok(v),
             }
         };
+        // results or local steps collected in one round
+        let per_round = |key: &str, value: Option<u64>| -> Result<u64> {
+            let v = count(key, value)?;
+            check_round_steps(&format!("{at}.{key}"), v)?;
+            Ok(v)
+        };
         Ok(match kind {
             "asgd" => AlgorithmSpec::Asgd {
                 stepsize: if self.delay_adaptive.unwrap_or(false) {
@@ -1467,7 +1484,7 @@ impl RawAlgorithm {
                 },
             },
             "rennala" | "malenia" => {
-                let batch = count("wait (the batch size S)", self.wait.map(|k| k as u64))?;
+                let batch = per_round("wait (the batch size S)", self.wait.map(|k| k as u64))?;
                 AlgorithmSpec::Rennala {
                     rule: if kind == "rennala" {
                         rennala::Rule::Rennala { batch }
@@ -1482,8 +1499,8 @@ impl RawAlgorithm {
                 rule: ringmaster::StaleRule::parse(&format!("{at}.stale"), stale)?,
             },
             "fedbuff" => {
-                let buffer = count("wait (the buffer size K)", self.wait.map(|k| k as u64))? as usize;
-                let local_steps = count("local_steps (Q)", self.local_steps.map(u64::from))? as u32;
+                let buffer = per_round("wait (the buffer size K)", self.wait.map(|k| k as u64))? as usize;
+                let local_steps = per_round("local_steps (Q)", self.local_steps.map(u64::from))? as u32;
                 let concurrency = self.concurrency.unwrap_or(workers);
                 if concurrency == 0 || concurrency > workers {
                     return Err(Error::invalid(
@@ -1508,6 +1525,15 @@ impl RawAlgorithm {
             _ => unreachable!("called for the asynchronous methods only"),
         })
     }
+}
+
+/// Rejects more than [`MAX_STEPS_PER_ROUND`] (2^28) steps or results in one round: a round that
+/// long would not end in any reasonable time (and the engine stops a worker there).
+fn check_round_steps(name: &str, value: u64) -> Result<()> {
+    if value > u64::from(MAX_STEPS_PER_ROUND) {
+        return Err(Error::invalid(name, value, format!("must be at most {MAX_STEPS_PER_ROUND} (2^28) per round")));
+    }
+    Ok(())
 }
 
 /// Rescaled ASGD with model step times needs every worker's mean step time.

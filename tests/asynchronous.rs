@@ -784,6 +784,8 @@ fn bad_asynchronous_input_exits_2_naming_the_value() {
         ("", "[[algorithms]]\nname = \"fedbuff\"\nwait = 2\nlocal_steps = 1\nconcurrency = 0\n", &["concurrency", "0"]),
         ("", "[[algorithms]]\nname = \"fedbuff\"\nwait = 2\nlocal_steps = 1\nserver_lr = -1\n", &["server_lr", "-1"]),
         ("", "[[algorithms]]\nname = \"fedbuff\"\nwait = 2\n", &["fedbuff needs local_steps"]),
+        ("", "[[algorithms]]\nname = \"fedbuff\"\nwait = 1\nlocal_steps = 268435457\n", &["local_steps (Q)", "2^28"]),
+        ("", "[[algorithms]]\nname = \"rennala\"\nwait = 4294967296\n", &["batch size S", "4294967296", "2^28"]),
         (
             "compute_time = \"pareto(shape=0.9)\"",
             "[[algorithms]]\nname = \"rescaled-asgd\"\n",

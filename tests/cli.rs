@@ -44,6 +44,11 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         (&["-M", "4", "-K", "2", "-U", "2", "--uplink-bandwidth", "nan"], &["bandwidth", "NaN"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--link-speeds", "means(1,2)"], &["--link-speeds", "M = 4"]),
         (&["-M", "4000000000", "-K", "1", "-U", "1"], &["4000000000", "GB of memory"]),
+        (&["-M", "4000000000", "-K", "1", "-U", "1", "--speeds", "profile()"], &["4000000000", "GB of memory"]),
+        (
+            &["-M", "4000000000", "-K", "1", "-U", "1", "--compute-time", "jitter(shift=1, sd=profile())"],
+            &["4000000000", "GB of memory"],
+        ),
         (&["-M", "4", "-K", "2", "-U", "2", "--link-speeds", "rates(1,0,1,1)"], &["--link-speeds", "worker 1 = 0"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--rounds", "0"], &["rounds", "0"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--algorithm", "fastsgd"], &["fastsgd"]),
@@ -120,6 +125,7 @@ fn bad_bench_flags_exit_2() {
     assert_bad_input(&["model", spec, "--bench", "--lr", "-5"], &["--lr", "-5"]);
     assert_bad_input(&["model", spec, "--bench", "--batch", "4", "--threads", "8"], &["--threads", "8", "--batch 4"]);
     assert_bad_input(&["bench-round", "--model", "digits", "--shard", "0"], &["--shard", "0"]);
+    assert_bad_input(&["bench-round", "--model", "digits", "-U", "4294967295"], &["--local-steps (U)", "2^28"]);
     // sizes that cannot fit in memory are refused up front, not by an allocation failure
     assert_bad_input(&["model", spec, "--bench", "--batch", "18446744073709551615"], &["--batch", "GB of memory"]);
     let huge = ["bench-round", "--model", "digits", "-M", "2", "-K", "1", "--shard", "18446744073709551615"];

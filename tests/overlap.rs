@@ -723,9 +723,14 @@ fn bad_graphs_and_settings_exit_2_naming_the_value() {
         ("name = \"loscar\"\nlocal_steps = 2\nmerge = \"average\"", &["merge", "average"]),
         ("name = \"loscar\"\nlocal_steps = 2\ncompute_budget = 3", &["not both"]),
         ("name = \"loscar\"\ncompute_budget = -1", &["compute_budget", "-1"]),
-        ("name = \"loscar\"\ncompute_budget = 1e12", &["compute_budget", "1000000000000", "2^32"]),
+        ("name = \"loscar\"\ncompute_budget = 1e12", &["compute_budget", "1000000000000", "2^28"]),
         ("name = \"local-sgd\"\ntotal_steps = 100\nschedule = \"budget(power=2/3)\"", &["2/3"]),
         ("name = \"local-sgd\"\nschedule = \"one_shot\"", &["needs total_steps"]),
+        ("name = \"local-sgd\"\ntotal_steps = 18446744073709551615", &["total_steps", "18446744073709551615"]),
+        (
+            "name = \"loscar\"\nlocal_steps = 2\noverlap_mode = \"fixed_q\"\noverlap_steps = 4294967295",
+            &["overlap_steps (Q)", "4294967295", "2^28"],
+        ),
         ("name = \"local-sgd\"\ntotal_steps = 100\nstep_size = \"inverse(mu=-1)\"", &["mu = -1"]),
         ("name = \"pasgd\"\nlocal_steps = 2\ngraph = \"ring\"", &["graph", "does not apply to pasgd"]),
     ];

@@ -354,6 +354,7 @@ fn bad_configs_exit_2_naming_the_problem() {
         ("[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\nwait = 3\n", &["wait", "does not apply to pasgd"]),
         ("[[algorithms]]\nname = \"stsyn\"\nlocal_steps = 2\n", &["needs wait"]),
         ("[[algorithms]]\nname = \"fednova\"\nweighting = \"size\"\n", &["weighting", "size", "samples or uniform"]),
+        ("[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 268435457\n", &["local_steps (U)", "268435457", "2^28"]),
     ];
     for (i, (algorithms, needles)) in cases.iter().enumerate() {
         let sub = dir.path().join(format!("c{i}"));

@@ -27,7 +27,7 @@
 use super::traffic::Traffic;
 use crate::error::{Error, Result};
 use crate::learner::MergeRule;
-use crate::sim::{Actions, Algorithm, Message, Node};
+use crate::sim::{Actions, Algorithm, MAX_STEPS_PER_ROUND, Message, Node};
 use crate::timing::ComputeTime;
 use crate::trace::RoundRecord;
 
@@ -81,11 +81,11 @@ pub fn steps_per_worker(local_steps: LocalSteps, compute: &ComputeTime, workers:
                     )
                 })?;
                 let steps = (budget / mean).floor();
-                if steps > u32::MAX as f64 {
+                if steps > MAX_STEPS_PER_ROUND as f64 {
                     return Err(Error::invalid(
                         "compute_budget",
                         budget,
-                        format!("gives worker {i} {steps:e} local steps a round, more than 2^32 − 1"),
+                        format!("gives worker {i} {steps:e} local steps a round, more than 2^28"),
                     ));
                 }
                 Ok((steps as u32).max(1))

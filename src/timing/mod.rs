@@ -337,6 +337,8 @@ fn jitter_parameters(s: &Spec, speeds: &Speeds, workers: usize) -> Result<(Vec<f
     s.check_keys(&["shift", "sd", "relative"], 0)?;
     let shift = s.number("shift", None)?.unwrap_or(1.0);
     check_bound(shift, Bound::Positive).map_err(|why| s.error(format!("shift = {why}")))?;
+    // τ_i and s_i, and the profile an `sd` list may be parsed from
+    crate::error::check_memory("jitter workers (M)", workers, 32 * workers as u128, "32 bytes per worker")?;
     let shifts: Vec<f64> = match speeds {
         Speeds::Same => vec![shift; workers],
         Speeds::Means(means) => means.iter().map(|m| shift * m).collect(),

@@ -48,6 +48,9 @@ impl Speeds {
                 for (key, v) in [("a", a), ("b", b), ("p", p)] {
                     check_bound(v, Bound::Finite).map_err(|why| s.error(format!("{key} = {why}")))?;
                 }
+                // the means and the scales derived from them, before allocating either
+                let bytes = 16 * workers as u128;
+                crate::error::check_memory(what, format!("profile for M = {workers}"), bytes, "16 bytes per worker")?;
                 (0..workers).map(|i| a + b * (first + i as f64).powf(p)).collect()
             }
             other => {

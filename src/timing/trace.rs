@@ -46,6 +46,8 @@ impl Trace {
                 headers.iter().collect::<Vec<_>>().join(",")
             )));
         };
+        let per_worker = std::mem::size_of::<Vec<f64>>() as u128;
+        crate::error::check_memory("trace workers (M)", workers, per_worker * workers as u128, "one list per worker")?;
         let mut durations = vec![Vec::new(); workers];
         for record in reader.records() {
             let record = record.map_err(|e| bad(format!("{e}")))?;
