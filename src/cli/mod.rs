@@ -112,13 +112,64 @@ fn quiet_on_closed_stdout() {
 pub fn report(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<crate::Error>() {
         Some(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", tidy(&err.to_string()));
             err.exit_code()
         }
         None => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", chain.join(": "));
+            eprintln!("error: {}", tidy(&chain.join(": ")));
             1
         }
+    }
+}
+
+/// Longest message printed whole; a longer one (a file's 100 MB header line, say) keeps its
+/// start and end.
+const MESSAGE_LIMIT: usize = 2000;
+
+/// A message as printed: numbers written out to dozens of digits (1e308 as a plain decimal) in
+/// scientific notation, and an over-long message cut in the middle.
+pub fn tidy(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MESSAGE_LIMIT + 16));
+    let mut rest = message;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(tail.len());
+        let number = &tail[..end];
+        let digits = number.chars().filter(char::is_ascii_digit).count();
+        // not part of a word or path (a run directory named by digits stays as it is)
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || "_/.".contains(c));
+        let free = !word(out.chars().last()) && !word(tail[end..].chars().next());
+        match number.parse::<f64>() {
+            Ok(v) if digits > 24 && free => out.push_str(&crate::error::shown(v)),
+            _ => out.push_str(number),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    if out.len() <= MESSAGE_LIMIT {
+        return out;
+    }
+    let cut = |at: usize| (0..=at).rev().find(|&i| out.is_char_boundary(i)).unwrap_or(0);
+    let (head, tail) = (cut(MESSAGE_LIMIT / 2), cut(out.len() - MESSAGE_LIMIT / 2));
+    format!("{} … ({} bytes left out) … {}", &out[..head], tail - head, &out[tail..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy;
+
+    #[test]
+    fn long_numbers_and_long_messages_are_shortened() {
+        let big = format!("invalid p = {}: must be in (0, 1]", 1e300);
+        assert_eq!(tidy(&big), "invalid p = 1e300: must be in (0, 1]");
+        let tiny = format!("max_time = {} is below", 1e-320);
+        assert_eq!(tidy(&tiny), "max_time = 1e-320 is below");
+        let path = "/tmp/r1234567890123456789012345678/x.csv: 12 fields";
+        assert_eq!(tidy(path), path);
+        let header = format!("t.csv: expected 'worker,duration', found '{}'", "a".repeat(100_000));
+        let short = tidy(&header);
+        assert!(short.len() < 2100 && short.starts_with("t.csv: expected") && short.contains("bytes left out"));
     }
 }

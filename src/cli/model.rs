@@ -37,7 +37,7 @@ pub struct Args {
     steps: usize,
     /// Learning rate of the timed SGD steps.
     #[arg(long, default_value_t = 0.1, requires = "bench")]
-    lr: f32,
+    lr: f64,
     /// Seed of the random parameters and data.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -62,8 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let why = format!("exceeds --batch {}: every thread takes at least one sample", args.batch);
             return Err(Error::invalid("--threads", args.threads, why).into());
         }
-        if !(args.lr.is_finite() && args.lr > 0.0) {
-            return Err(Error::invalid("--lr", args.lr, "must be a finite number > 0").into());
+        if !(args.lr.is_finite() && args.lr > 0.0 && args.lr <= f32::MAX as f64) {
+            let why = "must be a finite number > 0 (and at most f32's largest, 3.4e38)";
+            return Err(Error::invalid("--lr", crate::error::shown(args.lr), why).into());
         }
         let per_sample = net.workspace_bytes(1);
         check_memory(
@@ -144,7 +145,7 @@ fn bench(net: &Network, args: &Args) -> anyhow::Result<Bench> {
             None => net.loss_and_grad(params, &x, &labels, &mut grad, &mut ws),
         };
         for (p, g) in params.iter_mut().zip(&grad) {
-            *p -= args.lr * g;
+            *p -= args.lr as f32 * g;
         }
     };
     for _ in 0..3 {

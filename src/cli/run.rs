@@ -67,7 +67,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let stem = args.config.file_stem().map_or("experiment".into(), |s| s.to_string_lossy().into_owned());
     let exp = raw.validate(&base, &stem)?;
     for w in &exp.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", super::tidy(w));
     }
     let out = args.out.clone().unwrap_or_else(|| experiment::default_out_dir(&exp));
     // the results directory gets its own config.toml (and evals.csv, ...): never over the input

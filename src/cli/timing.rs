@@ -341,7 +341,9 @@ fn print_table(s: &TimingSetup, a: &Args, o: &TimingOutcome, t: &TheoryValues) {
             Some(v) => (num(v), deviation(sim, v)),
             None => ("-".to_string(), "-".to_string()),
         };
-        println!("  {name:<20} {:>26} {theory_text:>14} {dev:>12}", format!("{} ± {}", num(sim.mean()), num(sim.se())));
+        // one round (or one batch) has no standard error
+        let se = if sim.se().is_finite() { num(sim.se()) } else { "n/a".to_string() };
+        println!("  {name:<20} {:>26} {theory_text:>14} {dev:>12}", format!("{} ± {se}", num(sim.mean())));
     }
     if o.se_method == SeMethod::BatchMeans {
         let (b, size) = (o.round_time.batches().unwrap_or(0), o.round_time.batch_size().unwrap_or(0));
