@@ -96,6 +96,21 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         assert!(!Path::new(csv).exists(), "{args:?} left {csv}");
         assert!(!Path::new(&format!("{csv}.partial")).exists());
     }
+    // one file under two names (`..`, a link to a file not yet written) is refused up front
+    let events = dir.path().join("e.csv");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let dotted = dir.path().join("sub/../e.csv");
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&events, &link).unwrap();
+    for rounds in [&dotted, &link] {
+        let (r, e) = (rounds.to_str().unwrap(), events.to_str().unwrap());
+        assert_bad_input(
+            &["timing", "-M", "4", "-K", "2", "-U", "2", "--rounds-csv", r, "--events-csv", e],
+            &["--events-csv", "is also the --rounds-csv file"],
+        );
+        assert!(!events.exists(), "{} left behind", events.display());
+    }
+    std::fs::remove_file(&link).unwrap();
     // an output path that is a directory fails before the run and leaves nothing
     let csv_dir = dir.path().join("adir");
     std::fs::create_dir(&csv_dir).unwrap();

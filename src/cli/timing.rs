@@ -207,7 +207,7 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
     let setup = args.setup()?;
     let path = EnginePath::parse(&args.engine)?;
     if let (Some(r), Some(e)) = (&args.rounds_csv, &args.events_csv)
-        && std::path::absolute(r).ok() == std::path::absolute(e).ok()
+        && resolved(r) == resolved(e)
     {
         return Err(Error::invalid("--events-csv", e.display(), "is also the --rounds-csv file").into());
     }
@@ -225,6 +225,25 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
         print_table(&setup, args, &outcome, &theory);
     }
     Ok(())
+}
+
+/// The file a path names, with `..` and symbolic links resolved (for a file not yet written, in
+/// its directory), so that two spellings of one file compare equal.
+fn resolved(path: &std::path::Path) -> Option<PathBuf> {
+    if let Ok(full) = path.canonicalize() {
+        return Some(full);
+    }
+    let mut path = path.to_path_buf();
+    // a link to a file not yet written
+    for _ in 0..8 {
+        let Ok(target) = std::fs::read_link(&path) else { break };
+        path = path.parent().map_or(target.clone(), |dir| dir.join(&target));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    Some(dir.canonicalize().ok()?.join(path.file_name()?))
 }
 
 /// On Ctrl-C (or SIGTERM, SIGHUP) the unfinished trace files are removed before the process
