@@ -106,6 +106,18 @@ fn regression_files_plot_the_loss_and_the_distance() {
 }
 
 #[test]
+fn losses_spanning_more_than_f64_can_divide_still_plot() {
+    // 1e200 down to 1e-200 (log axis) and ±1e308 (linear): the axis ranges are clipped
+    // instead of sending plotters' tick search into an endless loop.
+    for (a, b) in [("1e200", "1e-200"), ("1e308", "-1e308")] {
+        let evals = format!("{HEADER}\nx,1,0,0,0,0,0,{a},{a},,\nx,1,1,1,1,0,0,{b},{b},,\n");
+        let dir = results_dir(&evals);
+        let written = plot_dir(dir.path()).unwrap();
+        check_figures(dir.path(), &written, &["x"]);
+    }
+}
+
+#[test]
 fn malformed_evals_name_the_file_and_line_and_write_nothing() {
     let good = classification_csv();
     let mut lines: Vec<&str> = good.lines().collect();

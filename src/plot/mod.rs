@@ -349,10 +349,15 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Draw
     let x_range = x_lo.min(0.0)..if x_hi > x_lo.min(0.0) { x_hi } else { x_lo.min(0.0) + 1.0 };
     let mut builder = ChartBuilder::on(&plot);
     builder.margin(16).x_label_area_size(56).y_label_area_size(80);
+    // Axes of at most 10^300 (log) or ±10^307 (linear): plotters' tick search does not end on a
+    // range whose width overflows f64; curves beyond are clipped.
     if fig.log_y {
         let (lo, hi) = if y_hi > y_lo { (y_lo / 1.25, y_hi * 1.25) } else { (y_lo / 2.0, y_hi * 2.0) };
+        let hi = hi.min(f64::MAX / 2.0);
+        let lo = lo.max(hi * 1e-300);
         draw_curves(builder.build_cartesian_2d(x_range, (lo..hi).log_scale())?, fig)?;
     } else {
+        let (y_lo, y_hi) = (y_lo.max(-1e307), y_hi.min(1e307));
         let pad = if y_hi > y_lo { 0.05 * (y_hi - y_lo) } else { 1.0 };
         draw_curves(builder.build_cartesian_2d(x_range, y_lo - pad..y_hi + pad)?, fig)?;
     }
