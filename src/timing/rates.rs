@@ -102,7 +102,7 @@ impl RateModel {
         // duty·P/fast + (1 − duty)·P/slow steps, must be a normal number well above 0.
         if let Shape::Square { fast, slow, period, duty } = shape {
             let per_period = duty * period / fast + (1.0 - duty) * period / slow;
-            if !(per_period >= 1e-300) {
+            if per_period < 1e-300 {
                 return Err(s.error(format!(
                     "period = {} is too short for steps of {} and {} time units (a period holds {:e} of a step)",
                     crate::error::shown(period),
