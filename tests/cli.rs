@@ -287,7 +287,7 @@ fn json_and_table_name_the_se_method() {
 
 #[test]
 fn skipped_heterogeneous_closed_form_is_reported() {
-    // STSyn on heterogeneous exponential rates: the closed form is computed up to M = 300.
+    // STSyn on heterogeneous exponential rates: the closed form is computed up to M = 1000.
     let run = |m: &str, json: bool| {
         let mut args =
             vec!["timing", "-M", m, "-K", "100", "-U", "2", "--rounds", "5", "--speeds", "profile(b=1, p=0.5)"];
@@ -298,18 +298,18 @@ fn skipped_heterogeneous_closed_form_is_reported() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    let v: serde_json::Value = serde_json::from_str(&run("301", true)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&run("1001", true)).unwrap();
     assert!(v["theory"].is_null(), "{v}");
-    assert_eq!(v["theory_note"], "not computed for M > 300 (heterogeneous closed form, O(M²) per point)");
-    let table = run("301", false);
-    assert!(table.contains("theory: not computed for M > 300 (heterogeneous closed form"), "{table}");
-    let v: serde_json::Value = serde_json::from_str(&run("300", true)).unwrap();
+    assert_eq!(v["theory_note"], "not computed for M > 1000 (heterogeneous closed form, O(M²) per point)");
+    let table = run("1001", false);
+    assert!(table.contains("theory: not computed for M > 1000 (heterogeneous closed form"), "{table}");
+    let v: serde_json::Value = serde_json::from_str(&run("1000", true)).unwrap();
     assert!(v["theory"]["round_time"].is_f64() && v["theory_note"].is_null(), "{v}");
-    assert!(!run("300", false).contains("not computed"));
+    assert!(!run("1000", false).contains("not computed"));
     // `stsyn theory` says the same.
-    let out = stsyn(&["theory", "-M", "301", "-K", "100", "-U", "2", "--speeds", "profile(b=1, p=0.5)"]);
+    let out = stsyn(&["theory", "-M", "1001", "-K", "100", "-U", "2", "--speeds", "profile(b=1, p=0.5)"]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("theory: not computed for M > 300") && !text.contains("no closed form"), "{text}");
+    assert!(text.contains("theory: not computed for M > 1000") && !text.contains("no closed form"), "{text}");
 }
 
 #[test]

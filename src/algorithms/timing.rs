@@ -106,7 +106,7 @@ pub struct AsyncKnobs {
 }
 
 /// Workers up to which the heterogeneous-rate closed form of STSyn and sync is computed.
-pub const HETEROGENEOUS_MAX_WORKERS: usize = 300;
+pub const HETEROGENEOUS_MAX_WORKERS: usize = 1000;
 
 /// Memory a simulated worker takes, roughly (the per-round kernel's scratch and the round
 /// record: 181 MB measured at M = 10⁶); a setup needing more than the machine has is rejected
