@@ -109,8 +109,9 @@ pub fn check_steps(record: &RoundRecord) -> Result<()> {
             format!("compute time of worker {m}"),
             format!("{MAX_STEPS_PER_ROUND} steps in round {}", record.round),
             format!(
-                "{}: its steps are too short next to the round (the slower workers' steps), or no longer advance the clock in f64",
-                too_many_steps()
+                "{}: its steps are too short next to the round (the slower workers' steps or the messages), or no longer advance the clock in f64 (the round started at t = {})",
+                too_many_steps(),
+                crate::error::shown(record.start)
             ),
         )),
     }
