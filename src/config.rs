@@ -752,7 +752,18 @@ impl RawExperiment {
         }
         for a in &algorithms {
             if let AlgorithmSpec::LocalSgd(s) = &a.spec {
-                let averagings = s.schedule.steps(s.total_steps, m as u64)?.len() as u64 - 1;
+                let schedule = s.schedule.steps(s.total_steps, m as u64)?;
+                if let Some(w) = schedule.windows(2).find(|w| w[1] - w[0] >= u64::from(MAX_STEPS_PER_ROUND)) {
+                    return Err(Error::invalid(
+                        format!("algorithm '{}' total_steps (T)", a.label),
+                        s.total_steps,
+                        format!(
+                            "its schedule has an interval of {} local steps; below 2^28 are simulated",
+                            w[1] - w[0]
+                        ),
+                    ));
+                }
+                let averagings = schedule.len() as u64 - 1;
                 if a.rounds < averagings {
                     warnings.push(format!(
                         "'{}' stops after rounds = {} of its schedule's {averagings} averagings, before T = {} local steps",
@@ -835,6 +846,7 @@ impl RawProblem {
                     format!("{dim} × {samples} × {workers}"),
                     dim,
                     workers as u128 * samples as u128,
+                    4,
                 )?;
                 Ok(Problem::Logistic {
                     workers,
@@ -854,7 +866,7 @@ impl RawProblem {
                 if dim == 0 {
                     return Err(Error::invalid("problem.dim", 0, "must be at least 1"));
                 }
-                check_problem_memory("problem.dim × M", format!("{dim} × {workers}"), dim, workers as u128)?;
+                check_problem_memory("problem.dim × M", format!("{dim} × {workers}"), dim, workers as u128, 8)?;
                 if let Some(c) = &self.centers
                     && c.len() != workers
                 {
@@ -1175,7 +1187,8 @@ impl RawAlgorithm {
                         "need 1 <= min <= max",
                     ));
                 }
-                check_round_steps(&format!("{at}.max_local_steps"), hi.into())?;
+                let extra = u64::from(self.extra_step.unwrap_or(false));
+                check_round_steps(&format!("{at}.max_local_steps"), u64::from(hi) + extra)?;
                 let weight_by_samples = match self.weighting.as_deref().unwrap_or("samples") {
                     "samples" => true,
                     "uniform" => false,
@@ -1250,7 +1263,7 @@ impl RawProblem {
         if dim == 0 {
             return Err(Error::invalid(at("dim"), 0, "must be at least 1"));
         }
-        check_problem_memory("problem.dim", dim.to_string(), dim, 1)?;
+        check_problem_memory("problem.dim", dim.to_string(), dim, 1, 8)?;
         if let Some(init) = &self.init
             && init.len() != dim
         {
@@ -1527,11 +1540,11 @@ impl RawAlgorithm {
     }
 }
 
-/// Rejects more than [`MAX_STEPS_PER_ROUND`] (2^28) steps or results in one round: a round that
+/// Rejects [`MAX_STEPS_PER_ROUND`] (2^28) or more steps or results in one round: a round that
 /// long would not end in any reasonable time (and the engine stops a worker there).
 fn check_round_steps(name: &str, value: u64) -> Result<()> {
-    if value > u64::from(MAX_STEPS_PER_ROUND) {
-        return Err(Error::invalid(name, value, format!("must be at most {MAX_STEPS_PER_ROUND} (2^28) per round")));
+    if value >= u64::from(MAX_STEPS_PER_ROUND) {
+        return Err(Error::invalid(name, value, format!("must be below {MAX_STEPS_PER_ROUND} (2^28) per round")));
     }
     Ok(())
 }
@@ -1566,9 +1579,9 @@ pub(crate) fn one_line(text: &str) -> String {
 }
 
 /// Rejects a convex problem whose data cannot fit in memory: `rows` vectors of `dim` values (the
-/// workers' centres or samples), a few more per thread, at 8 bytes a value. The error names the
-/// keys that set the size (`name`) and their values.
-fn check_problem_memory(name: &str, value: String, dim: usize, rows: u128) -> Result<()> {
-    let bytes = 8 * dim as u128 * (rows + 8 + 2 * rayon::current_num_threads() as u128);
-    check_memory(name, value, bytes, &format!("{rows} vectors of {dim} values, 8 bytes a value"))
+/// workers' centres in f64, or their samples in f32: `value_bytes`), and a few f64 vectors more
+/// per thread. The error names the keys that set the size (`name`) and their values.
+fn check_problem_memory(name: &str, value: String, dim: usize, rows: u128, value_bytes: u128) -> Result<()> {
+    let bytes = dim as u128 * (value_bytes * rows + 8 * (8 + 2 * rayon::current_num_threads() as u128));
+    check_memory(name, value, bytes, &format!("{rows} vectors of {dim} values, {value_bytes} bytes a value"))
 }

@@ -32,6 +32,8 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         (&["-M", "4", "-K", "5", "-U", "2"], &["K", "5", "M = 4"]),
         (&["-M", "4", "-K", "0", "-U", "2"], &["K", "0"]),
         (&["-M", "4", "-K", "2", "-U", "0"], &["U", "0"]),
+        // the engine stops a worker at 2^28 steps, so U = 2^28 is refused up front
+        (&["-M", "1", "-K", "1", "-U", "268435456"], &["U", "268435456", "fewer than"]),
         (&["-M", "0", "-K", "1", "-U", "1"], &["M", "0"]),
         (&["-M", "-3", "-K", "1", "-U", "1"], &["-3"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=-1)"], &["mean = -1"]),
@@ -111,6 +113,15 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         assert!(!events.exists(), "{} left behind", events.display());
     }
     std::fs::remove_file(&link).unwrap();
+    // two files in a directory still to be created, and two streams, are fine
+    let new = dir.path().join("new");
+    let (r, e) = (new.join("r.csv"), new.join("e.csv"));
+    for (r, e) in [(r.to_str().unwrap(), e.to_str().unwrap()), ("/dev/stdout", "/dev/stderr")] {
+        let out =
+            stsyn(&["timing", "-M", "4", "-K", "2", "-U", "2", "--rounds", "3", "--rounds-csv", r, "--events-csv", e]);
+        assert_eq!(out.status.code(), Some(0), "{r} {e}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(new.join("r.csv").is_file() && new.join("e.csv").is_file());
     // an output path that is a directory fails before the run and leaves nothing
     let csv_dir = dir.path().join("adir");
     std::fs::create_dir(&csv_dir).unwrap();

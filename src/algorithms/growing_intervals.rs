@@ -245,8 +245,8 @@ impl ScheduledLocalSgd {
     /// The algorithm for `workers` workers.
     pub fn new(settings: &Settings, workers: usize) -> Result<Self> {
         let schedule = settings.schedule.steps(settings.total_steps, workers as u64)?;
-        if schedule.windows(2).any(|w| w[1] - w[0] > u32::MAX as u64) {
-            return Err(Error::invalid("total_steps (T)", settings.total_steps, "an interval exceeds 2^32 − 1 steps"));
+        if schedule.windows(2).any(|w| w[1] - w[0] >= u64::from(crate::sim::MAX_STEPS_PER_ROUND)) {
+            return Err(Error::invalid("total_steps (T)", settings.total_steps, "an interval reaches 2^28 steps"));
         }
         Ok(ScheduledLocalSgd { schedule })
     }

@@ -81,11 +81,11 @@ pub fn steps_per_worker(local_steps: LocalSteps, compute: &ComputeTime, workers:
                     )
                 })?;
                 let steps = (budget / mean).floor();
-                if steps > MAX_STEPS_PER_ROUND as f64 {
+                if steps >= MAX_STEPS_PER_ROUND as f64 {
                     return Err(Error::invalid(
                         "compute_budget",
                         budget,
-                        format!("gives worker {i} {steps:e} local steps a round, more than 2^28"),
+                        format!("gives worker {i} {steps:e} local steps a round, 2^28 or more"),
                     ));
                 }
                 Ok((steps as u32).max(1))

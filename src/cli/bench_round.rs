@@ -65,8 +65,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             return Err(Error::invalid(name, v, "must be at least 1").into());
         }
     }
-    if args.local_steps > crate::sim::MAX_STEPS_PER_ROUND {
-        let why = format!("must be at most {} (2^28) per round", crate::sim::MAX_STEPS_PER_ROUND);
+    if args.local_steps >= crate::sim::MAX_STEPS_PER_ROUND {
+        let why = format!("must be below {} (2^28) per round", crate::sim::MAX_STEPS_PER_ROUND);
         return Err(Error::invalid("--local-steps (U)", args.local_steps, why).into());
     }
     if args.wait == 0 || args.wait > args.workers {

@@ -207,7 +207,7 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
     let setup = args.setup()?;
     let path = EnginePath::parse(&args.engine)?;
     if let (Some(r), Some(e)) = (&args.rounds_csv, &args.events_csv)
-        && resolved(r) == resolved(e)
+        && same_output_file(r, e)
     {
         return Err(Error::invalid("--events-csv", e.display(), "is also the --rounds-csv file").into());
     }
@@ -227,23 +227,45 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The file a path names, with `..` and symbolic links resolved (for a file not yet written, in
-/// its directory), so that two spellings of one file compare equal.
-fn resolved(path: &std::path::Path) -> Option<PathBuf> {
-    if let Ok(full) = path.canonicalize() {
-        return Some(full);
+/// True when two output paths name one regular file (or one file not yet written): through
+/// `..`, a symbolic link, or a directory still to be created. Streams such as /dev/stdout and
+/// /dev/stderr may share a terminal and are written directly, so they never clash.
+fn same_output_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    if std::path::absolute(a).ok() == std::path::absolute(b).ok() {
+        return true;
     }
+    let stream = |p: &std::path::Path| p.exists() && !p.is_file();
+    match (resolved(a), resolved(b)) {
+        (Some(x), Some(y)) => x == y && !stream(&x),
+        _ => false,
+    }
+}
+
+/// The file a path names, with `..` and symbolic links resolved as far as the path exists (a
+/// link to a file not yet written is followed; missing directories are appended as written).
+fn resolved(path: &std::path::Path) -> Option<PathBuf> {
     let mut path = path.to_path_buf();
-    // a link to a file not yet written
     for _ in 0..8 {
         let Ok(target) = std::fs::read_link(&path) else { break };
         path = path.parent().map_or(target.clone(), |dir| dir.join(&target));
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    Some(dir.canonicalize().ok()?.join(path.file_name()?))
+    let absolute = std::path::absolute(&path).ok()?;
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    loop {
+        if let Ok(mut real) = existing.canonicalize() {
+            for part in missing.iter().rev() {
+                match part {
+                    std::path::Component::ParentDir => _ = real.pop(),
+                    std::path::Component::CurDir => {}
+                    other => real.push(other),
+                }
+            }
+            return Some(real);
+        }
+        missing.push(existing.components().next_back()?);
+        existing = existing.parent()?;
+    }
 }
 
 /// On Ctrl-C (or SIGTERM, SIGHUP) the unfinished trace files are removed before the process

@@ -55,8 +55,8 @@ pub trait Objective: Sync {
     fn gradient_flops(&self) -> f64 {
         2.0 * self.dim() as f64
     }
-    /// The training samples of each worker's own shard, when the workers hold shards of
-    /// different sizes (None when every worker samples from equal or shared data).
+    /// The training samples of each worker's own shard, when the workers hold shards (None when
+    /// every worker samples from the same data or the objective has no samples to count).
     fn shard_sizes(&self) -> Option<Vec<usize>> {
         None
     }

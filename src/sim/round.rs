@@ -77,7 +77,7 @@ impl RoundPlan {
 
     /// Checks that the round can close.
     pub fn check(&self) -> Result<()> {
-        if let Some(&t) = self.targets.iter().find(|&&t| t > MAX_STEPS_PER_ROUND) {
+        if let Some(&t) = self.targets.iter().find(|&&t| t >= MAX_STEPS_PER_ROUND) {
             return Err(Error::invalid("U (local updates per round)", t, too_many_steps()));
         }
         let participants = self.participants();
@@ -98,7 +98,7 @@ impl RoundPlan {
 pub const MAX_STEPS_PER_ROUND: u32 = 1 << 28;
 
 fn too_many_steps() -> String {
-    format!("a worker can complete at most {MAX_STEPS_PER_ROUND} (2^28) steps per round in the simulation")
+    format!("a worker can complete fewer than {MAX_STEPS_PER_ROUND} (2^28) steps per round in the simulation")
 }
 
 /// Fails when a worker reached [`MAX_STEPS_PER_ROUND`] in the round of `record`.
