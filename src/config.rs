@@ -201,6 +201,9 @@ pub struct RawAlgorithm {
     pub overlap_steps: Option<u32>,
     /// LOSCAR: `delay_corrected` (default) or `naive`.
     pub merge: Option<String>,
+    /// LOSCAR: where S_r comes from: `shared_seed` (default; no index is sent) or `server` (the
+    /// server draws it and sends the K indices with the average, 4·K more bytes down).
+    pub mask: Option<String>,
     /// local-sgd: T, the total number of local steps.
     pub total_steps: Option<u64>,
     /// local-sgd: the communication schedule (default `increasing`).
@@ -1006,6 +1009,7 @@ impl RawAlgorithm {
             overlap_mode,
             overlap_steps,
             merge,
+            mask,
             total_steps,
             schedule,
             step_size,
@@ -1078,7 +1082,9 @@ impl RawAlgorithm {
             "sync" => &["local_steps"],
             "ksync" | "kbatch-sync" | "kasync" | "kbatch-async" => &["wait"],
             "async" => &[],
-            "loscar" => &["local_steps", "compute_budget", "sparsity", "overlap_mode", "overlap_steps", "merge"],
+            "loscar" => {
+                &["local_steps", "compute_budget", "sparsity", "overlap_mode", "overlap_steps", "merge", "mask"]
+            }
             "local-sgd" => &["total_steps", "schedule", "step_size"],
             "dbw" => &["graph", "backup", "backup_workers", "mixing", "order"],
             "asgd" => &["delay_adaptive"],
@@ -1357,7 +1363,12 @@ impl RawAlgorithm {
             "naive" => MergeRule::Naive,
             other => return Err(Error::invalid(format!("{at}.merge"), other, "expected delay_corrected or naive")),
         };
-        Ok(loscar::Settings { local_steps, sparsity, overlap, merge })
+        let server_mask = match self.mask.as_deref().unwrap_or("shared_seed") {
+            "shared_seed" => false,
+            "server" => true,
+            other => return Err(Error::invalid(format!("{at}.mask"), other, "expected shared_seed or server")),
+        };
+        Ok(loscar::Settings { local_steps, sparsity, overlap, merge, server_mask })
     }
 
     fn local_sgd_settings(&self, at: &str) -> Result<growing_intervals::Settings> {

@@ -721,6 +721,7 @@ fn bad_graphs_and_settings_exit_2_naming_the_value() {
         ("name = \"loscar\"\nlocal_steps = 2\noverlap_steps = 3", &["overlap_steps = 3", "fixed_q"]),
         ("name = \"loscar\"\nlocal_steps = 2\noverlap_mode = \"sometimes\"", &["overlap_mode", "sometimes"]),
         ("name = \"loscar\"\nlocal_steps = 2\nmerge = \"average\"", &["merge", "average"]),
+        ("name = \"loscar\"\nlocal_steps = 2\nmask = \"random\"", &["mask", "random", "shared_seed or server"]),
         ("name = \"loscar\"\nlocal_steps = 2\ncompute_budget = 3", &["not both"]),
         ("name = \"loscar\"\ncompute_budget = -1", &["compute_budget", "-1"]),
         ("name = \"loscar\"\ncompute_budget = 1e12", &["compute_budget", "1000000000000", "2^28"]),

@@ -4,8 +4,9 @@
 //!
 //! Round r of worker i starts from its iterate x_i^r: it takes N_i local steps and sends the
 //! snapshot y_i^r = w_{i,N_i} restricted to the round's mask S_r (K coordinates drawn from a
-//! seed shared by everybody, so no index is sent: a message is 4·K bytes). The server averages
-//! when all n snapshots of round r have arrived and sends m̄^r (4·K bytes) back. Meanwhile the
+//! seed shared by everybody, so no index is sent: a message is 4·K bytes; with `mask = "server"`
+//! the server draws S_r and sends its indices with the average, 8·K bytes down). The server
+//! averages when all n snapshots of round r have arrived and sends m̄^r (4·K bytes) back. Meanwhile the
 //! worker keeps computing; Q_i overlap steps later it holds z_i^r and merges:
 //! delay-corrected x_{i,j}^{r+1} = m̄_j^r + (z_{i,j}^r − y_{i,j}^r) for j ∈ S_r, or naive
 //! overwriting x_{i,j}^{r+1} = m̄_j^r (the ablation), and z_{i,j}^r off the mask.
@@ -65,6 +66,10 @@ pub struct Settings {
     pub overlap: OverlapMode,
     /// Merge rule.
     pub merge: MergeRule,
+    /// The server draws S_r and sends its K indices with the average (the spec leaves open
+    /// whether the mask comes from a shared seed or from the server, §16; the values are the same
+    /// either way, only the downlink bytes differ).
+    pub server_mask: bool,
 }
 
 /// N_i for every worker under `compute` (the budget rule needs finite mean step times).
@@ -141,6 +146,7 @@ pub struct Loscar<H = ()> {
     local_steps: Vec<u32>,
     overlap: OverlapMode,
     message_bytes: u64,
+    downlink_bytes: u64,
     rounds: u64,
     hooks: H,
     workers: Vec<WorkerRound>,
@@ -163,6 +169,7 @@ impl<H: LoscarHooks> Loscar<H> {
             local_steps,
             overlap,
             message_bytes,
+            downlink_bytes: message_bytes,
             rounds,
             hooks,
             workers: vec![
@@ -176,6 +183,12 @@ impl<H: LoscarHooks> Loscar<H> {
             steps_since_close: vec![0; m],
             traffic: Traffic::new(m),
         }
+    }
+
+    /// Averages of `bytes` each instead of `message_bytes` (a server-drawn mask adds its indices).
+    pub fn with_downlink_bytes(mut self, bytes: u64) -> Self {
+        self.downlink_bytes = bytes;
+        self
     }
 
     /// The hooks (to read their results after the run).
@@ -279,8 +292,8 @@ impl<H: LoscarHooks> Algorithm for Loscar<H> {
                     counts: std::mem::replace(&mut self.steps_since_close, vec![0; n as usize]),
                 };
                 for i in 0..self.workers.len() {
-                    self.traffic.server_sent(self.message_bytes);
-                    act.send(Node::Server, Node::Worker(i), self.message_bytes, round);
+                    self.traffic.server_sent(self.downlink_bytes);
+                    act.send(Node::Server, Node::Worker(i), self.downlink_bytes, round);
                 }
                 let go_on = self.hooks.round_done(&record, &self.traffic);
                 act.round(record);
@@ -345,5 +358,15 @@ mod tests {
         assert_eq!(traffic.overlap_steps, vec![3 + 3, 3]);
         assert_eq!(traffic.bytes_sent, vec![80, 80]);
         assert_eq!(traffic.server_bytes_sent, 160);
+    }
+
+    #[test]
+    fn a_server_drawn_mask_adds_its_indices_to_the_downlink() {
+        // 40-byte messages, 40 bytes of indices with each average: 2 rounds × 2 workers × 80 down
+        let compute = ComputeTime::parse("const(1)", "same", 2, std::path::Path::new(".")).unwrap();
+        let mut alg = Loscar::new(vec![2, 2], OverlapMode::FixedQ(0), 40, 2, ()).with_downlink_bytes(80);
+        Engine::new(2, &compute, &CommTime::ZERO, Seeds::new(1)).run(&mut alg, &mut MemorySink::default()).unwrap();
+        assert_eq!(alg.traffic.bytes_sent, vec![80, 80]);
+        assert_eq!(alg.traffic.server_bytes_sent, 320);
     }
 }

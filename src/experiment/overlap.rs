@@ -318,7 +318,9 @@ fn run_loscar(
         averages: BTreeMap::new(),
     };
     let bytes = 4 * coordinates as u64;
-    let mut alg = Loscar::new(steps, settings.overlap, bytes, entry.rounds, trainer);
+    // a server-drawn mask sends its K indices (u32) with the average
+    let down = if settings.server_mask { 2 * bytes } else { bytes };
+    let mut alg = Loscar::new(steps, settings.overlap, bytes, entry.rounds, trainer).with_downlink_bytes(down);
     let mut end = 0.0;
     if alg.hooks_mut().monitor.go_on() {
         end = Engine::new(m, &exp.compute, &exp.comm, seeds).with_horizon(exp.horizon()).run(&mut alg, sink)?.end_time;
