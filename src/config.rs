@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::algorithms::{dbw, growing_intervals, loscar};
 use crate::error::{Error, Result, check_memory, non_negative, positive};
 use crate::learner::MergeRule;
-use crate::sim::{GraphSpec, MAX_STEPS_PER_ROUND};
+use crate::sim::{GraphSpec, MAX_STEPS_PER_ROUND, check_steps_per_round};
 use crate::timing::{CommTime, ComputeTime, Link};
 
 /// An experiment file as written.
@@ -1125,7 +1125,7 @@ impl RawAlgorithm {
             if u == 0 {
                 return Err(Error::invalid(format!("{at}.local_steps (U)"), 0, "must be at least 1"));
             }
-            check_round_steps(&format!("{at}.local_steps (U)"), u.into())?;
+            check_steps_per_round(&format!("{at}.local_steps (U)"), u.into())?;
             Ok(u)
         };
         let spec = match kind.as_str() {
@@ -1194,7 +1194,7 @@ impl RawAlgorithm {
                     ));
                 }
                 let extra = u64::from(self.extra_step.unwrap_or(false));
-                check_round_steps(&format!("{at}.max_local_steps"), u64::from(hi) + extra)?;
+                check_steps_per_round(&format!("{at}.max_local_steps"), u64::from(hi) + extra)?;
                 let weight_by_samples = match self.weighting.as_deref().unwrap_or("samples") {
                     "samples" => true,
                     "uniform" => false,
@@ -1324,7 +1324,7 @@ impl RawAlgorithm {
             }
             (Some(0), None) => return Err(Error::invalid(format!("{at}.local_steps (N)"), 0, "must be at least 1")),
             (Some(n), None) => {
-                check_round_steps(&format!("{at}.local_steps (N)"), n.into())?;
+                check_steps_per_round(&format!("{at}.local_steps (N)"), n.into())?;
                 loscar::LocalSteps::Fixed(n)
             }
             (None, Some(b)) => loscar::LocalSteps::Budget(positive(&format!("{at}.compute_budget"), b)?),
@@ -1346,7 +1346,7 @@ impl RawAlgorithm {
                 )));
             }
             ("fixed_q" | "fixed_Q", Some(q)) => {
-                check_round_steps(&format!("{at}.overlap_steps (Q)"), q.into())?;
+                check_steps_per_round(&format!("{at}.overlap_steps (Q)"), q.into())?;
                 loscar::OverlapMode::FixedQ(q)
             }
             ("fixed_q" | "fixed_Q", None) => {
@@ -1484,7 +1484,7 @@ impl RawAlgorithm {
         // results or local steps collected in one round
         let per_round = |key: &str, value: Option<u64>| -> Result<u64> {
             let v = count(key, value)?;
-            check_round_steps(&format!("{at}.{key}"), v)?;
+            check_steps_per_round(&format!("{at}.{key}"), v)?;
             Ok(v)
         };
         Ok(match kind {
@@ -1549,15 +1549,6 @@ impl RawAlgorithm {
             _ => unreachable!("called for the asynchronous methods only"),
         })
     }
-}
-
-/// Rejects [`MAX_STEPS_PER_ROUND`] (2^28) or more steps or results in one round: a round that
-/// long would not end in any reasonable time (and the engine stops a worker there).
-fn check_round_steps(name: &str, value: u64) -> Result<()> {
-    if value >= u64::from(MAX_STEPS_PER_ROUND) {
-        return Err(Error::invalid(name, value, format!("must be below {MAX_STEPS_PER_ROUND} (2^28) per round")));
-    }
-    Ok(())
 }
 
 /// Rescaled ASGD with model step times needs every worker's mean step time.

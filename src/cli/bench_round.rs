@@ -65,10 +65,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             return Err(Error::invalid(name, v, "must be at least 1").into());
         }
     }
-    if args.local_steps >= crate::sim::MAX_STEPS_PER_ROUND {
-        let why = format!("must be below {} (2^28) per round", crate::sim::MAX_STEPS_PER_ROUND);
-        return Err(Error::invalid("--local-steps (U)", args.local_steps, why).into());
-    }
+    crate::sim::check_steps_per_round("--local-steps (U)", args.local_steps.into())?;
     if args.wait == 0 || args.wait > args.workers {
         return Err(
             Error::invalid("--wait (K)", args.wait, format!("must be between 1 and M = {}", args.workers)).into()

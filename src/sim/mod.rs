@@ -12,5 +12,5 @@ pub mod stats;
 pub use engine::{Actions, Algorithm, Command, Engine, EngineStats, Message, Node};
 pub use graph::{Graph, GraphSpec};
 pub use kernel::RoundKernel;
-pub use round::{FixedRounds, MAX_STEPS_PER_ROUND, RoundPlan, RoundPolicy, RoundSync};
+pub use round::{FixedRounds, MAX_STEPS_PER_ROUND, RoundPlan, RoundPolicy, RoundSync, check_steps_per_round};
 pub use stats::{RoundStat, Running};

@@ -77,8 +77,8 @@ impl RoundPlan {
 
     /// Checks that the round can close.
     pub fn check(&self) -> Result<()> {
-        if let Some(&t) = self.targets.iter().find(|&&t| t >= MAX_STEPS_PER_ROUND) {
-            return Err(Error::invalid("U (local updates per round)", t, too_many_steps()));
+        if let Some(&t) = self.targets.iter().max() {
+            check_steps_per_round("U (local updates per round)", t.into())?;
         }
         let participants = self.participants();
         if self.wait == 0 || self.wait > participants {
@@ -96,6 +96,16 @@ impl RoundPlan {
 /// steps so short next to the round, or so short that they no longer advance the clock in f64,
 /// that simulating them one by one would not end; [`check_steps`] turns that into an error.
 pub const MAX_STEPS_PER_ROUND: u32 = 1 << 28;
+
+/// Rejects `value` (of the setting `name`) when it asks for [`MAX_STEPS_PER_ROUND`] or more
+/// steps or results in one round: the engine stops a worker there, and a round that long would
+/// not end in any reasonable time. Settings are checked with it before a run starts.
+pub fn check_steps_per_round(name: &str, value: u64) -> Result<()> {
+    if value >= u64::from(MAX_STEPS_PER_ROUND) {
+        return Err(Error::invalid(name, value, too_many_steps()));
+    }
+    Ok(())
+}
 
 fn too_many_steps() -> String {
     format!("a worker can complete fewer than {MAX_STEPS_PER_ROUND} (2^28) steps per round in the simulation")
