@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::algorithms::{dbw, growing_intervals, loscar};
 use crate::error::{Error, Result, check_memory, non_negative, positive};
 use crate::learner::MergeRule;
-use crate::sim::{GraphSpec, MAX_STEPS_PER_ROUND, check_steps_per_round};
+use crate::sim::{GraphSpec, check_steps_per_round};
 use crate::timing::{CommTime, ComputeTime, Link};
 
 /// An experiment file as written.
@@ -755,18 +755,8 @@ impl RawExperiment {
         }
         for a in &algorithms {
             if let AlgorithmSpec::LocalSgd(s) = &a.spec {
-                let schedule = s.schedule.steps(s.total_steps, m as u64)?;
-                if let Some(w) = schedule.windows(2).find(|w| w[1] - w[0] >= u64::from(MAX_STEPS_PER_ROUND)) {
-                    return Err(Error::invalid(
-                        format!("algorithm '{}' total_steps (T)", a.label),
-                        s.total_steps,
-                        format!(
-                            "its schedule has an interval of {} local steps; below 2^28 are simulated",
-                            w[1] - w[0]
-                        ),
-                    ));
-                }
-                let averagings = schedule.len() as u64 - 1;
+                // the schedule, with its intervals checked
+                let averagings = growing_intervals::ScheduledLocalSgd::new(s, m)?.rounds();
                 if a.rounds < averagings {
                     warnings.push(format!(
                         "'{}' stops after rounds = {} of its schedule's {averagings} averagings, before T = {} local steps",

@@ -727,6 +727,10 @@ fn bad_graphs_and_settings_exit_2_naming_the_value() {
         ("name = \"loscar\"\ncompute_budget = 1e12", &["compute_budget", "1000000000000", "2^28"]),
         ("name = \"local-sgd\"\ntotal_steps = 100\nschedule = \"budget(power=2/3)\"", &["2/3"]),
         ("name = \"local-sgd\"\nschedule = \"one_shot\"", &["needs total_steps"]),
+        (
+            "name = \"local-sgd\"\ntotal_steps = 268435456\nschedule = \"one_shot\"",
+            &["total_steps", "interval of 268435456"],
+        ),
         ("name = \"local-sgd\"\ntotal_steps = 18446744073709551615", &["total_steps", "18446744073709551615"]),
         (
             "name = \"loscar\"\nlocal_steps = 2\noverlap_mode = \"fixed_q\"\noverlap_steps = 4294967295",

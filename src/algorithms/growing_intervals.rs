@@ -245,8 +245,9 @@ impl ScheduledLocalSgd {
     /// The algorithm for `workers` workers.
     pub fn new(settings: &Settings, workers: usize) -> Result<Self> {
         let schedule = settings.schedule.steps(settings.total_steps, workers as u64)?;
-        if schedule.windows(2).any(|w| w[1] - w[0] >= u64::from(crate::sim::MAX_STEPS_PER_ROUND)) {
-            return Err(Error::invalid("total_steps (T)", settings.total_steps, "an interval reaches 2^28 steps"));
+        if let Some(w) = schedule.windows(2).find(|w| w[1] - w[0] >= u64::from(crate::sim::MAX_STEPS_PER_ROUND)) {
+            let why = format!("its schedule has an interval of {} local steps; below 2^28 are simulated", w[1] - w[0]);
+            return Err(Error::invalid("total_steps (T)", settings.total_steps, why));
         }
         Ok(ScheduledLocalSgd { schedule })
     }

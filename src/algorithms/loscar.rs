@@ -4,10 +4,10 @@
 //!
 //! Round r of worker i starts from its iterate x_i^r: it takes N_i local steps and sends the
 //! snapshot y_i^r = w_{i,N_i} restricted to the round's mask S_r (K coordinates drawn from a
-//! seed shared by everybody, so no index is sent: a message is 4·K bytes; with `mask = "server"`
-//! the server draws S_r and sends its indices with the average, 8·K bytes down). The server
-//! averages when all n snapshots of round r have arrived and sends m̄^r (4·K bytes) back. Meanwhile the
-//! worker keeps computing; Q_i overlap steps later it holds z_i^r and merges:
+//! seed shared by everybody, so no index is sent: a message is 4·K bytes). The server averages
+//! when all n snapshots of round r have arrived and sends m̄^r back (4·K bytes; with
+//! `mask = "server"` the server draws S_r and adds its K indices, 8·K bytes).
+//! Meanwhile the worker keeps computing; Q_i overlap steps later it holds z_i^r and merges:
 //! delay-corrected x_{i,j}^{r+1} = m̄_j^r + (z_{i,j}^r − y_{i,j}^r) for j ∈ S_r, or naive
 //! overwriting x_{i,j}^{r+1} = m̄_j^r (the ablation), and z_{i,j}^r off the mask.
 //!
