@@ -14,7 +14,7 @@ use crate::algorithms::stsyn::Stsyn;
 use crate::data;
 use crate::error::{Error, check_memory};
 use crate::learner::{Classification, Learner, LocalJob, Shards};
-use crate::model::Network;
+use crate::model::{Network, Precision};
 use crate::rng::Seeds;
 use crate::sim::{RoundKernel, RoundPlan};
 use crate::timing::{CommTime, ComputeTime, Dist};
@@ -50,6 +50,10 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Arithmetic of the matrix products: f32, or bf16 (bf16 factors, f32 accumulation; needs
+    /// AMX-BF16).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 /// Runs `stsyn bench-round`.
@@ -84,6 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ),
         other => (Network::from_file(&PathBuf::from(other))?, other),
     };
+    let net = net.with_precision(args.precision)?;
     let shape = net.input_shape();
     let shard = args.shard.unwrap_or(if shape[1] >= 32 { 2500 } else { 90 });
     // the synthetic shards (a float per input value and a label per sample), a workspace per
@@ -142,7 +147,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.json {
         println!(
             "{}",
-            json!({ "model": model, "workers": args.workers, "wait": args.wait, "local_steps": args.local_steps, "rounds": args.rounds, "batch": args.batch, "threads": threads, "local_steps_total": steps, "seconds_per_round": per_round, "local_steps_per_s": steps as f64 / seconds })
+            json!({ "model": model, "workers": args.workers, "wait": args.wait, "local_steps": args.local_steps, "rounds": args.rounds, "batch": args.batch, "precision": args.precision.name(), "threads": threads, "local_steps_total": steps, "seconds_per_round": per_round, "local_steps_per_s": steps as f64 / seconds })
         );
     } else {
         println!(

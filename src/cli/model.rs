@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Error;
 use crate::error::check_memory;
-use crate::model::{Network, ParallelStep};
+use crate::model::{Network, ParallelStep, Precision};
 use crate::rng::{Purpose, Seeds};
 
 /// Flags of `stsyn model`.
@@ -41,6 +41,10 @@ pub struct Args {
     /// Seed of the random parameters and data.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Arithmetic of the matrix products: f32, or bf16 (bf16 factors, f32 accumulation; needs
+    /// AMX-BF16).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 /// Timing of `--bench`.
@@ -51,7 +55,7 @@ struct Bench {
 
 /// Runs `stsyn model`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let net = Network::from_file(&args.spec)?;
+    let net = Network::from_file(&args.spec)?.with_precision(args.precision)?;
     let bench = if args.bench {
         for (name, v) in [("--batch", args.batch), ("--threads", args.threads), ("--steps", args.steps)] {
             if v == 0 {
@@ -90,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(b) = &bench {
             out["batch"] = json!(args.batch);
             out["threads"] = json!(args.threads);
+            out["precision"] = json!(args.precision.name());
             out["steps"] = json!(args.steps);
             out["step_ms"] = json!(b.step_ms);
             out["min_step_ms"] = json!(b.min_ms);
@@ -109,9 +114,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("params {}  flops_per_sample {}", net.num_params(), net.flops_per_sample());
     if let Some(b) = bench {
         println!(
-            "batch {} threads {} steps {}: step_ms {:.3} (min {:.3}) images_per_s {:.0}",
+            "batch {} threads {} precision {} steps {}: step_ms {:.3} (min {:.3}) images_per_s {:.0}",
             args.batch,
             args.threads,
+            args.precision.name(),
             args.steps,
             b.step_ms,
             b.min_ms,

@@ -17,7 +17,8 @@
 
 #[cfg(doc)]
 use super::Layout;
-use super::gemm::{MatMut, MatRef, gemm};
+use super::gemm::{MatMut, MatRef, product};
+use super::gemm_bf16::{Left, Precision};
 
 /// Largest column matrix plus output block, in floats (2 MiB), that is built for the whole batch
 /// at once; the backward pass then reuses it instead of unfolding the input again.
@@ -182,6 +183,7 @@ impl Conv2d {
         n: usize,
         index: &[u32],
         cols: &mut [f32],
+        precision: Precision,
     ) {
         let co = self.out_shape[0];
         let positions = self.positions();
@@ -199,8 +201,10 @@ impl Conv2d {
         while first < positions {
             let count = chunk.min(positions - first);
             self.im2col(index, input, n, first, count, cols);
-            gemm(
+            product(
+                precision,
                 MatRef::rows(aug, co, patch + 1),
+                if first == 0 { Left::Keep } else { Left::Kept },
                 MatRef::rows(cols, patch + 1, count * n),
                 0.0,
                 MatMut::strided(&mut output[first * n..], co, count * n, positions * n),
@@ -223,6 +227,7 @@ impl Conv2d {
         n: usize,
         index: &[u32],
         cols: &mut [f32],
+        precision: Precision,
     ) {
         let co = self.out_shape[0];
         let positions = self.positions();
@@ -249,23 +254,50 @@ impl Conv2d {
                 self.im2col(index, input, n, first, count, cols);
             }
             let d_out = MatRef::strided(&d_output[first * n..], co, count * n, positions * n);
-            gemm(
-                d_out,
-                MatRef::rows(cols, patch + 1, count * n).t(),
-                if first == 0 { 0.0 } else { 1.0 },
-                MatMut::rows(d_aug, co, patch + 1),
-            );
+            let columns = MatRef::rows(cols, patch + 1, count * n);
+            let beta = if first == 0 { 0.0 } else { 1.0 };
+            match precision {
+                Precision::F32 => {
+                    product(precision, d_out, Left::Fresh, columns.t(), beta, MatMut::rows(d_aug, co, patch + 1))
+                }
+                // transposed, d_augᵀ = cols·d_outᵀ, so that the bf16 packing reads the large
+                // column matrix along its rows
+                Precision::Bf16 => {
+                    product(precision, columns, Left::Fresh, d_out.t(), beta, MatMut::rows(d_aug, patch + 1, co))
+                }
+            }
             if let Some(d_in) = d_input.as_deref_mut() {
-                gemm(MatRef::rows(weight, co, patch).t(), d_out, 0.0, MatMut::rows(cols, patch, count * n));
+                let left = if first == 0 { Left::Keep } else { Left::Kept };
+                product(
+                    precision,
+                    MatRef::rows(weight, co, patch).t(),
+                    left,
+                    d_out,
+                    0.0,
+                    MatMut::rows(cols, patch, count * n),
+                );
                 self.col2im(index, cols, n, first, count, d_in);
             }
             first += count;
         }
-        for ((dw, db), src) in
-            d_weight.chunks_exact_mut(patch).zip(d_bias.iter_mut()).zip(d_aug.chunks_exact(patch + 1))
-        {
-            dw.copy_from_slice(&src[..patch]);
-            *db = src[patch];
+        match precision {
+            Precision::F32 => {
+                for ((dw, db), src) in
+                    d_weight.chunks_exact_mut(patch).zip(d_bias.iter_mut()).zip(d_aug.chunks_exact(patch + 1))
+                {
+                    dw.copy_from_slice(&src[..patch]);
+                    *db = src[patch];
+                }
+            }
+            Precision::Bf16 => {
+                for (j, src) in d_aug.chunks_exact(co).enumerate() {
+                    let out = if j < patch { &mut d_weight[j..] } else { &mut d_bias[..] };
+                    let step = if j < patch { patch } else { 1 };
+                    for (o, &g) in src.iter().enumerate() {
+                        out[o * step] = g;
+                    }
+                }
+            }
         }
     }
 }

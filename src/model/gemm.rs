@@ -2,10 +2,13 @@
 //! buffers; this module wraps a slice region as a strided ndarray view and calls
 //! [`ndarray::linalg::general_mat_mul`], which runs on `matrixmultiply`'s runtime-detected SIMD
 //! kernels (AVX-512 where the CPU has it). Single-threaded and deterministic: the same inputs give
-//! bit-identical outputs on every call.
+//! bit-identical outputs on every call. [`product`] dispatches on [`Precision`] between this and
+//! the bf16 kernel of [`super::gemm_bf16`].
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+
+use super::gemm_bf16::{Left, Precision, gemm_bf16};
 
 /// A read-only matrix inside a slice: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +72,15 @@ impl<'a> MatMut<'a> {
 
 fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
+}
+
+/// `c ← a·b + beta·c` in `precision`: [`gemm`] for f32, [`gemm_bf16`] for bf16, where `left`
+/// says whether the bf16 packing of `a` is kept for (or taken from) a neighbouring call.
+pub(crate) fn product(precision: Precision, a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+    match precision {
+        Precision::F32 => gemm(a, b, beta, c),
+        Precision::Bf16 => gemm_bf16(a, left, b, beta, c),
+    }
 }
 
 /// `c ← a·b + beta·c`.

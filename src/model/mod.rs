@@ -22,6 +22,7 @@ pub mod conv2d;
 pub mod convex;
 pub mod flatten;
 mod gemm;
+pub mod gemm_bf16;
 pub mod linear;
 pub mod logistic;
 pub mod maxpool2d;
@@ -39,6 +40,7 @@ use serde::Serialize;
 use crate::{Error, Result};
 use conv2d::Conv2d;
 use flatten::Flatten;
+pub use gemm_bf16::Precision;
 use linear::Linear;
 use logistic::BinaryLogistic;
 use maxpool2d::MaxPool2d;
@@ -190,6 +192,8 @@ pub struct Network {
     /// Each spec layer's parameter range.
     ranges: Vec<std::ops::Range<usize>>,
     num_params: usize,
+    /// Arithmetic of the convolutions' and linear layers' matrix products.
+    precision: Precision,
 }
 
 /// Scratch memory for one thread's forward and backward passes: activations, gradients flowing
@@ -257,7 +261,25 @@ impl Network {
             infos,
             ranges,
             num_params: built.num_params,
+            precision: Precision::F32,
         })
+    }
+
+    /// The same network with its matrix products in `precision`; bf16 needs a CPU with
+    /// AMX-BF16 ([`gemm_bf16::available`]).
+    pub fn with_precision(mut self, precision: Precision) -> Result<Network> {
+        if precision == Precision::Bf16 && !gemm_bf16::available() {
+            return Err(Error::Config(
+                "precision = \"bf16\" needs a CPU with AMX-BF16 (and Linux 5.16 or later); this one has none: use \"f32\"".into(),
+            ));
+        }
+        self.precision = precision;
+        Ok(self)
+    }
+
+    /// The arithmetic of the matrix products.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The spec's name.
@@ -411,11 +433,11 @@ impl Network {
             let output = &mut after[0][..n * node.out_len()];
             let p = &params[node.param_offset..node.param_offset + node.num_params];
             match &node.layer {
-                Layer::Conv2d(c) => c.forward(p, input, output, n, node.gather(), &mut ws.cols[i]),
+                Layer::Conv2d(c) => c.forward(p, input, output, n, node.gather(), &mut ws.cols[i], self.precision),
                 Layer::MaxPool2d(m) => m.forward(input, output, n, &mut ws.winners[i]),
                 Layer::Relu(r) => r.forward(input, output, n * node.out_len()),
                 Layer::Flatten(f) => f.forward(input, output, n),
-                Layer::Linear(l) => l.forward(p, input, output, n),
+                Layer::Linear(l) => l.forward(p, input, output, n, self.precision),
             }
         }
     }
@@ -432,8 +454,10 @@ impl Network {
             let range = node.param_offset..node.param_offset + node.num_params;
             let (p, g) = (&params[range.clone()], &mut grad[range]);
             match &node.layer {
-                Layer::Conv2d(c) => c.backward(p, input, d_out, d_in, g, n, node.gather(), &mut ws.cols[i]),
-                Layer::Linear(l) => l.backward(p, input, d_out, d_in, g, n),
+                Layer::Conv2d(c) => {
+                    c.backward(p, input, d_out, d_in, g, n, node.gather(), &mut ws.cols[i], self.precision)
+                }
+                Layer::Linear(l) => l.backward(p, input, d_out, d_in, g, n, self.precision),
                 Layer::MaxPool2d(m) => {
                     if let Some(d) = d_in {
                         m.backward(output, d_out, d, n, &ws.winners[i]);
