@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::algorithms::{dbw, growing_intervals, loscar};
 use crate::error::{Error, Result, check_memory, non_negative, positive};
 use crate::learner::MergeRule;
+use crate::model::Precision;
 use crate::sim::{GraphSpec, check_steps_per_round};
 use crate::timing::{CommTime, ComputeTime, Link};
 
@@ -91,6 +92,9 @@ pub struct RawModel {
     pub batch: usize,
     /// Local learning rate η.
     pub lr: f64,
+    /// Arithmetic of the network's matrix products: `f32` (default) or `bf16` (factors rounded
+    /// to bfloat16, f32 accumulation; needs a CPU with AMX-BF16; see `model::gemm_bf16`).
+    pub precision: Option<Precision>,
 }
 
 /// `[problem]`: a synthetic objective with a known optimum.
@@ -468,6 +472,8 @@ pub enum Problem {
         partition: String,
         /// Training samples for the training loss.
         train_eval_samples: usize,
+        /// Arithmetic of the matrix products.
+        precision: Precision,
     },
     /// Spiridonoff et al.'s quadratic with multiplicative and additive noise
     /// (`learner::homogeneous`).
@@ -577,6 +583,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// Replace `[cluster] compute_time` (a trace file relative to the working directory).
     pub compute_time: Option<String>,
+    /// Replace `[model] precision`.
+    pub precision: Option<Precision>,
 }
 
 /// A `trace(file)` compute time given on the command line names its file relative to the
@@ -618,6 +626,9 @@ impl RawExperiment {
         }
         if let Some(c) = &o.compute_time {
             self.cluster.compute_time = cli_trace_path_made_absolute(c)?;
+        }
+        if o.precision.is_some() {
+            self.model.precision = o.precision;
         }
         if let Some(dir) = &o.data_dir {
             let abs = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
@@ -676,12 +687,16 @@ impl RawExperiment {
         crate::sim::engine::check_workers(m)?;
         crate::algorithms::timing::check_worker_memory("cluster.workers (M)", m)?;
         let problem = match (&self.problem, &self.data, &self.model.spec) {
+            (Some(_), None, None) if self.model.precision.is_some() => {
+                return Err(Error::Config("model.precision applies to networks, not to a [problem]: remove it".into()));
+            }
             (Some(p), None, None) => p.validate(m)?,
             (None, Some(data), Some(spec)) => Problem::Network {
                 spec: base.join(spec),
                 data: data.validate(base)?,
                 partition: data.partition.clone().unwrap_or_else(|| "iid".into()),
                 train_eval_samples: data.train_eval_samples.unwrap_or(10_000),
+                precision: self.model.precision.unwrap_or_default(),
             },
             (Some(_), _, _) => {
                 return Err(Error::Config("a [problem] replaces [data] and [model] spec: remove them".into()));
@@ -775,6 +790,9 @@ impl RawExperiment {
         if let (Some(data), Problem::Network { partition, train_eval_samples, .. }) = (&mut resolved.data, &problem) {
             data.partition = Some(partition.clone());
             data.train_eval_samples = Some(*train_eval_samples);
+        }
+        if let Problem::Network { precision, .. } = &problem {
+            resolved.model.precision = Some(*precision);
         }
         for (raw, entry) in resolved.algorithms.iter_mut().zip(&algorithms) {
             raw.fill_defaults(entry);

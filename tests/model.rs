@@ -9,7 +9,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use stsyn::data;
 use stsyn::model::convex::{LeastSquaresProblem, least_squares_optimum, one_hot};
-use stsyn::model::{LossKind, Network, ParallelStep};
+use stsyn::model::{LossKind, Network, ParallelStep, Precision};
 use stsyn::rng::{Purpose, Seeds, Stream};
 
 fn models_dir() -> &'static Path {
@@ -277,6 +277,50 @@ fn gradient_whole_digits_cnn_and_mlp() {
     check_network(&load("mlp.toml"), 8, 15, 18);
 }
 
+/// The bf16 products change the loss and gradient only by bf16 rounding. Each factor is
+/// rounded with relative error at most 2⁻⁹ ≈ 0.2 %, so a product's error is at most ~0.4 % of the
+/// sum of |terms|. A weight gradient sums terms over the batch (and the positions of a
+/// convolution) that largely cancel at a random initialisation with random labels, so relative
+/// to the gradient itself the error grows, layer by layer from the output: measured 0.3 % for
+/// the last layer and 3–11 % for the first (5–8 % in the whole gradient) on these nets. The
+/// bounds (0.25 per layer, 0.15 in all, 1 % in the loss) leave a margin of over 2× while a
+/// wrong kernel (a misplaced tile, a lost pair, a transposed gradient) gives errors of order 1.
+/// The kernel itself is checked exactly against the rounded factors in `model::gemm_bf16`.
+#[test]
+fn bf16_products_change_loss_and_gradient_only_by_rounding() {
+    if !stsyn::model::gemm_bf16::available() {
+        eprintln!("skipped: no AMX-BF16 on this machine");
+        return;
+    }
+    let norm = |v: &[f32]| v.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt();
+    let relative = |a: &[f32], b: &[f32]| {
+        let diff: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+        norm(&diff) / norm(a)
+    };
+    for (name, batch) in [("digits_cnn.toml", 32), ("cifar10_cnn.toml", 8), ("mlp.toml", 16)] {
+        let net = load(name);
+        let half = load(name).with_precision(stsyn::model::Precision::Bf16).unwrap();
+        let params = net.init_params(&mut Seeds::new(5).stream(Purpose::Init, 0, 0));
+        let (x, labels) = random_batch(&net, batch, 5);
+        let run = |net: &Network| {
+            let mut ws = net.workspace(batch);
+            let mut grad = vec![0.0; net.num_params()];
+            let loss = net.loss_and_grad(&params, &x, &labels, &mut grad, &mut ws);
+            (loss, grad)
+        };
+        let ((loss, grad), (loss_bf16, grad_bf16)) = (run(&net), run(&half));
+        for r in net.param_ranges().into_iter().filter(|r| !r.is_empty()) {
+            let e = relative(&grad[r.clone()], &grad_bf16[r.clone()]);
+            assert!(e < 0.25, "{name}, parameters {r:?}: gradient differs by {e:.4} relative");
+        }
+        let e = relative(&grad, &grad_bf16);
+        assert!(e < 0.15, "{name}: gradient differs by {e:.4} relative");
+        assert!(e > 0.0, "{name}: bf16 gave the f32 gradient exactly; are the products bf16?");
+        assert!(((loss - loss_bf16) / loss).abs() < 0.01, "{name}: loss {loss} vs {loss_bf16}");
+        assert_eq!(run(&half).1, grad_bf16, "{name}: bf16 gradient is deterministic");
+    }
+}
+
 #[test]
 fn gradient_whole_cifar10_cnn() {
     check_network(&load("cifar10_cnn.toml"), 2, 6, 19);
@@ -490,29 +534,37 @@ fn least_squares_optimum_is_a_stationary_point_and_beats_the_planted_model() {
     assert!(net.loss_and_grad_targets(&opt[..12], &problem.x, &problem.targets[..3], &mut grad, &mut ws).is_err());
 }
 
+/// Plain SGD on the embedded digits, in f32 and (where the CPU has AMX-BF16) with bf16 products.
 #[test]
 fn digits_cnn_trained_with_sgd_reaches_95_percent() {
     let start = Instant::now();
-    let net = load("digits_cnn.toml");
-    let mut split = data::digits();
-    split.standardise();
-    let seeds = Seeds::new(2024);
-    let mut params = net.init_params(&mut seeds.stream(Purpose::Init, 0, 0));
-    let all: Vec<u32> = (0..split.train.len() as u32).collect();
-    let mut rng = seeds.stream(Purpose::Data, 0, 0);
-    let (batch, lr) = (32, 0.1f32);
-    let mut ws = net.workspace(batch);
-    let mut grad = vec![0.0; net.num_params()];
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for _ in 0..1500 {
-        data::sample_batch(&split.train, &all, batch, &mut rng, &mut x, &mut y);
-        net.loss_and_grad(&params, &x, &y, &mut grad, &mut ws);
-        params.iter_mut().zip(&grad).for_each(|(p, g)| *p -= lr * g);
+    let mut precisions = vec![Precision::F32];
+    if stsyn::model::gemm_bf16::available() {
+        precisions.push(Precision::Bf16);
     }
-    let (loss, correct) = net.evaluate(&params, &split.test.images, &split.test.labels, &mut net.workspace(360));
-    let accuracy = correct as f64 / split.test.len() as f64;
-    eprintln!("digits CNN: test accuracy {accuracy:.4}, mean loss {:.4}, {:?}", loss / 360.0, start.elapsed());
-    assert!(accuracy >= 0.95, "test accuracy {accuracy}");
+    for precision in precisions {
+        let net = load("digits_cnn.toml").with_precision(precision).unwrap();
+        let mut split = data::digits();
+        split.standardise();
+        let seeds = Seeds::new(2024);
+        let mut params = net.init_params(&mut seeds.stream(Purpose::Init, 0, 0));
+        let all: Vec<u32> = (0..split.train.len() as u32).collect();
+        let mut rng = seeds.stream(Purpose::Data, 0, 0);
+        let (batch, lr) = (32, 0.1f32);
+        let mut ws = net.workspace(batch);
+        let mut grad = vec![0.0; net.num_params()];
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..1500 {
+            data::sample_batch(&split.train, &all, batch, &mut rng, &mut x, &mut y);
+            net.loss_and_grad(&params, &x, &y, &mut grad, &mut ws);
+            params.iter_mut().zip(&grad).for_each(|(p, g)| *p -= lr * g);
+        }
+        let (loss, correct) = net.evaluate(&params, &split.test.images, &split.test.labels, &mut net.workspace(360));
+        let accuracy = correct as f64 / split.test.len() as f64;
+        let p = precision.name();
+        eprintln!("digits CNN, {p}: test accuracy {accuracy:.4}, mean loss {:.4}, {:?}", loss / 360.0, start.elapsed());
+        assert!(accuracy >= 0.95, "{p}: test accuracy {accuracy}");
+    }
     assert!(start.elapsed().as_secs_f64() < 30.0);
 }
 

@@ -399,6 +399,7 @@ fn bad_configs_exit_2_naming_the_problem() {
     edited("label", "local_steps = 2\n", "local_steps = 2\nlabel = \"\"\n", &["label", "non-empty"]);
     edited("huge", "workers = 6", "workers = 1000000000", &["workers (M)", "1000000000"]);
     edited("batch", "batch = 16", "batch = 1000000000", &["pasgd.batch", "1000000000", "memory"]);
+    edited("precision", "batch = 16", "batch = 16\nprecision = \"fp16\"", &["fp16", "f32", "bf16"]);
     edited(
         "synthetic",
         "dataset = \"digits\"",
@@ -407,6 +408,37 @@ fn bad_configs_exit_2_naming_the_problem() {
     );
     assert_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], &["missing.toml"]);
     assert_bad_input(&["run", config.to_str().unwrap(), "--seeds", "4,5,4", "-q"], &["seeds", "4", "twice"]);
+    assert_bad_input(&["run", config.to_str().unwrap(), "--precision", "f16", "-q"], &["f16", "--precision"]);
+}
+
+/// bf16 products are deterministic too: 1 and 2 threads give identical files (on a machine
+/// without AMX-BF16 the run must instead be refused with exit code 2).
+#[test]
+fn bf16_results_are_identical_for_one_and_two_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[[algorithms]]\nname = \"stsyn\"\nwait = 2\nlocal_steps = 3\n");
+    if !stsyn::model::gemm_bf16::available() {
+        assert_bad_input(&["run", config.to_str().unwrap(), "-q", "--precision", "bf16"], &["bf16", "AMX"]);
+        return;
+    }
+    let mut outputs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("out{threads}"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_stsyn"))
+            .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-plot"])
+            .args(["--precision", "bf16"])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outputs.push(out);
+    }
+    for file in ["evals.csv", "rounds.csv", "summary.json"] {
+        let a = std::fs::read(outputs[0].join(file)).unwrap();
+        assert!(a == std::fs::read(outputs[1].join(file)).unwrap(), "{file} differs between 1 and 2 threads");
+    }
+    let recorded = std::fs::read_to_string(outputs[0].join("config.toml")).unwrap();
+    assert!(recorded.contains("precision = \"bf16\""), "{recorded}");
 }
 
 #[test]

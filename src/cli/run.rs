@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::config::{Overrides, RawExperiment};
 use crate::error::{Error, Result};
 use crate::experiment::{self, RunOptions};
+use crate::model::Precision;
 
 /// Flags of `stsyn run`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +36,10 @@ pub struct Args {
     /// Step-duration model of every worker, e.g. 'exp(mean=1)' (see `stsyn timing --help`).
     #[arg(long)]
     compute_time: Option<String>,
+    /// Arithmetic of the network's matrix products: f32, or bf16 (bf16 factors, f32
+    /// accumulation; needs AMX-BF16).
+    #[arg(long)]
+    precision: Option<Precision>,
     /// Also write events.csv (one row per engine event; large).
     #[arg(long)]
     events: bool,
@@ -57,6 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         workers: args.workers,
         data_dir: args.data.clone(),
         compute_time: args.compute_time.clone(),
+        precision: args.precision,
     };
     raw.apply(&overrides)?;
     let base = args

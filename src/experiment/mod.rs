@@ -131,8 +131,8 @@ enum SeedProblem {
 /// Loads the network and data (or checks the synthetic problem) before any output is written.
 fn load(exp: &Experiment) -> Result<Loaded> {
     match &exp.problem {
-        Problem::Network { spec, data, partition, train_eval_samples } => {
-            let net = Network::from_file(spec)?;
+        Problem::Network { spec, data, partition, train_eval_samples, precision } => {
+            let net = Network::from_file(spec)?.with_precision(*precision)?;
             let split = load_data(data)?;
             if net.input_shape() != split.train.shape || net.num_classes() != split.train.classes {
                 return Err(Error::Config(format!(

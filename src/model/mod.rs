@@ -385,7 +385,7 @@ impl Network {
             .nodes
             .iter()
             .map(|n| match &n.layer {
-                Layer::Conv2d(c) => vec![0.0; c.cols_len(batch)],
+                Layer::Conv2d(c) => vec![0.0; c.cols_len(batch, self.precision)],
                 _ => Vec::new(),
             })
             .collect();
