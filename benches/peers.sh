@@ -3,6 +3,8 @@
 # ours and the peer's so that both see the same machine load; prints the best of N runs of each
 # and the ratio. Usage (from the repository root, after ../shared/bench/setup-peers.sh):
 #   benches/peers.sh [timing] [cnn] [round] [round-cifar]      (default: timing cnn round)
+# The cnn and round-cifar sections also time stsyn with bf16 products (--precision bf16) where
+# the CPU has AMX-BF16, against the same f32 peer figure.
 # Environment: PEER_PYTHON (default ~/.cache/stsyn-peers/bin/python), PEER_DIR (default
 # ../shared/bench), REPEAT (default 3).
 set -euo pipefail
@@ -43,6 +45,10 @@ cnn)
   ours=$(best step_ms min $stsyn model models/cifar10_cnn.toml --bench --batch 100 --threads 1 --json)
   peer=$(best step_ms min "$py" "$peers/torch_cnn_bench.py" --model cifar --batch 100 --threads 1)
   report "cifar10_cnn step, batch 100, 1 thread (ms)" "$ours" "$peer" "ms" 0
+  if $stsyn model models/cifar10_cnn.toml --bench --steps 1 --precision bf16 >/dev/null 2>&1; then
+    ours=$(best step_ms min $stsyn model models/cifar10_cnn.toml --bench --batch 100 --threads 1 --precision bf16 --json)
+    report "  the same, stsyn with bf16 products (ms)" "$ours" "$peer" "ms" 0
+  fi
   ours=$(best step_ms min $stsyn model models/digits_cnn.toml --bench --batch 32 --threads 1 --json)
   peer=$(best step_ms min "$py" "$peers/torch_cnn_bench.py" --model digits --batch 32 --threads 1)
   report "digits_cnn step, batch 32, 1 thread (ms)" "$ours" "$peer" "ms" 0 ;;
@@ -58,6 +64,10 @@ round-cifar)
   repeat=1
   ours=$(best seconds_per_round min $stsyn bench-round --model cifar --json)
   peer=$(best seconds_per_round min "$py" "$peers/torch_stsyn_round.py" --model cifar --threads 2)
-  report "STSyn round, cifar10_cnn, 2 threads (s)" "$ours" "$peer" "s/round" 0 ;;
+  report "STSyn round, cifar10_cnn, 2 threads (s)" "$ours" "$peer" "s/round" 0
+  if $stsyn model models/cifar10_cnn.toml --bench --steps 1 --precision bf16 >/dev/null 2>&1; then
+    ours=$(best seconds_per_round min $stsyn bench-round --model cifar --precision bf16 --json)
+    report "  the same, stsyn with bf16 products (s)" "$ours" "$peer" "s/round" 0
+  fi ;;
 *) echo "unknown section $s (timing, cnn, round, round-cifar)" >&2; exit 2 ;;
 esac; done
