@@ -4,7 +4,8 @@
 # and the ratio. Usage (from the repository root, after ../shared/bench/setup-peers.sh):
 #   benches/peers.sh [timing] [cnn] [round] [round-cifar]      (default: timing cnn round)
 # The cnn and round-cifar sections also time stsyn with bf16 products (--precision bf16) where
-# the CPU has AMX-BF16, against the same f32 peer figure.
+# the CPU has AMX-BF16: against the same f32 peer figure, and (cnn) against PyTorch's bf16
+# autocast step (benches/torch_bf16_step.py).
 # Environment: PEER_PYTHON (default ~/.cache/stsyn-peers/bin/python), PEER_DIR (default
 # ../shared/bench), REPEAT (default 3).
 set -euo pipefail
@@ -47,7 +48,9 @@ cnn)
   report "cifar10_cnn step, batch 100, 1 thread (ms)" "$ours" "$peer" "ms" 0
   if $stsyn model models/cifar10_cnn.toml --bench --steps 1 --precision bf16 >/dev/null 2>&1; then
     ours=$(best step_ms min $stsyn model models/cifar10_cnn.toml --bench --batch 100 --threads 1 --precision bf16 --json)
-    report "  the same, stsyn with bf16 products (ms)" "$ours" "$peer" "ms" 0
+    report "  stsyn with bf16 products vs the f32 peer" "$ours" "$peer" "ms" 0
+    bf16peer=$(best step_ms min "$py" "$(dirname "$0")/torch_bf16_step.py" --batch 100 --threads 1)
+    report "  stsyn bf16 vs PyTorch bf16 autocast (ms)" "$ours" "$bf16peer" "ms" 0
   fi
   ours=$(best step_ms min $stsyn model models/digits_cnn.toml --bench --batch 32 --threads 1 --json)
   peer=$(best step_ms min "$py" "$peers/torch_cnn_bench.py" --model digits --batch 32 --threads 1)
