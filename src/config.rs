@@ -214,7 +214,7 @@ pub struct RawAlgorithm {
     pub schedule: Option<String>,
     /// local-sgd: `constant` (default), `inverse(alpha, mu, beta)` or `inverse_capped(eta, smoothness)`.
     pub step_size: Option<String>,
-    /// dbw: the graph (ring, torus, erdos_renyi(p=...), complete, file(path)).
+    /// dbw: the graph (ring, torus, erdos_renyi(p=...), regular(d=...), complete, file(path)).
     pub graph: Option<String>,
     /// dbw: `static` or `dynamic` (default: static when backup_workers is set, else dynamic).
     pub backup: Option<String>,
@@ -1403,7 +1403,9 @@ impl RawAlgorithm {
 
     fn dbw_settings(&self, at: &str) -> Result<dbw::Settings> {
         let graph_text = self.graph.as_deref().ok_or_else(|| {
-            Error::Config(format!("{at}: dbw needs graph (ring, torus, erdos_renyi(p=...), complete or file(path))"))
+            Error::Config(format!(
+                "{at}: dbw needs graph (ring, torus, erdos_renyi(p=...), regular(d=...), complete or file(path))"
+            ))
         })?;
         // Relative edge-list paths are resolved against the config's directory later.
         let graph = GraphSpec::parse(&format!("{at}.graph"), graph_text, Path::new(""))?;

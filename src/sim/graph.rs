@@ -8,6 +8,11 @@
 //!   length 1 or 2) are counted once;
 //! - `erdos_renyi(p=0.3)` — G(M, p), redrawn until connected (draw a from stream (Graph, 0, a),
 //!   at most 1,000 draws), so it is fixed by the run's seed;
+//! - `regular(d=3)` — a random d-regular graph (every worker has d neighbours), drawn uniformly
+//!   enough for simulation by pairing the workers' d "half-edges" at random while skipping pairs
+//!   that would make a self-loop or a repeated edge (Steger and Wormald's algorithm), started
+//!   again when it gets stuck and redrawn until connected (from stream (Graph, 1, a), at most
+//!   1,000 draws); M·d must be even and d < M;
 //! - `complete` — every pair;
 //! - `file(edges.txt)` — an edge list: one edge `i j` per line (0-based worker indices,
 //!   separated by spaces, tabs or a comma), optionally followed by that edge's own constant
@@ -26,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::rng::{Purpose, Seeds};
 use crate::timing::spec::{Spec, parse_number};
 
-/// Draws of G(M, p) before giving up on a connected one.
+/// Draws of a random graph (G(M, p) or d-regular) before giving up on a connected one.
 pub const ERDOS_RENYI_ATTEMPTS: u64 = 1000;
 
 /// How the graph is made; see the module docs.
@@ -46,6 +51,11 @@ pub enum GraphSpec {
     ErdosRenyi {
         /// Edge probability.
         p: f64,
+    },
+    /// A random d-regular graph, redrawn until connected.
+    Regular {
+        /// d, every worker's degree.
+        degree: usize,
     },
     /// Every pair of workers.
     Complete,
@@ -106,6 +116,14 @@ impl GraphSpec {
                 }
                 GraphSpec::ErdosRenyi { p }
             }
+            "regular" => {
+                s.check_keys(&["d"], 1)?;
+                let d = s.required("d", Some(0))?;
+                if !(d >= 1.0 && d.fract() == 0.0 && d <= 1e9) {
+                    return Err(s.error(format!("d = {d} must be a whole number >= 1")));
+                }
+                GraphSpec::Regular { degree: d as usize }
+            }
             "complete" => {
                 s.check_keys(&[], 0)?;
                 GraphSpec::Complete
@@ -117,7 +135,7 @@ impl GraphSpec {
             }
             other => {
                 return Err(s.error(format!(
-                    "unknown graph '{other}' (expected ring, torus, erdos_renyi(p=...), complete or file(path))"
+                    "unknown graph '{other}' (expected ring, torus, erdos_renyi(p=...), regular(d=...), complete or file(path))"
                 )));
             }
         })
@@ -154,6 +172,7 @@ impl GraphSpec {
                 torus(rows, cols)
             }
             GraphSpec::ErdosRenyi { p } => erdos_renyi(workers, *p, seeds)?,
+            GraphSpec::Regular { degree } => regular(workers, *degree, seeds, &self.describe())?,
             GraphSpec::Complete => {
                 Graph::from_pairs(workers, (0..workers).flat_map(|i| (i + 1..workers).map(move |j| (i, j))))
             }
@@ -175,6 +194,7 @@ impl GraphSpec {
                 if args.is_empty() { "torus".into() } else { format!("torus({})", args.join(", ")) }
             }
             GraphSpec::ErdosRenyi { p } => format!("erdos_renyi(p={p})"),
+            GraphSpec::Regular { degree } => format!("regular(d={degree})"),
             GraphSpec::Complete => "complete".into(),
             GraphSpec::File { path } => format!("file({})", path.display()),
         }
@@ -367,6 +387,66 @@ fn erdos_renyi(workers: usize, p: f64, seeds: &Seeds) -> Result<Graph> {
     ))
 }
 
+/// A random d-regular graph on `workers` workers, redrawn until connected.
+fn regular(workers: usize, degree: usize, seeds: &Seeds, what: &str) -> Result<Graph> {
+    if degree >= workers {
+        return Err(Error::invalid("graph", what, format!("d must be below M = {workers}")));
+    }
+    if workers * degree % 2 == 1 {
+        return Err(Error::invalid("graph", what, format!("M·d = {workers}·{degree} must be even")));
+    }
+    if degree == 1 && workers > 2 {
+        return Err(Error::invalid("graph", what, "a 1-regular graph on more than 2 workers is disconnected"));
+    }
+    for attempt in 0..ERDOS_RENYI_ATTEMPTS {
+        let mut rng = seeds.stream(Purpose::Graph, 1, attempt);
+        if let Some(graph) = pair_half_edges(workers, degree, &mut rng)
+            && graph.check_connected("").is_ok()
+        {
+            return Ok(graph);
+        }
+    }
+    Err(Error::invalid(
+        "graph",
+        what,
+        format!("gave no connected graph on M = {workers} workers in {ERDOS_RENYI_ATTEMPTS} draws: raise d"),
+    ))
+}
+
+/// One try of Steger and Wormald's pairing: `degree` half-edges per worker, two unpaired ones
+/// drawn at a time and joined unless that makes a self-loop or a repeated edge. None when no
+/// allowed pair is left before every half-edge is paired.
+fn pair_half_edges(workers: usize, degree: usize, rng: &mut impl Rng) -> Option<Graph> {
+    let mut open: Vec<usize> = (0..workers).flat_map(|i| std::iter::repeat_n(i, degree)).collect();
+    let mut sets = vec![BTreeSet::new(); workers];
+    let allowed = |sets: &[BTreeSet<usize>], a: usize, b: usize| a != b && !sets[a].contains(&b);
+    while !open.is_empty() {
+        let mut failures = 0usize;
+        loop {
+            let (x, y) = (rng.random_range(0..open.len()), rng.random_range(0..open.len()));
+            let (a, b) = (open[x], open[y]);
+            if x != y && allowed(&sets, a, b) {
+                sets[a].insert(b);
+                sets[b].insert(a);
+                // remove the larger index first so that the smaller stays valid
+                open.swap_remove(x.max(y));
+                open.swap_remove(x.min(y));
+                break;
+            }
+            failures += 1;
+            if failures > 64 * open.len() {
+                // rare: look for any allowed pair at all; none left means start again
+                let stuck = !open.iter().enumerate().any(|(i, &a)| open[i + 1..].iter().any(|&b| allowed(&sets, a, b)));
+                if stuck {
+                    return None;
+                }
+                failures = 0;
+            }
+        }
+    }
+    Some(Graph { neighbors: sets.into_iter().map(|s| s.into_iter().collect()).collect(), edge_links: Vec::new() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +471,17 @@ mod tests {
         let er = build("erdos_renyi(p=0.3)", 20).unwrap();
         assert_eq!(er, build("erdos_renyi(p=0.3)", 20).unwrap(), "fixed by the seed");
         assert!((0..20).all(|i| er.degree(i) >= 1));
+        for (m, d) in [(10, 3), (50, 4), (7, 6), (2, 1), (200, 8)] {
+            let g = build(&format!("regular(d={d})"), m).unwrap();
+            assert!((0..m).all(|i| g.degree(i) == d), "M = {m}, d = {d}: every worker has d neighbours");
+            assert!((0..m).all(|i| !g.neighbors(i).contains(&i)), "no self-loops");
+            assert_eq!(g.edges(), m * d / 2);
+        }
+        let g = build("regular(d=3)", 20).unwrap();
+        assert_eq!(g, build("regular(d=3)", 20).unwrap(), "fixed by the seed");
+        let other =
+            GraphSpec::parse("graph", "regular(d=3)", Path::new(".")).unwrap().build(20, &Seeds::new(2)).unwrap();
+        assert_ne!(g, other, "another seed, another graph");
     }
 
     #[test]
@@ -399,6 +490,11 @@ mod tests {
         assert!(build("erdos_renyi(p=0)", 4).unwrap_err().to_string().contains("p = 0"));
         assert!(build("erdos_renyi(p=0.001)", 30).unwrap_err().to_string().contains("no connected graph"));
         assert!(build("star", 4).unwrap_err().to_string().contains("unknown graph 'star'"));
+        assert!(build("regular(d=3)", 5).unwrap_err().to_string().contains("must be even"));
+        assert!(build("regular(d=5)", 5).unwrap_err().to_string().contains("below M = 5"));
+        assert!(build("regular(d=1)", 6).unwrap_err().to_string().contains("disconnected"));
+        assert!(build("regular(d=2.5)", 6).unwrap_err().to_string().contains("whole number"));
+        assert!(build("regular", 6).unwrap_err().to_string().contains("d"));
         assert!(build("ring", 1).unwrap_err().to_string().contains("at least 2 workers"));
         assert!(
             Graph::from_neighbors(vec![vec![1], vec![0], vec![]]).unwrap_err().to_string().contains("disconnected")
