@@ -3,7 +3,7 @@
 # ours and the peer's so that both see the same machine load; prints the best of N runs of each
 # and the ratio. Usage (from the repository root, after ../shared/bench/setup-peers.sh):
 #   benches/peers.sh [timing] [cnn] [round] [round-cifar]      (default: timing cnn round)
-# The cnn and round-cifar sections also time stsyn with bf16 products (--precision bf16) where
+# The cnn, round and round-cifar sections also time stsyn with bf16 products (--precision bf16) where
 # the CPU has AMX-BF16: against the same f32 peer figure, and (cnn) against PyTorch's bf16
 # autocast step (benches/torch_bf16_step.py).
 # Environment: PEER_PYTHON (default ~/.cache/stsyn-peers/bin/python), PEER_DIR (default
@@ -62,6 +62,10 @@ round)
     ours=$(best seconds_per_round min $stsyn bench-round --model digits --rounds "$rounds" --json)
     peer=$(best seconds_per_round min "$py" "$peers/torch_stsyn_round.py" --model digits --threads 2 --rounds "$rounds")
     report "STSyn round, digits CNN, 2 threads, $rounds rounds (s)" "$ours" "$peer" "s/round" 0
+    if $stsyn model models/digits_cnn.toml --bench --steps 1 --precision bf16 >/dev/null 2>&1; then
+      ours=$(best seconds_per_round min $stsyn bench-round --model digits --rounds "$rounds" --precision bf16 --json)
+      report "  the same, stsyn with bf16 products (s)" "$ours" "$peer" "s/round" 0
+    fi
   done ;;
 round-cifar)
   repeat=1
