@@ -12,7 +12,7 @@
 //! row-major with rows of `K` rounded up to 32 (one tile row holds 32 bf16), `b` in AMX's
 //! pair-interleaved layout, panel by panel of 16 columns (tile row `r` of a panel holds the pairs
 //! `b[2r][j], b[2r+1][j]` of its 16 columns `j`). Blocks of up to 32 × 32 outputs are
-//! accumulated in four tiles; a full block whose rows start on cache lines is loaded and stored
+//! accumulated in four tiles; a full block that overwrites `c` and whose rows start on cache lines is stored
 //! in place, any other goes through a small buffer, so the edges need no special kernels. A
 //! layer that multiplies the same weights with many column chunks packs them once
 //! ([`Left::Keep`], [`Left::Kept`]).
@@ -188,10 +188,11 @@ pub(crate) fn gemm_bf16(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: 
                 let cols = (n - p0 * TILE_ROWS).min(32);
                 let corner = r0 * c.row_stride + p0 * TILE_ROWS;
                 let aligned = c.data[corner..].as_ptr().align_offset(64) == 0 && c.row_stride.is_multiple_of(16);
-                if aligned && rows == 32 && cols == 32 && (beta == 0.0 || beta == 1.0) {
-                    // a full block: the tiles load and store it in place
-                    let out =
-                        amx::Out::Direct { c: &mut c.data[corner..], stride: c.row_stride, accumulate: beta == 1.0 };
+                if aligned && rows == 32 && cols == 32 && beta == 0.0 {
+                    // a full block that overwrites c: the tiles store it in place. (With β ≠ 0
+                    // the tiles are never loaded with c: c + Σ would round differently from
+                    // Σ + β·c below, and which path a block takes depends on its address.)
+                    let out = amx::Out::Direct { c: &mut c.data[corner..], stride: c.row_stride };
                     amx::block(packed_a, packed_b, k_pad, r0, p0, two_rows, two_panels, out);
                     continue;
                 }
@@ -374,9 +375,8 @@ mod amx {
     pub enum Out<'c> {
         /// Overwrites a row-major 32 × 32 buffer.
         Buffer(&'c mut [f32; 1024]),
-        /// Overwrites (or, with `accumulate`, adds onto) rows 0..32, columns 0..32 of `c`,
-        /// rows `stride` floats apart.
-        Direct { c: &'c mut [f32], stride: usize, accumulate: bool },
+        /// Overwrites rows 0..32, columns 0..32 of `c`, rows `stride` floats apart.
+        Direct { c: &'c mut [f32], stride: usize },
     }
 
     /// Accumulates output rows `r0..r0 + 32` (16 when not `two_rows`) and panels `p0, p0 + 1`
@@ -398,11 +398,11 @@ mod amx {
         assert!((r0 + a_rows) * k_pad <= a.len() && (p0 + b_panels) * panel_len <= b.len());
         let a_stride = (k_pad * 2) as isize;
         let b_stride: isize = 64;
-        let (c, c_stride, accumulate) = match out {
-            Out::Buffer(buffer) => (buffer.as_mut_ptr(), 32, false),
-            Out::Direct { c, stride, accumulate } => {
+        let (c, c_stride) = match out {
+            Out::Buffer(buffer) => (buffer.as_mut_ptr(), 32),
+            Out::Direct { c, stride } => {
                 assert!(two_rows && two_panels && stride >= 32 && c.len() >= 31 * stride + 32);
-                (c.as_mut_ptr(), stride, accumulate)
+                (c.as_mut_ptr(), stride)
             }
         };
         let c_stride = (c_stride * 4) as isize;
@@ -412,20 +412,11 @@ mod amx {
         // 64 bytes, `stride` apart, starting inside the checked ranges: an `a` tile at row r,
         // column k reads rows r..r+16 of k_pad bf16 from column k < k_pad (k + 32 ≤ k_pad); a
         // `b` tile at pair row k/2 reads 16 consecutive 64-byte rows of one panel, and
-        // k/2 + 16 ≤ k_pad/2. Stores write 16 rows of 64 bytes into the 32 × 32 `block`.
+        // k/2 + 16 ≤ k_pad/2. Stores write 16 rows of 64 bytes, `c_stride` apart, inside the
+        // 32 × 32 buffer or (`Out::Direct`) inside `c`, whose length was checked.
         unsafe {
             let (c0, c1, c2, c3) = (c, c.add(16), c.offset(16 * c_stride / 4), c.offset(16 * c_stride / 4 + 16));
-            if accumulate {
-                asm!(
-                    "tileloadd tmm0, [{c0} + {sc}]",
-                    "tileloadd tmm1, [{c1} + {sc}]",
-                    "tileloadd tmm2, [{c2} + {sc}]",
-                    "tileloadd tmm3, [{c3} + {sc}]",
-                    c0 = in(reg) c0, c1 = in(reg) c1, c2 = in(reg) c2, c3 = in(reg) c3, sc = in(reg) c_stride,
-                    options(nostack, readonly));
-            } else {
-                asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
-            }
+            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
             let mut k = 0;
             while k < k_pad {
                 let pa0 = a0.add(k);
@@ -490,7 +481,7 @@ mod amx {
     pub fn release() {}
     pub enum Out<'c> {
         Buffer(&'c mut [f32; 1024]),
-        Direct { c: &'c mut [f32], stride: usize, accumulate: bool },
+        Direct { c: &'c mut [f32], stride: usize },
     }
     pub fn block(_: &[u16], _: &[u32], _: usize, _: usize, _: usize, _: bool, _: bool, _: Out<'_>) {
         unreachable!("AMX is never available off x86-64")
@@ -561,6 +552,32 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A product's bits do not depend on where its output lies in memory (full blocks at
+    /// cache-line boundaries are stored by the tiles in place, others through a buffer).
+    #[test]
+    fn output_placement_does_not_change_the_bits() {
+        if !available() {
+            eprintln!("skipped: no AMX-BF16 on this machine");
+            return;
+        }
+        let (m, k, n, stride) = (64, 200, 64, 80);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 3.0).collect();
+        let start: Vec<f32> = (0..m * stride).map(|i| (i % 13) as f32 * 0.37).collect();
+        for beta in [0.0, 1.0, 0.5] {
+            let mut results = Vec::new();
+            for shift in 0..2 {
+                let mut buffer = vec![0.0f32; m * stride + 32];
+                let at = buffer.as_ptr().align_offset(64) + shift;
+                buffer[at..at + m * stride].copy_from_slice(&start);
+                let c = MatMut::strided(&mut buffer[at..], m, n, stride);
+                gemm_bf16(MatRef::rows(&a, m, k), Left::Fresh, MatRef::rows(&b, k, n), beta, c);
+                results.push(buffer[at..at + m * stride].to_vec());
+            }
+            assert!(results[0] == results[1], "β = {beta}: aligned and unaligned outputs differ");
         }
     }
 }
