@@ -4,18 +4,18 @@
 //! layer picks the kernel by [`Precision`] and nothing else changes: parameters, gradients,
 //! activations and the SGD update stay `f32` (as in PyTorch's bf16 autocast). The result differs
 //! from the `f32` product by the bf16 rounding of the factors (relative error about 2⁻⁹ per
-//! factor), so runs in the two precisions are not bit-identical; runs in bf16 are, on every
-//! machine with AMX, whatever the thread count (each product is single-threaded and sums in a
-//! fixed order).
+//! factor), so runs in the two precisions are not bit-identical; runs in bf16 are, whatever the
+//! thread count and wherever the buffers lie (each product is single-threaded, sums in a fixed
+//! order, and rounds the same way on every path: tested).
 //!
 //! The factors are packed into zero-padded bf16 buffers that start on a cache line: `a`
 //! row-major with rows of `K` rounded up to 32 (one tile row holds 32 bf16), `b` in AMX's
 //! pair-interleaved layout, panel by panel of 16 columns (tile row `r` of a panel holds the pairs
 //! `b[2r][j], b[2r+1][j]` of its 16 columns `j`). Blocks of up to 32 × 32 outputs are
-//! accumulated in four tiles; a full block that overwrites `c` and whose rows start on cache lines is stored
-//! in place, any other goes through a small buffer, so the edges need no special kernels. A
-//! layer that multiplies the same weights with many column chunks packs them once
-//! ([`Left::Keep`], [`Left::Kept`]).
+//! accumulated in four tiles; a full block that overwrites `c` and whose rows start on cache
+//! lines is stored in place, any other goes through a small buffer (then `c ← block + beta·c`),
+//! so the edges need no special kernels. A layer that multiplies the same weights with many
+//! column chunks packs them once ([`Left::Keep`], [`Left::Kept`]).
 //!
 //! Linux lets a process use the AMX tile registers only after it asks (`arch_prctl`
 //! `ARCH_REQ_XCOMP_PERM`); [`available`] asks once and caches the answer. This is the crate's
@@ -169,7 +169,7 @@ pub(crate) fn gemm_bf16(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: 
                 packed_a.cols
             );
         } else {
-            // SAFETY: `available()` holds, and AMX-BF16 CPUs have AVX-512 F and BW.
+            // SAFETY: `available()` holds, which includes AVX-512 F, BW and VL.
             unsafe { pack_a(a, m_pad, k_pad, packed_a) };
         }
         let b_len = panels * k_pad / 2 * TILE_ROWS;
@@ -337,12 +337,19 @@ mod amx {
         TileConfig(bytes)
     };
 
-    /// CPUID leaf 7 EDX bits 22 (AMX-BF16) and 24 (AMX-TILE), then Linux's
+    /// CPUID leaf 7 EDX bits 22 (AMX-BF16) and 24 (AMX-TILE), AVX-512 F, BW and VL, then Linux's
     /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`.
     pub fn request() -> bool {
         let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
         let max_leaf = std::arch::x86_64::__cpuid(0).eax;
         if max_leaf < 7 || leaf7.edx & (1 << 22) == 0 || leaf7.edx & (1 << 24) == 0 {
+            return false;
+        }
+        // the packing is compiled for these (every AMX CPU so far has them)
+        if !(is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl"))
+        {
             return false;
         }
         if !cfg!(target_os = "linux") {
