@@ -1,7 +1,9 @@
 //! Criterion benches of one local SGD step (forward, backward, update) on one thread: the
 //! paper's CIFAR-10 CNN at batch 100 and the digits CNN at batch 32, the figures to compare with
 //! `shared/bench/torch_cnn_bench.py` (`--model cifar --batch 100 --threads 1`,
-//! `--model digits --batch 32 --threads 1`). Run with `cargo bench --bench cnn`.
+//! `--model digits --batch 32 --threads 1`), in f32 and, where the CPU has AMX-BF16, with bf16
+//! products (`--precision bf16`; compare with `benches/torch_bf16_step.py`). Run with `cargo
+//! bench --bench cnn`.
 
 // criterion_group! defines an undocumented public function.
 #![allow(missing_docs)]
@@ -12,12 +14,12 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
-use stsyn::model::Network;
+use stsyn::model::{Network, Precision};
 use stsyn::rng::{Purpose, Seeds};
 
-fn sgd_step(c: &mut Criterion, spec: &str, batch: usize, samples: usize) {
+fn sgd_step(c: &mut Criterion, spec: &str, batch: usize, samples: usize, precision: Precision) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(spec);
-    let net = Network::from_file(&path).expect("model spec");
+    let net = Network::from_file(&path).expect("model spec").with_precision(precision).expect("precision");
     let seeds = Seeds::new(0);
     let mut params = net.init_params(&mut seeds.stream(Purpose::Init, 0, 0));
     let mut rng = seeds.stream(Purpose::Synthetic, 0, 0);
@@ -32,7 +34,7 @@ fn sgd_step(c: &mut Criterion, spec: &str, batch: usize, samples: usize) {
     let mut ws = net.workspace(batch);
     let mut group = c.benchmark_group(net.name().to_string());
     group.sample_size(samples);
-    group.bench_function(format!("sgd_step_batch{batch}"), |b| {
+    group.bench_function(format!("sgd_step_batch{batch}_{}", precision.name()), |b| {
         b.iter(|| {
             let loss = net.loss_and_grad(&params, &x, &labels, &mut grad, &mut ws);
             for (p, g) in params.iter_mut().zip(&grad) {
@@ -45,8 +47,14 @@ fn sgd_step(c: &mut Criterion, spec: &str, batch: usize, samples: usize) {
 }
 
 fn benches(c: &mut Criterion) {
-    sgd_step(c, "cifar10_cnn.toml", 100, 10);
-    sgd_step(c, "digits_cnn.toml", 32, 100);
+    let mut precisions = vec![Precision::F32];
+    if stsyn::model::gemm_bf16::available() {
+        precisions.push(Precision::Bf16);
+    }
+    for precision in precisions {
+        sgd_step(c, "cifar10_cnn.toml", 100, 10, precision);
+        sgd_step(c, "digits_cnn.toml", 32, 100, precision);
+    }
 }
 
 criterion_group!(cnn, benches);
