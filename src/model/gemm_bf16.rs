@@ -50,11 +50,10 @@ impl Precision {
 impl std::str::FromStr for Precision {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "f32" => Ok(Precision::F32),
-            "bf16" => Ok(Precision::Bf16),
-            other => Err(format!("unknown precision '{other}' (f32 or bf16)")),
-        }
+        [Precision::F32, Precision::Bf16]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown precision '{s}' (f32 or bf16)"))
     }
 }
 
