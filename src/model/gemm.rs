@@ -1,8 +1,9 @@
 //! Matrix products on flat `f32` slices. Every layer keeps its tensors in plain row-major
-//! buffers; this module wraps a slice region as a strided ndarray view and calls
-//! [`ndarray::linalg::general_mat_mul`], which runs on `matrixmultiply`'s runtime-detected SIMD
-//! kernels (AVX-512 where the CPU has it). Single-threaded and deterministic: the same inputs give
-//! bit-identical outputs on every call. [`product`] dispatches on [`Precision`] between this and
+//! buffers; this module describes a slice region as a strided matrix and multiplies with the
+//! unpacked AVX-512 kernels of `gemm_avx512` where they apply (the convolutions' wide
+//! column matrices), else through [`ndarray::linalg::general_mat_mul`] on `matrixmultiply`'s
+//! runtime-detected SIMD kernels. Single-threaded and deterministic: the same inputs give
+//! bit-identical outputs on every call (which kernel runs depends only on the CPU and the shapes). [`product`] dispatches on [`Precision`] between this and
 //! the bf16 kernel of [`super::gemm_bf16`].
 
 use ndarray::linalg::general_mat_mul;
@@ -59,6 +60,11 @@ pub(crate) struct MatMut<'a> {
 }
 
 impl<'a> MatMut<'a> {
+    /// The same matrix, borrowed for a shorter time.
+    pub fn reborrow(&mut self) -> MatMut<'_> {
+        MatMut { data: self.data, rows: self.rows, cols: self.cols, row_stride: self.row_stride }
+    }
+
     /// A dense row-major `rows × cols` matrix at the start of `data`.
     pub fn rows(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
         MatMut { data, rows, cols, row_stride: cols }
@@ -83,12 +89,16 @@ pub(crate) fn product(precision: Precision, a: MatRef<'_>, left: Left, b: MatRef
     }
 }
 
-/// `c ← a·b + beta·c`.
-pub(crate) fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+/// `c ← a·b + beta·c`: [`super::gemm_avx512`] where it applies, else `matrixmultiply`.
+pub(crate) fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) {
     debug_assert_eq!(a.cols, b.rows);
     debug_assert_eq!(a.rows, c.rows);
     debug_assert_eq!(b.cols, c.cols);
     if c.rows == 0 || c.cols == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_avx512::try_gemm(a, b, beta, c.reborrow()) {
         return;
     }
     let len = extent(c.rows, c.cols, c.row_stride, 1);

@@ -22,6 +22,8 @@ pub mod conv2d;
 pub mod convex;
 pub mod flatten;
 mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 pub mod gemm_bf16;
 pub mod linear;
 pub mod logistic;
