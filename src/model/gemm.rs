@@ -81,16 +81,17 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 }
 
 /// `c ← a·b + beta·c` in `precision`: [`gemm`] for f32, [`gemm_bf16`] for bf16, where `left`
-/// says whether the bf16 packing of `a` is kept for (or taken from) a neighbouring call.
+/// says whether the packing of `a` is kept for (or taken from) a neighbouring call.
 pub(crate) fn product(precision: Precision, a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
     match precision {
-        Precision::F32 => gemm(a, b, beta, c),
+        Precision::F32 => gemm(a, left, b, beta, c),
         Precision::Bf16 => gemm_bf16(a, left, b, beta, c),
     }
 }
 
 /// `c ← a·b + beta·c`: [`super::gemm_avx512`] where it applies, else `matrixmultiply`.
-pub(crate) fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) {
+/// `left` as in [`product`].
+pub(crate) fn gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) {
     debug_assert_eq!(a.cols, b.rows);
     debug_assert_eq!(a.rows, c.rows);
     debug_assert_eq!(b.cols, c.cols);
@@ -98,7 +99,7 @@ pub(crate) fn gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if super::gemm_avx512::try_gemm(a, b, beta, c.reborrow()) {
+    if super::gemm_avx512::try_gemm(a, left, b, beta, c.reborrow()) {
         return;
     }
     let len = extent(c.rows, c.cols, c.row_stride, 1);
@@ -121,7 +122,13 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();
         let bt: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect(); // stored n × k
         let mut c = vec![1.0f32; m * 2 * n]; // rows 2n apart
-        gemm(MatRef::rows(&a, m, k), MatRef::rows(&bt, n, k).t(), 0.5, MatMut::strided(&mut c, m, n, 2 * n));
+        gemm(
+            MatRef::rows(&a, m, k),
+            Left::Fresh,
+            MatRef::rows(&bt, n, k).t(),
+            0.5,
+            MatMut::strided(&mut c, m, n, 2 * n),
+        );
         for i in 0..m {
             for j in 0..n {
                 let want: f32 = (0..k).map(|l| a[i * k + l] * bt[j * k + l]).sum::<f32>() + 0.5;

@@ -18,16 +18,19 @@
 //! and wherever the buffers lie (masked loads and stores handle the edges; no path depends on
 //! alignment). The tests compare them with scalar code that performs the same operations in the
 //! same order, bit for bit. [`super::gemm::gemm`] uses them where the CPU has AVX-512 F and the
-//! strides fit one form and the large factor is wide enough ([`WIDE_ROWS`], [`WIDE_DOT`]), and
+//! strides fit one form (the dot form only for thin products, [`THIN_DOT`]), and
 //! `matrixmultiply` otherwise. On digits_cnn at batch 100, packing was a quarter of an SGD step
-//! with `matrixmultiply` alone; with these kernels for the convolutions the step takes about
-//! 10 % less.
+//! with `matrixmultiply` alone; with these kernels the STSyn round of `stsyn bench-round --model
+//! digits` takes 8–10 % less and the cifar10_cnn step 4–8 % less. A layer that multiplies the
+//! same weights with many column chunks packs them once ([`Left::Keep`], [`Left::Kept`]):
+//! repacking per chunk cost cifar10_cnn's second convolution a third of its speed.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 use super::gemm::{MatMut, MatRef};
+use super::gemm_bf16::Left;
 
 /// Rows of `a` per panel in the rows form.
 pub(crate) const MR: usize = 8;
@@ -35,18 +38,24 @@ pub(crate) const MR: usize = 8;
 const NR: usize = 48;
 /// Depth of one block of `k` in the rows form: a 48-column stripe of `b` is 24 KiB, so it stays
 /// in L1 while every panel of `a` passes over it.
-const KC: usize = 128;
+fn kc_exp() -> usize {
+    static V: OnceLock<usize> = OnceLock::new();
+    *V.get_or_init(|| std::env::var("KC").ok().and_then(|v| v.parse().ok()).unwrap_or(128))
+}
 /// Rows of `a` and of `bᵀ` per block in the dot form (4 × 6 = 24 accumulators).
 pub(crate) const DR: usize = 4;
 pub(crate) const DC: usize = 6;
 
-/// Narrowest `b` (columns) for the rows form, and shortest rows for the dot form. Below them
-/// `matrixmultiply` is as fast or faster (measured on an AVX-512 Xeon: the rows form wins by
-/// 5–50 % on the convolutions' 900 to 6,400 columns and loses by up to 30 % on 100 to 384; the
-/// dot form wins by 2.6× with rows of 6,400 against 10 and loses on the linear layers' and
-/// CIFAR's shorter rows, whose 24 streams outgrow L1).
-const WIDE_ROWS: usize = 512;
-const WIDE_DOT: usize = 2048;
+/// The dot form runs only where `a` or `bᵀ` has at most this many rows; otherwise
+/// `matrixmultiply` is faster. Measured on an AVX-512 Xeon (GFLOP/s, dot form against
+/// `matrixmultiply`, each product alone): 94 vs 36 for 16 × 6,400 × 10 and 55 vs 43 for
+/// 100 × 64 × 10; but 87 vs 115 for 100 × 128 × 64 and 64 vs 141 for 64 × 100 × 1,601, where
+/// the 24 rows that one block streams outgrow L1. For 32 × 1,600 × 145 (digits_cnn's second
+/// weight gradient) the dot form won alone (116 vs 96) but lost inside the SGD step (0.63
+/// against 0.60 ms per step), so 16, not 32. The rows form won or tied on every
+/// product of the two CNNs (for example 171 vs 110 for 32 × 145 × 1,600 and 154 vs 125 for
+/// 64 × 1,601 × 100 with the weights packed once).
+const THIN_DOT: usize = 16;
 
 /// Whether this CPU runs the kernels (AVX-512 F with FMA; checked once).
 pub(crate) fn available() -> bool {
@@ -54,29 +63,50 @@ pub(crate) fn available() -> bool {
     *READY.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma"))
 }
 
+/// The left factor of the rows form, packed: ⌈m/MR⌉ panels of `k` groups of [`MR`] floats.
+#[derive(Default)]
+struct Panels {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+}
+
+/// Per-thread packings of the left factor: one for a single product, one kept for the products
+/// that follow with the same factor ([`Left`]).
+#[derive(Default)]
+struct Packings {
+    fresh: Panels,
+    kept: Panels,
+}
+
 thread_local! {
-    static PANELS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PACKINGS: std::cell::RefCell<Packings> = std::cell::RefCell::new(Packings::default());
 }
 
 /// Runs `c ← a·b + beta·c` if the CPU has AVX-512, no dimension is zero, and the strides and
-/// widths suit one of the two forms ([`WIDE_ROWS`], [`WIDE_DOT`]); returns whether it did.
-pub(crate) fn try_gemm(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
-    let wide = if b.col_stride == 1 { b.cols >= WIDE_ROWS } else { a.cols >= WIDE_DOT };
-    wide && any_width(a, b, beta, c)
+/// shapes suit one of the two forms ([`THIN_DOT`]); returns whether it did.
+/// `left` says whether the packing of `a` is kept for (or taken from) a neighbouring call, as in
+/// the bf16 products; a kept packing of another shape is replaced.
+pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
+    let suits = b.col_stride == 1 || a.rows.min(b.cols) <= THIN_DOT;
+    suits && any_shape(a, left, b, beta, c)
 }
 
-/// [`try_gemm`] whatever the widths.
-fn any_width(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
+/// [`try_gemm`] whatever the shapes.
+fn any_shape(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
     if !available() || a.rows == 0 || a.cols == 0 || b.cols == 0 {
         return false;
     }
     check_bounds(&a, &b, &c);
     if b.col_stride == 1 {
-        PANELS.with_borrow_mut(|panels| {
-            pack_panels(a, panels);
+        PACKINGS.with_borrow_mut(|packings| {
+            let panels = if left == Left::Fresh { &mut packings.fresh } else { &mut packings.kept };
+            if left != Left::Kept || (panels.rows, panels.cols) != (a.rows, a.cols) {
+                pack_panels(a, panels);
+            }
             // SAFETY: the CPU has AVX-512 F and FMA; `check_bounds` keeps every access inside
             // the slices, and `panels` holds ⌈m/MR⌉·MR·k floats.
-            unsafe { rows_form(panels, a.rows, a.cols, b, beta, c) }
+            unsafe { rows_form(&panels.data, a.rows, a.cols, b, beta, c) }
         });
         true
     } else if b.row_stride == 1 && a.col_stride == 1 {
@@ -103,17 +133,25 @@ fn check_bounds(a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
 }
 
 /// Packs `a` (m × k) into ⌈m/MR⌉ panels, each `k` groups of [`MR`] floats (element `(p·MR + r,
-/// l)` at `(p·k + l)·MR + r`), rows beyond m zero.
-pub(crate) fn pack_panels(a: MatRef<'_>, panels: &mut Vec<f32>) {
+/// l)` at `(p·k + l)·MR + r`), rows beyond m zero. Reads along whichever stride of `a` is 1.
+fn pack_panels(a: MatRef<'_>, panels: &mut Panels) {
     let (m, k) = (a.rows, a.cols);
-    let len = m.div_ceil(MR) * MR * k;
-    panels.clear();
-    panels.resize(len, 0.0);
-    for (p, panel) in panels.chunks_exact_mut(MR * k.max(1)).enumerate().take(m.div_ceil(MR)) {
-        for r in 0..MR.min(m - p * MR) {
-            let row = p * MR + r;
-            for l in 0..k {
-                panel[l * MR + r] = a.data[row * a.row_stride + l * a.col_stride];
+    panels.data.clear();
+    panels.data.resize(m.div_ceil(MR) * MR * k, 0.0);
+    (panels.rows, panels.cols) = (m, k);
+    for (p, panel) in panels.data.chunks_exact_mut(MR * k).enumerate() {
+        let rows = MR.min(m - p * MR);
+        let first = p * MR * a.row_stride;
+        if a.row_stride == 1 {
+            // a transposed view: the panel's rows of one column are adjacent
+            for (l, group) in panel.chunks_exact_mut(MR).enumerate() {
+                group[..rows].copy_from_slice(&a.data[first + l * a.col_stride..][..rows]);
+            }
+        } else {
+            for (l, group) in panel.chunks_exact_mut(MR).enumerate() {
+                for (r, g) in group[..rows].iter_mut().enumerate() {
+                    *g = a.data[first + r * a.row_stride + l * a.col_stride];
+                }
             }
         }
     }
@@ -133,8 +171,9 @@ fn mask(n: usize) -> __mmask16 {
 unsafe fn rows_form(panels: &[f32], m: usize, k: usize, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
     let n = b.cols;
     let c_ptr = c.data.as_mut_ptr();
-    for k0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - k0);
+    let kcb = kc_exp();
+    for k0 in (0..k).step_by(kcb) {
+        let kc = kcb.min(k - k0);
         let start = if k0 == 0 { Start::from(beta) } else { Start::Load };
         for j0 in (0..n).step_by(NR) {
             let cols = NR.min(n - j0);
@@ -358,7 +397,13 @@ mod tests {
                 let at = values(k * m, 4);
                 for a_view in [MatRef::rows(&a, m, k), MatRef::rows(&at, k, m).t()] {
                     let (mut got, mut want) = (c0.clone(), c0.clone());
-                    assert!(any_width(a_view, MatRef::rows(b, k, n), beta, MatMut::strided(&mut got, m, n, ldc)));
+                    assert!(any_shape(
+                        a_view,
+                        Left::Fresh,
+                        MatRef::rows(b, k, n),
+                        beta,
+                        MatMut::strided(&mut got, m, n, ldc)
+                    ));
                     rows_oracle(a_view, MatRef::rows(b, k, n), beta, &mut want, ldc);
                     assert!(
                         got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()),
@@ -369,7 +414,13 @@ mod tests {
                 let bt = values(n * k, 5);
                 let (mut got, mut want) = (c0.clone(), c0.clone());
                 let bt_view = MatRef::rows(&bt, n, k);
-                assert!(any_width(MatRef::rows(&a, m, k), bt_view.t(), beta, MatMut::strided(&mut got, m, n, ldc)));
+                assert!(any_shape(
+                    MatRef::rows(&a, m, k),
+                    Left::Fresh,
+                    bt_view.t(),
+                    beta,
+                    MatMut::strided(&mut got, m, n, ldc)
+                ));
                 dot_oracle(MatRef::rows(&a, m, k), bt_view, beta, &mut want, ldc);
                 assert!(
                     got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()),
@@ -380,6 +431,26 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_packing_gives_the_bits_of_a_fresh_one_and_is_replaced_for_another_shape() {
+        if !available() {
+            return;
+        }
+        let (m, k, n) = (9, 20, 33);
+        let (a, a2, b) = (values(m * k, 1), values(m * (k + 1), 2), values((k + 1) * n, 3));
+        let run = |a: &[f32], k: usize, left: Left| {
+            let mut c = vec![0.0f32; m * n];
+            assert!(any_shape(MatRef::rows(a, m, k), left, MatRef::rows(&b, k, n), 0.0, MatMut::rows(&mut c, m, n)));
+            c
+        };
+        let fresh = run(&a, k, Left::Fresh);
+        assert_eq!(run(&a, k, Left::Keep), fresh);
+        assert_eq!(run(&a, k, Left::Kept), fresh);
+        // a Kept call with another shape packs its own factor
+        let fresh2 = run(&a2, k + 1, Left::Fresh);
+        assert_eq!(run(&a2, k + 1, Left::Kept), fresh2);
+    }
+
+    #[test]
     fn unsuited_strides_are_left_to_the_fallback() {
         let a = values(12, 1);
         let b = values(12, 2);
@@ -387,6 +458,6 @@ mod tests {
         // a with a column stride and b with neither unit stride: neither form
         let a_view = MatRef { data: &a, rows: 3, cols: 2, row_stride: 1, col_stride: 3 };
         let b_view = MatRef { data: &b, rows: 2, cols: 3, row_stride: 6, col_stride: 2 };
-        assert!(!any_width(a_view, b_view, 0.0, MatMut::rows(&mut c, 3, 3)));
+        assert!(!any_shape(a_view, Left::Fresh, b_view, 0.0, MatMut::rows(&mut c, 3, 3)));
     }
 }
