@@ -374,3 +374,37 @@ fn an_asgd_update_count_beyond_exact_f64_is_refused() {
     assert_bad_input(&[&base[..], &["1e19"]].concat(), &["--time", "1e19", "2^53"]);
     assert_bad_input(&[&base[..], &["1e300"]].concat(), &["--time", "1e300"]);
 }
+
+#[test]
+fn a_second_interrupt_aborts_at_once_and_the_summary_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/impact_k.toml");
+    // 1,000 workers: a round takes ~10,000 local steps (about a second), far longer than the
+    // 100 ms between the two interrupts, so the first cannot end the run before the second
+    // arrives
+    let child = Command::new(env!("CARGO_BIN_EXE_stsyn"))
+        .arg("run")
+        .arg(&config)
+        .args(["--workers", "1000", "--rounds", "1000", "--seed", "1", "--quiet", "--no-plot", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let summary = out.join("summary.json");
+    let start = std::time::Instant::now();
+    while !summary.exists() {
+        assert!(start.elapsed().as_secs() < 60, "no summary appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for pause in [300, 100] {
+        std::thread::sleep(std::time::Duration::from_millis(pause));
+        assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(v["status"], "aborted", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("second interrupt"), "{v}");
+    assert!(!out.join("summary.json.aborting").exists());
+}

@@ -86,7 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )
         .into());
     }
-    install_interrupt_handler()?;
+    install_interrupt_handler(out.join("summary.json"))?;
     let summary = experiment::run(
         &exp,
         &RunOptions { out: out.clone(), events: args.events, progress: !args.quiet, interrupted: &INTERRUPTED },
@@ -110,12 +110,35 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn install_interrupt_handler() -> Result<()> {
-    ctrlc::set_handler(|| {
+/// The first interrupt lets the current round finish; the second marks `summary` as aborted
+/// and exits at once with code 130.
+fn install_interrupt_handler(summary: PathBuf) -> Result<()> {
+    ctrlc::set_handler(move || {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(130); // second Ctrl-C: stop at once
+            mark_aborted(&summary);
+            std::process::exit(130);
         }
         eprintln!("\ninterrupt: finishing the current round, then writing the results (interrupt again to abort)");
     })
     .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))
+}
+
+/// Rewrites the summary of a run stopped by a second interrupt with status `aborted`, so that it
+/// does not claim to be running; best effort, as the process exits right after. A file of its
+/// own is renamed over the summary: the experiment thread may be writing `summary.json.partial`.
+fn mark_aborted(summary: &Path) {
+    let Some(mut json) =
+        std::fs::read_to_string(summary).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return;
+    };
+    json["status"] = "aborted".into();
+    json["error"] = "aborted by a second interrupt: the runs listed are complete; evals.csv may also hold \
+                     rows of the run that was cut short, and rounds.csv was left as rounds.csv.partial"
+        .into();
+    let aborting = summary.with_extension("json.aborting");
+    let text = serde_json::to_string_pretty(&json).expect("a parsed summary serialises");
+    if std::fs::write(&aborting, text).is_ok() {
+        let _ = std::fs::rename(&aborting, summary);
+    }
 }

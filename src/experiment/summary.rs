@@ -70,9 +70,9 @@ pub struct Summary {
     pub stsyn_version: String,
     /// The git commit stsyn was built from.
     pub stsyn_commit: String,
-    /// `running`, `complete`, `interrupted` or `failed`.
+    /// `running`, `complete`, `interrupted`, `failed`, or `aborted` (a second interrupt).
     pub status: String,
-    /// Why the run failed (`failed` only).
+    /// Why the run failed or was aborted.
     pub error: Option<String>,
     /// The target accuracy.
     pub target_accuracy: Option<f64>,
