@@ -160,7 +160,7 @@ pub struct RawCluster {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlgorithm {
-    /// Which algorithm: stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync,
+    /// Which algorithm: stsyn, pasgd, adacomm, flanp, fednova, fedavg, sync, ksync, kbatch-sync, kasync,
     /// kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster, fedbuff, loscar,
     /// local-sgd or dbw (experiments/README.md lists the keys of each).
     pub name: String,
@@ -176,8 +176,10 @@ pub struct RawAlgorithm {
     pub max_steps: Option<u32>,
     /// STSyn: drop the worker with the most updates from the average (Comparisons.py).
     pub drop_most_updates: Option<bool>,
-    /// FLANP: initial number of participants S.
+    /// FLANP: initial number of participants S; FedAvg: clients per round m.
     pub participants: Option<usize>,
+    /// FedAvg: fraction C of the clients per round, m = max(⌊C·M⌋, 1) (default 0.1).
+    pub fraction: Option<f64>,
     /// FLANP: double S when the norm of the averaged update is at most this (default 0.2).
     pub threshold: Option<f64>,
     /// FLANP: `fastest` (the S fastest of the round train) or `random` (Comparisons.py).
@@ -193,7 +195,8 @@ pub struct RawAlgorithm {
     /// FedNova: run τ_m + 1 steps but charge τ_m (Comparisons.py).
     pub extra_step: Option<bool>,
     /// FedNova: p_m = `samples` (n_m/n, the default, as FedNova's code) or `uniform` (1/M, as
-    /// Comparisons.py); the same for equal shards.
+    /// Comparisons.py); the same for equal shards. FedAvg: n_k/Σ n_j over the round's clients
+    /// (`samples`, the default) or 1/m.
     pub weighting: Option<String>,
     /// LOSCAR: N_i = max(1, ⌊budget / E\[τ_i\]⌋) instead of one `local_steps` for all.
     pub compute_budget: Option<f64>,
@@ -302,6 +305,15 @@ pub enum AlgorithmSpec {
         threshold: f64,
         /// Which workers train.
         selection: Selection,
+    },
+    /// FedAvg with m sampled clients a round.
+    FedAvg {
+        /// m.
+        participants: usize,
+        /// H.
+        local_steps: u32,
+        /// Weights n_k/Σ n_j (true) or 1/m.
+        weight_by_samples: bool,
     },
     /// FedNova with per-worker τ_m drawn once.
     FedNova {
@@ -1002,6 +1014,7 @@ impl RawAlgorithm {
             max_steps,
             drop_most_updates,
             participants,
+            fraction,
             threshold,
             selection,
             interval,
@@ -1065,6 +1078,11 @@ impl RawAlgorithm {
                 self.extra_step = Some(*extra_step);
                 self.weighting = Some(if *weight_by_samples { "samples" } else { "uniform" }.into());
             }
+            AlgorithmSpec::FedAvg { participants, weight_by_samples, .. } => {
+                self.participants = Some(*participants);
+                self.fraction = None;
+                self.weighting = Some(if *weight_by_samples { "samples" } else { "uniform" }.into());
+            }
             AlgorithmSpec::Sync { local_steps } => self.local_steps = Some(*local_steps),
             _ => {}
         }
@@ -1087,6 +1105,7 @@ impl RawAlgorithm {
             "adacomm" => &["local_steps", "interval", "probe_batch"],
             "flanp" => &["participants", "local_steps", "threshold", "selection"],
             "fednova" => &["min_local_steps", "max_local_steps", "extra_step", "weighting"],
+            "fedavg" => &["participants", "fraction", "local_steps", "weighting"],
             "sync" => &["local_steps"],
             "ksync" | "kbatch-sync" | "kasync" | "kbatch-async" => &["wait"],
             "async" => &[],
@@ -1104,7 +1123,7 @@ impl RawAlgorithm {
                 return Err(Error::invalid(
                     format!("{at}.name"),
                     other,
-                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, sync, ksync, kbatch-sync, kasync, kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster, fedbuff, loscar, local-sgd or dbw)",
+                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, fedavg, sync, ksync, kbatch-sync, kasync, kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster, fedbuff, loscar, local-sgd or dbw)",
                 ));
             }
         };
@@ -1216,6 +1235,36 @@ impl RawAlgorithm {
                     weight_by_samples,
                     extra_step: self.extra_step.unwrap_or(false),
                 }
+            }
+            "fedavg" => {
+                let participants = match (self.participants, self.fraction) {
+                    (Some(_), Some(_)) => {
+                        return Err(Error::Config(format!("{at}: give participants (m) or fraction (C), not both")));
+                    }
+                    (Some(m), None) => m,
+                    (None, fraction) => {
+                        let c = fraction.unwrap_or(0.1);
+                        if !(c > 0.0 && c <= 1.0) {
+                            return Err(Error::invalid(format!("{at}.fraction (C)"), c, "must be in (0, 1]"));
+                        }
+                        ((c * workers as f64).floor() as usize).max(1)
+                    }
+                };
+                if participants == 0 || participants > workers {
+                    return Err(Error::invalid(
+                        format!("{at}.participants (m)"),
+                        participants,
+                        format!("must be between 1 and M = {workers}"),
+                    ));
+                }
+                let weight_by_samples = match self.weighting.as_deref().unwrap_or("samples") {
+                    "samples" => true,
+                    "uniform" => false,
+                    other => {
+                        return Err(Error::invalid(format!("{at}.weighting"), other, "expected samples or uniform"));
+                    }
+                };
+                AlgorithmSpec::FedAvg { participants, local_steps: steps(None)?, weight_by_samples }
             }
             "sync" => AlgorithmSpec::Sync { local_steps: steps(Some(1))? },
             "ksync" => AlgorithmSpec::KSync { wait: need_k()? },

@@ -182,6 +182,52 @@ local_steps = 4
     }
 }
 
+#[test]
+fn fedavg_with_every_client_and_equal_weights_is_pasgd_step_for_step() {
+    // fraction = 1 takes all 6 clients every round, in the same ascending order as PASGD, and
+    // `uniform` gives PASGD's 1/M (the SMALL setup's shards differ by a sample, so `samples`
+    // weights would not)
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        r#"
+[[algorithms]]
+name = "fedavg"
+fraction = 1.0
+local_steps = 4
+weighting = "uniform"
+
+[[algorithms]]
+name = "pasgd"
+local_steps = 4
+"#,
+    );
+    let out = dir.path().join("out");
+    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for file in ["evals.csv", "rounds.csv"] {
+        let rows = rows_without_label(&out.join(file));
+        let (a, b) = rows.split_at(rows.len() / 2);
+        assert_eq!(a, b, "{file}: FedAvg (C = 1) and PASGD differ");
+        assert!(a.len() >= 4);
+    }
+}
+
+#[test]
+fn fedavg_uploads_m_models_a_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[[algorithms]]\nname = \"fedavg\"\nparticipants = 2\nlocal_steps = 3\n");
+    let out = dir.path().join("out");
+    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let counts = final_counts(&out.join("evals.csv"));
+    let [messages, uploads, updates] = counts["fedavg"];
+    let text = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
+    let rounds = text.lines().count() as u64 - 1;
+    // each round: 2 uploads of 3 steps each, and a download to each of the 2 clients
+    assert_eq!((uploads, updates, messages), (2 * rounds, 6 * rounds, 4 * rounds), "{counts:?}");
+}
+
 /// The last `evals.csv` row of each label: (comm_transmissions, uploads, local_updates).
 fn final_counts(path: &Path) -> std::collections::BTreeMap<String, [u64; 3]> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -354,6 +400,13 @@ fn bad_configs_exit_2_naming_the_problem() {
         ("[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\nwait = 3\n", &["wait", "does not apply to pasgd"]),
         ("[[algorithms]]\nname = \"stsyn\"\nlocal_steps = 2\n", &["needs wait"]),
         ("[[algorithms]]\nname = \"fednova\"\nweighting = \"size\"\n", &["weighting", "size", "samples or uniform"]),
+        ("[[algorithms]]\nname = \"fedavg\"\nfraction = 0\nlocal_steps = 2\n", &["fraction (C)", "0", "(0, 1]"]),
+        ("[[algorithms]]\nname = \"fedavg\"\nfraction = nan\nlocal_steps = 2\n", &["fraction (C)", "NaN"]),
+        ("[[algorithms]]\nname = \"fedavg\"\nparticipants = 7\nlocal_steps = 2\n", &["participants (m)", "7", "M = 6"]),
+        (
+            "[[algorithms]]\nname = \"fedavg\"\nparticipants = 2\nfraction = 0.5\nlocal_steps = 2\n",
+            &["participants (m) or fraction (C), not both"],
+        ),
         ("[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 268435457\n", &["local_steps (U)", "268435457", "2^28"]),
     ];
     for (i, (algorithms, needles)) in cases.iter().enumerate() {

@@ -26,6 +26,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 
 use crate::algorithms::adacomm::AdaComm;
+use crate::algorithms::fedavg::FedAvg;
 use crate::algorithms::fednova::FedNova;
 use crate::algorithms::flanp::Flanp;
 use crate::algorithms::kasync::KAsync;
@@ -357,6 +358,13 @@ fn run_one(
             Some(Box::new(match objective.shard_sizes().filter(|_| weight_by_samples) {
                 Some(sizes) => fednova.weighted_by(&sizes),
                 None => fednova,
+            }))
+        }
+        AlgorithmSpec::FedAvg { participants, local_steps, weight_by_samples } => {
+            let fedavg = FedAvg::new(participants, local_steps, seeds);
+            Some(Box::new(match objective.shard_sizes().filter(|_| weight_by_samples) {
+                Some(sizes) => fedavg.weighted_by(&sizes),
+                None => fedavg,
             }))
         }
         AlgorithmSpec::KSync { wait } => Some(Box::new(KSync { wait })),
