@@ -180,6 +180,8 @@ pub struct RawAlgorithm {
     pub participants: Option<usize>,
     /// FedAvg: fraction C of the clients per round, m = max(⌊C·M⌋, 1) (default 0.1).
     pub fraction: Option<f64>,
+    /// FedAvg: drop the clients not finished this long after the round starts.
+    pub deadline: Option<f64>,
     /// FLANP: double S when the norm of the averaged update is at most this (default 0.2).
     pub threshold: Option<f64>,
     /// FLANP: `fastest` (the S fastest of the round train) or `random` (Comparisons.py).
@@ -314,6 +316,8 @@ pub enum AlgorithmSpec {
         local_steps: u32,
         /// Weights n_k/Σ n_j (true) or 1/m.
         weight_by_samples: bool,
+        /// D: drop the clients not finished by then.
+        deadline: Option<f64>,
     },
     /// FedNova with per-worker τ_m drawn once.
     FedNova {
@@ -1015,6 +1019,7 @@ impl RawAlgorithm {
             drop_most_updates,
             participants,
             fraction,
+            deadline,
             threshold,
             selection,
             interval,
@@ -1105,7 +1110,7 @@ impl RawAlgorithm {
             "adacomm" => &["local_steps", "interval", "probe_batch"],
             "flanp" => &["participants", "local_steps", "threshold", "selection"],
             "fednova" => &["min_local_steps", "max_local_steps", "extra_step", "weighting"],
-            "fedavg" => &["participants", "fraction", "local_steps", "weighting"],
+            "fedavg" => &["participants", "fraction", "local_steps", "weighting", "deadline"],
             "sync" => &["local_steps"],
             "ksync" | "kbatch-sync" | "kasync" | "kbatch-async" => &["wait"],
             "async" => &[],
@@ -1264,7 +1269,8 @@ impl RawAlgorithm {
                         return Err(Error::invalid(format!("{at}.weighting"), other, "expected samples or uniform"));
                     }
                 };
-                AlgorithmSpec::FedAvg { participants, local_steps: steps(None)?, weight_by_samples }
+                let deadline = self.deadline.map(|d| positive(&format!("{at}.deadline"), d)).transpose()?;
+                AlgorithmSpec::FedAvg { participants, local_steps: steps(None)?, weight_by_samples, deadline }
             }
             "sync" => AlgorithmSpec::Sync { local_steps: steps(Some(1))? },
             "ksync" => AlgorithmSpec::KSync { wait: need_k()? },

@@ -472,3 +472,60 @@ fn restarts_through_instant_messages_match_direct_restarts() {
     assert!(direct.2 > 1000, "cancellations exercised: {}", direct.2);
     assert_eq!(direct, relayed);
 }
+
+#[test]
+fn a_deadline_closes_rounds_the_same_on_the_heap_and_in_the_kernel() {
+    use stsyn::sim::{FixedRounds, RoundKernel, RoundPlan, RoundSync};
+    let play = |m: usize, compute: &str, comm: &CommTime, plan: RoundPlan, path: EnginePath| {
+        let compute = ComputeTime::parse(compute, "same", m, Path::new(".")).unwrap();
+        let mut policy = FixedRounds { plan, rounds: 100 };
+        let mut sink = MemorySink::default();
+        let seeds = Seeds::new(5);
+        match path {
+            EnginePath::Heap => {
+                let mut driver = RoundSync::new(policy, m, 1000);
+                Engine::new(m, &compute, comm, seeds).run(&mut driver, &mut sink).unwrap();
+            }
+            _ => {
+                RoundKernel::new(m, &compute, comm, seeds, 1000).run(&mut policy, &mut sink).unwrap();
+            }
+        }
+        sink.rounds
+    };
+    let with_comm = CommTime::new(
+        Link::parse("uplink", "exp(mean=0.5)", "uplink_bandwidth", None).unwrap(),
+        Link::parse("downlink", "uniform(low=0, high=3)", "downlink_bandwidth", None).unwrap(),
+    );
+    let plan = |m: usize, wait: usize, target: u32, upload_after: u32, deadline: f64| RoundPlan {
+        upload_after,
+        deadline: Some(deadline),
+        ..RoundPlan::uniform(m, wait, target, None)
+    };
+    let cases = [
+        // FedAvg-like: wait for all, drop who is not done by D = 8 (E[Gamma(10)] = 10)
+        (10, "exp(mean=1)", CommTime::ZERO, plan(10, 10, 10, 10, 8.0)),
+        // STSyn-like with a deadline that sometimes comes before the K-th, with messages in flight
+        (12, "exp(mean=1)", with_comm.clone(), plan(12, 4, 5, 1, 6.0)),
+        // every step ends exactly at the deadline: those steps count on both paths
+        (6, "const(1)", CommTime::ZERO, plan(6, 6, 5, 3, 3.0)),
+        // nobody finishes: no uploads, the round ends at the deadline
+        (5, "const(1)", CommTime::ZERO, plan(5, 5, 4, 4, 2.5)),
+    ];
+    for (m, compute, comm, plan) in cases {
+        let heap = play(m, compute, &comm, plan.clone(), EnginePath::Heap);
+        let kernel = play(m, compute, &comm, plan.clone(), EnginePath::Kernel);
+        assert_eq!(heap.len(), 100);
+        for (h, k) in heap.iter().zip(&kernel) {
+            assert_eq!(h, k, "{compute} round {}", h.round);
+            assert_eq!(h.end.to_bits(), k.end.to_bits());
+            assert!(h.compute_end - h.start <= plan.deadline.unwrap() * (1.0 + 1e-12));
+        }
+    }
+    // the hand-checkable cases: const(1) steps, D = 3: every worker has 3 steps by the close and
+    // uploads; D = 2.5: every worker has 2 < 4 steps, nobody uploads, each round lasts 2.5
+    let tied = play(6, "const(1)", &CommTime::ZERO, plan(6, 6, 5, 3, 3.0), EnginePath::Kernel);
+    assert!(tied.iter().all(|r| r.counts == vec![3; 6] && r.uploaders == 6 && r.end - r.start == 3.0), "{:?}", tied[0]);
+    let none = play(5, "const(1)", &CommTime::ZERO, plan(5, 5, 4, 4, 2.5), EnginePath::Kernel);
+    assert!(none.iter().all(|r| r.uploaders == 0 && r.counts == vec![2; 5]), "{:?}", none[0]);
+    assert_eq!(none.last().unwrap().end, 250.0);
+}

@@ -228,6 +228,37 @@ fn fedavg_uploads_m_models_a_round() {
     assert_eq!((uploads, updates, messages), (2 * rounds, 6 * rounds, 4 * rounds), "{counts:?}");
 }
 
+#[test]
+fn fedavg_with_a_deadline_drops_the_clients_not_done_by_then() {
+    // constant step times 1, 2, ..., 6 (speeds profile τ_i = 1 + i): with H = 2 steps, clients
+    // 0..=2 finish by 2·3 = 6 ≤ D = 6.5, clients 3..=5 (8, 10, 12) are dropped; every round
+    // closes at the deadline with 3 uploads of 2 steps
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[algorithms]]\nname = \"fedavg\"\nfraction = 1.0\nlocal_steps = 2\ndeadline = 6.5\n",
+    )
+    .to_str()
+    .unwrap()
+    .to_string();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "compute_time = \"exp(mean=1)\"",
+        "compute_time = \"const(1)\"\nspeeds = \"profile(a=1, b=1, p=1, first=0)\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = dir.path().join("out");
+    let o = stsyn(&["run", &config, "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rounds = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
+    let header: Vec<&str> = rounds.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for line in rounds.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[col("duration")].parse::<f64>().unwrap(), 6.5, "{line}");
+        assert_eq!((f[col("uploaders")], f[col("updates")]), ("3", "6"), "{line}");
+    }
+}
+
 /// The last `evals.csv` row of each label: (comm_transmissions, uploads, local_updates).
 fn final_counts(path: &Path) -> std::collections::BTreeMap<String, [u64; 3]> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -403,6 +434,7 @@ fn bad_configs_exit_2_naming_the_problem() {
         ("[[algorithms]]\nname = \"fedavg\"\nfraction = 0\nlocal_steps = 2\n", &["fraction (C)", "0", "(0, 1]"]),
         ("[[algorithms]]\nname = \"fedavg\"\nfraction = nan\nlocal_steps = 2\n", &["fraction (C)", "NaN"]),
         ("[[algorithms]]\nname = \"fedavg\"\nparticipants = 7\nlocal_steps = 2\n", &["participants (m)", "7", "M = 6"]),
+        ("[[algorithms]]\nname = \"fedavg\"\nlocal_steps = 2\ndeadline = -1\n", &["deadline", "-1", "> 0"]),
         (
             "[[algorithms]]\nname = \"fedavg\"\nparticipants = 2\nfraction = 0.5\nlocal_steps = 2\n",
             &["participants (m) or fraction (C), not both"],

@@ -360,8 +360,8 @@ fn run_one(
                 None => fednova,
             }))
         }
-        AlgorithmSpec::FedAvg { participants, local_steps, weight_by_samples } => {
-            let fedavg = FedAvg::new(participants, local_steps, seeds);
+        AlgorithmSpec::FedAvg { participants, local_steps, weight_by_samples, deadline } => {
+            let fedavg = FedAvg::new(participants, local_steps, seeds).with_deadline(deadline);
             Some(Box::new(match objective.shard_sizes().filter(|_| weight_by_samples) {
                 Some(sizes) => fedavg.weighted_by(&sizes),
                 None => fedavg,

@@ -287,10 +287,11 @@ impl<'a> RoundKernel<'a> {
         let fresh_clock =
             |m: usize, clock: &mut WorkerClock| fresh_clock(compute, keys[m], cursors[m], m, round, clock);
 
-        // T: the K-th smallest completion time of a target.
+        // T: the K-th smallest completion time of a target, or the deadline if earlier.
         self.finish.clear();
         self.finish.extend(self.scratch.iter().map(|s| s.finish));
-        let (_, &mut t_close, _) = self.finish.select_nth_unstable_by(plan.wait - 1, f64::total_cmp);
+        let (_, &mut t_kth, _) = self.finish.select_nth_unstable_by(plan.wait - 1, f64::total_cmp);
+        let t_close = plan.deadline.map_or(t_kth, |d| t_kth.min(start + d));
         if !t_close.is_finite() {
             return Err(super::engine::clock_error(t_close, compute, comm));
         }

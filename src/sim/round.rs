@@ -10,9 +10,11 @@
 //!    once it reaches its maximum (its target, or the cap when extra steps are allowed).
 //! 3. When the K-th participant completes its target at time T, a timer is set at T; steps that
 //!    finish exactly at T still count (ties are FIFO). At the timer every step in progress is
-//!    cancelled.
-//! 4. Every participant with at least one completed step uploads; the round ends when the last
-//!    upload arrives, and the next round starts at once.
+//!    cancelled. A plan with a deadline D also closes at start + D if that comes first (steps
+//!    that finish exactly then count too).
+//! 4. Every participant with at least one completed step uploads (or as many as the plan asks);
+//!    the round ends when the last upload arrives (at the closing time when none does), and the
+//!    next round starts at once.
 //!
 //! Communication is zero by default (as in the STSyn paper). With latencies, the stop signal is
 //! taken to reach workers instantly [inferred: the paper has no communication time].
@@ -23,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::trace::RoundRecord;
 
 /// One round of a restart-every-round algorithm; see the module docs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RoundPlan {
     /// U_m for each of the M workers; 0 means worker m does not take part in the round.
     pub targets: Vec<u32>,
@@ -36,12 +38,15 @@ pub struct RoundPlan {
     /// steps; 0 and 1 both mean "at least one" (STSyn's 𝓜). FLANP sets τ, so that only the
     /// workers that reached their target upload.
     pub upload_after: u32,
+    /// D: the round also closes this long after it starts, whoever has reached their target
+    /// (FedAvg's deadline-and-drop); `None`: only K closes it.
+    pub deadline: Option<f64>,
 }
 
 impl RoundPlan {
     /// M workers, all aiming for U, waiting for K.
     pub fn uniform(workers: usize, wait: usize, target: u32, cap: Option<u32>) -> Self {
-        RoundPlan { targets: vec![target; workers], wait, cap, upload_after: 1 }
+        RoundPlan { targets: vec![target; workers], wait, cap, upload_after: 1, deadline: None }
     }
 
     /// Whether a participant with `count` completed steps uploads.
@@ -222,6 +227,9 @@ impl<P: RoundPolicy> RoundSync<P> {
                 act.send(Node::Server, Node::Worker(m), self.model_bytes, self.round);
             }
         }
+        if let Some(deadline) = self.plan.deadline {
+            act.timer(now + deadline, self.round);
+        }
     }
 
     fn finish_round(&mut self, now: f64, act: &mut Actions) {
@@ -283,7 +291,16 @@ impl<P: RoundPolicy> Algorithm for RoundSync<P> {
         }
     }
 
-    fn on_timer(&mut self, _tag: u64, now: f64, act: &mut Actions) {
+    fn on_timer(&mut self, tag: u64, now: f64, act: &mut Actions) {
+        if tag != self.round || !self.computing {
+            return; // the deadline of a round that K closed earlier
+        }
+        if !self.closing {
+            // the deadline: close after the steps that finish at this same instant, as at T
+            self.closing = true;
+            act.timer(now, self.round);
+            return;
+        }
         self.computing = false;
         self.compute_end = now;
         act.cancel_all();
@@ -298,5 +315,8 @@ impl<P: RoundPolicy> Algorithm for RoundSync<P> {
             }
         }
         self.uploads_pending = self.uploaders;
+        if self.uploaders == 0 {
+            self.finish_round(now, act);
+        }
     }
 }
