@@ -160,7 +160,7 @@ pub struct RawCluster {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlgorithm {
-    /// Which algorithm: stsyn, pasgd, adacomm, flanp, fednova, fedavg, sync, ksync, kbatch-sync, kasync,
+    /// Which algorithm: stsyn, pasgd, adacomm, adasync, flanp, fednova, fedavg, sync, ksync, kbatch-sync, kasync,
     /// kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster, fedbuff, loscar,
     /// local-sgd or dbw (experiments/README.md lists the keys of each).
     pub name: String,
@@ -186,7 +186,7 @@ pub struct RawAlgorithm {
     pub threshold: Option<f64>,
     /// FLANP: `fastest` (the S fastest of the round train) or `random` (Comparisons.py).
     pub selection: Option<String>,
-    /// AdaComm: simulated time between τ updates.
+    /// AdaComm, AdaSync: simulated time between changes of τ or K.
     pub interval: Option<f64>,
     /// AdaComm: test samples in the loss probe (default 400).
     pub probe_batch: Option<usize>,
@@ -282,6 +282,15 @@ pub enum AlgorithmSpec {
         max_steps: Option<u32>,
         /// Drop the worker with the most updates from the average.
         drop_most_updates: bool,
+    },
+    /// AdaSync: K-sync whose K grows as the loss falls.
+    AdaSync {
+        /// K_0.
+        wait: usize,
+        /// Time between K updates.
+        interval: f64,
+        /// Samples in the loss probe.
+        probe_batch: usize,
     },
     /// Periodic-averaging local SGD with full participation.
     Pasgd {
@@ -1067,7 +1076,9 @@ impl RawAlgorithm {
         self.eval_every = Some(entry.eval_every);
         match &entry.spec {
             AlgorithmSpec::Stsyn { drop_most_updates, .. } => self.drop_most_updates = Some(*drop_most_updates),
-            AlgorithmSpec::AdaComm { probe_batch, .. } => self.probe_batch = Some(*probe_batch),
+            AlgorithmSpec::AdaComm { probe_batch, .. } | AlgorithmSpec::AdaSync { probe_batch, .. } => {
+                self.probe_batch = Some(*probe_batch)
+            }
             AlgorithmSpec::Flanp { participants, local_steps, threshold, selection } => {
                 self.participants = Some(*participants);
                 self.local_steps = Some(*local_steps);
@@ -1093,6 +1104,22 @@ impl RawAlgorithm {
         }
     }
 
+    /// `interval` of AdaComm and AdaSync: simulated time between changes, required.
+    fn probe_interval(&self, at: &str, kind: &str) -> Result<f64> {
+        let interval = self
+            .interval
+            .ok_or_else(|| Error::Config(format!("{at}: {kind} needs interval (simulated time between changes)")))?;
+        positive(&format!("{at}.interval"), interval)
+    }
+
+    /// `probe_batch` of AdaComm and AdaSync (default 400).
+    fn probe_batch(&self, at: &str) -> Result<usize> {
+        match self.probe_batch.unwrap_or(400) {
+            0 => Err(Error::invalid(format!("{at}.probe_batch"), 0, "must be at least 1")),
+            b => Ok(b),
+        }
+    }
+
     fn validate(&self, index: usize, workers: usize, exp: &RawExperiment, eval_every: u64) -> Result<AlgorithmEntry> {
         let label = self.label.clone().unwrap_or_else(|| self.name.clone());
         let at = format!("algorithms[{index}] ('{label}')");
@@ -1108,6 +1135,7 @@ impl RawAlgorithm {
             "stsyn" => &["wait", "local_steps", "max_steps", "drop_most_updates"],
             "pasgd" => &["local_steps"],
             "adacomm" => &["local_steps", "interval", "probe_batch"],
+            "adasync" => &["wait", "interval", "probe_batch"],
             "flanp" => &["participants", "local_steps", "threshold", "selection"],
             "fednova" => &["min_local_steps", "max_local_steps", "extra_step", "weighting"],
             "fedavg" => &["participants", "fraction", "local_steps", "weighting", "deadline"],
@@ -1128,7 +1156,7 @@ impl RawAlgorithm {
                 return Err(Error::invalid(
                     format!("{at}.name"),
                     other,
-                    "unknown algorithm (expected stsyn, pasgd, adacomm, flanp, fednova, fedavg, sync, ksync, kbatch-sync, kasync, kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster, fedbuff, loscar, local-sgd or dbw)",
+                    "unknown algorithm (expected stsyn, pasgd, adacomm, adasync, flanp, fednova, fedavg, sync, ksync, kbatch-sync, kasync, kbatch-async, async, asgd, rescaled-asgd, rennala, malenia, ringmaster, fedbuff, loscar, local-sgd or dbw)",
                 ));
             }
         };
@@ -1182,16 +1210,13 @@ impl RawAlgorithm {
             "pasgd" => AlgorithmSpec::Pasgd { local_steps: steps(None)? },
             "adacomm" => AlgorithmSpec::AdaComm {
                 local_steps: steps(None)?,
-                interval: positive(
-                    &format!("{at}.interval"),
-                    self.interval.ok_or_else(|| {
-                        Error::Config(format!("{at}: adacomm needs interval (simulated time between τ updates)"))
-                    })?,
-                )?,
-                probe_batch: match self.probe_batch.unwrap_or(400) {
-                    0 => return Err(Error::invalid(format!("{at}.probe_batch"), 0, "must be at least 1")),
-                    b => b,
-                },
+                interval: self.probe_interval(&at, &kind)?,
+                probe_batch: self.probe_batch(&at)?,
+            },
+            "adasync" => AlgorithmSpec::AdaSync {
+                wait: need_k()?,
+                interval: self.probe_interval(&at, &kind)?,
+                probe_batch: self.probe_batch(&at)?,
             },
             "flanp" => {
                 let s = self.participants.unwrap_or(workers.min(5));

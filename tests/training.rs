@@ -259,6 +259,29 @@ fn fedavg_with_a_deadline_drops_the_clients_not_done_by_then() {
     }
 }
 
+#[test]
+fn adasync_raises_k_as_the_loss_falls() {
+    // K-sync gradients per round = uploaders in rounds.csv: they start at K_0 = 2, never fall,
+    // and grow once the loss probe has fallen (48 rounds of exp(1) steps, a change allowed every
+    // 2 time units)
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[algorithms]]\nname = \"adasync\"\nwait = 2\ninterval = 2.0\nprobe_batch = 100\nrounds = 48\n",
+    );
+    let out = dir.path().join("out");
+    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rounds = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
+    let header: Vec<&str> = rounds.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "uploaders").unwrap();
+    let k: Vec<u32> = rounds.lines().skip(1).map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
+    assert_eq!(k.len(), 48);
+    assert_eq!(k[0], 2);
+    assert!(k.windows(2).all(|w| w[0] <= w[1]), "{k:?}");
+    assert!(k[47] > 2 && k[47] <= 6, "{k:?}");
+}
+
 /// The last `evals.csv` row of each label: (comm_transmissions, uploads, local_updates).
 fn final_counts(path: &Path) -> std::collections::BTreeMap<String, [u64; 3]> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -435,6 +458,8 @@ fn bad_configs_exit_2_naming_the_problem() {
         ("[[algorithms]]\nname = \"fedavg\"\nfraction = nan\nlocal_steps = 2\n", &["fraction (C)", "NaN"]),
         ("[[algorithms]]\nname = \"fedavg\"\nparticipants = 7\nlocal_steps = 2\n", &["participants (m)", "7", "M = 6"]),
         ("[[algorithms]]\nname = \"fedavg\"\nlocal_steps = 2\ndeadline = -1\n", &["deadline", "-1", "> 0"]),
+        ("[[algorithms]]\nname = \"adasync\"\nwait = 2\n", &["adasync needs interval"]),
+        ("[[algorithms]]\nname = \"adasync\"\nwait = 9\ninterval = 1\n", &["wait (K)", "9", "M = 6"]),
         (
             "[[algorithms]]\nname = \"fedavg\"\nparticipants = 2\nfraction = 0.5\nlocal_steps = 2\n",
             &["participants (m) or fraction (C), not both"],

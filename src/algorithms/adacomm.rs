@@ -13,14 +13,13 @@ use crate::learner::LocalJob;
 use crate::sim::RoundPlan;
 use crate::trace::RoundRecord;
 
-/// AdaComm for training.
+/// The loss-probe cadence of AdaComm, shared with [`super::adasync::AdaSync`]: the loss of the
+/// initial model and the latest probe, and the check "has the simulated time before the latest
+/// round passed `ind · interval`?" that allows the `ind`-th change.
 #[derive(Clone, Debug)]
-pub struct AdaComm {
-    initial_steps: u32,
-    steps: u32,
+pub struct LossSchedule {
     interval: f64,
-    probe: usize,
-    /// `ind`: τ changes so far.
+    /// `ind`: changes so far.
     updates: u64,
     /// End of the latest round observed.
     elapsed: f64,
@@ -30,19 +29,62 @@ pub struct AdaComm {
     latest_loss: f64,
 }
 
+impl LossSchedule {
+    /// Changes at most once per `interval` of simulated time.
+    pub fn new(interval: f64) -> Self {
+        LossSchedule {
+            interval,
+            updates: 0,
+            elapsed: 0.0,
+            elapsed_before: 0.0,
+            first_loss: f64::NAN,
+            latest_loss: f64::NAN,
+        }
+    }
+
+    /// F_now / F_0 if a change is due (counting it), else None.
+    pub fn due(&mut self) -> Option<f64> {
+        if self.elapsed_before > self.updates as f64 * self.interval && self.first_loss > 0.0 {
+            self.updates += 1;
+            Some((self.latest_loss / self.first_loss).max(0.0))
+        } else {
+            None
+        }
+    }
+
+    /// The probe of the initial model.
+    pub fn initial_probe(&mut self, loss: f64) {
+        self.first_loss = loss;
+        self.latest_loss = loss;
+    }
+
+    /// A round ended.
+    pub fn observe(&mut self, o: &Observation) {
+        self.elapsed_before = self.elapsed;
+        self.elapsed = o.end;
+        if let Some(loss) = o.probe_loss {
+            self.latest_loss = loss;
+        }
+    }
+}
+
+/// AdaComm for training.
+#[derive(Clone, Debug)]
+pub struct AdaComm {
+    initial_steps: u32,
+    steps: u32,
+    probe: usize,
+    schedule: LossSchedule,
+}
+
 impl AdaComm {
     /// τ_0, time between τ updates, samples per loss probe.
     pub fn new(local_steps: u32, interval: f64, probe_batch: usize) -> Self {
         AdaComm {
             initial_steps: local_steps,
             steps: local_steps,
-            interval,
             probe: probe_batch,
-            updates: 0,
-            elapsed: 0.0,
-            elapsed_before: 0.0,
-            first_loss: f64::NAN,
-            latest_loss: f64::NAN,
+            schedule: LossSchedule::new(interval),
         }
     }
 
@@ -54,11 +96,9 @@ impl AdaComm {
 
 impl RoundAlgorithm for AdaComm {
     fn plan(&mut self, _round: u64, plan: &mut RoundPlan) {
-        if self.elapsed_before > self.updates as f64 * self.interval && self.first_loss > 0.0 {
-            let ratio = (self.latest_loss / self.first_loss).max(0.0);
+        if let Some(ratio) = self.schedule.due() {
             let proposed = ((ratio.sqrt() * self.initial_steps as f64).ceil() as u32).max(1);
             self.steps = proposed.min(self.steps);
-            self.updates += 1;
         }
         plan.targets.fill(self.steps);
         plan.wait = plan.targets.len();
@@ -74,16 +114,11 @@ impl RoundAlgorithm for AdaComm {
     }
 
     fn initial_probe(&mut self, loss: f64) {
-        self.first_loss = loss;
-        self.latest_loss = loss;
+        self.schedule.initial_probe(loss);
     }
 
     fn observe(&mut self, o: &Observation) {
-        self.elapsed_before = self.elapsed;
-        self.elapsed = o.end;
-        if let Some(loss) = o.probe_loss {
-            self.latest_loss = loss;
-        }
+        self.schedule.observe(o);
     }
 }
 

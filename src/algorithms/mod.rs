@@ -15,6 +15,7 @@
 //! workers).
 
 pub mod adacomm;
+pub mod adasync;
 pub mod fedavg;
 pub mod fednova;
 pub mod flanp;

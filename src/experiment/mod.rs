@@ -26,6 +26,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
 
 use crate::algorithms::adacomm::AdaComm;
+use crate::algorithms::adasync::AdaSync;
 use crate::algorithms::fedavg::FedAvg;
 use crate::algorithms::fednova::FedNova;
 use crate::algorithms::flanp::Flanp;
@@ -349,6 +350,9 @@ fn run_one(
         }
         AlgorithmSpec::AdaComm { local_steps, interval, probe_batch } => {
             Some(Box::new(AdaComm::new(local_steps, interval, probe_batch)))
+        }
+        AlgorithmSpec::AdaSync { wait, interval, probe_batch } => {
+            Some(Box::new(AdaSync::new(m, wait, interval, probe_batch)))
         }
         AlgorithmSpec::Flanp { participants, local_steps, threshold, selection } => {
             Some(Box::new(Flanp::new(m, participants, local_steps, threshold, selection, seeds)))
