@@ -187,6 +187,18 @@ fn malformed_trace_files_are_rejected_with_the_line() {
         &["timing", "-M", "2", "-K", "1", "-U", "2", "--compute-time", "trace(/no/such/file.csv)"],
         &["/no/such/file.csv"],
     );
+    // no line breaks: refused after 1 MiB instead of filling the memory
+    let endless = dir.path().join("endless.csv");
+    std::fs::write(&endless, format!("worker,duration\n0,{}", "1".repeat(2 << 20))).unwrap();
+    let spec = format!("trace({})", endless.display());
+    assert_bad_input(
+        &["timing", "-M", "1", "-K", "1", "-U", "2", "--compute-time", &spec],
+        &["endless.csv", "longer than 1048576 bytes"],
+    );
+    assert_bad_input(
+        &["timing", "-M", "1", "-K", "1", "-U", "2", "--compute-time", "trace(/dev/zero)"],
+        &["/dev/zero", "longer than 1048576 bytes"],
+    );
 }
 
 #[test]

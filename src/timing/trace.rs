@@ -2,8 +2,10 @@
 //! and one row per local step; worker w's steps take the durations of its rows, in file order.
 //! When a worker has used all its rows it starts again from its first row (the trace is
 //! treated as periodic), so a short trace can drive a long run; every worker 0..M−1 needs at
-//! least one row.
+//! least one row. A line longer than [`MAX_LINE`] ends the reading with an error, so that a file
+//! without line breaks (`/dev/zero`, a binary file) cannot fill the memory.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::spec::{Bound, check_bound};
@@ -16,6 +18,30 @@ fn line_at(path: &Path, byte: u64) -> usize {
     let start = (byte as usize).min(text.len());
     let blank = text[start..].iter().take_while(|b| b.is_ascii_whitespace()).filter(|&&b| b == b'\n').count();
     1 + text[..start].iter().filter(|&&b| b == b'\n').count() + blank
+}
+
+/// Longest line a trace may have, in bytes (1 MiB; a `worker,duration` row has a few dozen).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// A reader that fails once more than [`MAX_LINE`] bytes pass without a line break.
+struct LineLimit<R> {
+    inner: R,
+    since_break: usize,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = &buf[..n];
+        self.since_break = match chunk.iter().rposition(|&b| b == b'\n') {
+            Some(last) => n - 1 - last,
+            None => self.since_break + n,
+        };
+        if self.since_break > MAX_LINE {
+            return Err(std::io::Error::other(format!("a line is longer than {MAX_LINE} bytes: not a trace CSV")));
+        }
+        Ok(n)
+    }
 }
 
 /// Per-worker duration sequences read from a CSV file.
@@ -31,6 +57,7 @@ impl Trace {
     /// Reads a trace for `workers` workers.
     pub fn read(path: &Path, workers: usize) -> Result<Trace> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = LineLimit { inner: file, since_break: 0 };
         let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
         let bad = |reason: String| Error::bad_file(path, reason);
         let headers = reader.headers().map_err(|e| bad(format!("cannot read the header: {e}")))?.clone();
