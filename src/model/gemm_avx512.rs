@@ -37,7 +37,7 @@ pub(crate) fn available() -> bool {
     *READY.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma"))
 }
 
-/// The left factor of the rows form, packed: ⌈m/MR⌉ panels of `k` groups of [`MR`] floats.
+/// The left factor, packed: ⌈m/MR⌉ panels of `k` groups of [`MR`] floats.
 #[derive(Default)]
 struct Panels {
     data: Vec<f32>,
@@ -73,7 +73,7 @@ pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: M
         }
         // SAFETY: the CPU has AVX-512 F and FMA; `check_bounds` keeps every access inside the
         // slices, and `panels` holds ⌈m/MR⌉·MR·k floats.
-        unsafe { rows_form(&panels.data, a.rows, a.cols, b, beta, c) }
+        unsafe { multiply(&panels.data, a.rows, a.cols, b, beta, c) }
     });
     true
 }
@@ -122,13 +122,13 @@ fn mask(n: usize) -> __mmask16 {
     if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
 }
 
-/// The rows form over the packed panels of `a` (m × k).
+/// `c ← a·b + beta·c` over the packed panels of `a` (m × k).
 ///
 /// # Safety
 /// AVX-512 F and FMA; m, k, n > 0; `b` and `c` inside their slices with agreeing shapes;
 /// `panels` packed by [`pack_panels`].
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn rows_form(panels: &[f32], m: usize, k: usize, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+unsafe fn multiply(panels: &[f32], m: usize, k: usize, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
     let n = b.cols;
     let c_ptr = c.data.as_mut_ptr();
     for k0 in (0..k).step_by(KC) {
@@ -144,9 +144,9 @@ unsafe fn rows_form(panels: &[f32], m: usize, k: usize, b: MatRef<'_>, beta: f32
                 let tile = Tile { kc, a: a_ptr, b: b_ptr, ldb: b.row_stride, c: c_tile, ldc: c.row_stride, rows, cols };
                 unsafe {
                     match cols.div_ceil(16) {
-                        3 => rows_tile::<3>(tile, add_to, beta),
-                        2 => rows_tile::<2>(tile, add_to, beta),
-                        _ => rows_tile::<1>(tile, add_to, beta),
+                        3 => tile_product::<3>(tile, add_to, beta),
+                        2 => tile_product::<2>(tile, add_to, beta),
+                        _ => tile_product::<1>(tile, add_to, beta),
                     }
                 }
             }
@@ -177,7 +177,7 @@ impl From<f32> for AddTo {
     }
 }
 
-/// One kernel call of the rows form: `rows` ≤ MR outputs rows × `cols` ≤ 16·NV columns, over
+/// One kernel call: `rows` ≤ MR output rows × `cols` ≤ 16·NV columns, over
 /// `kc` steps.
 #[derive(Clone, Copy)]
 struct Tile {
@@ -192,10 +192,10 @@ struct Tile {
 }
 
 /// # Safety
-/// As [`rows_form`]; `cols` > 16·(NV − 1).
+/// As [`multiply`]; `cols` > 16·(NV − 1).
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
-unsafe fn rows_tile<const NV: usize>(t: Tile, add_to: AddTo, beta: f32) {
+unsafe fn tile_product<const NV: usize>(t: Tile, add_to: AddTo, beta: f32) {
     let masks: [__mmask16; NV] = std::array::from_fn(|v| mask(t.cols - 16 * v));
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     for l in 0..t.kc {
