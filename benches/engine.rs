@@ -65,6 +65,7 @@ fn stsyn_rounds(c: &mut Criterion) {
             wait: k,
             local_steps: 10,
             max_steps: None,
+            deadline: None,
             rounds,
             seed: 1,
             model_bytes: 0,

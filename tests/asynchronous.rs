@@ -31,6 +31,7 @@ fn setup(alg: TimingAlgorithm, m: usize, k: usize, rounds: u64, compute: &str, s
         wait: k,
         local_steps: 1,
         max_steps: None,
+        deadline: None,
         rounds,
         seed: 5,
         model_bytes: 100,

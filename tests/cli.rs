@@ -388,6 +388,18 @@ fn an_asgd_update_count_beyond_exact_f64_is_refused() {
 }
 
 #[test]
+fn a_deadline_is_refused_where_it_does_not_apply_or_is_not_positive() {
+    let base = ["timing", "-M", "4", "-K", "2", "-U", "2", "--deadline"];
+    assert_bad_input(&[&base[..], &["0"]].concat(), &["deadline (D)", "0", "> 0"]);
+    assert_bad_input(&[&base[..], &["-1"]].concat(), &["deadline (D)", "-1"]);
+    assert_bad_input(&[&base[..], &["NaN"]].concat(), &["deadline (D)", "NaN"]);
+    assert_bad_input(
+        &["timing", "--algorithm", "ksync", "-M", "4", "-K", "2", "--deadline", "3"],
+        &["deadline (D)", "3", "only to stsyn and sync"],
+    );
+}
+
+#[test]
 fn a_second_interrupt_aborts_at_once_and_the_summary_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");

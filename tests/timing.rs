@@ -17,6 +17,7 @@ fn setup(alg: TimingAlgorithm, m: usize, k: usize, u: u32, rounds: u64, compute:
         wait: k,
         local_steps: u,
         max_steps: None,
+        deadline: None,
         rounds,
         seed: 11,
         model_bytes: 1000,
@@ -528,4 +529,56 @@ fn a_deadline_closes_rounds_the_same_on_the_heap_and_in_the_kernel() {
     let none = play(5, "const(1)", &CommTime::ZERO, plan(5, 5, 4, 4, 2.5), EnginePath::Kernel);
     assert!(none.iter().all(|r| r.uploaders == 0 && r.counts == vec![2; 5]), "{:?}", none[0]);
     assert_eq!(none.last().unwrap().end, 250.0);
+}
+
+#[test]
+fn rounds_with_a_deadline_match_the_truncated_closed_forms() {
+    // E[min(T, D)], Ū and E|𝓜| of theory::stsyn::round_stats_until (and sync's capped Poisson
+    // mean) against 40,000 simulated rounds each, within 4 SE; D around the typical round time,
+    // so that it binds in some rounds and not in others
+    let with = |alg, m, k, u, compute: &str, d: f64| {
+        let mut s = setup(alg, m, k, u, 40_000, compute);
+        s.deadline = Some(d);
+        s
+    };
+    let cases = [
+        with(TimingAlgorithm::Stsyn, 20, 5, 10, "exp(mean=1)", 7.5),
+        with(TimingAlgorithm::Stsyn, 6, 6, 3, "exp(mean=1)", 3.0),
+        with(TimingAlgorithm::Stsyn, 12, 3, 4, "exp(mean=2)", 6.0),
+        with(TimingAlgorithm::Sync, 8, 8, 4, "exp(mean=1)", 6.0),
+    ];
+    for s in &cases {
+        let out = s.simulate(EnginePath::Auto, &mut NullSink).unwrap();
+        let theory = s.theory().unwrap();
+        for (name, sim, want) in [
+            ("round time", &out.round_time, theory.round_time),
+            ("updates per worker", &out.updates_per_worker, theory.updates_per_worker),
+            ("uploaders", &out.uploaders, theory.uploaders),
+        ] {
+            let want = want.unwrap_or_else(|| panic!("{:?}: no theory for {name}", s.algorithm));
+            let dev = sim.deviation_in_se(want);
+            assert!(
+                dev.abs() < 4.0,
+                "{:?} M={} D={:?} {name}: {sim:?} against {want} ({dev:.2} SE)",
+                s.algorithm,
+                s.workers,
+                s.deadline
+            );
+        }
+    }
+    // a deadline that never binds gives the closed forms without one
+    let far = with(TimingAlgorithm::Stsyn, 20, 5, 10, "exp(mean=1)", 1e6).theory().unwrap();
+    let none = setup(TimingAlgorithm::Stsyn, 20, 5, 10, 1, "exp(mean=1)").theory().unwrap();
+    for (a, b) in [
+        (far.round_time, none.round_time),
+        (far.updates_per_worker, none.updates_per_worker),
+        (far.uploaders, none.uploaders),
+    ] {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!((a - b).abs() <= 1e-12 * b, "{a} against {b}");
+    }
+    let sync_far = with(TimingAlgorithm::Sync, 8, 8, 4, "exp(mean=1)", 1e6).theory().unwrap();
+    assert!(
+        (sync_far.updates_per_worker.unwrap() - 4.0).abs() < 1e-12 && (sync_far.uploaders.unwrap() - 8.0).abs() < 1e-12
+    );
 }

@@ -33,7 +33,7 @@ use super::{
     rennala::{Leftover, Rennala, Rule},
     ringmaster::{Ringmaster, StaleRule},
 };
-use crate::error::{Error, Result, check_memory};
+use crate::error::{Error, Result, check_memory, positive, shown};
 use crate::rng::{Purpose, Seeds};
 use crate::sim::engine::check_workers;
 use crate::sim::{Algorithm, Engine, EngineStats, FixedRounds, RoundKernel, RoundPlan, RoundStat, RoundSync};
@@ -77,6 +77,8 @@ pub struct TimingSetup {
     pub local_steps: u32,
     /// STSyn's optional cap on steps per round.
     pub max_steps: Option<u32>,
+    /// D (stsyn, sync): the round also closes this long after it starts.
+    pub deadline: Option<f64>,
     /// Rounds (server updates for the asynchronous algorithms).
     pub rounds: u64,
     /// Master seed.
@@ -213,6 +215,12 @@ impl TimingSetup {
         if self.rounds == 0 {
             return Err(Error::invalid("rounds", 0, "must be at least 1"));
         }
+        if let Some(d) = self.deadline {
+            if !matches!(self.algorithm, TimingAlgorithm::Stsyn | TimingAlgorithm::Sync) {
+                return Err(Error::invalid("deadline (D)", shown(d), "applies only to stsyn and sync"));
+            }
+            positive("deadline (D)", d)?;
+        }
         if let Some(cap) = self.max_steps {
             if self.algorithm != TimingAlgorithm::Stsyn {
                 return Err(Error::invalid("max steps", cap, "applies only to stsyn"));
@@ -226,12 +234,13 @@ impl TimingSetup {
 
     /// The round plan, for algorithms that restart every worker each round.
     pub fn round_plan(&self) -> Option<RoundPlan> {
-        match self.algorithm {
+        let plan = match self.algorithm {
             TimingAlgorithm::Stsyn => stsyn::plan(self.workers, self.wait, self.local_steps, self.max_steps).ok(),
             TimingAlgorithm::Sync => Some(local_sgd::plan(self.workers, self.local_steps)),
             TimingAlgorithm::KSync => Some(ksync::plan(self.workers, self.wait)),
             _ => None,
-        }
+        };
+        plan.map(|plan| RoundPlan { deadline: self.deadline, ..plan })
     }
 
     /// Whether successive rounds are independent, so that the plain SE applies: every worker
@@ -397,6 +406,9 @@ impl TimingSetup {
         if !self.comm.is_zero() {
             return Ok(none);
         }
+        if let Some(deadline) = self.deadline {
+            return self.deadline_theory(deadline);
+        }
         if let Some(values) = self.fixed_model_theory()? {
             return Ok(values);
         }
@@ -494,6 +506,39 @@ impl TimingSetup {
         })
     }
 
+    /// The closed forms of STSyn and sync rounds closed at min(T, D), for i.i.d. exponential
+    /// step times ([`theory::stsyn::round_stats_until`], [`theory::stsyn::sync_updates_until`]);
+    /// none for other time models.
+    fn deadline_theory(&self, deadline: f64) -> Result<TheoryValues> {
+        let (m, u) = (self.workers, self.local_steps);
+        let Some(mean) = self.compute.iid_dist().and_then(Dist::exponential_mean) else {
+            return Ok(TheoryValues::default());
+        };
+        if m > HOMOGENEOUS_MAX_WORKERS {
+            return Ok(TheoryValues::default());
+        }
+        Ok(match self.algorithm {
+            TimingAlgorithm::Stsyn => {
+                // a cap changes neither the close nor who uploads, only Ū
+                let r = theory::stsyn::round_stats_until(m, self.wait, u, mean, deadline)?;
+                TheoryValues {
+                    round_time: Some(r.round_time),
+                    updates_per_worker: self.max_steps.is_none().then_some(r.updates_per_worker),
+                    uploaders: Some(r.uploaders),
+                }
+            }
+            TimingAlgorithm::Sync => {
+                let r = theory::stsyn::round_stats_until(m, m, u, mean, deadline)?;
+                TheoryValues {
+                    round_time: Some(r.round_time),
+                    updates_per_worker: Some(theory::stsyn::sync_updates_until(u, mean, deadline)?),
+                    uploaders: Some(r.uploaders),
+                }
+            }
+            _ => TheoryValues::default(),
+        })
+    }
+
     /// Why [`TimingSetup::theory`] has no values although a closed form exists: STSyn
     /// or sync with zero communication on heterogeneous exponential rates and more than
     /// [`HETEROGENEOUS_MAX_WORKERS`] workers, or on i.i.d. ones and more than
@@ -501,7 +546,7 @@ impl TimingSetup {
     pub fn theory_note(&self) -> Option<String> {
         let stsyn_or_sync = matches!(self.algorithm, TimingAlgorithm::Stsyn | TimingAlgorithm::Sync);
         let homogeneous = self.compute.iid_dist().and_then(Dist::exponential_mean).is_some();
-        if !(stsyn_or_sync && self.comm.is_zero()) {
+        if !(stsyn_or_sync && self.comm.is_zero()) || (self.deadline.is_some() && !homogeneous) {
             return None;
         }
         if homogeneous && self.workers > HOMOGENEOUS_MAX_WORKERS {
@@ -518,12 +563,13 @@ impl TimingSetup {
     }
 
     /// STSyn's P(N_m = n) for n < U, where the closed form applies (i.i.d. exponential steps,
-    /// any cap, zero communication) and U ≤ [`DISTRIBUTION_MAX_U`].
+    /// any cap, zero communication, no deadline) and U ≤ [`DISTRIBUTION_MAX_U`].
     pub fn updates_distribution(&self) -> Result<Option<Vec<f64>>> {
         let exp = self.compute.iid_dist().and_then(Dist::exponential_mean);
         match (self.algorithm, exp) {
             (TimingAlgorithm::Stsyn, Some(_))
                 if self.comm.is_zero()
+                    && self.deadline.is_none()
                     && self.workers <= HOMOGENEOUS_MAX_WORKERS
                     && self.local_steps <= DISTRIBUTION_MAX_U =>
             {

@@ -55,6 +55,10 @@ pub struct Args {
     /// STSyn only: stop a worker after this many steps in a round (Comparisons.py uses ⌊1.5U⌋).
     #[arg(long)]
     max_steps: Option<u32>,
+    /// stsyn, sync: the round also closes D after it starts, cutting the workers not done
+    /// (FedAvg's deadline-and-drop; theory for i.i.d. exponential steps).
+    #[arg(long, value_name = "D")]
+    deadline: Option<f64>,
     /// `stsyn theory --algorithm async` in the fixed model: also the number of updates made by
     /// simulated time T, Σ_i ⌊T/τ_i⌋.
     #[arg(long, value_name = "T")]
@@ -186,6 +190,7 @@ impl Args {
             wait,
             local_steps,
             max_steps: self.max_steps,
+            deadline: self.deadline,
             rounds: self.rounds,
             seed: self.seed,
             model_bytes: self.model_bytes,
@@ -357,6 +362,9 @@ fn headline(s: &TimingSetup) -> String {
     }
     if let Some(cap) = s.max_steps {
         h += &format!(", at most {cap} steps");
+    }
+    if let Some(d) = s.deadline {
+        h += &format!(", deadline {d}");
     }
     if let Some(r) = s.asynchronous.delay_threshold {
         h += &format!(", R = {r}");
@@ -561,6 +569,7 @@ fn setup_json(s: &TimingSetup, a: &Args) -> Value {
         "wait": s.wait,
         "local_steps": s.local_steps,
         "max_steps": s.max_steps,
+        "deadline": s.deadline,
         "rounds": s.rounds,
         "seed": s.seed,
         "compute_time": s.compute.spec(),

@@ -8,6 +8,8 @@
 //!   uploaders, §2.4), via [`round_stats`];
 //! - P(N_m = n) for n < U via [`prob_updates`] and [`update_distribution`];
 //! - Ū when every worker stops at c ≥ U updates, via [`capped_updates_per_worker`];
+//! - the same for rounds that also close at a deadline D ([`round_stats_until`]: the integrals
+//!   below stop at λD), and synchronous SGD's Ū then ([`sync_updates_until`]);
 //! - the same quantities as exact rationals at λ = 1 ([`exact`], [`exact_prob_updates`],
 //!   [`exact_update_distribution`], [`exact_round_time_double_sum`]) for tests;
 //! - the generalisation to per-worker rates λ_m (§2.6): [`round_stats_heterogeneous`].
@@ -32,7 +34,9 @@ mod heterogeneous;
 pub use exact::{Exact, exact, exact_prob_updates, exact_round_time_double_sum, exact_update_distribution};
 pub use heterogeneous::{HeteroStats, round_stats_heterogeneous};
 
-use super::numeric::{Erlang, PoissonTerm, binomial_pmf, binomial_split, bisect, integrate, integrate_adaptive};
+use super::numeric::{
+    Erlang, PoissonTerm, binomial_pmf, binomial_split, bisect, integrate, integrate_adaptive, ln_factorial,
+};
 use crate::error::{Error, Result, positive};
 
 /// Expected statistics of one STSyn round (specs/stsyn.md §2.2–2.4).
@@ -76,6 +80,41 @@ pub fn round_stats(m: usize, k: usize, u: u32, mean: f64) -> Result<RoundStats> 
         m as f64 * others.laplace_survival()
     };
     Ok(RoundStats { round_time: mean * lambda_round_time, updates_per_worker: lambda_round_time, uploaders })
+}
+
+/// [`round_stats`] when the round also closes at a deadline: at min(T, D), D in the units of
+/// `mean` (a stopping time, so Ū = λ·E\[min(T, D)\] still). A worker uploads when its first
+/// update precedes the close, so the integrals of [`round_stats`] simply stop at λD:
+/// E\[min(T, D)\] = μ∫_0^{λD} P(T > t) dt and E|𝓜| = M∫_0^{λD} e^{−t} P(Bin(M−1, F_U(t)) ≤ K−1) dt
+/// (λ = 1 inside the integrals; M(1 − e^{−λD}) when K = M).
+pub fn round_stats_until(m: usize, k: usize, u: u32, mean: f64, deadline: f64) -> Result<RoundStats> {
+    check_workers_and_wait(m, k)?;
+    check_updates(u)?;
+    positive("mean", mean)?;
+    positive("deadline (D)", deadline)?;
+    let d = deadline / mean;
+    let erlang = Erlang::new(u);
+    let lambda_round_time = KthCompletion { workers: m, k, erlang }.mean_until(d);
+    let uploaders = if k == m {
+        m as f64 * -(-d).exp_m1()
+    } else {
+        m as f64 * KthCompletion { workers: m - 1, k, erlang }.laplace_survival_until(d)
+    };
+    Ok(RoundStats { round_time: mean * lambda_round_time, updates_per_worker: lambda_round_time, uploaders })
+}
+
+/// E\[min(U, N(λD))\] for a Poisson count N of rate λ = 1/`mean`: the expected updates of a
+/// worker that idles after U (synchronous SGD) in a round closed at min(T, D). When every
+/// worker finishes by D all have U = min(U, N(D)), so the formula holds in both cases:
+/// U − Σ_{n<U} (U − n)·e^{−λD}(λD)^n/n!.
+pub fn sync_updates_until(u: u32, mean: f64, deadline: f64) -> Result<f64> {
+    check_updates(u)?;
+    positive("mean", mean)?;
+    positive("deadline (D)", deadline)?;
+    let d = deadline / mean;
+    let short: f64 =
+        (0..u).map(|n| f64::from(u - n) * (-d + f64::from(n) * d.ln() - ln_factorial(n.into())).exp()).sum();
+    Ok(f64::from(u) - short)
 }
 
 /// E\[min(N_m, c)\], the expected completed updates per worker per round when every worker stops
@@ -189,8 +228,16 @@ impl KthCompletion {
 
     /// E\[T_(K)\] = ∫_0^∞ P(T_(K) > t) dt = a + ∫_a^b P(T_(K) > t) dt.
     fn mean(&self) -> f64 {
+        self.mean_until(f64::INFINITY)
+    }
+
+    /// E\[min(T_(K), d)\] = ∫_0^d P(T_(K) > t) dt.
+    fn mean_until(&self, d: f64) -> f64 {
         let (start, end) = self.support();
-        let bulk = integrate(start, end, 1, REL_TOL, ABS_TOL, |t, w, acc| {
+        if d <= start {
+            return d;
+        }
+        let bulk = integrate(start, end.min(d), 1, REL_TOL, ABS_TOL, |t, w, acc| {
             acc[0] += w * self.tails(t).0;
         });
         start + bulk[0]
@@ -200,8 +247,16 @@ impl KthCompletion {
     /// probability that a tagged worker outside this group completes at least one update before
     /// T_(K) (specs/stsyn.md §2.4).
     fn laplace_survival(&self) -> f64 {
+        self.laplace_survival_until(f64::INFINITY)
+    }
+
+    /// ∫_0^d e^{−t} P(T_(K) > t) dt: the same before min(T_(K), d).
+    fn laplace_survival_until(&self, d: f64) -> f64 {
         let (start, end) = self.support();
-        let bulk = integrate(start, end, 1, REL_TOL, ABS_TOL, |t, w, acc| {
+        if d <= start {
+            return -(-d).exp_m1();
+        }
+        let bulk = integrate(start, end.min(d), 1, REL_TOL, ABS_TOL, |t, w, acc| {
             acc[0] += w * (-t).exp() * self.tails(t).0;
         });
         -(-start).exp_m1() + bulk[0]
