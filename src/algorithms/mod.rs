@@ -1,5 +1,5 @@
 //! The algorithms, one file each. A round-synchronous algorithm (STSyn, PASGD, AdaComm, FLANP,
-//! FedNova, K-sync: every worker restarts from the global model each round) implements
+//! FedNova, FedAvg, K-sync, AdaSync: every worker restarts from the global model each round) implements
 //! [`round::RoundAlgorithm`]: it plans each round as a [`RoundPlan`](crate::sim::RoundPlan), played
 //! by the engine or by the per-round kernel, and derives the round's training jobs from its
 //! outcome. The asynchronous family (K-batch-sync, K-async, K-batch-async) are event-driven
