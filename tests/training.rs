@@ -154,6 +154,24 @@ fn rows_without_label(path: &Path) -> Vec<Vec<String>> {
     text.lines().skip(1).map(|l| l.split(',').skip(1).map(str::to_string).collect()).collect()
 }
 
+/// Runs `config` into `dir/out` (quiet, no plots) and returns the results directory.
+fn run_quietly(dir: &Path, config: &Path) -> std::path::PathBuf {
+    let out = dir.join("out");
+    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+/// The two algorithms of a results directory wrote the same rows, label aside, in both CSV files.
+fn assert_two_runs_agree(out: &Path, what: &str) {
+    for file in ["evals.csv", "rounds.csv"] {
+        let rows = rows_without_label(&out.join(file));
+        let (a, b) = rows.split_at(rows.len() / 2);
+        assert_eq!(a, b, "{file}: {what} differ");
+        assert!(a.len() >= 4);
+    }
+}
+
 #[test]
 fn stsyn_with_k_equal_m_and_no_extra_steps_is_pasgd_step_for_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,15 +189,7 @@ name = "pasgd"
 local_steps = 4
 "#,
     );
-    let out = dir.path().join("out");
-    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for file in ["evals.csv", "rounds.csv"] {
-        let rows = rows_without_label(&out.join(file));
-        let (a, b) = rows.split_at(rows.len() / 2);
-        assert_eq!(a, b, "{file}: STSyn (K = M, max_steps = U) and PASGD differ");
-        assert!(a.len() >= 4);
-    }
+    assert_two_runs_agree(&run_quietly(dir.path(), &config), "STSyn (K = M, max_steps = U) and PASGD");
 }
 
 #[test]
@@ -202,24 +212,14 @@ name = "pasgd"
 local_steps = 4
 "#,
     );
-    let out = dir.path().join("out");
-    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for file in ["evals.csv", "rounds.csv"] {
-        let rows = rows_without_label(&out.join(file));
-        let (a, b) = rows.split_at(rows.len() / 2);
-        assert_eq!(a, b, "{file}: FedAvg (C = 1) and PASGD differ");
-        assert!(a.len() >= 4);
-    }
+    assert_two_runs_agree(&run_quietly(dir.path(), &config), "FedAvg (C = 1) and PASGD");
 }
 
 #[test]
 fn fedavg_uploads_m_models_a_round() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "[[algorithms]]\nname = \"fedavg\"\nparticipants = 2\nlocal_steps = 3\n");
-    let out = dir.path().join("out");
-    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = run_quietly(dir.path(), &config);
     let counts = final_counts(&out.join("evals.csv"));
     let [messages, uploads, updates] = counts["fedavg"];
     let text = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
@@ -237,26 +237,27 @@ fn fedavg_with_a_deadline_drops_the_clients_not_done_by_then() {
     let config = write_config(
         dir.path(),
         "[[algorithms]]\nname = \"fedavg\"\nfraction = 1.0\nlocal_steps = 2\ndeadline = 6.5\n",
-    )
-    .to_str()
-    .unwrap()
-    .to_string();
+    );
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "compute_time = \"exp(mean=1)\"",
         "compute_time = \"const(1)\"\nspeeds = \"profile(a=1, b=1, p=1, first=0)\"",
     );
     std::fs::write(&config, text).unwrap();
-    let out = dir.path().join("out");
-    let o = stsyn(&["run", &config, "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let rounds = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
-    let header: Vec<&str> = rounds.lines().next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    for line in rounds.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        assert_eq!(f[col("duration")].parse::<f64>().unwrap(), 6.5, "{line}");
-        assert_eq!((f[col("uploaders")], f[col("updates")]), ("3", "6"), "{line}");
-    }
+    let rounds = run_quietly(dir.path(), &config).join("rounds.csv");
+    let durations: Vec<f64> = column(&rounds, "duration");
+    assert!(!durations.is_empty() && durations.iter().all(|&d| d == 6.5), "{durations:?}");
+    assert!(column::<u32>(&rounds, "uploaders").iter().all(|&u| u == 3));
+    assert!(column::<u64>(&rounds, "updates").iter().all(|&u| u == 6));
+}
+
+/// The values of column `name` of a CSV file.
+fn column<T: std::str::FromStr>(path: &Path, name: &str) -> Vec<T>
+where
+    T::Err: std::fmt::Debug,
+{
+    let text = std::fs::read_to_string(path).unwrap();
+    let at = text.lines().next().unwrap().split(',').position(|h| h == name).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').nth(at).unwrap().parse().unwrap()).collect()
 }
 
 #[test]
@@ -269,13 +270,7 @@ fn adasync_raises_k_as_the_loss_falls() {
         dir.path(),
         "[[algorithms]]\nname = \"adasync\"\nwait = 2\ninterval = 2.0\nprobe_batch = 100\nrounds = 48\n",
     );
-    let out = dir.path().join("out");
-    let o = stsyn(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let rounds = std::fs::read_to_string(out.join("rounds.csv")).unwrap();
-    let header: Vec<&str> = rounds.lines().next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "uploaders").unwrap();
-    let k: Vec<u32> = rounds.lines().skip(1).map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
+    let k: Vec<u32> = column(&run_quietly(dir.path(), &config).join("rounds.csv"), "uploaders");
     assert_eq!(k.len(), 48);
     assert_eq!(k[0], 2);
     assert!(k.windows(2).all(|w| w[0] <= w[1]), "{k:?}");
