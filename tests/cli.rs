@@ -395,7 +395,7 @@ fn a_deadline_is_refused_where_it_does_not_apply_or_is_not_positive() {
     assert_bad_input(&[&base[..], &["NaN"]].concat(), &["deadline (D)", "NaN"]);
     assert_bad_input(
         &["timing", "--algorithm", "ksync", "-M", "4", "-K", "2", "--deadline", "3"],
-        &["deadline (D)", "3", "only to stsyn and sync"],
+        &["deadline (D)", "3", "only to stsyn, sync and fedavg"],
     );
 }
 

@@ -47,6 +47,13 @@ fn heap_and_kernel_agree_bit_for_bit() {
     let mut capped = setup(TimingAlgorithm::Stsyn, 20, 5, 10, 200, "exp(mean=1)");
     capped.max_steps = Some(15);
     cases.push(capped);
+    // FedAvg samples its clients each round, with and without a deadline, on unequal speeds
+    let mut fedavg = setup(TimingAlgorithm::FedAvg, 20, 5, 10, 200, "exp(mean=1)");
+    fedavg.compute =
+        ComputeTime::parse("exp(mean=1)", "profile(a=1, b=1, p=0.5, first=0)", 20, Path::new(".")).unwrap();
+    cases.push(fedavg.clone());
+    fedavg.deadline = Some(20.0);
+    cases.push(fedavg);
     let mut with_comm = setup(TimingAlgorithm::Stsyn, 10, 4, 5, 200, "exp(mean=1)");
     with_comm.comm = CommTime::new(
         Link::parse("uplink", "exp(mean=0.5)", "uplink_bandwidth", Some(2000.0)).unwrap(),
@@ -534,8 +541,8 @@ fn a_deadline_closes_rounds_the_same_on_the_heap_and_in_the_kernel() {
 #[test]
 fn rounds_with_a_deadline_match_the_truncated_closed_forms() {
     // E[min(T, D)], Ū and E|𝓜| of theory::stsyn::round_stats_until (and sync's capped Poisson
-    // mean) against 40,000 simulated rounds each, within 4 SE; D around the typical round time,
-    // so that it binds in some rounds and not in others
+    // mean; FedAvg's K-client rounds) against 40,000 simulated rounds each, within 4 SE; D around
+    // the typical round time, so that it binds in some rounds and not in others
     let with = |alg, m, k, u, compute: &str, d: f64| {
         let mut s = setup(alg, m, k, u, 40_000, compute);
         s.deadline = Some(d);
@@ -546,6 +553,8 @@ fn rounds_with_a_deadline_match_the_truncated_closed_forms() {
         with(TimingAlgorithm::Stsyn, 6, 6, 3, "exp(mean=1)", 3.0),
         with(TimingAlgorithm::Stsyn, 12, 3, 4, "exp(mean=2)", 6.0),
         with(TimingAlgorithm::Sync, 8, 8, 4, "exp(mean=1)", 6.0),
+        with(TimingAlgorithm::FedAvg, 20, 5, 10, "exp(mean=1)", 12.0),
+        setup(TimingAlgorithm::FedAvg, 20, 5, 10, 40_000, "exp(mean=1)"),
     ];
     for s in &cases {
         let out = s.simulate(EnginePath::Auto, &mut NullSink).unwrap();
@@ -556,7 +565,8 @@ fn rounds_with_a_deadline_match_the_truncated_closed_forms() {
             ("uploaders", &out.uploaders, theory.uploaders),
         ] {
             let want = want.unwrap_or_else(|| panic!("{:?}: no theory for {name}", s.algorithm));
-            let dev = sim.deviation_in_se(want);
+            // a statistic that is the same every round (FedAvg's K uploads) must equal it exactly
+            let dev = if sim.se() == 0.0 { (sim.mean() - want) / (1e-12 * want) } else { sim.deviation_in_se(want) };
             assert!(
                 dev.abs() < 4.0,
                 "{:?} M={} D={:?} {name}: {sim:?} against {want} ({dev:.2} SE)",
@@ -581,4 +591,21 @@ fn rounds_with_a_deadline_match_the_truncated_closed_forms() {
     assert!(
         (sync_far.updates_per_worker.unwrap() - 4.0).abs() < 1e-12 && (sync_far.uploaders.unwrap() - 8.0).abs() < 1e-12
     );
+}
+
+#[test]
+fn fedavg_timing_samples_the_clients_that_training_samples() {
+    use stsyn::algorithms::fedavg::FedAvg;
+    use stsyn::algorithms::round::RoundAlgorithm;
+    use stsyn::sim::RoundPlan;
+    // without a deadline the sampled clients are exactly those that complete U = 3 steps
+    let s = setup(TimingAlgorithm::FedAvg, 12, 4, 3, 50, "exp(mean=1)");
+    let mut training = FedAvg::new(4, 3, Seeds::new(s.seed));
+    let mut plan = RoundPlan::uniform(12, 1, 1, None);
+    for record in rounds(&s, EnginePath::Kernel) {
+        training.plan(record.round, &mut plan);
+        let done: Vec<usize> = (0..12).filter(|&w| record.counts[w] == 3).collect();
+        assert_eq!(done, training.chosen(), "round {}", record.round);
+        assert_eq!((record.participants, record.uploaders), (4, 4));
+    }
 }

@@ -69,11 +69,14 @@ pub enum TimingAlgorithm {
     Ringmaster,
     /// FedBuff: clients run U local steps, the server updates every K uploads (§11).
     FedBuff,
+    /// FedAvg: K of the M clients sampled each round run U steps; the server waits for them
+    /// (or for a deadline) and averages the finished ones (§3).
+    FedAvg,
 }
 
 impl TimingAlgorithm {
     /// Every algorithm with its name.
-    pub const ALL: [(TimingAlgorithm, &'static str); 11] = [
+    pub const ALL: [(TimingAlgorithm, &'static str); 12] = [
         (TimingAlgorithm::Stsyn, "stsyn"),
         (TimingAlgorithm::Sync, "sync"),
         (TimingAlgorithm::KSync, "ksync"),
@@ -85,6 +88,7 @@ impl TimingAlgorithm {
         (TimingAlgorithm::Malenia, "malenia"),
         (TimingAlgorithm::Ringmaster, "ringmaster"),
         (TimingAlgorithm::FedBuff, "fedbuff"),
+        (TimingAlgorithm::FedAvg, "fedavg"),
     ];
 
     /// Parses a name (`-` and `_` are interchangeable, case-insensitive; `asgd` is `async`).
@@ -106,11 +110,15 @@ impl TimingAlgorithm {
 
     /// True when the algorithm has local steps U (the others compute one gradient per job).
     pub fn has_local_steps(self) -> bool {
-        matches!(self, TimingAlgorithm::Stsyn | TimingAlgorithm::Sync | TimingAlgorithm::FedBuff)
+        matches!(
+            self,
+            TimingAlgorithm::Stsyn | TimingAlgorithm::Sync | TimingAlgorithm::FedBuff | TimingAlgorithm::FedAvg
+        )
     }
 
     /// True when the algorithm takes K (sync waits for all, async for one; Rennala and Malenia
-    /// read it as the batch size S, FedBuff as its buffer size; Ringmaster takes R instead).
+    /// read it as the batch size S, FedBuff as its buffer size, FedAvg as the clients sampled per
+    /// round; Ringmaster takes R instead).
     pub fn has_wait(self) -> bool {
         !matches!(self, TimingAlgorithm::Sync | TimingAlgorithm::Async | TimingAlgorithm::Ringmaster)
     }

@@ -23,8 +23,10 @@
 
 use std::time::Instant;
 
+use super::round::RoundAlgorithm;
 use super::{
-    TimingAlgorithm, kasync::KAsync, kbatch_async::KBatchAsync, kbatch_sync::KBatchSync, ksync, local_sgd, stsyn,
+    TimingAlgorithm, fedavg::FedAvg, kasync::KAsync, kbatch_async::KBatchAsync, kbatch_sync::KBatchSync, ksync,
+    local_sgd, stsyn,
 };
 use super::{
     asgd::{Asgd, Stepsize},
@@ -36,7 +38,9 @@ use super::{
 use crate::error::{Error, Result, check_memory, positive, shown};
 use crate::rng::{Purpose, Seeds};
 use crate::sim::engine::check_workers;
-use crate::sim::{Algorithm, Engine, EngineStats, FixedRounds, RoundKernel, RoundPlan, RoundStat, RoundSync};
+use crate::sim::{
+    Algorithm, Engine, EngineStats, FixedRounds, RoundKernel, RoundPlan, RoundPolicy, RoundStat, RoundSync,
+};
 use crate::theory::{self, dutta, dutta::UpdateTime, fixed};
 use crate::timing::{CommTime, ComputeTime, Dist};
 use crate::trace::{RoundRecord, Sink};
@@ -77,7 +81,7 @@ pub struct TimingSetup {
     pub local_steps: u32,
     /// STSyn's optional cap on steps per round.
     pub max_steps: Option<u32>,
-    /// D (stsyn, sync): the round also closes this long after it starts.
+    /// D (stsyn, sync, fedavg): the round also closes this long after it starts.
     pub deadline: Option<f64>,
     /// Rounds (server updates for the asynchronous algorithms).
     pub rounds: u64,
@@ -216,8 +220,8 @@ impl TimingSetup {
             return Err(Error::invalid("rounds", 0, "must be at least 1"));
         }
         if let Some(d) = self.deadline {
-            if !matches!(self.algorithm, TimingAlgorithm::Stsyn | TimingAlgorithm::Sync) {
-                return Err(Error::invalid("deadline (D)", shown(d), "applies only to stsyn and sync"));
+            if !matches!(self.algorithm, TimingAlgorithm::Stsyn | TimingAlgorithm::Sync | TimingAlgorithm::FedAvg) {
+                return Err(Error::invalid("deadline (D)", shown(d), "applies only to stsyn, sync and fedavg"));
             }
             positive("deadline (D)", d)?;
         }
@@ -238,18 +242,37 @@ impl TimingSetup {
             TimingAlgorithm::Stsyn => stsyn::plan(self.workers, self.wait, self.local_steps, self.max_steps).ok(),
             TimingAlgorithm::Sync => Some(local_sgd::plan(self.workers, self.local_steps)),
             TimingAlgorithm::KSync => Some(ksync::plan(self.workers, self.wait)),
+            // the plan of round 0; the rounds themselves come from [`TimingSetup::sampled_rounds`]
+            TimingAlgorithm::FedAvg => {
+                let mut plan = RoundPlan::uniform(self.workers, self.wait, self.local_steps, None);
+                self.fedavg().plan(0, &mut plan);
+                Some(plan)
+            }
             _ => None,
         };
         plan.map(|plan| RoundPlan { deadline: self.deadline, ..plan })
+    }
+
+    /// FedAvg's client sampling, from the run's seed (the same clients as a training run with
+    /// that seed).
+    fn fedavg(&self) -> FedAvg {
+        FedAvg::new(self.wait, self.local_steps, Seeds::new(self.seed)).with_deadline(self.deadline)
+    }
+
+    /// FedAvg's rounds: K clients sampled anew each round.
+    fn sampled_rounds(&self) -> SampledRounds {
+        SampledRounds { fedavg: self.fedavg(), workers: self.workers, rounds: self.rounds }
     }
 
     /// Whether successive rounds are independent, so that the plain SE applies: every worker
     /// restarts each round and the step durations carry nothing over between rounds.
     pub fn rounds_independent(&self) -> bool {
         let restarts = match self.algorithm {
-            TimingAlgorithm::Stsyn | TimingAlgorithm::Sync | TimingAlgorithm::KSync | TimingAlgorithm::KBatchSync => {
-                true
-            }
+            TimingAlgorithm::Stsyn
+            | TimingAlgorithm::Sync
+            | TimingAlgorithm::KSync
+            | TimingAlgorithm::KBatchSync
+            | TimingAlgorithm::FedAvg => true,
             TimingAlgorithm::Rennala | TimingAlgorithm::Malenia => !self.asynchronous.ignore_stale,
             TimingAlgorithm::KAsync
             | TimingAlgorithm::KBatchAsync
@@ -269,6 +292,7 @@ impl TimingSetup {
     pub fn strategy(&self) -> Box<dyn Algorithm> {
         let (m, k, r, b) = (self.workers, self.wait, self.rounds, self.model_bytes);
         match (self.algorithm, self.round_plan()) {
+            (TimingAlgorithm::FedAvg, _) => Box::new(RoundSync::new(self.sampled_rounds(), m, b)),
             (_, Some(plan)) => Box::new(RoundSync::new(FixedRounds { plan, rounds: r }, m, b)),
             (TimingAlgorithm::KBatchSync, _) => Box::new(KBatchSync::new(m, k, r, b, ())),
             (TimingAlgorithm::KAsync, _) => Box::new(KAsync::new(m, k, r, b, ())),
@@ -322,7 +346,11 @@ impl TimingSetup {
         if use_kernel {
             let plan = self.round_plan().expect("checked");
             let mut kernel = RoundKernel::new(self.workers, &self.compute, &self.comm, seeds, self.model_bytes);
-            let end = kernel.run_fixed(&FixedRounds { plan, rounds: self.rounds }, &mut collect)?;
+            let end = if self.algorithm == TimingAlgorithm::FedAvg {
+                kernel.run(&mut self.sampled_rounds(), &mut collect)?
+            } else {
+                kernel.run_fixed(&FixedRounds { plan, rounds: self.rounds }, &mut collect)?
+            };
             collect.outcome.engine = "kernel";
             collect.outcome.sim_time = end;
         } else {
@@ -341,6 +369,25 @@ impl TimingSetup {
         collect.outcome.wall_seconds = clock.elapsed().as_secs_f64();
         Ok(collect.outcome)
     }
+}
+
+/// FedAvg's rounds for timing-only runs: each round's plan samples its clients.
+struct SampledRounds {
+    fedavg: FedAvg,
+    workers: usize,
+    rounds: u64,
+}
+
+impl RoundPolicy for SampledRounds {
+    fn plan(&mut self, round: u64, plan: &mut RoundPlan) -> bool {
+        if round >= self.rounds {
+            return false;
+        }
+        plan.targets.resize(self.workers, 0);
+        self.fedavg.plan(round, plan);
+        true
+    }
+    fn finish(&mut self, _record: &mut RoundRecord) {}
 }
 
 /// Accumulates statistics and forwards records.
@@ -462,6 +509,7 @@ impl TimingSetup {
                 }
                 None => none,
             },
+            TimingAlgorithm::FedAvg => self.fedavg_theory(None)?,
             _ => {
                 let Some(time) = time else { return Ok(none) };
                 let per_worker = Some(kf / mf);
@@ -500,7 +548,9 @@ impl TimingSetup {
                     | TimingAlgorithm::Malenia
                     | TimingAlgorithm::Ringmaster
                     | TimingAlgorithm::FedBuff => none,
-                    TimingAlgorithm::Stsyn | TimingAlgorithm::Sync => unreachable!("handled above"),
+                    TimingAlgorithm::Stsyn | TimingAlgorithm::Sync | TimingAlgorithm::FedAvg => {
+                        unreachable!("handled above")
+                    }
                 }
             }
         })
@@ -535,7 +585,35 @@ impl TimingSetup {
                     uploaders: Some(r.uploaders),
                 }
             }
+            TimingAlgorithm::FedAvg => self.fedavg_theory(Some(deadline))?,
             _ => TheoryValues::default(),
+        })
+    }
+
+    /// FedAvg under i.i.d. exponential steps: which K clients are sampled does not matter, so a
+    /// round is a synchronous round of K workers (closed at the deadline, if any). Uploaders are
+    /// the clients done by the close, K·P(S_U ≤ D); updates per worker, over all M, are
+    /// (K/M)·E\[min(U, N(D))\] (K·U/M without a deadline).
+    fn fedavg_theory(&self, deadline: Option<f64>) -> Result<TheoryValues> {
+        let (m, k, u) = (self.workers as f64, self.wait, self.local_steps);
+        let Some(mean) = self.compute.iid_dist().and_then(Dist::exponential_mean) else {
+            return Ok(TheoryValues::default());
+        };
+        if k > HOMOGENEOUS_MAX_WORKERS {
+            return Ok(TheoryValues::default());
+        }
+        let kf = k as f64;
+        Ok(match deadline {
+            None => TheoryValues {
+                round_time: Some(theory::stsyn::round_stats(k, k, u, mean)?.round_time),
+                updates_per_worker: Some(kf * f64::from(u) / m),
+                uploaders: Some(kf),
+            },
+            Some(d) => TheoryValues {
+                round_time: Some(theory::stsyn::round_stats_until(k, k, u, mean, d)?.round_time),
+                updates_per_worker: Some(kf / m * theory::stsyn::sync_updates_until(u, mean, d)?),
+                uploaders: Some(kf * theory::stsyn::prob_done_by(u, mean, d)?),
+            },
         })
     }
 

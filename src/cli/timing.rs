@@ -22,17 +22,18 @@ use crate::trace::csv::CsvSink;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// stsyn, sync, ksync, kbatch-sync, kasync, kbatch-async, async, rennala, malenia,
-    /// ringmaster or fedbuff.
+    /// ringmaster, fedbuff or fedavg.
     #[arg(long, default_value = "stsyn")]
     algorithm: String,
     /// M: number of workers.
     #[arg(short = 'M', long)]
     workers: usize,
     /// K: number of workers (or gradients) the server waits for (rennala, malenia: the batch
-    /// size S; fedbuff: the buffer size).
+    /// size S; fedbuff: the buffer size; fedavg: the clients sampled each round).
     #[arg(short = 'K', long)]
     wait: Option<usize>,
-    /// U: local updates per worker per round (stsyn, sync; fedbuff: Q local steps per client).
+    /// U: local updates per worker per round (stsyn, sync, fedavg; fedbuff: Q local steps per
+    /// client).
     #[arg(short = 'U', long)]
     local_steps: Option<u32>,
     /// R: Ringmaster's delay threshold.
@@ -55,8 +56,8 @@ pub struct Args {
     /// STSyn only: stop a worker after this many steps in a round (Comparisons.py uses ⌊1.5U⌋).
     #[arg(long)]
     max_steps: Option<u32>,
-    /// stsyn, sync: the round also closes D after it starts, cutting the workers not done
-    /// (FedAvg's deadline-and-drop; theory for i.i.d. exponential steps).
+    /// stsyn, sync, fedavg: the round also closes D after it starts, cutting the workers not done
+    /// (fedavg: they are dropped); theory for i.i.d. exponential steps.
     #[arg(long, value_name = "D")]
     deadline: Option<f64>,
     /// `stsyn theory --algorithm async` in the fixed model: also the number of updates made by

@@ -9,7 +9,8 @@
 //! - P(N_m = n) for n < U via [`prob_updates`] and [`update_distribution`];
 //! - Ū when every worker stops at c ≥ U updates, via [`capped_updates_per_worker`];
 //! - the same for rounds that also close at a deadline D ([`round_stats_until`]: the integrals
-//!   below stop at λD), and synchronous SGD's Ū then ([`sync_updates_until`]);
+//!   below stop at λD), synchronous SGD's Ū then ([`sync_updates_until`]), and the Erlang(U)
+//!   distribution function ([`prob_done_by`]);
 //! - the same quantities as exact rationals at λ = 1 ([`exact`], [`exact_prob_updates`],
 //!   [`exact_update_distribution`], [`exact_round_time_double_sum`]) for tests;
 //! - the generalisation to per-worker rates λ_m (§2.6): [`round_stats_heterogeneous`].
@@ -115,6 +116,15 @@ pub fn sync_updates_until(u: u32, mean: f64, deadline: f64) -> Result<f64> {
     let short: f64 =
         (0..u).map(|n| f64::from(u - n) * (-d + f64::from(n) * d.ln() - ln_factorial(n.into())).exp()).sum();
     Ok(f64::from(u) - short)
+}
+
+/// P(S_U ≤ D): the probability that a worker completes U updates of i.i.d. exponential time
+/// (mean `mean`) by D, the Erlang(U) distribution function.
+pub fn prob_done_by(u: u32, mean: f64, deadline: f64) -> Result<f64> {
+    check_updates(u)?;
+    positive("mean", mean)?;
+    positive("deadline (D)", deadline)?;
+    Ok(Erlang::new(u).cdf_sf(deadline / mean).0)
 }
 
 /// E\[min(N_m, c)\], the expected completed updates per worker per round when every worker stops
