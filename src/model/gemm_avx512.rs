@@ -9,7 +9,8 @@
 //! The sums are `matrixmultiply`'s, bit for bit (tested against it): `k` is split into blocks of
 //! [`KC`] = 256 from the start, each output sums a block by a chain of fused multiply-adds from
 //! zero, in order, and adds that to `beta·c` after the first block and to `c` after the others.
-//! Switching kernels therefore changes no result. Single-threaded and deterministic: no path
+//! Switching kernels therefore changes no result (unless `matrixmultiply` is built with another
+//! block depth through its `MATMUL_SGEMM_KC` variable). Single-threaded and deterministic: no path
 //! depends on where the buffers lie (masked loads and stores handle the edges).
 //!
 //! [`super::gemm::gemm`] uses this where the CPU has AVX-512 F and `b` has unit column stride,
