@@ -308,3 +308,69 @@ mod tests {
         assert!(!try_gemm(MatRef::rows(&a, 3, 2), Left::Fresh, b_view, 0.0, MatMut::rows(&mut c, 3, 3)));
     }
 }
+
+/// Not a test: the measurement behind the per-shape figures in README.md and
+/// benches/HISTORY.md, `cargo test --release --lib products_alone -- --ignored --nocapture`.
+/// It times each product shape of cifar10_cnn and digits_cnn at batch 100 with this kernel and
+/// with `matrixmultiply` alone, and asserts nothing about the times.
+#[cfg(test)]
+mod measure {
+    use super::*;
+    use ndarray::linalg::general_mat_mul;
+    use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+
+    #[test]
+    #[ignore]
+    fn products_alone_against_matrixmultiply() {
+        if !available() {
+            eprintln!("no AVX-512: nothing to measure");
+            return;
+        }
+        // (what, m, k, n, a stored transposed, weights kept across calls)
+        let shapes = [
+            ("digits conv1 forward", 16, 10, 6400, false, true),
+            ("digits conv2 forward", 32, 145, 1600, false, true),
+            ("digits conv2 input gradient", 144, 32, 1600, true, true),
+            ("digits linear1 weight gradient", 64, 100, 128, true, false),
+            ("digits linear1 input gradient", 100, 64, 128, false, false),
+            ("cifar conv1 forward", 64, 76, 900, false, true),
+            ("cifar conv2 forward", 64, 1601, 100, false, true),
+            ("cifar conv2 input gradient", 1600, 64, 100, true, true),
+            ("cifar linear1 weight gradient", 384, 100, 1600, true, false),
+            ("cifar linear1 input gradient", 100, 384, 1600, false, false),
+        ];
+        for (what, m, k, n, transposed, kept) in shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
+            let mut c = vec![0.0f32; m * n];
+            let a_view = if transposed { MatRef::rows(&a, k, m).t() } else { MatRef::rows(&a, m, k) };
+            let b_view = MatRef::rows(&b, k, n);
+            let reps = (1e9 / (m * k * n) as f64).ceil() as usize;
+            let start = std::time::Instant::now();
+            for rep in 0..reps {
+                let left = match (kept, rep) {
+                    (false, _) => Left::Fresh,
+                    (true, 0) => Left::Keep,
+                    (true, _) => Left::Kept,
+                };
+                assert!(try_gemm(a_view, left, b_view, 0.0, MatMut::rows(&mut c, m, n)));
+            }
+            let ours = start.elapsed().as_secs_f64() / reps as f64;
+            let strides = if transposed { (1, m) } else { (k, 1) };
+            let av = ArrayView2::from_shape((m, k).strides(strides), &a[..]).unwrap();
+            let bv = ArrayView2::from_shape((k, n), &b[..]).unwrap();
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                general_mat_mul(1.0, &av, &bv, 0.0, &mut ArrayViewMut2::from_shape((m, n), &mut c[..]).unwrap());
+            }
+            let theirs = start.elapsed().as_secs_f64() / reps as f64;
+            let gflop = 2.0 * (m * k * n) as f64 / 1e9;
+            eprintln!(
+                "{what:32} {m:5} × {k:5} × {n:5}: {:6.1} GFLOP/s, matrixmultiply {:6.1} ({:.2}×)",
+                gflop / ours,
+                gflop / theirs,
+                theirs / ours
+            );
+        }
+    }
+}
