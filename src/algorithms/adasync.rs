@@ -1,7 +1,7 @@
 //! AdaSync (Dutta et al., AISTATS 2018; specs/baselines.md §4.4): K-sync SGD whose K grows during
 //! training, trading the fast but noisy early iterations of a small K for the lower error floor
 //! of a large one. The paper's switching rule is not available to this project (the spec marks
-//! it unread), so the rule here is [inferred]: AdaComm's loss-driven rule (Wang & Joshi, the same
+//! it unread), so the rule here is inferred: AdaComm's loss-driven rule (Wang & Joshi, the same
 //! group) mirrored, on the same cadence ([`LossSchedule`]): once per `interval` of simulated time,
 //! K ← max(K, min(M, ⌈K_0 · √(F_0 / F_now)⌉)), where F is the loss of the global model on a
 //! random batch of test samples (F_0 for the initial model). K therefore never shrinks, and
