@@ -1,6 +1,6 @@
 //! Mixed-precision matrix products on Intel AMX: both factors are rounded to bfloat16 (round to
 //! nearest even) and multiplied by the `TDPBF16PS` tile instruction, which accumulates in `f32`.
-//! The same `c ← a·b + beta·c` contract as [`super::gemm::gemm`], on the same strided views, so a
+//! The same `c ← a·b + beta·c` contract as `gemm::gemm`, on the same strided views, so a
 //! layer picks the kernel by [`Precision`] and nothing else changes: parameters, gradients,
 //! activations and the SGD update stay `f32` (as in PyTorch's bf16 autocast). The result differs
 //! from the `f32` product by the bf16 rounding of the factors (relative error about 2⁻⁹ per
@@ -15,7 +15,7 @@
 //! accumulated in four tiles; a full block that overwrites `c` and whose rows start on cache
 //! lines is stored in place, any other goes through a small buffer (then `c ← block + beta·c`),
 //! so the edges need no special kernels. A layer that multiplies the same weights with many
-//! column chunks packs them once ([`Left::Keep`], [`Left::Kept`]).
+//! column chunks packs them once (`Left::Keep`, `Left::Kept`).
 //!
 //! Linux lets a process use the AMX tile registers only after it asks (`arch_prctl`
 //! `ARCH_REQ_XCOMP_PERM`); [`available`] asks once and caches the answer. This is the crate's
