@@ -1,10 +1,13 @@
 //! `f32` matrix products on AVX-512 that read the right factor where it lies instead of packing
 //! it, for `c ← a·b + beta·c` where the rows of `b` are contiguous (convolution forward and input
-//! gradient, linear input and weight gradients). `a` is packed into panels of [`MR`] rows (a
-//! layer that multiplies the same weights with many column chunks packs them once:
-//! [`Left::Keep`], [`Left::Kept`]), and each step of the kernel loads up to 48 consecutive
-//! floats of one row of `b` and adds their products with [`MR`] broadcast elements of `a` into
-//! 24 accumulators.
+//! gradient, linear input and weight gradients); a `b` with contiguous columns instead (the
+//! transposed column matrix or output gradient in a convolution's weight gradient) is first
+//! copied row-major through 8 × 8 register transposes. `a` is packed into panels of [`MR`] rows
+//! (a layer that multiplies the same weights with many column chunks packs them once:
+//! [`Left::Keep`], [`Left::Kept`]), except that a factor used once by a narrow product is read
+//! where it lies ([`IN_PLACE_MAX_N`]). Each step of the kernel loads up to 48 consecutive floats
+//! of one row of `b` and adds their products with [`MR`] broadcast elements of `a` into 24
+//! accumulators.
 //!
 //! The sums are `matrixmultiply`'s, bit for bit (tested against it): `k` is split into blocks of
 //! [`KC`] = 256 from the start, each output sums a block by a chain of fused multiply-adds from
@@ -13,9 +16,9 @@
 //! block depth through its `MATMUL_SGEMM_KC` variable). Single-threaded and deterministic: no path
 //! depends on where the buffers lie (masked loads and stores handle the edges).
 //!
-//! [`super::gemm::gemm`] uses this where the CPU has AVX-512 F and `b` has unit column stride,
-//! and `matrixmultiply` otherwise. `matrixmultiply` packs both factors for every product; on
-//! digits_cnn at batch 100 that packing was a quarter of an SGD step.
+//! [`super::gemm::gemm`] uses this where the CPU has AVX-512 F and `b` has unit column or row
+//! stride, and `matrixmultiply` otherwise. `matrixmultiply` packs both factors for every product;
+//! on digits_cnn at batch 100 that packing was a quarter of an SGD step.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
@@ -32,6 +35,12 @@ const NR: usize = 48;
 /// 48-column stripe of `b` is then 48 KiB, read from L1 or L2 by every panel of `a`.
 const KC: usize = 256;
 
+/// Widest product (columns of `b`) whose left factor, used once, is read where it lies rather
+/// than packed: below it the factor is read by few column stripes and packing does not pay.
+/// Measured on the weight gradients of cifar10_cnn and digits_cnn (products_alone below): the
+/// digits linear layer (128 columns) is 1.2× faster in place, cifar's (1,600) 1.2× faster packed.
+const IN_PLACE_MAX_N: usize = 4 * NR;
+
 /// Whether this CPU runs the kernels (AVX-512 F with FMA; checked once).
 pub(crate) fn available() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
@@ -47,36 +56,88 @@ struct Panels {
 }
 
 /// Per-thread packings of the left factor: one for a single product, one kept for the products
-/// that follow with the same factor ([`Left`]).
+/// that follow with the same factor ([`Left`]); and the right factor copied row-major when it
+/// arrives as a transposed view.
 #[derive(Default)]
 struct Packings {
     fresh: Panels,
     kept: Panels,
+    right: Vec<f32>,
 }
 
 thread_local! {
     static PACKINGS: std::cell::RefCell<Packings> = std::cell::RefCell::new(Packings::default());
 }
 
-/// Runs `c ← a·b + beta·c` if the CPU has AVX-512, no dimension is zero and the rows of `b`
-/// are contiguous; returns whether it did. `left` says whether the packing of `a` is kept for
-/// (or taken from) a neighbouring call, as in the bf16 products; a kept packing of another shape
-/// is replaced.
+/// Runs `c ← a·b + beta·c` if the CPU has AVX-512, no dimension is zero and either the rows or
+/// the columns of `b` are contiguous; returns whether it did. A `b` with contiguous columns (a
+/// transposed view, as in the weight gradient of a convolution) is first copied row-major.
+/// `left` says whether the packing of `a` is kept for (or taken from) a neighbouring call, as in
+/// the bf16 products; a kept packing of another shape is replaced.
 pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
-    if !available() || a.rows == 0 || a.cols == 0 || b.cols == 0 || b.col_stride != 1 {
+    if !available() || a.rows == 0 || a.cols == 0 || b.cols == 0 {
+        return false;
+    }
+    if b.col_stride != 1 && b.row_stride != 1 {
         return false;
     }
     check_bounds(&a, &b, &c);
     PACKINGS.with_borrow_mut(|packings| {
-        let panels = if left == Left::Fresh { &mut packings.fresh } else { &mut packings.kept };
-        if left != Left::Kept || (panels.rows, panels.cols) != (a.rows, a.cols) {
-            pack_panels(a, panels);
-        }
+        let Packings { fresh, kept, right } = packings;
+        let a_factor = match left {
+            Left::Fresh if b.cols <= IN_PLACE_MAX_N => LeftFactor::in_place(a),
+            Left::Fresh => {
+                pack_panels(a, fresh);
+                LeftFactor::packed(fresh)
+            }
+            Left::Keep | Left::Kept => {
+                if left == Left::Keep || (kept.rows, kept.cols) != (a.rows, a.cols) {
+                    pack_panels(a, kept);
+                }
+                LeftFactor::packed(kept)
+            }
+        };
+        let b = if b.col_stride == 1 {
+            b
+        } else {
+            // every element is written, so a buffer of the right length need not be cleared
+            right.resize(b.rows * b.cols, 0.0);
+            // SAFETY: the CPU has AVX-512 F; `check_bounds` put b inside its slice, and `right`
+            // holds k·n floats.
+            unsafe { copy_rows(b, right) };
+            MatRef::rows(right, b.rows, b.cols)
+        };
         // SAFETY: the CPU has AVX-512 F and FMA; `check_bounds` keeps every access inside the
-        // slices, and `panels` holds ⌈m/MR⌉·MR·k floats.
-        unsafe { multiply(&panels.data, a.rows, a.cols, b, beta, c) }
+        // slices, and packed panels hold ⌈m/MR⌉·MR·k floats.
+        unsafe { multiply(a_factor, a.rows, a.cols, b, beta, c) }
     });
     true
+}
+
+/// Copies `b` (k × n, unit row stride) row-major into `out`, through 8 × 8 blocks transposed in
+/// registers (the edges element by element).
+///
+/// # Safety
+/// AVX; `b` inside its slice; `out` holds k·n floats.
+#[target_feature(enable = "avx")]
+unsafe fn copy_rows(b: MatRef<'_>, out: &mut [f32]) {
+    let (k, n, stride) = (b.rows, b.cols, b.col_stride);
+    let (k8, n8) = (k / 8 * 8, n / 8 * 8);
+    for j0 in (0..n8).step_by(8) {
+        for l0 in (0..k8).step_by(8) {
+            let block: [__m256; 8] =
+                std::array::from_fn(|j| unsafe { _mm256_loadu_ps(b.data.as_ptr().add((j0 + j) * stride + l0)) });
+            for (l, row) in transpose8(block).into_iter().enumerate() {
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((l0 + l) * n + j0), row) };
+            }
+        }
+    }
+    for l in 0..k {
+        let from = if l < k8 { n8 } else { 0 };
+        for j in from..n {
+            out[l * n + j] = b.data[l + j * stride];
+        }
+    }
 }
 
 fn extent(m: &MatRef<'_>) -> usize {
@@ -94,28 +155,79 @@ fn check_bounds(a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
 }
 
 /// Packs `a` (m × k) into ⌈m/MR⌉ panels, each `k` groups of [`MR`] floats (element `(p·MR + r,
-/// l)` at `(p·k + l)·MR + r`), rows beyond m zero. Reads along whichever stride of `a` is 1.
+/// l)` at `(p·k + l)·MR + r`), rows beyond m zero. Reads along whichever stride of `a` is 1;
+/// a row-major `a` goes through 8 × 8 blocks transposed in registers.
 fn pack_panels(a: MatRef<'_>, panels: &mut Panels) {
     let (m, k) = (a.rows, a.cols);
-    panels.data.clear();
+    // every element is written below, so a buffer of the right length need not be cleared
     panels.data.resize(m.div_ceil(MR) * MR * k, 0.0);
     (panels.rows, panels.cols) = (m, k);
     for (p, panel) in panels.data.chunks_exact_mut(MR * k).enumerate() {
         let rows = MR.min(m - p * MR);
         let first = p * MR * a.row_stride;
-        if a.row_stride == 1 {
-            // a transposed view: the panel's rows of one column are adjacent
-            for (l, group) in panel.chunks_exact_mut(MR).enumerate() {
-                group[..rows].copy_from_slice(&a.data[first + l * a.col_stride..][..rows]);
-            }
-        } else {
-            for (l, group) in panel.chunks_exact_mut(MR).enumerate() {
-                for (r, g) in group[..rows].iter_mut().enumerate() {
-                    *g = a.data[first + r * a.row_stride + l * a.col_stride];
-                }
+        let mut done = 0;
+        if a.col_stride == 1 && rows == MR {
+            // SAFETY: AVX-512 F (so AVX) is available wherever this module runs; the 8 rows of
+            // `k` floats from `first` lie inside `a`, and the panel holds k groups.
+            unsafe { done = pack_rows_by_blocks(&a.data[first..], a.row_stride, k, panel) };
+        }
+        for (l, group) in panel.chunks_exact_mut(MR).enumerate().skip(done) {
+            for (r, g) in group.iter_mut().enumerate() {
+                *g = if r < rows { a.data[first + r * a.row_stride + l * a.col_stride] } else { 0.0 };
             }
         }
     }
+}
+
+/// Packs columns `0..8·⌊k/8⌋` of the 8 rows of `k` floats at `rows` (`stride` apart) into `panel`,
+/// 8 columns at a time, and returns how many it packed.
+///
+/// # Safety
+/// AVX; the rows lie inside `rows`; `panel` holds `k` groups of 8.
+#[target_feature(enable = "avx")]
+unsafe fn pack_rows_by_blocks(rows: &[f32], stride: usize, k: usize, panel: &mut [f32]) -> usize {
+    let whole = k / 8 * 8;
+    for l0 in (0..whole).step_by(8) {
+        let block: [__m256; 8] =
+            std::array::from_fn(|r| unsafe { _mm256_loadu_ps(rows.as_ptr().add(r * stride + l0)) });
+        for (l, column) in transpose8(block).into_iter().enumerate() {
+            unsafe { _mm256_storeu_ps(panel.as_mut_ptr().add((l0 + l) * MR), column) };
+        }
+    }
+    whole
+}
+
+/// The transpose of an 8 × 8 block held as 8 rows: the unpack, shuffle and lane-permute network.
+#[target_feature(enable = "avx")]
+#[inline]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t: [__m256; 8] = [
+        _mm256_unpacklo_ps(r[0], r[1]),
+        _mm256_unpackhi_ps(r[0], r[1]),
+        _mm256_unpacklo_ps(r[2], r[3]),
+        _mm256_unpackhi_ps(r[2], r[3]),
+        _mm256_unpacklo_ps(r[4], r[5]),
+        _mm256_unpackhi_ps(r[4], r[5]),
+        _mm256_unpacklo_ps(r[6], r[7]),
+        _mm256_unpackhi_ps(r[6], r[7]),
+    ];
+    let u: [__m256; 8] = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    std::array::from_fn(|c| {
+        if c < 4 {
+            _mm256_permute2f128_ps::<0x20>(u[c], u[c + 4])
+        } else {
+            _mm256_permute2f128_ps::<0x31>(u[c - 4], u[c])
+        }
+    })
 }
 
 /// Lanes `0..n` of a 16-lane mask.
@@ -123,13 +235,34 @@ fn mask(n: usize) -> __mmask16 {
     if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
 }
 
-/// `c ← a·b + beta·c` over the packed panels of `a` (m × k).
+/// Where the left factor lies: element `(p·MR + r, l)` at `data + p·panel + r·row + l·col`.
+#[derive(Clone, Copy)]
+struct LeftFactor {
+    data: *const f32,
+    panel: usize,
+    row: usize,
+    col: usize,
+}
+
+impl LeftFactor {
+    /// Panels packed by [`pack_panels`] for a factor of depth `k`.
+    fn packed(panels: &Panels) -> Self {
+        LeftFactor { data: panels.data.as_ptr(), panel: panels.cols * MR, row: 1, col: MR }
+    }
+
+    /// The factor where it lies, read by the kernel without a copy.
+    fn in_place(a: MatRef<'_>) -> Self {
+        LeftFactor { data: a.data.as_ptr(), panel: MR * a.row_stride, row: a.row_stride, col: a.col_stride }
+    }
+}
+
+/// `c ← a·b + beta·c` for `a` (m × k) packed or in place.
 ///
 /// # Safety
-/// AVX-512 F and FMA; m, k, n > 0; `b` and `c` inside their slices with agreeing shapes;
-/// `panels` packed by [`pack_panels`].
+/// AVX-512 F and FMA; m, k, n > 0; `a` (m × k), `b` and `c` inside their slices with agreeing
+/// shapes (the rows of a packed `a` padded to a multiple of [`MR`]).
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn multiply(panels: &[f32], m: usize, k: usize, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+unsafe fn multiply(a: LeftFactor, m: usize, k: usize, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
     let n = b.cols;
     let c_ptr = c.data.as_mut_ptr();
     for k0 in (0..k).step_by(KC) {
@@ -139,10 +272,22 @@ unsafe fn multiply(panels: &[f32], m: usize, k: usize, b: MatRef<'_>, beta: f32,
             let cols = NR.min(n - j0);
             let b_ptr = unsafe { b.data.as_ptr().add(k0 * b.row_stride + j0) };
             for p in 0..m.div_ceil(MR) {
-                let a_ptr = unsafe { panels.as_ptr().add((p * k + k0) * MR) };
                 let rows = MR.min(m - p * MR);
+                let a_panel = unsafe { a.data.add(p * a.panel + k0 * a.col) };
+                // rows past m read the last row again (their sums are not stored)
+                let a_rows = std::array::from_fn(|r| unsafe { a_panel.add(r.min(rows - 1) * a.row) });
                 let c_tile = unsafe { c_ptr.add(p * MR * c.row_stride + j0) };
-                let tile = Tile { kc, a: a_ptr, b: b_ptr, ldb: b.row_stride, c: c_tile, ldc: c.row_stride, rows, cols };
+                let tile = Tile {
+                    kc,
+                    a_rows,
+                    a_col: a.col,
+                    b: b_ptr,
+                    ldb: b.row_stride,
+                    c: c_tile,
+                    ldc: c.row_stride,
+                    rows,
+                    cols,
+                };
                 unsafe {
                     match cols.div_ceil(16) {
                         3 => tile_product::<3>(tile, add_to, beta),
@@ -183,7 +328,9 @@ impl From<f32> for AddTo {
 #[derive(Clone, Copy)]
 struct Tile {
     kc: usize,
-    a: *const f32,
+    /// Where each of the [`MR`] rows of `a` starts, and the step along them.
+    a_rows: [*const f32; MR],
+    a_col: usize,
     b: *const f32,
     ldb: usize,
     c: *mut f32,
@@ -202,9 +349,8 @@ unsafe fn tile_product<const NV: usize>(t: Tile, add_to: AddTo, beta: f32) {
     for l in 0..t.kc {
         let b_row = unsafe { t.b.add(l * t.ldb) };
         let bv: [__m512; NV] = std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], b_row.add(16 * v)) });
-        let a_group = unsafe { t.a.add(l * MR) };
-        for (r, acc_row) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(unsafe { *a_group.add(r) });
+        for (acc_row, &a_row) in acc.iter_mut().zip(&t.a_rows) {
+            let av = _mm512_set1_ps(unsafe { *a_row.add(l * t.a_col) });
             for (a, &b) in acc_row.iter_mut().zip(&bv) {
                 *a = _mm512_fmadd_ps(av, b, *a);
             }
@@ -266,15 +412,20 @@ mod tests {
                 let (a, at) = (values(m * k, 1), values(k * m, 4));
                 // one float past the allocation's start, so that rows straddle cache lines
                 let b_buf = values(k * n + 1, 2);
-                let b = MatRef::rows(&b_buf[1..], k, n);
                 let ldc = n + 3;
                 let c0 = values(m * ldc, 3);
-                // a row-major, and a transposed view of a k × m buffer
+                // a and b each row-major, or a transposed view (b of an n × k buffer whose rows
+                // are k + 2 apart, so that the gathers skip a gap)
+                let bt_buf = values(n * (k + 2), 5);
+                let bt = MatRef::strided(&bt_buf, n, k, k + 2).t();
                 for a_view in [MatRef::rows(&a, m, k), MatRef::rows(&at, k, m).t()] {
-                    let (mut got, mut want) = (c0.clone(), c0.clone());
-                    assert!(try_gemm(a_view, Left::Fresh, b, beta, MatMut::strided(&mut got, m, n, ldc)));
-                    reference(a_view, b, beta, &mut want, ldc);
-                    assert!(got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}×{k}×{n} β={beta}");
+                    for b_view in [MatRef::rows(&b_buf[1..], k, n), bt] {
+                        let (mut got, mut want) = (c0.clone(), c0.clone());
+                        assert!(try_gemm(a_view, Left::Fresh, b_view, beta, MatMut::strided(&mut got, m, n, ldc)));
+                        reference(a_view, b_view, beta, &mut want, ldc);
+                        let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{m}×{k}×{n} β={beta} b col stride {}", b_view.col_stride);
+                    }
                 }
             }
         }
@@ -301,10 +452,11 @@ mod tests {
     }
 
     #[test]
-    fn a_right_factor_without_contiguous_rows_is_left_to_matrixmultiply() {
-        let (a, b) = (values(6, 1), values(6, 2));
+    fn a_right_factor_with_neither_rows_nor_columns_contiguous_is_left_to_matrixmultiply() {
+        let (a, b) = (values(6, 1), values(12, 2));
         let mut c = vec![0.0; 9];
-        let b_view = MatRef::rows(&b, 3, 2).t();
+        // every other element of a 2 × 6 buffer, seen as 2 × 3
+        let b_view = MatRef { data: &b, rows: 2, cols: 3, row_stride: 6, col_stride: 2 };
         assert!(!try_gemm(MatRef::rows(&a, 3, 2), Left::Fresh, b_view, 0.0, MatMut::rows(&mut c, 3, 3)));
     }
 }
@@ -326,25 +478,33 @@ mod measure {
             eprintln!("no AVX-512: nothing to measure");
             return;
         }
-        // (what, m, k, n, a stored transposed, weights kept across calls)
+        // (what, m, k, n, a stored transposed, b stored transposed, weights kept across calls)
         let shapes = [
-            ("digits conv1 forward", 16, 10, 6400, false, true),
-            ("digits conv2 forward", 32, 145, 1600, false, true),
-            ("digits conv2 input gradient", 144, 32, 1600, true, true),
-            ("digits linear1 weight gradient", 64, 100, 128, true, false),
-            ("digits linear1 input gradient", 100, 64, 128, false, false),
-            ("cifar conv1 forward", 64, 76, 900, false, true),
-            ("cifar conv2 forward", 64, 1601, 100, false, true),
-            ("cifar conv2 input gradient", 1600, 64, 100, true, true),
-            ("cifar linear1 weight gradient", 384, 100, 1600, true, false),
-            ("cifar linear1 input gradient", 100, 384, 1600, false, false),
+            ("digits conv1 forward", 16, 10, 6400, false, false, true),
+            ("digits conv1 weight gradient", 16, 6400, 10, false, true, false),
+            ("digits conv1 weight gradient, transposed", 10, 6400, 16, false, true, false),
+            ("digits conv2 forward", 32, 145, 1600, false, false, true),
+            ("digits conv2 input gradient", 144, 32, 1600, true, false, true),
+            ("digits conv2 weight gradient", 32, 1600, 145, false, true, false),
+            ("digits conv2 weight gradient, transposed", 145, 1600, 32, false, true, false),
+            ("digits linear1 weight gradient", 64, 100, 128, true, false, false),
+            ("digits linear1 input gradient", 100, 64, 128, false, false, false),
+            ("cifar conv1 forward", 64, 76, 900, false, false, true),
+            ("cifar conv1 weight gradient", 64, 900, 76, false, true, false),
+            ("cifar conv1 weight gradient, transposed", 76, 900, 64, false, true, false),
+            ("cifar conv2 forward", 64, 1601, 100, false, false, true),
+            ("cifar conv2 input gradient", 1600, 64, 100, true, false, true),
+            ("cifar conv2 weight gradient", 64, 100, 1601, false, true, false),
+            ("cifar conv2 weight gradient, transposed", 1601, 100, 64, false, true, false),
+            ("cifar linear1 weight gradient", 384, 100, 1600, true, false, false),
+            ("cifar linear1 input gradient", 100, 384, 1600, false, false, false),
         ];
-        for (what, m, k, n, transposed, kept) in shapes {
+        for (what, m, k, n, a_transposed, b_transposed, kept) in shapes {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
             let mut c = vec![0.0f32; m * n];
-            let a_view = if transposed { MatRef::rows(&a, k, m).t() } else { MatRef::rows(&a, m, k) };
-            let b_view = MatRef::rows(&b, k, n);
+            let a_view = if a_transposed { MatRef::rows(&a, k, m).t() } else { MatRef::rows(&a, m, k) };
+            let b_view = if b_transposed { MatRef::rows(&b, n, k).t() } else { MatRef::rows(&b, k, n) };
             let reps = (1e9 / (m * k * n) as f64).ceil() as usize;
             let start = std::time::Instant::now();
             for rep in 0..reps {
@@ -356,9 +516,10 @@ mod measure {
                 assert!(try_gemm(a_view, left, b_view, 0.0, MatMut::rows(&mut c, m, n)));
             }
             let ours = start.elapsed().as_secs_f64() / reps as f64;
-            let strides = if transposed { (1, m) } else { (k, 1) };
-            let av = ArrayView2::from_shape((m, k).strides(strides), &a[..]).unwrap();
-            let bv = ArrayView2::from_shape((k, n), &b[..]).unwrap();
+            let av =
+                ArrayView2::from_shape((m, k).strides(if a_transposed { (1, m) } else { (k, 1) }), &a[..]).unwrap();
+            let bv =
+                ArrayView2::from_shape((k, n).strides(if b_transposed { (1, k) } else { (n, 1) }), &b[..]).unwrap();
             let start = std::time::Instant::now();
             for _ in 0..reps {
                 general_mat_mul(1.0, &av, &bv, 0.0, &mut ArrayViewMut2::from_shape((m, n), &mut c[..]).unwrap());
@@ -366,7 +527,7 @@ mod measure {
             let theirs = start.elapsed().as_secs_f64() / reps as f64;
             let gflop = 2.0 * (m * k * n) as f64 / 1e9;
             eprintln!(
-                "{what:32} {m:5} × {k:5} × {n:5}: {:6.1} GFLOP/s, matrixmultiply {:6.1} ({:.2}×)",
+                "{what:42} {m:5} × {k:5} × {n:5}: {:6.1} GFLOP/s, matrixmultiply {:6.1} ({:.2}×)",
                 gflop / ours,
                 gflop / theirs,
                 theirs / ours
