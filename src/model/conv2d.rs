@@ -17,6 +17,8 @@
 
 #[cfg(doc)]
 use super::Layout;
+use multiversion::multiversion;
+
 use super::gemm::{MatMut, MatRef, product};
 use super::gemm_bf16::{Left, Precision};
 
@@ -161,29 +163,6 @@ impl Conv2d {
         cols[ci * kk * row_len..][..row_len].fill(1.0);
     }
 
-    /// Adds the column-matrix gradient of output positions `first..first + count` onto
-    /// `d_input` (which the caller zeroed).
-    fn col2im(&self, index: &[u32], cols: &[f32], n: usize, first: usize, count: usize, d_input: &mut [f32]) {
-        let [ci, h, w] = self.in_shape;
-        let kk = self.kernel * self.kernel;
-        let positions = self.positions();
-        let row_len = count * n;
-        for c in 0..ci {
-            let plane = &mut d_input[c * h * w * n..(c + 1) * h * w * n];
-            for o in 0..kk {
-                let offsets = &index[o * positions + first..][..count];
-                let row = &cols[(c * kk + o) * row_len..][..row_len];
-                for (src, &i) in row.chunks_exact(n).zip(offsets) {
-                    if i != PADDING {
-                        for (d, g) in plane[i as usize * n..][..n].iter_mut().zip(src) {
-                            *d += g;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Computes the output of a batch of `n`. `cols` is scratch of [`Conv2d::cols_len`] floats.
     pub fn forward(
         &self,
@@ -286,7 +265,7 @@ impl Conv2d {
                     0.0,
                     MatMut::rows(cols, patch, count * n),
                 );
-                self.col2im(index, cols, n, first, count, d_in);
+                col2im(self, index, cols, n, first, count, d_in);
             }
             first += count;
         }
@@ -303,6 +282,30 @@ impl Conv2d {
                 let step = if j < patch { patch } else { 1 };
                 for (o, &g) in src.iter().enumerate() {
                     out[o * step] = g;
+                }
+            }
+        }
+    }
+}
+
+/// Adds the column-matrix gradient (of `conv`) of output positions `first..first + count` onto
+/// `d_input` (which the caller zeroed).
+#[multiversion(targets("x86_64+avx2"))]
+fn col2im(conv: &Conv2d, index: &[u32], cols: &[f32], n: usize, first: usize, count: usize, d_input: &mut [f32]) {
+    let [ci, h, w] = conv.in_shape;
+    let kk = conv.kernel * conv.kernel;
+    let positions = conv.positions();
+    let row_len = count * n;
+    for c in 0..ci {
+        let plane = &mut d_input[c * h * w * n..(c + 1) * h * w * n];
+        for o in 0..kk {
+            let offsets = &index[o * positions + first..][..count];
+            let row = &cols[(c * kk + o) * row_len..][..row_len];
+            for (src, &i) in row.chunks_exact(n).zip(offsets) {
+                if i != PADDING {
+                    for (d, g) in plane[i as usize * n..][..n].iter_mut().zip(src) {
+                        *d += g;
+                    }
                 }
             }
         }

@@ -45,15 +45,37 @@ impl Flatten {
     }
 }
 
-/// Writes the transpose of the row-major `rows × cols` matrix `src` into `dst` (`cols × rows`),
-/// in 16 × 16 tiles so that both sides are read and written a cache line at a time.
+/// Writes the transpose of the row-major `rows × cols` matrix `src` into `dst` (`cols × rows`):
+/// by register transposes on AVX-512, else in 16 × 16 tiles so that both sides are read and
+/// written a cache line at a time.
 pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_avx512::try_transpose(src, rows, cols, dst) {
+        return;
+    }
     const TILE: usize = 16;
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
             for r in r0..(r0 + TILE).min(rows) {
                 for c in c0..(c0 + TILE).min(cols) {
                     dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transpose_matches_the_definition_at_every_edge() {
+        for (rows, cols) in [(1, 1), (3, 5), (8, 8), (9, 17), (16, 100), (100, 128), (13, 8)] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut dst = vec![f32::NAN; rows * cols];
+            super::transpose(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(dst[c * rows + r], src[r * cols + c], "{rows} × {cols} at ({r}, {c})");
                 }
             }
         }

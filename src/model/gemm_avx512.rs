@@ -100,8 +100,7 @@ pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: M
         let b = if b.col_stride == 1 {
             b
         } else {
-            // every element is written, so a buffer of the right length need not be cleared
-            right.resize(b.rows * b.cols, 0.0);
+            let right = grown(right, b.rows * b.cols);
             // SAFETY: the CPU has AVX-512 F; `check_bounds` put b inside its slice, and `right`
             // holds k·n floats.
             unsafe { copy_rows(b, right) };
@@ -111,6 +110,19 @@ pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: M
         // slices, and packed panels hold ⌈m/MR⌉·MR·k floats.
         unsafe { multiply(a_factor, a.rows, a.cols, b, beta, c) }
     });
+    true
+}
+
+/// Writes the transpose of the row-major `rows × cols` matrix `src` into `dst` (`cols × rows`)
+/// by 8 × 8 register transposes, if the CPU has AVX-512 F; returns whether it did.
+pub(crate) fn try_transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose outside its slices");
+    // SAFETY: AVX-512 F (so AVX) is available; `src` seen as the transposed view of a cols × rows
+    // matrix lies inside its slice, and `dst` holds rows·cols floats.
+    unsafe { copy_rows(MatRef::rows(src, rows, cols).t(), dst) };
     true
 }
 
@@ -154,15 +166,23 @@ fn check_bounds(a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
     assert!(c.rows <= 1 || c.row_stride >= c.cols, "output rows overlap");
 }
 
+/// The first `len` floats of `buffer`, grown if it is shorter. Never shrunk and never cleared:
+/// every caller overwrites what it uses, and products of alternating sizes (one layer's, then
+/// the next's) would otherwise zero-fill the difference on every call.
+fn grown(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
+}
+
 /// Packs `a` (m × k) into ⌈m/MR⌉ panels, each `k` groups of [`MR`] floats (element `(p·MR + r,
 /// l)` at `(p·k + l)·MR + r`), rows beyond m zero. Reads along whichever stride of `a` is 1;
 /// a row-major `a` goes through 8 × 8 blocks transposed in registers.
 fn pack_panels(a: MatRef<'_>, panels: &mut Panels) {
     let (m, k) = (a.rows, a.cols);
-    // every element is written below, so a buffer of the right length need not be cleared
-    panels.data.resize(m.div_ceil(MR) * MR * k, 0.0);
     (panels.rows, panels.cols) = (m, k);
-    for (p, panel) in panels.data.chunks_exact_mut(MR * k).enumerate() {
+    for (p, panel) in grown(&mut panels.data, m.div_ceil(MR) * MR * k).chunks_exact_mut(MR * k).enumerate() {
         let rows = MR.min(m - p * MR);
         let first = p * MR * a.row_stride;
         let mut done = 0;
