@@ -127,29 +127,42 @@ pub(crate) fn try_transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f3
 }
 
 /// Copies `b` (k × n, unit row stride) row-major into `out`, through 8 × 8 blocks transposed in
-/// registers (the edges element by element).
+/// registers; blocks cut by an edge load and store only their lanes inside it.
 ///
 /// # Safety
 /// AVX; `b` inside its slice; `out` holds k·n floats.
 #[target_feature(enable = "avx")]
 unsafe fn copy_rows(b: MatRef<'_>, out: &mut [f32]) {
     let (k, n, stride) = (b.rows, b.cols, b.col_stride);
-    let (k8, n8) = (k / 8 * 8, n / 8 * 8);
-    for j0 in (0..n8).step_by(8) {
-        for l0 in (0..k8).step_by(8) {
-            let block: [__m256; 8] =
-                std::array::from_fn(|j| unsafe { _mm256_loadu_ps(b.data.as_ptr().add((j0 + j) * stride + l0)) });
-            for (l, row) in transpose8(block).into_iter().enumerate() {
-                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((l0 + l) * n + j0), row) };
+    for j0 in (0..n).step_by(8) {
+        let width = (n - j0).min(8);
+        for l0 in (0..k).step_by(8) {
+            let height = (k - l0).min(8);
+            let column = |j: usize| unsafe { b.data.as_ptr().add((j0 + j) * stride + l0) };
+            let block: [__m256; 8] = std::array::from_fn(|j| match (j < width, height == 8) {
+                (false, _) => _mm256_setzero_ps(),
+                (true, true) => unsafe { _mm256_loadu_ps(column(j)) },
+                (true, false) => unsafe { _mm256_maskload_ps(column(j), first_lanes(height)) },
+            });
+            for (l, row) in transpose8(block).into_iter().enumerate().take(height) {
+                let at = unsafe { out.as_mut_ptr().add((l0 + l) * n + j0) };
+                if width == 8 {
+                    unsafe { _mm256_storeu_ps(at, row) };
+                } else {
+                    unsafe { _mm256_maskstore_ps(at, first_lanes(width), row) };
+                }
             }
         }
     }
-    for l in 0..k {
-        let from = if l < k8 { n8 } else { 0 };
-        for j in from..n {
-            out[l * n + j] = b.data[l + j * stride];
-        }
-    }
+}
+
+/// The AVX lane mask of the first `count` ≤ 8 lanes.
+#[target_feature(enable = "avx")]
+#[inline]
+fn first_lanes(count: usize) -> __m256i {
+    const ONES_THEN_ZEROS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+    // SAFETY: 8 − count ≤ 8, so the 8 lanes read lie inside the table.
+    unsafe { _mm256_loadu_si256(ONES_THEN_ZEROS[8 - count..].as_ptr().cast()) }
 }
 
 fn extent(m: &MatRef<'_>) -> usize {
