@@ -81,6 +81,43 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
 }
 
+/// A matrix given row by row: row `i` is the first `cols` floats of `rows[i]`. A convolution's
+/// column matrix for one output position is runs of its input, listed where they lie instead of
+/// copied out.
+#[derive(Clone, Copy)]
+pub(crate) struct Listed<'a> {
+    pub rows: &'a [&'a [f32]],
+    pub cols: usize,
+}
+
+/// Whether [`gemm_listed_right`] and [`gemm_listed_left`] run here (the AVX-512 kernel).
+pub(crate) fn listed_products() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::gemm_avx512::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `c ← a·b + beta·c` in f32 for a `b` given row by row, `left` as in [`product`]. Panics unless
+/// [`listed_products`]. The sums are those of [`gemm`] on the same matrix laid out densely.
+pub(crate) fn gemm_listed_right(a: MatRef<'_>, left: Left, b: Listed<'_>, beta: f32, c: MatMut<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_avx512::try_gemm_listed_right(a, left, b, beta, c) {
+        return;
+    }
+    panic!("listed products need the AVX-512 kernel");
+}
+
+/// `c ← a·b + beta·c` in f32 for an `a` given row by row. Panics unless [`listed_products`].
+/// The sums are those of [`gemm`] on the same matrix laid out densely.
+pub(crate) fn gemm_listed_left(a: Listed<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_avx512::try_gemm_listed_left(a, b, beta, c) {
+        return;
+    }
+    panic!("listed products need the AVX-512 kernel");
+}
+
 /// `c ← a·b + beta·c` in `precision`: [`gemm`] for f32, [`gemm_bf16`] for bf16, where `left`
 /// says whether the packing of `a` is kept for (or taken from) a neighbouring call.
 pub(crate) fn product(precision: Precision, a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {

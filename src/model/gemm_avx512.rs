@@ -5,9 +5,10 @@
 //! copied row-major through 8 × 8 register transposes. `a` is packed into panels of [`MR`] rows
 //! (a layer that multiplies the same weights with many column chunks packs them once:
 //! [`Left::Keep`], [`Left::Kept`]), except that a factor used once by a narrow product is read
-//! where it lies ([`IN_PLACE_MAX_N`]). Each step of the kernel loads up to 48 consecutive floats
-//! of one row of `b` and adds their products with [`MR`] broadcast elements of `a` into 24
-//! accumulators.
+//! where it lies ([`IN_PLACE_MAX_N`]). Either factor may also be given row by row ([`Listed`]:
+//! a convolution's column matrix read where its rows lie in the input). Each step of the kernel
+//! loads up to 48 consecutive floats of one row of `b` and adds their products with [`MR`]
+//! broadcast elements of `a` into 24 accumulators.
 //!
 //! The sums are `matrixmultiply`'s, bit for bit (tested against it): `k` is split into blocks of
 //! [`KC`] = 256 from the start, each output sums a block by a chain of fused multiply-adds from
@@ -24,7 +25,7 @@
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
-use super::gemm::{MatMut, MatRef};
+use super::gemm::{Listed, MatMut, MatRef};
 use super::gemm_bf16::Left;
 
 /// Rows of `a` per panel.
@@ -84,33 +85,91 @@ pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: M
     check_bounds(&a, &b, &c);
     PACKINGS.with_borrow_mut(|packings| {
         let Packings { fresh, kept, right } = packings;
-        let a_factor = match left {
-            Left::Fresh if b.cols <= IN_PLACE_MAX_N => LeftFactor::in_place(a),
-            Left::Fresh => {
-                pack_panels(a, fresh);
-                LeftFactor::packed(fresh)
-            }
-            Left::Keep | Left::Kept => {
-                if left == Left::Keep || (kept.rows, kept.cols) != (a.rows, a.cols) {
-                    pack_panels(a, kept);
-                }
-                LeftFactor::packed(kept)
-            }
-        };
-        let b = if b.col_stride == 1 {
-            b
-        } else {
-            let right = grown(right, b.rows * b.cols);
-            // SAFETY: the CPU has AVX-512 F; `check_bounds` put b inside its slice, and `right`
-            // holds k·n floats.
-            unsafe { copy_rows(b, right) };
-            MatRef::rows(right, b.rows, b.cols)
-        };
+        let a_factor = left_factor(a, left, b.cols, fresh, kept);
+        let b = row_major(b, right);
+        let rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
         // SAFETY: the CPU has AVX-512 F and FMA; `check_bounds` keeps every access inside the
         // slices, and packed panels hold ⌈m/MR⌉·MR·k floats.
-        unsafe { multiply(a_factor, a.rows, a.cols, b, beta, c) }
+        unsafe { multiply(a_factor, a.rows, a.cols, rows, b.cols, beta, c) }
     });
     true
+}
+
+impl Listed<'_> {
+    /// The list as the kernels read it. The lifetime is erased: the kernels use it only during
+    /// the call that borrows the list.
+    fn erased(self) -> *const &'static [f32] {
+        assert!(self.rows.iter().all(|row| row.len() >= self.cols), "listed row shorter than its matrix");
+        self.rows.as_ptr().cast()
+    }
+}
+
+/// [`try_gemm`] for a `b` given row by row (`left` as there).
+pub(crate) fn try_gemm_listed_right(a: MatRef<'_>, left: Left, b: Listed<'_>, beta: f32, c: MatMut<'_>) -> bool {
+    let (k, n) = (b.rows.len(), b.cols);
+    if !available() || a.rows == 0 || k == 0 || n == 0 {
+        return false;
+    }
+    check_inside(&a);
+    check_output((a.rows, a.cols), (k, n), &c);
+    let rows = ListedRows(b.erased());
+    PACKINGS.with_borrow_mut(|packings| {
+        let Packings { fresh, kept, .. } = packings;
+        let a_factor = left_factor(a, left, n, fresh, kept);
+        // SAFETY: as in `try_gemm`; every listed row holds n floats.
+        unsafe { multiply(a_factor, a.rows, k, rows, n, beta, c) }
+    });
+    true
+}
+
+/// [`try_gemm`] for an `a` given row by row, read where its rows lie.
+pub(crate) fn try_gemm_listed_left(a: Listed<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
+    let (m, k) = (a.rows.len(), a.cols);
+    if !available() || m == 0 || k == 0 || b.cols == 0 || (b.col_stride != 1 && b.row_stride != 1) {
+        return false;
+    }
+    check_inside(&b);
+    check_output((m, k), (b.rows, b.cols), &c);
+    let a_factor = LeftFactor::Listed(a.erased());
+    PACKINGS.with_borrow_mut(|packings| {
+        let b = row_major(b, &mut packings.right);
+        let rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
+        // SAFETY: as in `try_gemm`; every listed row holds k floats.
+        unsafe { multiply(a_factor, m, k, rows, b.cols, beta, c) }
+    });
+    true
+}
+
+/// The left factor as the kernel reads it: packed (into `kept` for [`Left::Keep`] and
+/// [`Left::Kept`], else into `fresh`), or in place when used once by a product of at most
+/// [`IN_PLACE_MAX_N`] columns.
+fn left_factor(a: MatRef<'_>, left: Left, n: usize, fresh: &mut Panels, kept: &mut Panels) -> LeftFactor {
+    match left {
+        Left::Fresh if n <= IN_PLACE_MAX_N => LeftFactor::in_place(a),
+        Left::Fresh => {
+            pack_panels(a, fresh);
+            LeftFactor::packed(fresh)
+        }
+        Left::Keep | Left::Kept => {
+            if left == Left::Keep || (kept.rows, kept.cols) != (a.rows, a.cols) {
+                pack_panels(a, kept);
+            }
+            LeftFactor::packed(kept)
+        }
+    }
+}
+
+/// `b` with contiguous rows: itself, or copied row-major into `buffer` when its columns are the
+/// contiguous ones.
+fn row_major<'b>(b: MatRef<'b>, buffer: &'b mut Vec<f32>) -> MatRef<'b> {
+    if b.col_stride == 1 {
+        return b;
+    }
+    let out = grown(buffer, b.rows * b.cols);
+    // SAFETY: the CPU has AVX-512 F; the caller checked that b lies inside its slice, and `out`
+    // holds k·n floats.
+    unsafe { copy_rows(b, out) };
+    MatRef::rows(out, b.rows, b.cols)
 }
 
 /// Writes the transpose of the row-major `rows × cols` matrix `src` into `dst` (`cols × rows`)
@@ -172,8 +231,20 @@ fn extent(m: &MatRef<'_>) -> usize {
 /// Panics unless the three matrices lie inside their slices and their shapes agree: the kernels
 /// rely on it for the safety of their raw-pointer accesses.
 fn check_bounds(a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
-    assert!(a.cols == b.rows && a.rows == c.rows && b.cols == c.cols, "product shapes");
-    assert!(extent(a) <= a.data.len() && extent(b) <= b.data.len(), "factor outside its slice");
+    check_inside(a);
+    check_inside(b);
+    check_output((a.rows, a.cols), (b.rows, b.cols), c);
+}
+
+/// Panics unless `m` lies inside its slice.
+fn check_inside(m: &MatRef<'_>) {
+    assert!(extent(m) <= m.data.len(), "factor outside its slice");
+}
+
+/// Panics unless factors of shapes `a` and `b` multiply into `c`, and `c` lies inside its slice
+/// without overlapping rows.
+fn check_output(a: (usize, usize), b: (usize, usize), c: &MatMut<'_>) {
+    assert!(a.1 == b.0 && a.0 == c.rows && b.1 == c.cols, "product shapes");
     let c_extent = if c.rows == 0 || c.cols == 0 { 0 } else { (c.rows - 1) * c.row_stride + c.cols };
     assert!(c_extent <= c.data.len(), "product outside its slice");
     assert!(c.rows <= 1 || c.row_stride >= c.cols, "output rows overlap");
@@ -268,64 +339,101 @@ fn mask(n: usize) -> __mmask16 {
     if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
 }
 
-/// Where the left factor lies: element `(p·MR + r, l)` at `data + p·panel + r·row + l·col`.
+/// Where the left factor lies.
 #[derive(Clone, Copy)]
-struct LeftFactor {
-    data: *const f32,
-    panel: usize,
-    row: usize,
-    col: usize,
+enum LeftFactor {
+    /// Element `(p·MR + r, l)` at `data + p·panel + r·row + l·col`: packed panels, or the
+    /// factor where it lies.
+    Strided { data: *const f32, panel: usize, row: usize, col: usize },
+    /// Row `i` starts at `rows[i]`.
+    Listed(*const &'static [f32]),
 }
 
 impl LeftFactor {
     /// Panels packed by [`pack_panels`] for a factor of depth `k`.
     fn packed(panels: &Panels) -> Self {
-        LeftFactor { data: panels.data.as_ptr(), panel: panels.cols * MR, row: 1, col: MR }
+        LeftFactor::Strided { data: panels.data.as_ptr(), panel: panels.cols * MR, row: 1, col: MR }
     }
 
     /// The factor where it lies, read by the kernel without a copy.
     fn in_place(a: MatRef<'_>) -> Self {
-        LeftFactor { data: a.data.as_ptr(), panel: MR * a.row_stride, row: a.row_stride, col: a.col_stride }
+        LeftFactor::Strided { data: a.data.as_ptr(), panel: MR * a.row_stride, row: a.row_stride, col: a.col_stride }
+    }
+
+    /// Where the [`MR`] rows of panel `p` (of which `rows` exist) start at depth `k0`, and the
+    /// step along them; rows past the last read it again (their sums are not stored).
+    ///
+    /// # Safety
+    /// The panel's rows lie inside the factor.
+    unsafe fn panel_rows(self, p: usize, rows: usize, k0: usize) -> ([*const f32; MR], usize) {
+        match self {
+            LeftFactor::Strided { data, panel, row, col } => {
+                (std::array::from_fn(|r| unsafe { data.add(p * panel + r.min(rows - 1) * row + k0 * col) }), col)
+            }
+            LeftFactor::Listed(list) => {
+                (std::array::from_fn(|r| unsafe { (*list.add(p * MR + r.min(rows - 1))).as_ptr().add(k0) }), 1)
+            }
+        }
     }
 }
 
-/// `c ← a·b + beta·c` for `a` (m × k) packed or in place.
+/// Where the rows of the right factor start.
+trait RightRows: Copy {
+    /// The start of row `l`.
+    ///
+    /// # Safety
+    /// `l` is a row of the factor.
+    unsafe fn row(self, l: usize) -> *const f32;
+}
+
+/// Rows `stride` apart from `data`.
+#[derive(Clone, Copy)]
+struct StridedRows {
+    data: *const f32,
+    stride: usize,
+}
+
+impl RightRows for StridedRows {
+    #[inline(always)]
+    unsafe fn row(self, l: usize) -> *const f32 {
+        unsafe { self.data.add(l * self.stride) }
+    }
+}
+
+/// Row `l` at `rows[l]`.
+#[derive(Clone, Copy)]
+struct ListedRows(*const &'static [f32]);
+
+impl RightRows for ListedRows {
+    #[inline(always)]
+    unsafe fn row(self, l: usize) -> *const f32 {
+        unsafe { (*self.0.add(l)).as_ptr() }
+    }
+}
+
+/// `c ← a·b + beta·c` for `a` (m × k) and `b` (k × n) wherever they lie.
 ///
 /// # Safety
-/// AVX-512 F and FMA; m, k, n > 0; `a` (m × k), `b` and `c` inside their slices with agreeing
-/// shapes (the rows of a packed `a` padded to a multiple of [`MR`]).
+/// AVX-512 F and FMA; m, k, n > 0; `a` (m × k, the rows of a packed `a` padded to a multiple
+/// of [`MR`]), `b` (k × n) and `c` (m × n) inside their buffers.
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn multiply(a: LeftFactor, m: usize, k: usize, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
-    let n = b.cols;
+unsafe fn multiply<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
     let c_ptr = c.data.as_mut_ptr();
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         let add_to = if k0 == 0 { AddTo::from(beta) } else { AddTo::C };
         for j0 in (0..n).step_by(NR) {
             let cols = NR.min(n - j0);
-            let b_ptr = unsafe { b.data.as_ptr().add(k0 * b.row_stride + j0) };
             for p in 0..m.div_ceil(MR) {
                 let rows = MR.min(m - p * MR);
-                let a_panel = unsafe { a.data.add(p * a.panel + k0 * a.col) };
-                // rows past m read the last row again (their sums are not stored)
-                let a_rows = std::array::from_fn(|r| unsafe { a_panel.add(r.min(rows - 1) * a.row) });
+                let (a_rows, a_col) = unsafe { a.panel_rows(p, rows, k0) };
                 let c_tile = unsafe { c_ptr.add(p * MR * c.row_stride + j0) };
-                let tile = Tile {
-                    kc,
-                    a_rows,
-                    a_col: a.col,
-                    b: b_ptr,
-                    ldb: b.row_stride,
-                    c: c_tile,
-                    ldc: c.row_stride,
-                    rows,
-                    cols,
-                };
+                let tile = Tile { kc, a_rows, a_col, k0, j0, c: c_tile, ldc: c.row_stride, rows, cols };
                 unsafe {
                     match cols.div_ceil(16) {
-                        3 => tile_product::<3>(tile, add_to, beta),
-                        2 => tile_product::<2>(tile, add_to, beta),
-                        _ => tile_product::<1>(tile, add_to, beta),
+                        3 => tile_product::<3, B>(tile, b, add_to, beta),
+                        2 => tile_product::<2, B>(tile, b, add_to, beta),
+                        _ => tile_product::<1, B>(tile, b, add_to, beta),
                     }
                 }
             }
@@ -356,16 +464,16 @@ impl From<f32> for AddTo {
     }
 }
 
-/// One kernel call: `rows` ≤ MR output rows × `cols` ≤ 16·NV columns, over
-/// `kc` steps.
+/// One kernel call: `rows` ≤ MR output rows × `cols` ≤ 16·NV columns from column `j0`, over
+/// `kc` steps from depth `k0`.
 #[derive(Clone, Copy)]
 struct Tile {
     kc: usize,
-    /// Where each of the [`MR`] rows of `a` starts, and the step along them.
+    /// Where each of the [`MR`] rows of `a` starts (at depth `k0`), and the step along them.
     a_rows: [*const f32; MR],
     a_col: usize,
-    b: *const f32,
-    ldb: usize,
+    k0: usize,
+    j0: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -376,11 +484,11 @@ struct Tile {
 /// As [`multiply`]; `cols` > 16·(NV − 1).
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
-unsafe fn tile_product<const NV: usize>(t: Tile, add_to: AddTo, beta: f32) {
+unsafe fn tile_product<const NV: usize, B: RightRows>(t: Tile, b: B, add_to: AddTo, beta: f32) {
     let masks: [__mmask16; NV] = std::array::from_fn(|v| mask(t.cols - 16 * v));
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     for l in 0..t.kc {
-        let b_row = unsafe { t.b.add(l * t.ldb) };
+        let b_row = unsafe { b.row(t.k0 + l).add(t.j0) };
         let bv: [__m512; NV] = std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], b_row.add(16 * v)) });
         for (acc_row, &a_row) in acc.iter_mut().zip(&t.a_rows) {
             let av = _mm512_set1_ps(unsafe { *a_row.add(l * t.a_col) });
@@ -460,6 +568,50 @@ mod tests {
                         assert!(same, "{m}×{k}×{n} β={beta} b col stride {}", b_view.col_stride);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn listed_factors_give_the_bits_of_dense_ones() {
+        if !available() {
+            return;
+        }
+        for &(m, k, n) in &[(1, 1, 1), (9, 257, 49), (17, 300, 100), (64, 1601, 100)] {
+            for &beta in &[0.0f32, 1.0] {
+                // the rows of a dense factor, listed where they lie in a buffer with gaps
+                let list_of = |rows: usize, cols: usize, seed: u32| {
+                    let buffer = values(rows * (cols + 5), seed);
+                    let dense: Vec<f32> = buffer.chunks_exact(cols + 5).flat_map(|r| r[..cols].to_vec()).collect();
+                    (buffer, dense)
+                };
+                let (b_buffer, b_dense) = list_of(k, n, 2);
+                let b_rows: Vec<&[f32]> = b_buffer.chunks_exact(n + 5).collect();
+                let (a_buffer, a_dense) = list_of(m, k, 1);
+                let a_rows: Vec<&[f32]> = a_buffer.chunks_exact(k + 5).collect();
+                let a = MatRef::rows(&a_dense, m, k);
+                let c0 = values(m * n, 3);
+                let dense = |a: MatRef<'_>, b: MatRef<'_>| {
+                    let mut c = c0.clone();
+                    assert!(try_gemm(a, Left::Fresh, b, beta, MatMut::rows(&mut c, m, n)));
+                    c
+                };
+                let mut right = c0.clone();
+                let b = Listed { rows: &b_rows, cols: n };
+                assert!(try_gemm_listed_right(a, Left::Keep, b, beta, MatMut::rows(&mut right, m, n)));
+                let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&right),
+                    bits(&dense(a, MatRef::rows(&b_dense, k, n))),
+                    "listed b, {m}×{k}×{n} β={beta}"
+                );
+                // the left-listed product with a right factor that is a transposed view
+                let bt: Vec<f32> = (0..n * k).map(|i| b_dense[(i % k) * n + i / k]).collect();
+                let b_view = MatRef::rows(&bt, n, k).t();
+                let mut left = c0.clone();
+                let a_listed = Listed { rows: &a_rows, cols: k };
+                assert!(try_gemm_listed_left(a_listed, b_view, beta, MatMut::rows(&mut left, m, n)));
+                assert_eq!(bits(&left), bits(&dense(a, b_view)), "listed a, {m}×{k}×{n} β={beta}");
             }
         }
     }
