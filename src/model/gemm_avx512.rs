@@ -663,7 +663,9 @@ mod measure {
             eprintln!("no AVX-512: nothing to measure");
             return;
         }
-        // (what, m, k, n, a stored transposed, b stored transposed, weights kept across calls)
+        // (what, m, k, n, a stored transposed, b stored transposed, weights kept across calls);
+        // of the two weight-gradient orders the step uses the transposed one for the second
+        // convolutions (see `Conv2d::backward`)
         let shapes = [
             ("digits conv1 forward", 16, 10, 6400, false, false, true),
             ("digits conv1 weight gradient", 16, 6400, 10, false, true, false),
