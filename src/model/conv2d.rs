@@ -9,7 +9,8 @@
 //! in cache; the backward pass unfolds the input again rather than keeping the column matrix of
 //! the whole batch (except when one chunk covers everything), which keeps the workspace small.
 //! Where a chunk is a single output position (a wide layer at a large batch, like the second
-//! convolution of cifar10_cnn at batch 100) and the AVX-512 kernel runs, nothing is unfolded:
+//! convolution of cifar10_cnn at batch 100), the layer has no padding, and f32 products run on
+//! the AVX-512 kernel with the weight gradient computed transposed, nothing is unfolded:
 //! each row of that position's column matrix is one run of `n` input floats, and the products
 //! read the rows where they lie (`gemm::Listed`), with the same sums.
 //!
@@ -130,11 +131,21 @@ impl Conv2d {
         if tests::UNFOLD.get() {
             return false;
         }
-        precision == Precision::F32
+        n > 0
+            && precision == Precision::F32
             && self.padding == 0
             && self.chunk(n, precision) == 1
-            && self.patch_len() + 1 >= 2 * self.out_shape[0]
+            && self.weight_gradient_transposed(precision)
             && listed_products()
+    }
+
+    /// Whether the backward pass computes the weight gradient transposed, d_augᵀ = cols·d_outᵀ:
+    /// for bf16 (whose packing then reads the large column matrix along its rows) and for f32
+    /// where the column matrix has at least twice as many rows as d_out (then the smaller factor
+    /// is the one copied; measured on both convolutions of cifar10_cnn and digits_cnn). Both
+    /// orders give the same bits.
+    fn weight_gradient_transposed(&self, precision: Precision) -> bool {
+        precision == Precision::Bf16 || self.patch_len() + 1 >= 2 * self.out_shape[0]
     }
 
     /// Lists the rows of the column matrix of output `position` for a batch of `n`: for each
@@ -221,6 +232,9 @@ impl Conv2d {
         cols: &mut [f32],
         precision: Precision,
     ) {
+        if n == 0 {
+            return;
+        }
         let co = self.out_shape[0];
         let positions = self.positions();
         let patch = self.patch_len();
@@ -295,12 +309,8 @@ impl Conv2d {
         if let Some(d) = d_input.as_deref_mut() {
             d[..n * self.in_shape.iter().product::<usize>()].fill(0.0);
         }
-        // the product with the row of ones gives the bias gradient as the last column; it is
-        // computed transposed, d_augᵀ = cols·d_outᵀ, for bf16 (whose packing then reads the
-        // large column matrix along its rows) and for f32 where the column matrix has at least
-        // twice as many rows as d_out (then the smaller factor is the one copied; measured on
-        // both convolutions of cifar10_cnn and digits_cnn). Both orders give the same bits.
-        let transposed = precision == Precision::Bf16 || patch + 1 >= 2 * co;
+        // the product with the row of ones gives the bias gradient as the last column
+        let transposed = self.weight_gradient_transposed(precision);
         let (cols, d_aug) = self.split_scratch(cols);
         if self.listed(n, precision) {
             // as in the forward pass, one position at a time with the rows where they lie
@@ -436,5 +446,17 @@ mod tests {
         for (i, what) in ["output", "parameter gradient", "input gradient"].iter().enumerate() {
             assert!(listed[i] == unfolded[i], "{what} differs");
         }
+    }
+
+    #[test]
+    fn an_empty_batch_needs_no_kernel() {
+        // one output position, so one position per chunk at any batch size
+        let conv = Conv2d { in_shape: [2, 3, 3], out_shape: [4, 1, 1], kernel: 3, stride: 1, padding: 0 };
+        let (params, index) = (vec![0.5; conv.num_params()], conv.gather_index());
+        let mut cols = vec![0.0; conv.cols_len(1, Precision::F32)];
+        conv.forward(&params, &[], &mut [], 0, &index, &mut cols, Precision::F32);
+        let mut grad = vec![1.0; params.len()];
+        conv.backward(&params, &[], &[], Some(&mut []), &mut grad, 0, &index, &mut cols, Precision::F32);
+        assert!(grad.iter().all(|&g| g == 0.0));
     }
 }

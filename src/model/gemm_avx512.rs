@@ -276,8 +276,14 @@ fn pack_panels(a: MatRef<'_>, panels: &mut Panels) {
             unsafe { done = pack_rows_by_blocks(&a.data[first..], a.row_stride, k, panel) };
         }
         for (l, group) in panel.chunks_exact_mut(MR).enumerate().skip(done) {
-            for (r, g) in group.iter_mut().enumerate() {
-                *g = if r < rows { a.data[first + r * a.row_stride + l * a.col_stride] } else { 0.0 };
+            if a.row_stride == 1 {
+                // a transposed view: the panel's rows of one column are adjacent
+                group[..rows].copy_from_slice(&a.data[first + l * a.col_stride..][..rows]);
+                group[rows..].fill(0.0);
+            } else {
+                for (r, g) in group.iter_mut().enumerate() {
+                    *g = if r < rows { a.data[first + r * a.row_stride + l * a.col_stride] } else { 0.0 };
+                }
             }
         }
     }

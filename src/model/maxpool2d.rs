@@ -47,7 +47,8 @@ impl MaxPool2d {
     /// Computes the output of a batch of `n` and records each winner's place in its window in
     /// `winner` (`n · C · H_out · W_out` entries).
     pub fn forward(&self, input: &[f32], output: &mut [f32], n: usize, winner: &mut [u32]) {
-        if self.tiled_2x2() {
+        // (an empty batch takes the general loop, which does nothing)
+        if self.tiled_2x2() && n > 0 {
             forward_2x2(self, input, output, n, winner);
         } else {
             self.forward_any(input, output, n, winner);
@@ -91,7 +92,7 @@ impl MaxPool2d {
     /// Writes the input gradient of a batch of `n` from the output, its gradient and the
     /// winners.
     pub fn backward(&self, output: &[f32], d_output: &[f32], d_input: &mut [f32], n: usize, winner: &[u32]) {
-        if self.tiled_2x2() {
+        if self.tiled_2x2() && n > 0 {
             backward_2x2(self, output, d_output, d_input, n, winner);
         } else {
             self.backward_any(output, d_output, d_input, n, winner);
@@ -135,6 +136,7 @@ impl MaxPool2d {
 fn forward_2x2(pool: &MaxPool2d, input: &[f32], output: &mut [f32], n: usize, winner: &mut [u32]) {
     let [c, h, w] = pool.in_shape;
     let [_, ho, wo] = pool.out_shape;
+    assert!(winner.len() >= c * ho * wo * n, "winner buffer shorter than the output");
     let outputs = output[..c * ho * wo * n].chunks_exact_mut(n).zip(winner.chunks_exact_mut(n));
     for (j, (dst, arg)) in outputs.enumerate() {
         let (ch, oh, ow) = (j / (ho * wo), j / wo % ho, j % wo);
@@ -225,5 +227,12 @@ mod tests {
                 assert_eq!(first_difference(x, y), None, "{what} differs, relu_first = {relu_first}");
             }
         }
+    }
+
+    #[test]
+    fn an_empty_batch_is_a_no_op() {
+        let pool = MaxPool2d { in_shape: [2, 4, 4], out_shape: [2, 2, 2], kernel: 2, stride: 2, relu_first: true };
+        pool.forward(&[], &mut [], 0, &mut []);
+        pool.backward(&[], &[], &mut [], 0, &[]);
     }
 }
