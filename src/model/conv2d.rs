@@ -221,6 +221,28 @@ impl Conv2d {
         cols[ci * kk * row_len..][..row_len].fill(1.0);
     }
 
+    /// Adds the input gradient of output positions `first..first + count` onto `d_input`: the
+    /// column-matrix gradient Wᵀ·d_out into `d_cols`, folded back by [`col2im`]. The weights'
+    /// packing is made at the first position and kept for the rest.
+    fn add_input_gradient(
+        &self,
+        weight: &[f32],
+        d_out: MatRef<'_>,
+        index: &[u32],
+        n: usize,
+        first: usize,
+        count: usize,
+        d_cols: &mut [f32],
+        d_input: &mut [f32],
+        precision: Precision,
+    ) {
+        let (co, patch) = (self.out_shape[0], self.patch_len());
+        let left = if first == 0 { Left::Keep } else { Left::Kept };
+        let weights = MatRef::rows(weight, co, patch).t();
+        product(precision, weights, left, d_out, 0.0, MatMut::rows(d_cols, patch, count * n));
+        col2im(self, index, d_cols, n, first, count, d_input);
+    }
+
     /// Computes the output of a batch of `n`. `cols` is scratch of [`Conv2d::cols_len`] floats.
     pub fn forward(
         &self,
@@ -325,10 +347,7 @@ impl Conv2d {
                 let columns = Listed { rows: &list, cols: n };
                 gemm_listed_left(columns, d_out.t(), beta, MatMut::rows(d_aug, patch + 1, co));
                 if let Some(d_in) = d_input.as_deref_mut() {
-                    let left = if position == 0 { Left::Keep } else { Left::Kept };
-                    let weights = MatRef::rows(weight, co, patch).t();
-                    product(precision, weights, left, d_out, 0.0, MatMut::rows(d_cols, patch, n));
-                    col2im(self, index, d_cols, n, position, 1, d_in);
+                    self.add_input_gradient(weight, d_out, index, n, position, 1, d_cols, d_in, precision);
                 }
             }
         } else {
@@ -349,16 +368,7 @@ impl Conv2d {
                     product(precision, d_out, Left::Fresh, columns.t(), beta, MatMut::rows(d_aug, co, patch + 1));
                 }
                 if let Some(d_in) = d_input.as_deref_mut() {
-                    let left = if first == 0 { Left::Keep } else { Left::Kept };
-                    product(
-                        precision,
-                        MatRef::rows(weight, co, patch).t(),
-                        left,
-                        d_out,
-                        0.0,
-                        MatMut::rows(cols, patch, count * n),
-                    );
-                    col2im(self, index, cols, n, first, count, d_in);
+                    self.add_input_gradient(weight, d_out, index, n, first, count, cols, d_in, precision);
                 }
                 first += count;
             }
