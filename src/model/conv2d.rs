@@ -10,7 +10,7 @@
 //! the whole batch (except when one chunk covers everything), which keeps the workspace small.
 //! Where a chunk is a single output position (a wide layer at a large batch, like the second
 //! convolution of cifar10_cnn at batch 100), the layer has no padding, and f32 products run on
-//! the AVX-512 kernel with the weight gradient computed transposed, nothing is unfolded:
+//! the kernel of `gemm_simd` (AVX-512 or AVX2) with the weight gradient computed transposed, nothing is unfolded:
 //! each row of that position's column matrix is one run of `n` input floats, and the products
 //! read the rows where they lie (`gemm::Listed`), with the same sums.
 //!
@@ -122,7 +122,7 @@ impl Conv2d {
 
     /// Whether the products read the column matrix where its rows lie in the input instead of
     /// unfolding it: with one output position per chunk (so the bits of the weight gradient,
-    /// summed chunk by chunk, do not change), no padding, f32 on the AVX-512 kernel, and the
+    /// summed chunk by chunk, do not change), no padding, f32 on the kernel of `gemm_simd`, and the
     /// weight gradient computed transposed (its column matrix is then the left factor). The
     /// second convolution of cifar10_cnn at batch 100 qualifies; unfolding its 1,600 rows of 100
     /// floats for every position, twice per step, was a tenth of a step.
@@ -431,7 +431,7 @@ mod tests {
         let conv = Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0 };
         let n = 100;
         if !conv.listed(n, Precision::F32) {
-            eprintln!("skipped: no AVX-512");
+            eprintln!("skipped: neither AVX-512 nor AVX2");
             return;
         }
         let noise = |len: usize, seed: usize| -> Vec<f32> {

@@ -46,11 +46,11 @@ impl Flatten {
 }
 
 /// Writes the transpose of the row-major `rows × cols` matrix `src` into `dst` (`cols × rows`):
-/// by register transposes on AVX-512, else in 16 × 16 tiles so that both sides are read and
+/// by register transposes where `gemm_simd` runs (AVX-512 or AVX2), else in 16 × 16 tiles so that both sides are read and
 /// written a cache line at a time.
 pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::gemm_avx512::try_transpose(src, rows, cols, dst) {
+    if super::gemm_simd::try_transpose(src, rows, cols, dst) {
         return;
     }
     const TILE: usize = 16;

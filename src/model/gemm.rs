@@ -1,7 +1,7 @@
 //! Matrix products on flat `f32` slices. Every layer keeps its tensors in plain row-major
 //! buffers; this module describes a slice region as a strided matrix and multiplies with the
-//! kernel of `gemm_avx512` where it applies (AVX-512, a right factor with contiguous rows or
-//! columns), else through [`ndarray::linalg::general_mat_mul`] on `matrixmultiply`'s
+//! kernel of `gemm_simd` where it applies (AVX-512 or AVX2 with FMA, a right factor with
+//! contiguous rows or columns), else through [`ndarray::linalg::general_mat_mul`] on `matrixmultiply`'s
 //! runtime-detected SIMD kernels; both sum in the same order, so which one runs changes no bit.
 //! Single-threaded and deterministic: the same inputs give bit-identical outputs on every call.
 //! [`product`] dispatches on [`Precision`] between this and the bf16 kernel of
@@ -90,10 +90,11 @@ pub(crate) struct Listed<'a> {
     pub cols: usize,
 }
 
-/// Whether [`gemm_listed_right`] and [`gemm_listed_left`] run here (the AVX-512 kernel).
+/// Whether [`gemm_listed_right`] and [`gemm_listed_left`] run here (the kernel of
+/// [`super::gemm_simd`]).
 pub(crate) fn listed_products() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return super::gemm_avx512::available();
+    return super::gemm_simd::available();
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -102,20 +103,20 @@ pub(crate) fn listed_products() -> bool {
 /// [`listed_products`]. The sums are those of [`gemm`] on the same matrix laid out densely.
 pub(crate) fn gemm_listed_right(a: MatRef<'_>, left: Left, b: Listed<'_>, beta: f32, c: MatMut<'_>) {
     #[cfg(target_arch = "x86_64")]
-    if super::gemm_avx512::try_gemm_listed_right(a, left, b, beta, c) {
+    if super::gemm_simd::try_gemm_listed_right(a, left, b, beta, c) {
         return;
     }
-    panic!("listed products need the AVX-512 kernel");
+    panic!("listed products need the AVX-512 or AVX2 kernel");
 }
 
 /// `c ← a·b + beta·c` in f32 for an `a` given row by row. Panics unless [`listed_products`].
 /// The sums are those of [`gemm`] on the same matrix laid out densely.
 pub(crate) fn gemm_listed_left(a: Listed<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
     #[cfg(target_arch = "x86_64")]
-    if super::gemm_avx512::try_gemm_listed_left(a, b, beta, c) {
+    if super::gemm_simd::try_gemm_listed_left(a, b, beta, c) {
         return;
     }
-    panic!("listed products need the AVX-512 kernel");
+    panic!("listed products need the AVX-512 or AVX2 kernel");
 }
 
 /// `c ← a·b + beta·c` in `precision`: [`gemm`] for f32, [`gemm_bf16`] for bf16, where `left`
@@ -127,7 +128,7 @@ pub(crate) fn product(precision: Precision, a: MatRef<'_>, left: Left, b: MatRef
     }
 }
 
-/// `c ← a·b + beta·c`: [`super::gemm_avx512`] where it applies, else `matrixmultiply`.
+/// `c ← a·b + beta·c`: [`super::gemm_simd`] where it applies, else `matrixmultiply`.
 /// `left` as in [`product`].
 pub(crate) fn gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) {
     debug_assert_eq!(a.cols, b.rows);
@@ -137,7 +138,7 @@ pub(crate) fn gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, mut c: M
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if super::gemm_avx512::try_gemm(a, left, b, beta, c.reborrow()) {
+    if super::gemm_simd::try_gemm(a, left, b, beta, c.reborrow()) {
         return;
     }
     let len = extent(c.rows, c.cols, c.row_stride, 1);

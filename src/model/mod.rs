@@ -22,9 +22,9 @@ pub mod conv2d;
 pub mod convex;
 pub mod flatten;
 mod gemm;
-#[cfg(target_arch = "x86_64")]
-mod gemm_avx512;
 pub mod gemm_bf16;
+#[cfg(target_arch = "x86_64")]
+mod gemm_simd;
 pub mod linear;
 pub mod logistic;
 pub mod maxpool2d;

@@ -1,25 +1,30 @@
-//! `f32` matrix products on AVX-512 that read the right factor where it lies instead of packing
-//! it, for `c ← a·b + beta·c` where the rows of `b` are contiguous (convolution forward and input
-//! gradient, linear input and weight gradients); a `b` with contiguous columns instead (the
-//! transposed column matrix or output gradient in a convolution's weight gradient) is first
+//! `f32` matrix products on AVX-512 or AVX2 that read the right factor where it lies instead of
+//! packing it, for `c ← a·b + beta·c` where the rows of `b` are contiguous (convolution forward
+//! and input gradient, linear input and weight gradients); a `b` with contiguous columns instead
+//! (the transposed column matrix or output gradient in a convolution's weight gradient) is first
 //! copied row-major through 8 × 8 register transposes. `a` is packed into panels of [`MR`] rows
 //! (a layer that multiplies the same weights with many column chunks packs them once:
 //! [`Left::Keep`], [`Left::Kept`]), except that a factor used once by a narrow product is read
 //! where it lies ([`IN_PLACE_MAX_N`]). Either factor may also be given row by row ([`Listed`]:
 //! a convolution's column matrix read where its rows lie in the input). Each step of the kernel
-//! loads up to 48 consecutive floats of one row of `b` and adds their products with [`MR`]
-//! broadcast elements of `a` into 24 accumulators.
+//! loads consecutive floats of one row of `b` and adds their products with broadcast elements of
+//! `a` into the accumulators of a tile: on AVX-512 three vectors (48 floats) by 8 rows, 24 of its
+//! 32 registers; on AVX2 two vectors (16 floats) by 6 rows, 12 of 16 (three by 4, which fits
+//! as exactly, made the compiler spill and ran at half the speed; 8 rows of one vector loads too
+//! often).
 //!
-//! The sums are `matrixmultiply`'s, bit for bit (tested against it): `k` is split into blocks of
-//! [`KC`] = 256 from the start, each output sums a block by a chain of fused multiply-adds from
-//! zero, in order, and adds that to `beta·c` after the first block and to `c` after the others.
-//! Switching kernels therefore changes no result (unless `matrixmultiply` is built with another
-//! block depth through its `MATMUL_SGEMM_KC` variable). Single-threaded and deterministic: no path
-//! depends on where the buffers lie (masked loads and stores handle the edges).
+//! The sums are `matrixmultiply`'s, bit for bit (tested against it, in both widths): `k` is split
+//! into blocks of [`KC`] = 256 from the start, each output sums a block by a chain of fused
+//! multiply-adds from zero, in order, and adds that to `beta·c` after the first block and to `c`
+//! after the others. Switching kernels therefore changes no result (unless `matrixmultiply` is
+//! built with another block depth through its `MATMUL_SGEMM_KC` variable). Single-threaded and
+//! deterministic: no path depends on where the buffers lie (masked loads and stores handle the
+//! edges).
 //!
-//! [`super::gemm::gemm`] uses this where the CPU has AVX-512 F and `b` has unit column or row
-//! stride, and `matrixmultiply` otherwise. `matrixmultiply` packs both factors for every product;
-//! on digits_cnn at batch 100 that packing was a quarter of an SGD step.
+//! [`super::gemm::gemm`] uses this where the CPU has AVX-512 F or AVX2, with FMA, and `b` has unit
+//! column or row stride, and `matrixmultiply` otherwise. `matrixmultiply` packs both factors for
+//! every product; on digits_cnn at batch 100 that packing was a quarter of an SGD step on AVX-512
+//! and a fifth on AVX2.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
@@ -30,22 +35,82 @@ use super::gemm_bf16::Left;
 
 /// Rows of `a` per panel.
 pub(crate) const MR: usize = 8;
-/// Floats of `b` per kernel call (three vectors).
-const NR: usize = 48;
+/// Most rows of a kernel tile (the AVX-512 kernel's; AVX2 has 6).
+const MAX_ROWS: usize = 8;
 /// Depth of one block of `k`: `matrixmultiply`'s `S_KC`, whose blocks the sums must follow. A
-/// 48-column stripe of `b` is then 48 KiB, read from L1 or L2 by every panel of `a`.
+/// stripe of a tile's width of `b` is then 48 KiB (AVX-512) or 16 KiB (AVX2), read from L1 or
+/// L2 by every tile of rows of `a`.
 const KC: usize = 256;
 
 /// Widest product (columns of `b`) whose left factor, used once, is read where it lies rather
 /// than packed: below it the factor is read by few column stripes and packing does not pay.
 /// Measured on the weight gradients of cifar10_cnn and digits_cnn (products_alone below): the
 /// digits linear layer (128 columns) is 1.2× faster in place, cifar's (1,600) 1.2× faster packed.
-const IN_PLACE_MAX_N: usize = 4 * NR;
+const IN_PLACE_MAX_N: usize = 192;
 
-/// Whether this CPU runs the kernels (AVX-512 F with FMA; checked once).
+/// The vector width the kernel runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    /// 16 floats, 32 registers: AVX-512 F with FMA.
+    Avx512,
+    /// 8 floats, 16 registers: AVX2 with FMA.
+    Avx2,
+}
+
+/// The widest kernel this CPU runs (checked once), or `None`.
+fn detected() -> Option<Width> {
+    static WIDTH: OnceLock<Option<Width>> = OnceLock::new();
+    *WIDTH.get_or_init(|| {
+        if !is_x86_feature_detected!("fma") {
+            None
+        } else if is_x86_feature_detected!("avx512f") {
+            Some(Width::Avx512)
+        } else if is_x86_feature_detected!("avx2") {
+            Some(Width::Avx2)
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A narrower width than detected, for testing the AVX2 kernel on an AVX-512 CPU.
+    static FORCED: std::cell::Cell<Option<Width>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `check` in each width this CPU has, forcing AVX2 on an AVX-512 CPU too.
+#[cfg(test)]
+fn in_each_width(mut check: impl FnMut(Width)) {
+    let mut widths = Vec::new();
+    if detected() == Some(Width::Avx512) {
+        widths.push(Width::Avx512);
+    }
+    if detected().is_some() && is_x86_feature_detected!("avx2") {
+        widths.push(Width::Avx2);
+    }
+    if widths.is_empty() {
+        eprintln!("skipped: neither AVX-512 F nor AVX2, with FMA");
+    }
+    for width in widths {
+        FORCED.set(Some(width));
+        check(width);
+    }
+    FORCED.set(None);
+}
+
+/// The width this thread's products run in, or `None` where neither kernel runs.
+fn width() -> Option<Width> {
+    #[cfg(test)]
+    if let (Some(forced), Some(_)) = (FORCED.get(), detected()) {
+        return Some(forced);
+    }
+    detected()
+}
+
+/// Whether this CPU runs the kernels (AVX-512 F or AVX2, with FMA; checked once).
 pub(crate) fn available() -> bool {
-    static READY: OnceLock<bool> = OnceLock::new();
-    *READY.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma"))
+    detected().is_some()
 }
 
 /// The left factor, packed: ⌈m/MR⌉ panels of `k` groups of [`MR`] floats.
@@ -70,7 +135,7 @@ thread_local! {
     static PACKINGS: std::cell::RefCell<Packings> = std::cell::RefCell::new(Packings::default());
 }
 
-/// Runs `c ← a·b + beta·c` if the CPU has AVX-512, no dimension is zero and either the rows or
+/// Runs `c ← a·b + beta·c` if the CPU has AVX-512 or AVX2 with FMA, no dimension is zero and either the rows or
 /// the columns of `b` are contiguous; returns whether it did. A `b` with contiguous columns (a
 /// transposed view, as in the weight gradient of a convolution) is first copied row-major.
 /// `left` says whether the packing of `a` is kept for (or taken from) a neighbouring call, as in
@@ -88,7 +153,7 @@ pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: M
         let a_factor = left_factor(a, left, b.cols, fresh, kept);
         let b = row_major(b, right);
         let rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
-        // SAFETY: the CPU has AVX-512 F and FMA; `check_bounds` keeps every access inside the
+        // SAFETY: `available()` holds; `check_bounds` keeps every access inside the
         // slices, and packed panels hold ⌈m/MR⌉·MR·k floats.
         unsafe { multiply(a_factor, a.rows, a.cols, rows, b.cols, beta, c) }
     });
@@ -166,20 +231,20 @@ fn row_major<'b>(b: MatRef<'b>, buffer: &'b mut Vec<f32>) -> MatRef<'b> {
         return b;
     }
     let out = grown(buffer, b.rows * b.cols);
-    // SAFETY: the CPU has AVX-512 F; the caller checked that b lies inside its slice, and `out`
+    // SAFETY: the CPU has AVX (`available`); the caller checked that b lies inside its slice, and `out`
     // holds k·n floats.
     unsafe { copy_rows(b, out) };
     MatRef::rows(out, b.rows, b.cols)
 }
 
 /// Writes the transpose of the row-major `rows × cols` matrix `src` into `dst` (`cols × rows`)
-/// by 8 × 8 register transposes, if the CPU has AVX-512 F; returns whether it did.
+/// by 8 × 8 register transposes, where [`available`] (so AVX); returns whether it did.
 pub(crate) fn try_transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) -> bool {
     if !available() {
         return false;
     }
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose outside its slices");
-    // SAFETY: AVX-512 F (so AVX) is available; `src` seen as the transposed view of a cols × rows
+    // SAFETY: AVX is available (`available`); `src` seen as the transposed view of a cols × rows
     // matrix lies inside its slice, and `dst` holds rows·cols floats.
     unsafe { copy_rows(MatRef::rows(src, rows, cols).t(), dst) };
     true
@@ -271,7 +336,7 @@ fn pack_panels(a: MatRef<'_>, panels: &mut Panels) {
         let first = p * MR * a.row_stride;
         let mut done = 0;
         if a.col_stride == 1 && rows == MR {
-            // SAFETY: AVX-512 F (so AVX) is available wherever this module runs; the 8 rows of
+            // SAFETY: AVX is available wherever this module runs; the 8 rows of
             // `k` floats from `first` lie inside `a`, and the panel holds k groups.
             unsafe { done = pack_rows_by_blocks(&a.data[first..], a.row_stride, k, panel) };
         }
@@ -340,11 +405,6 @@ fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     })
 }
 
-/// Lanes `0..n` of a 16-lane mask.
-fn mask(n: usize) -> __mmask16 {
-    if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
-}
-
 /// Where the left factor lies.
 #[derive(Clone, Copy)]
 enum LeftFactor {
@@ -366,19 +426,25 @@ impl LeftFactor {
         LeftFactor::Strided { data: a.data.as_ptr(), panel: MR * a.row_stride, row: a.row_stride, col: a.col_stride }
     }
 
-    /// Where the [`MR`] rows of panel `p` (of which `rows` exist) start at depth `k0`, and the
-    /// step along them; rows past the last read it again (their sums are not stored).
+    /// Where row `i` starts at depth `k0`.
     ///
     /// # Safety
-    /// The panel's rows lie inside the factor.
-    unsafe fn panel_rows(self, p: usize, rows: usize, k0: usize) -> ([*const f32; MR], usize) {
+    /// `i` is a row of the factor (of its panels, if packed).
+    #[inline(always)]
+    unsafe fn row(self, i: usize, k0: usize) -> *const f32 {
         match self {
-            LeftFactor::Strided { data, panel, row, col } => {
-                (std::array::from_fn(|r| unsafe { data.add(p * panel + r.min(rows - 1) * row + k0 * col) }), col)
-            }
-            LeftFactor::Listed(list) => {
-                (std::array::from_fn(|r| unsafe { (*list.add(p * MR + r.min(rows - 1))).as_ptr().add(k0) }), 1)
-            }
+            LeftFactor::Strided { data, panel, row, col } => unsafe {
+                data.add(i / MR * panel + i % MR * row + k0 * col)
+            },
+            LeftFactor::Listed(list) => unsafe { (*list.add(i)).as_ptr().add(k0) },
+        }
+    }
+
+    /// The step along a row.
+    fn step(self) -> usize {
+        match self {
+            LeftFactor::Strided { col, .. } => col,
+            LeftFactor::Listed(_) => 1,
         }
     }
 }
@@ -417,32 +483,95 @@ impl RightRows for ListedRows {
     }
 }
 
-/// `c ← a·b + beta·c` for `a` (m × k) and `b` (k × n) wherever they lie.
+/// `c ← a·b + beta·c` for `a` (m × k) and `b` (k × n) wherever they lie, in the width of
+/// [`width`].
 ///
 /// # Safety
-/// AVX-512 F and FMA; m, k, n > 0; `a` (m × k, the rows of a packed `a` padded to a multiple
-/// of [`MR`]), `b` (k × n) and `c` (m × n) inside their buffers.
-#[target_feature(enable = "avx512f,fma")]
+/// [`available`]; m, k, n > 0; `a` (m × k, the rows of a packed `a` padded to a multiple of
+/// [`MR`]), `b` (k × n) and `c` (m × n) inside their buffers.
 unsafe fn multiply<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
+    // SAFETY: `available` says the CPU has the width's features.
+    unsafe {
+        match width().expect("a kernel width") {
+            Width::Avx512 => multiply_avx512(a, m, k, b, n, beta, c),
+            Width::Avx2 => multiply_avx2(a, m, k, b, n, beta, c),
+        }
+    }
+}
+
+/// [`multiply`] on AVX-512: tiles of 8 rows.
+///
+/// # Safety
+/// As [`multiply`], on a CPU with AVX-512 F and FMA.
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn multiply_avx512<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
+    unsafe { multiply_in::<Avx512, 8, 3, B>(a, m, k, b, n, beta, c) }
+}
+
+/// [`multiply`] on AVX2: tiles of 4 rows.
+///
+/// # Safety
+/// As [`multiply`], on a CPU with AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn multiply_avx2<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
+    unsafe { multiply_in::<Avx2, 6, 2, B>(a, m, k, b, n, beta, c) }
+}
+
+/// [`multiply`] in the vectors of `V`, `ROWS` (at most [`MAX_ROWS`]) output rows per tile and
+/// stripes of `VECTORS` vectors' width of `b`. Inlined into the callers that enable `V`'s features.
+///
+/// # Safety
+/// As [`multiply`], on a CPU with `V`'s features.
+#[inline(always)]
+unsafe fn multiply_in<V: Vector, const ROWS: usize, const VECTORS: usize, B: RightRows>(
+    a: LeftFactor,
+    m: usize,
+    k: usize,
+    b: B,
+    n: usize,
+    beta: f32,
+    c: MatMut<'_>,
+) {
     let c_ptr = c.data.as_mut_ptr();
+    let stripe = VECTORS * V::LANES;
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         let add_to = if k0 == 0 { AddTo::from(beta) } else { AddTo::C };
-        for j0 in (0..n).step_by(NR) {
-            let cols = NR.min(n - j0);
-            for p in 0..m.div_ceil(MR) {
-                let rows = MR.min(m - p * MR);
-                let (a_rows, a_col) = unsafe { a.panel_rows(p, rows, k0) };
-                let c_tile = unsafe { c_ptr.add(p * MR * c.row_stride + j0) };
-                let tile = Tile { kc, a_rows, a_col, k0, j0, c: c_tile, ldc: c.row_stride, rows, cols };
-                unsafe {
-                    match cols.div_ceil(16) {
-                        3 => tile_product::<3, B>(tile, b, add_to, beta),
-                        2 => tile_product::<2, B>(tile, b, add_to, beta),
-                        _ => tile_product::<1, B>(tile, b, add_to, beta),
-                    }
-                }
+        for j0 in (0..n).step_by(stripe) {
+            let cols = stripe.min(n - j0);
+            for first in (0..m).step_by(ROWS) {
+                let rows = ROWS.min(m - first);
+                // rows past the last read it again (their sums are not stored)
+                let a_rows = std::array::from_fn(|r| unsafe { a.row(first + r.min(rows - 1), k0) });
+                let c_tile = unsafe { c_ptr.add(first * c.row_stride + j0) };
+                let tile = Tile { kc, a_rows, a_col: a.step(), k0, j0, c: c_tile, ldc: c.row_stride, rows, cols };
+                unsafe { stripe_product::<V, ROWS, B>(tile, b, add_to, beta) }
             }
+        }
+    }
+}
+
+/// One tile of a stripe: its whole vectors in one [`tile_product`], then the columns left over
+/// in a masked one, so that no tile holds both a mask and three vectors of accumulators (AVX2
+/// has registers for 12 accumulators, three vectors of `b` and a broadcast, and no more).
+///
+/// # Safety
+/// As [`tile_product`], with `cols` ≤ 3·`V::LANES`.
+#[inline(always)]
+unsafe fn stripe_product<V: Vector, const ROWS: usize, B: RightRows>(t: Tile, b: B, add_to: AddTo, beta: f32) {
+    let whole = t.cols / V::LANES;
+    let whole_cols = whole * V::LANES;
+    let tile = Tile { cols: whole_cols, ..t };
+    unsafe {
+        match whole {
+            3 => tile_product::<V, ROWS, 3, true, B>(tile, b, add_to, beta),
+            2 => tile_product::<V, ROWS, 2, true, B>(tile, b, add_to, beta),
+            1 => tile_product::<V, ROWS, 1, true, B>(tile, b, add_to, beta),
+            _ => {}
+        }
+        if whole_cols < t.cols {
+            let rest = Tile { j0: t.j0 + whole_cols, c: t.c.add(whole_cols), cols: t.cols - whole_cols, ..t };
+            tile_product::<V, ROWS, 1, false, B>(rest, b, add_to, beta);
         }
     }
 }
@@ -470,13 +599,14 @@ impl From<f32> for AddTo {
     }
 }
 
-/// One kernel call: `rows` ≤ MR output rows × `cols` ≤ 16·NV columns from column `j0`, over
-/// `kc` steps from depth `k0`.
+/// One kernel call: `rows` output rows × `cols` columns from column `j0`, over `kc` steps from
+/// depth `k0`.
 #[derive(Clone, Copy)]
 struct Tile {
     kc: usize,
-    /// Where each of the [`MR`] rows of `a` starts (at depth `k0`), and the step along them.
-    a_rows: [*const f32; MR],
+    /// Where each row of `a` starts (at depth `k0`), and the step along them; the kernel reads
+    /// the first of them that its tile height needs.
+    a_rows: [*const f32; MAX_ROWS],
     a_col: usize,
     k0: usize,
     j0: usize,
@@ -486,36 +616,170 @@ struct Tile {
     cols: usize,
 }
 
+/// The tile's products in `ROWS` × `NV` accumulators of `V`: `cols` = `NV`·`V::LANES` if
+/// `WHOLE`, else `NV` = 1 and `cols` < `V::LANES` (loaded and stored through a mask).
+///
 /// # Safety
-/// As [`multiply`]; `cols` > 16·(NV − 1).
-#[target_feature(enable = "avx512f,fma")]
-#[inline]
-unsafe fn tile_product<const NV: usize, B: RightRows>(t: Tile, b: B, add_to: AddTo, beta: f32) {
-    let masks: [__mmask16; NV] = std::array::from_fn(|v| mask(t.cols - 16 * v));
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    for l in 0..t.kc {
-        let b_row = unsafe { b.row(t.k0 + l).add(t.j0) };
-        let bv: [__m512; NV] = std::array::from_fn(|v| unsafe { _mm512_maskz_loadu_ps(masks[v], b_row.add(16 * v)) });
-        for (acc_row, &a_row) in acc.iter_mut().zip(&t.a_rows) {
-            let av = _mm512_set1_ps(unsafe { *a_row.add(l * t.a_col) });
-            for (a, &b) in acc_row.iter_mut().zip(&bv) {
-                *a = _mm512_fmadd_ps(av, b, *a);
+/// As [`multiply_in`]; `rows` ≤ `ROWS`; `cols` as above.
+#[inline(always)]
+unsafe fn tile_product<V: Vector, const ROWS: usize, const NV: usize, const WHOLE: bool, B: RightRows>(
+    t: Tile,
+    b: B,
+    add_to: AddTo,
+    beta: f32,
+) {
+    unsafe {
+        let lanes = V::first_lanes(t.cols);
+        // vector v of a row at `at`: loaded whole, or only the lanes inside the tile
+        let load = |at: *const f32, v: usize| {
+            if WHOLE { V::load(at.add(V::LANES * v)) } else { V::load_lanes(at, lanes) }
+        };
+        let mut acc = [[V::zero(); NV]; ROWS];
+        for l in 0..t.kc {
+            let b_row = b.row(t.k0 + l).add(t.j0);
+            let bv: [V; NV] = std::array::from_fn(|v| load(b_row, v));
+            for (acc_row, &a_row) in acc.iter_mut().zip(&t.a_rows) {
+                let av = V::splat(*a_row.add(l * t.a_col));
+                for (a, &b) in acc_row.iter_mut().zip(&bv) {
+                    *a = av.mul_add(b, *a);
+                }
+            }
+        }
+        let scale = V::splat(beta);
+        for (r, acc_row) in acc.iter().enumerate().take(t.rows) {
+            let c_row = t.c.add(r * t.ldc);
+            for (v, &sum) in acc_row.iter().enumerate() {
+                let out = match add_to {
+                    AddTo::Nothing => sum,
+                    AddTo::C => sum.add(load(c_row, v)),
+                    AddTo::ScaledC => sum.add(load(c_row, v).mul(scale)),
+                };
+                let at = c_row.add(V::LANES * v);
+                if WHOLE { out.store(at) } else { out.store_lanes(at, lanes) }
             }
         }
     }
-    let scale = _mm512_set1_ps(beta);
-    for (r, acc_row) in acc.iter().enumerate().take(t.rows) {
-        for (v, &sum) in acc_row.iter().enumerate() {
-            let at = unsafe { t.c.add(r * t.ldc + 16 * v) };
-            let out = match add_to {
-                AddTo::Nothing => sum,
-                AddTo::C => _mm512_add_ps(sum, unsafe { _mm512_maskz_loadu_ps(masks[v], at) }),
-                AddTo::ScaledC => {
-                    _mm512_add_ps(sum, _mm512_mul_ps(unsafe { _mm512_maskz_loadu_ps(masks[v], at) }, scale))
-                }
-            };
-            unsafe { _mm512_mask_storeu_ps(at, masks[v], out) };
-        }
+}
+
+/// A SIMD vector of `f32` lanes, for [`tile_product`]. Every method is inlined into a caller
+/// that enables the features of its type.
+trait Vector: Copy {
+    /// Lanes per vector.
+    const LANES: usize;
+    /// Which lanes a masked load or store touches.
+    type Lanes: Copy;
+    /// The first `count` lanes.
+    unsafe fn first_lanes(count: usize) -> Self::Lanes;
+    unsafe fn zero() -> Self;
+    unsafe fn splat(x: f32) -> Self;
+    /// `LANES` floats from `at`.
+    unsafe fn load(at: *const f32) -> Self;
+    /// The floats of `lanes` from `at`, zero in the other lanes (which are not read).
+    unsafe fn load_lanes(at: *const f32, lanes: Self::Lanes) -> Self;
+    unsafe fn store(self, at: *mut f32);
+    /// Stores the floats of `lanes` only.
+    unsafe fn store_lanes(self, at: *mut f32, lanes: Self::Lanes);
+    /// `self·b + c`, rounded once.
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    unsafe fn add(self, b: Self) -> Self;
+    unsafe fn mul(self, b: Self) -> Self;
+}
+
+/// 16 lanes in a 512-bit register.
+#[derive(Clone, Copy)]
+struct Avx512(__m512);
+
+impl Vector for Avx512 {
+    const LANES: usize = 16;
+    type Lanes = __mmask16;
+    #[inline(always)]
+    unsafe fn first_lanes(count: usize) -> __mmask16 {
+        if count >= 16 { 0xffff } else { (1u16 << count) - 1 }
+    }
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Avx512(unsafe { _mm512_setzero_ps() })
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Avx512(unsafe { _mm512_set1_ps(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(at: *const f32) -> Self {
+        Avx512(unsafe { _mm512_loadu_ps(at) })
+    }
+    #[inline(always)]
+    unsafe fn load_lanes(at: *const f32, lanes: __mmask16) -> Self {
+        Avx512(unsafe { _mm512_maskz_loadu_ps(lanes, at) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, at: *mut f32) {
+        unsafe { _mm512_storeu_ps(at, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(self, at: *mut f32, lanes: __mmask16) {
+        unsafe { _mm512_mask_storeu_ps(at, lanes, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        Avx512(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Avx512(unsafe { _mm512_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        Avx512(unsafe { _mm512_mul_ps(self.0, b.0) })
+    }
+}
+
+/// 8 lanes in a 256-bit register.
+#[derive(Clone, Copy)]
+struct Avx2(__m256);
+
+impl Vector for Avx2 {
+    const LANES: usize = 8;
+    type Lanes = __m256i;
+    #[inline(always)]
+    unsafe fn first_lanes(count: usize) -> __m256i {
+        unsafe { first_lanes(count.min(8)) }
+    }
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Avx2(unsafe { _mm256_setzero_ps() })
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Avx2(unsafe { _mm256_set1_ps(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(at: *const f32) -> Self {
+        Avx2(unsafe { _mm256_loadu_ps(at) })
+    }
+    #[inline(always)]
+    unsafe fn load_lanes(at: *const f32, lanes: __m256i) -> Self {
+        Avx2(unsafe { _mm256_maskload_ps(at, lanes) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, at: *mut f32) {
+        unsafe { _mm256_storeu_ps(at, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(self, at: *mut f32, lanes: __m256i) {
+        unsafe { _mm256_maskstore_ps(at, lanes, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        Avx2(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_mul_ps(self.0, b.0) })
     }
 }
 
@@ -548,12 +812,24 @@ mod tests {
 
     #[test]
     fn products_equal_matrixmultiply_bit_for_bit() {
-        if !available() {
-            eprintln!("skipped: no AVX-512");
-            return;
-        }
-        // edges of every blocking: rows around MR, columns around 16 and NR, depth around KC
-        let shapes = [(1, 1, 1), (3, 5, 17), (8, 256, 48), (9, 257, 49), (17, 600, 100), (16, 10, 6400), (5, 33, 7)];
+        in_each_width(|width| products_equal_matrixmultiply_in(width));
+    }
+
+    fn products_equal_matrixmultiply_in(width: Width) {
+        // edges of every blocking: rows around the tile heights (6, 8) and MR, columns around
+        // the vector widths (8, 16) and stripes (16, 48), depth around KC
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 17),
+            (8, 256, 48),
+            (9, 257, 49),
+            (17, 600, 100),
+            (16, 10, 6400),
+            (5, 33, 7),
+            (6, 3, 8),
+            (7, 40, 23),
+            (13, 9, 33),
+        ];
         for &(m, k, n) in &shapes {
             for &beta in &[0.0f32, 1.0, 0.5] {
                 let (a, at) = (values(m * k, 1), values(k * m, 4));
@@ -571,7 +847,7 @@ mod tests {
                         assert!(try_gemm(a_view, Left::Fresh, b_view, beta, MatMut::strided(&mut got, m, n, ldc)));
                         reference(a_view, b_view, beta, &mut want, ldc);
                         let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
-                        assert!(same, "{m}×{k}×{n} β={beta} b col stride {}", b_view.col_stride);
+                        assert!(same, "{width:?} {m}×{k}×{n} β={beta} b col stride {}", b_view.col_stride);
                     }
                 }
             }
@@ -580,9 +856,10 @@ mod tests {
 
     #[test]
     fn listed_factors_give_the_bits_of_dense_ones() {
-        if !available() {
-            return;
-        }
+        in_each_width(|_| listed_factors_in_the_current_width());
+    }
+
+    fn listed_factors_in_the_current_width() {
         for &(m, k, n) in &[(1, 1, 1), (9, 257, 49), (17, 300, 100), (64, 1601, 100)] {
             for &beta in &[0.0f32, 1.0] {
                 // the rows of a dense factor, listed where they lie in a buffer with gaps
@@ -624,9 +901,10 @@ mod tests {
 
     #[test]
     fn a_kept_packing_gives_the_bits_of_a_fresh_one_and_is_replaced_for_another_shape() {
-        if !available() {
-            return;
-        }
+        in_each_width(|_| kept_packing_in_the_current_width());
+    }
+
+    fn kept_packing_in_the_current_width() {
         let (m, k, n) = (9, 20, 33);
         let (a, a2, b) = (values(m * k, 1), values(m * (k + 1), 2), values((k + 1) * n, 3));
         let run = |a: &[f32], k: usize, left: Left| {
@@ -665,10 +943,6 @@ mod measure {
     #[test]
     #[ignore]
     fn products_alone_against_matrixmultiply() {
-        if !available() {
-            eprintln!("no AVX-512: nothing to measure");
-            return;
-        }
         // (what, m, k, n, a stored transposed, b stored transposed, weights kept across calls);
         // of the two weight-gradient orders the step uses the transposed one for the second
         // convolutions (see `Conv2d::backward`)
@@ -692,7 +966,14 @@ mod measure {
             ("cifar linear1 weight gradient", 384, 100, 1600, true, false, false),
             ("cifar linear1 input gradient", 100, 384, 1600, false, false, false),
         ];
-        for (what, m, k, n, a_transposed, b_transposed, kept) in shapes {
+        in_each_width(|width| measure_shapes(width, &shapes));
+    }
+
+    type Shape = (&'static str, usize, usize, usize, bool, bool, bool);
+
+    fn measure_shapes(width: Width, shapes: &[Shape]) {
+        eprintln!("{width:?}:");
+        for &(what, m, k, n, a_transposed, b_transposed, kept) in shapes {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
             let mut c = vec![0.0f32; m * n];
