@@ -499,7 +499,7 @@ unsafe fn multiply<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usi
     }
 }
 
-/// [`multiply`] on AVX-512: tiles of 8 rows.
+/// [`multiply`] on AVX-512: tiles of 8 rows by three vectors.
 ///
 /// # Safety
 /// As [`multiply`], on a CPU with AVX-512 F and FMA.
@@ -508,7 +508,7 @@ unsafe fn multiply_avx512<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B,
     unsafe { multiply_in::<Avx512, 8, 3, B>(a, m, k, b, n, beta, c) }
 }
 
-/// [`multiply`] on AVX2: tiles of 4 rows.
+/// [`multiply`] on AVX2: tiles of 6 rows by two vectors.
 ///
 /// # Safety
 /// As [`multiply`], on a CPU with AVX2 and FMA.
@@ -552,8 +552,9 @@ unsafe fn multiply_in<V: Vector, const ROWS: usize, const VECTORS: usize, B: Rig
 }
 
 /// One tile of a stripe: its whole vectors in one [`tile_product`], then the columns left over
-/// in a masked one, so that no tile holds both a mask and three vectors of accumulators (AVX2
-/// has registers for 12 accumulators, three vectors of `b` and a broadcast, and no more).
+/// in a masked one of a single vector, so that the mask never takes a register from a tile
+/// whose accumulators fill the rest (on AVX2, 12 accumulators, two vectors of `b` and a
+/// broadcast).
 ///
 /// # Safety
 /// As [`tile_product`], with `cols` ≤ 3·`V::LANES`.
