@@ -147,17 +147,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.json {
         println!(
             "{}",
-            json!({ "model": model, "workers": args.workers, "wait": args.wait, "local_steps": args.local_steps, "rounds": args.rounds, "batch": args.batch, "precision": args.precision.name(), "threads": threads, "local_steps_total": steps, "seconds_per_round": per_round, "local_steps_per_s": steps as f64 / seconds })
+            json!({ "model": model, "workers": args.workers, "wait": args.wait, "local_steps": args.local_steps, "rounds": args.rounds, "batch": args.batch, "precision": args.precision.name(), "products": net.products_kernel(), "threads": threads, "local_steps_total": steps, "seconds_per_round": per_round, "local_steps_per_s": steps as f64 / seconds })
         );
     } else {
         println!(
             // the peer script's format: local_steps is the total over all workers and rounds
-            "model={model} M={} K={} U={} rounds={} threads={threads} local_steps={steps} seconds_per_round={per_round:.3} local_steps_per_s={:.2}",
+            "model={model} M={} K={} U={} rounds={} threads={threads} local_steps={steps} seconds_per_round={per_round:.3} local_steps_per_s={:.2} products={}",
             args.workers,
             args.wait,
             args.local_steps,
             args.rounds,
-            steps as f64 / seconds
+            steps as f64 / seconds,
+            net.products_kernel()
         );
     }
     Ok(())

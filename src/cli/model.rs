@@ -95,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out["batch"] = json!(args.batch);
             out["threads"] = json!(args.threads);
             out["precision"] = json!(args.precision.name());
+            out["products"] = json!(net.products_kernel());
             out["steps"] = json!(args.steps);
             out["step_ms"] = json!(b.step_ms);
             out["min_step_ms"] = json!(b.min_ms);
@@ -114,10 +115,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("params {}  flops_per_sample {}", net.num_params(), net.flops_per_sample());
     if let Some(b) = bench {
         println!(
-            "batch {} threads {} precision {} steps {}: step_ms {:.3} (min {:.3}) images_per_s {:.0}",
+            "batch {} threads {} precision {} products {} steps {}: step_ms {:.3} (min {:.3}) images_per_s {:.0}",
             args.batch,
             args.threads,
             args.precision.name(),
+            net.products_kernel(),
             args.steps,
             b.step_ms,
             b.min_ms,

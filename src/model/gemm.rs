@@ -119,6 +119,16 @@ pub(crate) fn gemm_listed_left(a: Listed<'_>, b: MatRef<'_>, beta: f32, c: MatMu
     panic!("listed products need the AVX-512 or AVX2 kernel");
 }
 
+/// The kernel of the f32 products that [`gemm`] can hand to `gemm_simd`: `"avx512"`, `"avx2"`,
+/// or `"matrixmultiply"` where neither runs.
+pub(crate) fn f32_kernel() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(width) = super::gemm_simd::width() {
+        return width.name();
+    }
+    "matrixmultiply"
+}
+
 /// `c ← a·b + beta·c` in `precision`: [`gemm`] for f32, [`gemm_bf16`] for bf16, where `left`
 /// says whether the packing of `a` is kept for (or taken from) a neighbouring call.
 pub(crate) fn product(precision: Precision, a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {

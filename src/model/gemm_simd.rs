@@ -57,6 +57,16 @@ pub(crate) enum Width {
     Avx2,
 }
 
+impl Width {
+    /// Its name in benchmark reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Width::Avx512 => "avx512",
+            Width::Avx2 => "avx2",
+        }
+    }
+}
+
 /// The widest kernel this CPU runs (checked once), or `None`.
 fn detected() -> Option<Width> {
     static WIDTH: OnceLock<Option<Width>> = OnceLock::new();
@@ -100,7 +110,7 @@ fn in_each_width(mut check: impl FnMut(Width)) {
 }
 
 /// The width this thread's products run in, or `None` where neither kernel runs.
-fn width() -> Option<Width> {
+pub(crate) fn width() -> Option<Width> {
     #[cfg(test)]
     if let (Some(forced), Some(_)) = (FORCED.get(), detected()) {
         return Some(forced);
@@ -813,7 +823,7 @@ mod tests {
 
     #[test]
     fn products_equal_matrixmultiply_bit_for_bit() {
-        in_each_width(|width| products_equal_matrixmultiply_in(width));
+        in_each_width(products_equal_matrixmultiply_in);
     }
 
     fn products_equal_matrixmultiply_in(width: Width) {

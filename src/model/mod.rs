@@ -284,6 +284,16 @@ impl Network {
         self.precision
     }
 
+    /// Which kernel runs most of the matrix products on this CPU: `"amx-bf16"` for bf16, else
+    /// `"avx512"` or `"avx2"` (`gemm_simd`, where it applies) or `"matrixmultiply"`. The
+    /// results do not depend on it in f32; benchmark reports name it.
+    pub fn products_kernel(&self) -> &'static str {
+        match self.precision {
+            Precision::Bf16 => "amx-bf16",
+            Precision::F32 => gemm::f32_kernel(),
+        }
+    }
+
     /// The spec's name.
     pub fn name(&self) -> &str {
         &self.name
