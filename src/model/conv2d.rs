@@ -10,9 +10,9 @@
 //! the whole batch (except when one chunk covers everything), which keeps the workspace small.
 //! Where a chunk is a single output position (a wide layer at a large batch, like the second
 //! convolution of cifar10_cnn at batch 100), the layer has no padding, and f32 products run on
-//! the kernel of `gemm_simd` (AVX-512 or AVX2) with the weight gradient computed transposed, nothing is unfolded:
-//! each row of that position's column matrix is one run of `n` input floats, and the products
-//! read the rows where they lie (`gemm::Listed`), with the same sums.
+//! the kernel of `gemm_simd` (AVX-512 or AVX2) with the weight gradient computed transposed,
+//! nothing is unfolded: each row of that position's column matrix is one run of `n` input
+//! floats, and the products read the rows where they lie (`gemm::Listed`), with the same sums.
 //!
 //! # Shapes
 //!

@@ -46,8 +46,8 @@ impl Flatten {
 }
 
 /// Writes the transpose of the row-major `rows × cols` matrix `src` into `dst` (`cols × rows`):
-/// by register transposes where `gemm_simd` runs (AVX-512 or AVX2), else in 16 × 16 tiles so that both sides are read and
-/// written a cache line at a time.
+/// by register transposes where `gemm_simd` runs (AVX-512 or AVX2), else in 16 × 16 tiles so
+/// that both sides are read and written a cache line at a time.
 pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if super::gemm_simd::try_transpose(src, rows, cols, dst) {

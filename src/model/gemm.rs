@@ -1,8 +1,9 @@
 //! Matrix products on flat `f32` slices. Every layer keeps its tensors in plain row-major
 //! buffers; this module describes a slice region as a strided matrix and multiplies with the
 //! kernel of `gemm_simd` where it applies (AVX-512 or AVX2 with FMA, a right factor with
-//! contiguous rows or columns), else through [`ndarray::linalg::general_mat_mul`] on `matrixmultiply`'s
-//! runtime-detected SIMD kernels; both sum in the same order, so which one runs changes no bit.
+//! contiguous rows or columns), else through [`ndarray::linalg::general_mat_mul`] on
+//! `matrixmultiply`'s runtime-detected SIMD kernels; both sum in the same order, so which one
+//! runs changes no bit.
 //! Single-threaded and deterministic: the same inputs give bit-identical outputs on every call.
 //! [`product`] dispatches on [`Precision`] between this and the bf16 kernel of
 //! [`super::gemm_bf16`].

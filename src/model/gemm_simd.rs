@@ -145,9 +145,10 @@ thread_local! {
     static PACKINGS: std::cell::RefCell<Packings> = std::cell::RefCell::new(Packings::default());
 }
 
-/// Runs `c ← a·b + beta·c` if the CPU has AVX-512 or AVX2 with FMA, no dimension is zero and either the rows or
-/// the columns of `b` are contiguous; returns whether it did. A `b` with contiguous columns (a
-/// transposed view, as in the weight gradient of a convolution) is first copied row-major.
+/// Runs `c ← a·b + beta·c` if the CPU has AVX-512 or AVX2 with FMA, no dimension is zero and
+/// either the rows or the columns of `b` are contiguous; returns whether it did. A `b` with
+/// contiguous columns (a transposed view, as in the weight gradient of a convolution) is first
+/// copied row-major.
 /// `left` says whether the packing of `a` is kept for (or taken from) a neighbouring call, as in
 /// the bf16 products; a kept packing of another shape is replaced.
 pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
