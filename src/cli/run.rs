@@ -15,7 +15,7 @@ use crate::model::Precision;
 pub struct Args {
     /// The experiment file (TOML), e.g. experiments/comparison.toml.
     config: PathBuf,
-    /// Results directory (default: results/<experiment name>).
+    /// Results directory (default: results/NAME, where NAME is the experiment name).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run with this seed only (replaces the file's seeds).

@@ -1,12 +1,12 @@
 //! Datasets and how they are split over workers. A [`Dataset`] is images as one flat `f32`
 //! vector (`n × C × H × W`, row-major, ready for [`Network`](crate::model::Network)) with `u32`
-//! labels. Sources: the embedded 8×8 digits ([`digits`], the default, always available), the
-//! CIFAR-10 binary files ([`cifar10`]) and MNIST IDX files ([`mnist`]) from a directory the user
-//! names (never downloaded), and a seeded synthetic generator ([`synthetic`]). Loaders check every
+//! labels. Sources: the embedded 8×8 digits ([`digits()`], the default, always available), the
+//! CIFAR-10 binary files ([`cifar10()`]) and MNIST IDX files ([`mnist()`]) from a directory the user
+//! names (never downloaded), and a seeded synthetic generator ([`synthetic()`]). Loaders check every
 //! size and label and report a truncated or corrupt file as [`Error::BadFile`](crate::Error)
 //! naming the file and the offset or record.
 //!
-//! [`partition`] splits a training set over M workers (i.i.d., the paper's sorted non-i.i.d.
+//! [`partition()`] splits a training set over M workers (i.i.d., the paper's sorted non-i.i.d.
 //! split, or Dirichlet label skew), and [`sample_batch`] draws a minibatch with replacement from
 //! one worker's shard, as the paper's `RandomSampler(replacement=True)` does.
 

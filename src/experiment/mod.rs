@@ -433,7 +433,7 @@ fn drive<S: Algorithm>(engine: &mut Engine, mut strategy: S, sink: &mut CsvSink)
     Ok(strategy)
 }
 
-/// ω_m = 1/E[τ_m], the weights of the objective vanilla asynchronous SGD converges to on
+/// ω_m = 1/E\[τ_m\], the weights of the objective vanilla asynchronous SGD converges to on
 /// heterogeneous data (specs/baselines.md §5), when every worker's mean step time is finite.
 fn speed_weights(compute: &ComputeTime, workers: usize) -> Option<Vec<f64>> {
     (0..workers).map(|w| compute.mean(w).filter(|t| t.is_finite() && *t > 0.0).map(|t| 1.0 / t)).collect()

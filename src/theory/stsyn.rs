@@ -11,7 +11,7 @@
 //! - the same for rounds that also close at a deadline D ([`round_stats_until`]: the integrals
 //!   below stop at λD), synchronous SGD's Ū then ([`sync_updates_until`]), and the Erlang(U)
 //!   distribution function ([`prob_done_by`]);
-//! - the same quantities as exact rationals at λ = 1 ([`exact`], [`exact_prob_updates`],
+//! - the same quantities as exact rationals at λ = 1 ([`exact()`], [`exact_prob_updates`],
 //!   [`exact_update_distribution`], [`exact_round_time_double_sum`]) for tests;
 //! - the generalisation to per-worker rates λ_m (§2.6): [`round_stats_heterogeneous`].
 //!
