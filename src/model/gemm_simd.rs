@@ -516,25 +516,27 @@ unsafe fn multiply<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usi
 /// As [`multiply`], on a CPU with AVX-512 F and FMA.
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn multiply_avx512<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
-    unsafe { multiply_in::<Avx512, 8, 3, B>(a, m, k, b, n, beta, c) }
+    unsafe { multiply_in::<Avx512, 8, 8, 3, B>(a, m, k, b, n, beta, c) }
 }
 
-/// [`multiply`] on AVX2: tiles of 6 rows by two vectors.
+/// [`multiply`] on AVX2: tiles of 6 rows by two vectors, the last rows in one of 4 if they are
+/// at most 4 (m = 32 then computes 34 rows instead of 36, m = 16 and m = 64 no row too many).
 ///
 /// # Safety
 /// As [`multiply`], on a CPU with AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn multiply_avx2<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
-    unsafe { multiply_in::<Avx2, 6, 2, B>(a, m, k, b, n, beta, c) }
+    unsafe { multiply_in::<Avx2, 6, 4, 2, B>(a, m, k, b, n, beta, c) }
 }
 
-/// [`multiply`] in the vectors of `V`, `ROWS` (at most [`MAX_ROWS`]) output rows per tile and
-/// stripes of `VECTORS` vectors' width of `b`. Inlined into the callers that enable `V`'s features.
+/// [`multiply`] in the vectors of `V`, `ROWS` (at most [`MAX_ROWS`]) output rows per tile, the
+/// last `SHORT` ≤ `ROWS` if no more rows are left, and stripes of `VECTORS` vectors' width of
+/// `b`. Inlined into the callers that enable `V`'s features.
 ///
 /// # Safety
 /// As [`multiply`], on a CPU with `V`'s features.
 #[inline(always)]
-unsafe fn multiply_in<V: Vector, const ROWS: usize, const VECTORS: usize, B: RightRows>(
+unsafe fn multiply_in<V: Vector, const ROWS: usize, const SHORT: usize, const VECTORS: usize, B: RightRows>(
     a: LeftFactor,
     m: usize,
     k: usize,
@@ -556,7 +558,11 @@ unsafe fn multiply_in<V: Vector, const ROWS: usize, const VECTORS: usize, B: Rig
                 let a_rows = std::array::from_fn(|r| unsafe { a.row(first + r.min(rows - 1), k0) });
                 let c_tile = unsafe { c_ptr.add(first * c.row_stride + j0) };
                 let tile = Tile { kc, a_rows, a_col: a.step(), k0, j0, c: c_tile, ldc: c.row_stride, rows, cols };
-                unsafe { stripe_product::<V, ROWS, B>(tile, b, add_to, beta) }
+                if rows <= SHORT && SHORT < ROWS {
+                    unsafe { stripe_product::<V, SHORT, B>(tile, b, add_to, beta) }
+                } else {
+                    unsafe { stripe_product::<V, ROWS, B>(tile, b, add_to, beta) }
+                }
             }
         }
     }
