@@ -110,6 +110,23 @@ pub(crate) fn gemm_listed_right(a: MatRef<'_>, left: Left, b: Listed<'_>, beta: 
     panic!("listed products need the AVX-512 or AVX2 kernel");
 }
 
+/// `c ← a[:, depths]·b + beta·c` in f32 for a `b` given row by row, whose row `l` meets column
+/// `depths[l]` of `a` (`left` as in [`product`], for the whole of `a`). Panics unless
+/// [`listed_products`]. The sums are those of [`gemm_listed_right`] on `a`'s columns `depths`
+/// copied out.
+pub(crate) fn gemm_listed_right_at(a: MatRef<'_>, left: Left, b: Listed<'_>, depths: &[u32], beta: f32, c: MatMut<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_simd::try_gemm_listed_right_at(a, left, b, depths, beta, c) {
+        return;
+    }
+    panic!("listed products need the AVX-512 or AVX2 kernel");
+}
+
+/// Depth of the blocks in which every f32 product sums `k` (`matrixmultiply`'s `S_KC`, which
+/// `gemm_simd` follows): a layer that leaves out terms of a sum keeps its bits only within one
+/// block.
+pub(crate) const DEPTH_BLOCK: usize = 256;
+
 /// `c ← a·b + beta·c` in f32 for an `a` given row by row. Panics unless [`listed_products`].
 /// The sums are those of [`gemm`] on the same matrix laid out densely.
 pub(crate) fn gemm_listed_left(a: Listed<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {

@@ -40,7 +40,7 @@ const MAX_ROWS: usize = 8;
 /// Depth of one block of `k`: `matrixmultiply`'s `S_KC`, whose blocks the sums must follow. A
 /// stripe of a tile's width of `b` is then 48 KiB (AVX-512) or 16 KiB (AVX2), read from L1 or
 /// L2 by every tile of rows of `a`.
-const KC: usize = 256;
+const KC: usize = super::gemm::DEPTH_BLOCK;
 
 /// Widest product (columns of `b`) whose left factor, used once, is read where it lies rather
 /// than packed: below it the factor is read by few column stripes and packing does not pay.
@@ -166,7 +166,7 @@ pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: M
         let rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
         // SAFETY: `available()` holds; `check_bounds` keeps every access inside the
         // slices, and packed panels hold ⌈m/MR⌉·MR·k floats.
-        unsafe { multiply(a_factor, a.rows, a.cols, rows, b.cols, beta, c) }
+        unsafe { multiply(a_factor, a.rows, a.cols, rows, b.cols, Dense, beta, c) }
     });
     true
 }
@@ -193,7 +193,35 @@ pub(crate) fn try_gemm_listed_right(a: MatRef<'_>, left: Left, b: Listed<'_>, be
         let Packings { fresh, kept, .. } = packings;
         let a_factor = left_factor(a, left, n, fresh, kept);
         // SAFETY: as in `try_gemm`; every listed row holds n floats.
-        unsafe { multiply(a_factor, a.rows, k, rows, n, beta, c) }
+        unsafe { multiply(a_factor, a.rows, k, rows, n, Dense, beta, c) }
+    });
+    true
+}
+
+/// [`try_gemm_listed_right`] with only some columns of `a`: `c ← a[:, depths]·b + beta·c`,
+/// where row `l` of `b` meets column `depths[l]` of `a` (`left` as there). A layer that leaves
+/// out the rows of `b` that are zeros keeps `a` packed whole.
+pub(crate) fn try_gemm_listed_right_at(
+    a: MatRef<'_>,
+    left: Left,
+    b: Listed<'_>,
+    depths: &[u32],
+    beta: f32,
+    c: MatMut<'_>,
+) -> bool {
+    let (k, n) = (b.rows.len(), b.cols);
+    if !available() || a.rows == 0 || k == 0 || n == 0 {
+        return false;
+    }
+    assert!(depths.len() == k && depths.iter().all(|&d| (d as usize) < a.cols), "depths outside the factor");
+    check_inside(&a);
+    check_output((a.rows, k), (k, n), &c);
+    let rows = ListedRows(b.erased());
+    PACKINGS.with_borrow_mut(|packings| {
+        let Packings { fresh, kept, .. } = packings;
+        let a_factor = left_factor(a, left, n, fresh, kept);
+        // SAFETY: as in `try_gemm`; every listed row holds n floats, every depth is a column of a.
+        unsafe { multiply(a_factor, a.rows, k, rows, n, Indexed(depths.as_ptr()), beta, c) }
     });
     true
 }
@@ -211,7 +239,7 @@ pub(crate) fn try_gemm_listed_left(a: Listed<'_>, b: MatRef<'_>, beta: f32, c: M
         let b = row_major(b, &mut packings.right);
         let rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
         // SAFETY: as in `try_gemm`; every listed row holds k floats.
-        unsafe { multiply(a_factor, m, k, rows, b.cols, beta, c) }
+        unsafe { multiply(a_factor, m, k, rows, b.cols, Dense, beta, c) }
     });
     true
 }
@@ -494,18 +522,59 @@ impl RightRows for ListedRows {
     }
 }
 
+/// Which column of `a` step `l` of the sums reads.
+trait Depths: Copy {
+    /// The column of `a` that meets row `l` of `b`.
+    ///
+    /// # Safety
+    /// `l` is a row of `b`.
+    unsafe fn depth(self, l: usize) -> usize;
+}
+
+/// Column `l`: the product of whole factors.
+#[derive(Clone, Copy)]
+struct Dense;
+
+impl Depths for Dense {
+    #[inline(always)]
+    unsafe fn depth(self, l: usize) -> usize {
+        l
+    }
+}
+
+/// Column `depths[l]`.
+#[derive(Clone, Copy)]
+struct Indexed(*const u32);
+
+impl Depths for Indexed {
+    #[inline(always)]
+    unsafe fn depth(self, l: usize) -> usize {
+        unsafe { *self.0.add(l) as usize }
+    }
+}
+
 /// `c ← a·b + beta·c` for `a` (m × k) and `b` (k × n) wherever they lie, in the width of
-/// [`width`].
+/// [`width`]; step `l` of the sums reads column `depths.depth(l)` of `a`.
 ///
 /// # Safety
 /// [`available`]; m, k, n > 0; `a` (m × k, the rows of a packed `a` padded to a multiple of
 /// [`MR`]), `b` (k × n) and `c` (m × n) inside their buffers.
-unsafe fn multiply<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply<B: RightRows, D: Depths>(
+    a: LeftFactor,
+    m: usize,
+    k: usize,
+    b: B,
+    n: usize,
+    depths: D,
+    beta: f32,
+    c: MatMut<'_>,
+) {
     // SAFETY: `available` says the CPU has the width's features.
     unsafe {
         match width().expect("a kernel width") {
-            Width::Avx512 => multiply_avx512(a, m, k, b, n, beta, c),
-            Width::Avx2 => multiply_avx2(a, m, k, b, n, beta, c),
+            Width::Avx512 => multiply_avx512(a, m, k, b, n, depths, beta, c),
+            Width::Avx2 => multiply_avx2(a, m, k, b, n, depths, beta, c),
         }
     }
 }
@@ -515,8 +584,18 @@ unsafe fn multiply<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usi
 /// # Safety
 /// As [`multiply`], on a CPU with AVX-512 F and FMA.
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn multiply_avx512<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
-    unsafe { multiply_in::<Avx512, 8, 8, 3, B>(a, m, k, b, n, beta, c) }
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply_avx512<B: RightRows, D: Depths>(
+    a: LeftFactor,
+    m: usize,
+    k: usize,
+    b: B,
+    n: usize,
+    depths: D,
+    beta: f32,
+    c: MatMut<'_>,
+) {
+    unsafe { multiply_in::<Avx512, 8, 8, 3, B, D>(a, m, k, b, n, depths, beta, c) }
 }
 
 /// [`multiply`] on AVX2: tiles of 6 rows by two vectors, the last rows in one of 4 if they are
@@ -525,8 +604,18 @@ unsafe fn multiply_avx512<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B,
 /// # Safety
 /// As [`multiply`], on a CPU with AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn multiply_avx2<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n: usize, beta: f32, c: MatMut<'_>) {
-    unsafe { multiply_in::<Avx2, 6, 4, 2, B>(a, m, k, b, n, beta, c) }
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply_avx2<B: RightRows, D: Depths>(
+    a: LeftFactor,
+    m: usize,
+    k: usize,
+    b: B,
+    n: usize,
+    depths: D,
+    beta: f32,
+    c: MatMut<'_>,
+) {
+    unsafe { multiply_in::<Avx2, 6, 4, 2, B, D>(a, m, k, b, n, depths, beta, c) }
 }
 
 /// [`multiply`] in the vectors of `V`, `ROWS` (at most [`MAX_ROWS`]) output rows per tile, the
@@ -536,12 +625,21 @@ unsafe fn multiply_avx2<B: RightRows>(a: LeftFactor, m: usize, k: usize, b: B, n
 /// # Safety
 /// As [`multiply`], on a CPU with `V`'s features.
 #[inline(always)]
-unsafe fn multiply_in<V: Vector, const ROWS: usize, const SHORT: usize, const VECTORS: usize, B: RightRows>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply_in<
+    V: Vector,
+    const ROWS: usize,
+    const SHORT: usize,
+    const VECTORS: usize,
+    B: RightRows,
+    D: Depths,
+>(
     a: LeftFactor,
     m: usize,
     k: usize,
     b: B,
     n: usize,
+    depths: D,
     beta: f32,
     c: MatMut<'_>,
 ) {
@@ -555,13 +653,13 @@ unsafe fn multiply_in<V: Vector, const ROWS: usize, const SHORT: usize, const VE
             for first in (0..m).step_by(ROWS) {
                 let rows = ROWS.min(m - first);
                 // rows past the last read it again (their sums are not stored)
-                let a_rows = std::array::from_fn(|r| unsafe { a.row(first + r.min(rows - 1), k0) });
+                let a_rows = std::array::from_fn(|r| unsafe { a.row(first + r.min(rows - 1), 0) });
                 let c_tile = unsafe { c_ptr.add(first * c.row_stride + j0) };
                 let tile = Tile { kc, a_rows, a_col: a.step(), k0, j0, c: c_tile, ldc: c.row_stride, rows, cols };
                 if rows <= SHORT && SHORT < ROWS {
-                    unsafe { stripe_product::<V, SHORT, B>(tile, b, add_to, beta) }
+                    unsafe { stripe_product::<V, SHORT, B, D>(tile, b, depths, add_to, beta) }
                 } else {
-                    unsafe { stripe_product::<V, ROWS, B>(tile, b, add_to, beta) }
+                    unsafe { stripe_product::<V, ROWS, B, D>(tile, b, depths, add_to, beta) }
                 }
             }
         }
@@ -576,20 +674,26 @@ unsafe fn multiply_in<V: Vector, const ROWS: usize, const SHORT: usize, const VE
 /// # Safety
 /// As [`tile_product`], with `cols` ≤ 3·`V::LANES`.
 #[inline(always)]
-unsafe fn stripe_product<V: Vector, const ROWS: usize, B: RightRows>(t: Tile, b: B, add_to: AddTo, beta: f32) {
+unsafe fn stripe_product<V: Vector, const ROWS: usize, B: RightRows, D: Depths>(
+    t: Tile,
+    b: B,
+    depths: D,
+    add_to: AddTo,
+    beta: f32,
+) {
     let whole = t.cols / V::LANES;
     let whole_cols = whole * V::LANES;
     let tile = Tile { cols: whole_cols, ..t };
     unsafe {
         match whole {
-            3 => tile_product::<V, ROWS, 3, true, B>(tile, b, add_to, beta),
-            2 => tile_product::<V, ROWS, 2, true, B>(tile, b, add_to, beta),
-            1 => tile_product::<V, ROWS, 1, true, B>(tile, b, add_to, beta),
+            3 => tile_product::<V, ROWS, 3, true, B, D>(tile, b, depths, add_to, beta),
+            2 => tile_product::<V, ROWS, 2, true, B, D>(tile, b, depths, add_to, beta),
+            1 => tile_product::<V, ROWS, 1, true, B, D>(tile, b, depths, add_to, beta),
             _ => {}
         }
         if whole_cols < t.cols {
             let rest = Tile { j0: t.j0 + whole_cols, c: t.c.add(whole_cols), cols: t.cols - whole_cols, ..t };
-            tile_product::<V, ROWS, 1, false, B>(rest, b, add_to, beta);
+            tile_product::<V, ROWS, 1, false, B, D>(rest, b, depths, add_to, beta);
         }
     }
 }
@@ -622,8 +726,8 @@ impl From<f32> for AddTo {
 #[derive(Clone, Copy)]
 struct Tile {
     kc: usize,
-    /// Where each row of `a` starts (at depth `k0`), and the step along them; the kernel reads
-    /// the first of them that its tile height needs.
+    /// Where each row of `a` starts, and the step along them; the kernel reads the first of
+    /// them that its tile height needs.
     a_rows: [*const f32; MAX_ROWS],
     a_col: usize,
     k0: usize,
@@ -640,9 +744,10 @@ struct Tile {
 /// # Safety
 /// As [`multiply_in`]; `rows` ≤ `ROWS`; `cols` as above.
 #[inline(always)]
-unsafe fn tile_product<V: Vector, const ROWS: usize, const NV: usize, const WHOLE: bool, B: RightRows>(
+unsafe fn tile_product<V: Vector, const ROWS: usize, const NV: usize, const WHOLE: bool, B: RightRows, D: Depths>(
     t: Tile,
     b: B,
+    depths: D,
     add_to: AddTo,
     beta: f32,
 ) {
@@ -656,8 +761,9 @@ unsafe fn tile_product<V: Vector, const ROWS: usize, const NV: usize, const WHOL
         for l in 0..t.kc {
             let b_row = b.row(t.k0 + l).add(t.j0);
             let bv: [V; NV] = std::array::from_fn(|v| load(b_row, v));
+            let a_at = depths.depth(t.k0 + l) * t.a_col;
             for (acc_row, &a_row) in acc.iter_mut().zip(&t.a_rows) {
-                let av = V::splat(*a_row.add(l * t.a_col));
+                let av = V::splat(*a_row.add(a_at));
                 for (a, &b) in acc_row.iter_mut().zip(&bv) {
                     *a = av.mul_add(b, *a);
                 }
