@@ -13,6 +13,7 @@
 //! the kernel of `gemm_simd` (AVX-512 or AVX2) with the weight gradient computed transposed,
 //! nothing is unfolded: each row of that position's column matrix is one run of `n` input
 //! floats, and the products read the rows where they lie (`gemm::Listed`), with the same sums.
+//! A padded layer's products leave out the rows that read padding (`Conv2d::skips_padding`).
 //!
 //! # Shapes
 //!
@@ -25,8 +26,8 @@ use super::Layout;
 use multiversion::multiversion;
 
 use super::gemm::{
-    DEPTH_BLOCK, Listed, MatMut, MatRef, gemm_listed_left, gemm_listed_right, gemm_listed_right_at, listed_products,
-    product,
+    DEPTH_BLOCK, Listed, MatMut, MatRef, gemm_listed_left, gemm_listed_right, gemm_listed_right_at, gemm_rows,
+    listed_products, product,
 };
 use super::gemm_bf16::{Left, Precision};
 
@@ -142,14 +143,16 @@ impl Conv2d {
             && listed_products()
     }
 
-    /// Whether the forward product leaves out the rows of the column matrix that read padding
-    /// (zeros), run by run of positions ([`Conv2d::forward_skipping_padding`]): for f32 on the
-    /// kernel of `gemm_simd` (which reads the remaining rows where they lie and steps through
-    /// the weights' matching columns), with padding, and with the whole patch in one block of
-    /// the products' sums ([`DEPTH_BLOCK`]), so that every output is the same chain of fused
-    /// multiply-adds less its terms w·0. Those terms change no sum that is not −0, and a chain
-    /// that starts from +0 reaches −0 only through a product below the smallest subnormal; so
-    /// the bits are those of the full product unless a weight is infinite or NaN (tested on
+    /// Whether the products leave out the rows of the column matrix that read padding (zeros),
+    /// run by run of positions ([`Conv2d::for_each_run`]): for f32 on the kernel of `gemm_simd`,
+    /// with padding, and with the whole patch in one block of the products' sums
+    /// ([`DEPTH_BLOCK`]). The input gradient computes only the rows of its column-matrix
+    /// gradient that [`col2im`] reads, each with the sums of the whole product. The forward
+    /// product ([`Conv2d::forward_skipping_padding`]) reads the other rows where they lie and
+    /// steps through the weights' matching columns, so every output is the same chain of fused
+    /// multiply-adds less its terms w·0; those change no sum that is not −0, and a chain that
+    /// starts from +0 reaches −0 only through a product below the smallest subnormal. So the
+    /// bits are those of the whole products unless a weight is infinite or NaN (tested on
     /// random data). The digits CNN's convolutions read padding in 16 % and 30 % of their rows.
     fn skips_padding(&self, precision: Precision) -> bool {
         #[cfg(test)]
@@ -257,9 +260,26 @@ impl Conv2d {
         precision: Precision,
     ) {
         let (co, patch) = (self.out_shape[0], self.patch_len());
-        let left = if first == 0 { Left::Keep } else { Left::Kept };
         let weights = MatRef::rows(weight, co, patch).t();
-        product(precision, weights, left, d_out, 0.0, MatMut::rows(d_cols, patch, count * n));
+        let row_len = count * n;
+        if self.skips_padding(precision) {
+            // only the rows that col2im reads: each row's sums are those of the whole product
+            let mut packed = false;
+            self.for_each_run(index, first, count, |start, end, rows| {
+                if rows.is_empty() {
+                    return; // a kernel wholly in the padding
+                }
+                let at = (start - first) * n;
+                let width = (end - start) * n;
+                let left = if packed { Left::Kept } else { Left::Keep };
+                packed = true;
+                let d_out = MatRef::strided(&d_out.data[at..], co, width, d_out.row_stride);
+                gemm_rows(weights, left, rows, d_out, 0.0, MatMut::strided(&mut d_cols[at..], patch, width, row_len));
+            });
+        } else {
+            let left = if first == 0 { Left::Keep } else { Left::Kept };
+            product(precision, weights, left, d_out, 0.0, MatMut::rows(d_cols, patch, row_len));
+        }
         col2im(self, index, d_cols, n, first, count, d_input);
     }
 
@@ -326,12 +346,40 @@ impl Conv2d {
         }
     }
 
+    /// Calls `each(start, end, rows)` for every run `start..end` of consecutive positions among
+    /// `first..first + count` that read the same kernel offsets, with `rows` the column-matrix
+    /// rows (input channel, offset) that read the input there, in order.
+    fn for_each_run(
+        &self,
+        index: &[u32],
+        first: usize,
+        count: usize,
+        mut each: impl FnMut(usize, usize, &mut Vec<u32>),
+    ) {
+        let [ci, ..] = self.in_shape;
+        let (kk, positions) = (self.kernel * self.kernel, self.positions());
+        let reads_input = |o: usize, position: usize| index[o * positions + position] != PADDING;
+        let mut rows = Vec::new();
+        let mut start = first;
+        while start < first + count {
+            let mut end = start + 1;
+            while end < first + count && (0..kk).all(|o| reads_input(o, end) == reads_input(o, start)) {
+                end += 1;
+            }
+            rows.clear();
+            for c in 0..ci {
+                rows.extend((0..kk).filter(|&o| reads_input(o, start)).map(|o| (c * kk + o) as u32));
+            }
+            each(start, end, &mut rows);
+            start = end;
+        }
+    }
+
     /// The output of positions `first..first + count` from their column matrix `cols` (as
     /// [`Conv2d::im2col`] left it) and the augmented weights `aug`, without the rows that read
-    /// padding: for each run of consecutive positions that read the same kernel offsets, one
-    /// product of the weights' columns for those offsets (and the bias) with the rows of `cols`
-    /// listed where they lie. The weights are packed once, at the first position. See
-    /// [`Conv2d::skips_padding`] for the bits.
+    /// padding: for each run of [`Conv2d::for_each_run`], one product of the weights' columns
+    /// for its offsets (and the bias) with the rows of `cols` listed where they lie. The weights
+    /// are packed once, at the first position. See [`Conv2d::skips_padding`] for the bits.
     #[allow(clippy::too_many_arguments)]
     fn forward_skipping_padding(
         &self,
@@ -343,24 +391,11 @@ impl Conv2d {
         count: usize,
         output: &mut [f32],
     ) {
-        let [ci, ..] = self.in_shape;
         let (co, patch, positions) = (self.out_shape[0], self.patch_len(), self.positions());
-        let kk = self.kernel * self.kernel;
         let row_len = count * n;
-        let reads_input = |o: usize, position: usize| index[o * positions + position] != PADDING;
-        let (mut rows, mut list) = (Vec::new(), Vec::new());
-        let mut start = first;
-        while start < first + count {
-            let mut end = start + 1;
-            while end < first + count && (0..kk).all(|o| reads_input(o, end) == reads_input(o, start)) {
-                end += 1;
-            }
-            // the column-matrix rows of the offsets read, in their order, then the row of ones
-            rows.clear();
-            for c in 0..ci {
-                rows.extend((0..kk).filter(|&o| reads_input(o, start)).map(|o| (c * kk + o) as u32));
-            }
-            rows.push(patch as u32);
+        let mut list = Vec::new();
+        self.for_each_run(index, first, count, |start, end, rows| {
+            rows.push(patch as u32); // the row of ones, against the bias column
             let width = (end - start) * n;
             list.clear();
             list.extend(rows.iter().map(|&r| &cols[r as usize * row_len + (start - first) * n..][..width]));
@@ -368,12 +403,11 @@ impl Conv2d {
                 MatRef::rows(aug, co, patch + 1),
                 if start == 0 { Left::Keep } else { Left::Kept },
                 Listed { rows: &list, cols: width },
-                &rows,
+                rows,
                 0.0,
                 MatMut::strided(&mut output[start * n..], co, width, positions * n),
             );
-            start = end;
-        }
+        });
     }
 
     /// Writes the parameter gradient into `grad` and, when given, the input gradient into
@@ -537,13 +571,15 @@ mod tests {
     }
 
     #[test]
-    fn skipping_the_padding_gives_the_bits_of_the_whole_column_matrix() {
-        // the digits CNN's two convolutions, a strided one, and one in chunks of positions
+    fn skipping_the_padding_gives_the_bits_of_the_whole_products() {
+        // the digits CNN's two convolutions, a strided one, one in chunks of positions, and one
+        // whose kernel lies wholly in the padding at the corners
         let layers = [
             (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1 }, 32),
             (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1 }, 100),
             (Conv2d { in_shape: [3, 9, 7], out_shape: [5, 6, 5], kernel: 3, stride: 2, padding: 2 }, 7),
             (Conv2d { in_shape: [6, 12, 12], out_shape: [8, 12, 12], kernel: 5, stride: 1, padding: 2 }, 40),
+            (Conv2d { in_shape: [2, 3, 3], out_shape: [3, 6, 6], kernel: 2, stride: 1, padding: 2 }, 5),
         ];
         // the last is unfolded in chunks of fewer positions than it has
         assert!(layers[3].0.chunk(layers[3].1, Precision::F32) < 144);
@@ -558,16 +594,23 @@ mod tests {
             let [ci, h, w] = conv.in_shape;
             let params = noise(conv.num_params(), 1);
             let input = noise(ci * h * w * n, 2);
+            let d_output = noise(conv.out_shape.iter().product::<usize>() * n, 3);
             let index = conv.gather_index();
             let run = |unfold: bool| {
                 UNFOLD.set(unfold);
                 let mut cols = vec![0.0; conv.cols_len(n, Precision::F32)];
-                let mut output = vec![0.0; conv.out_shape.iter().product::<usize>() * n];
+                let mut output = vec![0.0; d_output.len()];
                 conv.forward(&params, &input, &mut output, n, &index, &mut cols, Precision::F32);
+                let (mut grad, mut d_input) = (vec![0.0; params.len()], vec![0.0; input.len()]);
+                let d_in = Some(&mut d_input[..]);
+                conv.backward(&params, &input, &d_output, d_in, &mut grad, n, &index, &mut cols, Precision::F32);
                 UNFOLD.set(false);
-                output.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                [output, grad, d_input].map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
             };
-            assert!(run(false) == run(true), "{conv:?} at batch {n}");
+            let (skipping, whole) = (run(false), run(true));
+            for (i, what) in ["output", "parameter gradient", "input gradient"].iter().enumerate() {
+                assert!(skipping[i] == whole[i], "{what} differs, {conv:?} at batch {n}");
+            }
         }
     }
 

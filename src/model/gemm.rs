@@ -122,6 +122,17 @@ pub(crate) fn gemm_listed_right_at(a: MatRef<'_>, left: Left, b: Listed<'_>, dep
     panic!("listed products need the AVX-512 or AVX2 kernel");
 }
 
+/// [`gemm`] for some rows only: rows `rows` of `c` ← the same rows of `a`, times `b`,
+/// `+ beta·c` (`left` as in [`product`], for the whole of `a`); the other rows of `c` are not
+/// touched. Panics unless [`listed_products`]. Each row's sums are those of [`gemm`].
+pub(crate) fn gemm_rows(a: MatRef<'_>, left: Left, rows: &[u32], b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_simd::try_gemm_rows(a, left, rows, b, beta, c) {
+        return;
+    }
+    panic!("products of listed rows need the AVX-512 or AVX2 kernel");
+}
+
 /// Depth of the blocks in which every f32 product sums `k` (`matrixmultiply`'s `S_KC`, which
 /// `gemm_simd` follows): a layer that leaves out terms of a sum keeps its bits only within one
 /// block.

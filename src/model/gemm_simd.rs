@@ -166,7 +166,7 @@ pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: M
         let rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
         // SAFETY: `available()` holds; `check_bounds` keeps every access inside the
         // slices, and packed panels hold ⌈m/MR⌉·MR·k floats.
-        unsafe { multiply(a_factor, a.rows, a.cols, rows, b.cols, Dense, beta, c) }
+        unsafe { multiply(a_factor, a.rows, a.cols, rows, b.cols, Dense, Dense, beta, c) }
     });
     true
 }
@@ -193,7 +193,7 @@ pub(crate) fn try_gemm_listed_right(a: MatRef<'_>, left: Left, b: Listed<'_>, be
         let Packings { fresh, kept, .. } = packings;
         let a_factor = left_factor(a, left, n, fresh, kept);
         // SAFETY: as in `try_gemm`; every listed row holds n floats.
-        unsafe { multiply(a_factor, a.rows, k, rows, n, Dense, beta, c) }
+        unsafe { multiply(a_factor, a.rows, k, rows, n, Dense, Dense, beta, c) }
     });
     true
 }
@@ -221,7 +221,26 @@ pub(crate) fn try_gemm_listed_right_at(
         let Packings { fresh, kept, .. } = packings;
         let a_factor = left_factor(a, left, n, fresh, kept);
         // SAFETY: as in `try_gemm`; every listed row holds n floats, every depth is a column of a.
-        unsafe { multiply(a_factor, a.rows, k, rows, n, Indexed(depths.as_ptr()), beta, c) }
+        unsafe { multiply(a_factor, a.rows, k, rows, n, Indexed(depths.as_ptr()), Dense, beta, c) }
+    });
+    true
+}
+
+/// [`try_gemm`] for some rows only: rows `rows` of `c` ← the same rows of `a`, times `b`,
+/// `+ beta·c` (`left` as there, for the whole of `a`); the other rows of `c` are not touched.
+pub(crate) fn try_gemm_rows(a: MatRef<'_>, left: Left, rows: &[u32], b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
+    if !available() || rows.is_empty() || a.cols == 0 || b.cols == 0 || (b.col_stride != 1 && b.row_stride != 1) {
+        return false;
+    }
+    assert!(rows.iter().all(|&r| (r as usize) < a.rows), "rows outside the factor");
+    check_bounds(&a, &b, &c);
+    PACKINGS.with_borrow_mut(|packings| {
+        let Packings { fresh, kept, right } = packings;
+        let a_factor = left_factor(a, left, b.cols, fresh, kept);
+        let b = row_major(b, right);
+        let b_rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
+        // SAFETY: as in `try_gemm`; every listed row is a row of a and c.
+        unsafe { multiply(a_factor, rows.len(), a.cols, b_rows, b.cols, Dense, Indexed(rows.as_ptr()), beta, c) }
     });
     true
 }
@@ -239,7 +258,7 @@ pub(crate) fn try_gemm_listed_left(a: Listed<'_>, b: MatRef<'_>, beta: f32, c: M
         let b = row_major(b, &mut packings.right);
         let rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
         // SAFETY: as in `try_gemm`; every listed row holds k floats.
-        unsafe { multiply(a_factor, m, k, rows, b.cols, Dense, beta, c) }
+        unsafe { multiply(a_factor, m, k, rows, b.cols, Dense, Dense, beta, c) }
     });
     true
 }
@@ -522,59 +541,62 @@ impl RightRows for ListedRows {
     }
 }
 
-/// Which column of `a` step `l` of the sums reads.
-trait Depths: Copy {
-    /// The column of `a` that meets row `l` of `b`.
+/// Which column of `a` step `l` of the sums reads, or which row of `a` and `c` the `i`-th row
+/// computed is.
+trait IndexMap: Copy {
+    /// The index that `i` stands for.
     ///
     /// # Safety
-    /// `l` is a row of `b`.
-    unsafe fn depth(self, l: usize) -> usize;
+    /// `i` is inside the list of an [`Indexed`] map.
+    unsafe fn at(self, i: usize) -> usize;
 }
 
-/// Column `l`: the product of whole factors.
+/// Every index, itself: the product of whole factors.
 #[derive(Clone, Copy)]
 struct Dense;
 
-impl Depths for Dense {
+impl IndexMap for Dense {
     #[inline(always)]
-    unsafe fn depth(self, l: usize) -> usize {
-        l
+    unsafe fn at(self, i: usize) -> usize {
+        i
     }
 }
 
-/// Column `depths[l]`.
+/// The indices of a list.
 #[derive(Clone, Copy)]
 struct Indexed(*const u32);
 
-impl Depths for Indexed {
+impl IndexMap for Indexed {
     #[inline(always)]
-    unsafe fn depth(self, l: usize) -> usize {
-        unsafe { *self.0.add(l) as usize }
+    unsafe fn at(self, i: usize) -> usize {
+        unsafe { *self.0.add(i) as usize }
     }
 }
 
 /// `c ← a·b + beta·c` for `a` (m × k) and `b` (k × n) wherever they lie, in the width of
-/// [`width`]; step `l` of the sums reads column `depths.depth(l)` of `a`.
+/// [`width`]; step `l` of the sums reads column `depths.at(l)` of `a`, and of the `m` rows
+/// computed the `i`-th is row `rows.at(i)` of `a` and `c`.
 ///
 /// # Safety
 /// [`available`]; m, k, n > 0; `a` (m × k, the rows of a packed `a` padded to a multiple of
 /// [`MR`]), `b` (k × n) and `c` (m × n) inside their buffers.
 #[allow(clippy::too_many_arguments)]
-unsafe fn multiply<B: RightRows, D: Depths>(
+unsafe fn multiply<B: RightRows, D: IndexMap, R: IndexMap>(
     a: LeftFactor,
     m: usize,
     k: usize,
     b: B,
     n: usize,
     depths: D,
+    rows: R,
     beta: f32,
     c: MatMut<'_>,
 ) {
     // SAFETY: `available` says the CPU has the width's features.
     unsafe {
         match width().expect("a kernel width") {
-            Width::Avx512 => multiply_avx512(a, m, k, b, n, depths, beta, c),
-            Width::Avx2 => multiply_avx2(a, m, k, b, n, depths, beta, c),
+            Width::Avx512 => multiply_avx512(a, m, k, b, n, depths, rows, beta, c),
+            Width::Avx2 => multiply_avx2(a, m, k, b, n, depths, rows, beta, c),
         }
     }
 }
@@ -585,17 +607,18 @@ unsafe fn multiply<B: RightRows, D: Depths>(
 /// As [`multiply`], on a CPU with AVX-512 F and FMA.
 #[target_feature(enable = "avx512f,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn multiply_avx512<B: RightRows, D: Depths>(
+unsafe fn multiply_avx512<B: RightRows, D: IndexMap, R: IndexMap>(
     a: LeftFactor,
     m: usize,
     k: usize,
     b: B,
     n: usize,
     depths: D,
+    rows: R,
     beta: f32,
     c: MatMut<'_>,
 ) {
-    unsafe { multiply_in::<Avx512, 8, 8, 3, B, D>(a, m, k, b, n, depths, beta, c) }
+    unsafe { multiply_in::<Avx512, 8, 8, 3, B, D, R>(a, m, k, b, n, depths, rows, beta, c) }
 }
 
 /// [`multiply`] on AVX2: tiles of 6 rows by two vectors, the last rows in one of 4 if they are
@@ -605,17 +628,18 @@ unsafe fn multiply_avx512<B: RightRows, D: Depths>(
 /// As [`multiply`], on a CPU with AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn multiply_avx2<B: RightRows, D: Depths>(
+unsafe fn multiply_avx2<B: RightRows, D: IndexMap, R: IndexMap>(
     a: LeftFactor,
     m: usize,
     k: usize,
     b: B,
     n: usize,
     depths: D,
+    rows: R,
     beta: f32,
     c: MatMut<'_>,
 ) {
-    unsafe { multiply_in::<Avx2, 6, 4, 2, B, D>(a, m, k, b, n, depths, beta, c) }
+    unsafe { multiply_in::<Avx2, 6, 4, 2, B, D, R>(a, m, k, b, n, depths, rows, beta, c) }
 }
 
 /// [`multiply`] in the vectors of `V`, `ROWS` (at most [`MAX_ROWS`]) output rows per tile, the
@@ -632,7 +656,8 @@ unsafe fn multiply_in<
     const SHORT: usize,
     const VECTORS: usize,
     B: RightRows,
-    D: Depths,
+    D: IndexMap,
+    R: IndexMap,
 >(
     a: LeftFactor,
     m: usize,
@@ -640,6 +665,7 @@ unsafe fn multiply_in<
     b: B,
     n: usize,
     depths: D,
+    rows: R,
     beta: f32,
     c: MatMut<'_>,
 ) {
@@ -651,12 +677,13 @@ unsafe fn multiply_in<
         for j0 in (0..n).step_by(stripe) {
             let cols = stripe.min(n - j0);
             for first in (0..m).step_by(ROWS) {
-                let rows = ROWS.min(m - first);
+                let count = ROWS.min(m - first);
                 // rows past the last read it again (their sums are not stored)
-                let a_rows = std::array::from_fn(|r| unsafe { a.row(first + r.min(rows - 1), 0) });
-                let c_tile = unsafe { c_ptr.add(first * c.row_stride + j0) };
-                let tile = Tile { kc, a_rows, a_col: a.step(), k0, j0, c: c_tile, ldc: c.row_stride, rows, cols };
-                if rows <= SHORT && SHORT < ROWS {
+                let row = |r: usize| unsafe { rows.at(first + r.min(count - 1)) };
+                let a_rows = std::array::from_fn(|r| unsafe { a.row(row(r), 0) });
+                let c_rows = std::array::from_fn(|r| unsafe { c_ptr.add(row(r) * c.row_stride + j0) });
+                let tile = Tile { kc, a_rows, a_col: a.step(), k0, j0, c_rows, rows: count, cols };
+                if count <= SHORT && SHORT < ROWS {
                     unsafe { stripe_product::<V, SHORT, B, D>(tile, b, depths, add_to, beta) }
                 } else {
                     unsafe { stripe_product::<V, ROWS, B, D>(tile, b, depths, add_to, beta) }
@@ -674,7 +701,7 @@ unsafe fn multiply_in<
 /// # Safety
 /// As [`tile_product`], with `cols` ≤ 3·`V::LANES`.
 #[inline(always)]
-unsafe fn stripe_product<V: Vector, const ROWS: usize, B: RightRows, D: Depths>(
+unsafe fn stripe_product<V: Vector, const ROWS: usize, B: RightRows, D: IndexMap>(
     t: Tile,
     b: B,
     depths: D,
@@ -692,7 +719,8 @@ unsafe fn stripe_product<V: Vector, const ROWS: usize, B: RightRows, D: Depths>(
             _ => {}
         }
         if whole_cols < t.cols {
-            let rest = Tile { j0: t.j0 + whole_cols, c: t.c.add(whole_cols), cols: t.cols - whole_cols, ..t };
+            let c_rows = t.c_rows.map(|row| row.add(whole_cols));
+            let rest = Tile { j0: t.j0 + whole_cols, c_rows, cols: t.cols - whole_cols, ..t };
             tile_product::<V, ROWS, 1, false, B, D>(rest, b, depths, add_to, beta);
         }
     }
@@ -732,8 +760,8 @@ struct Tile {
     a_col: usize,
     k0: usize,
     j0: usize,
-    c: *mut f32,
-    ldc: usize,
+    /// Where each row of the tile starts in `c` (as `a_rows`).
+    c_rows: [*mut f32; MAX_ROWS],
     rows: usize,
     cols: usize,
 }
@@ -744,7 +772,7 @@ struct Tile {
 /// # Safety
 /// As [`multiply_in`]; `rows` ≤ `ROWS`; `cols` as above.
 #[inline(always)]
-unsafe fn tile_product<V: Vector, const ROWS: usize, const NV: usize, const WHOLE: bool, B: RightRows, D: Depths>(
+unsafe fn tile_product<V: Vector, const ROWS: usize, const NV: usize, const WHOLE: bool, B: RightRows, D: IndexMap>(
     t: Tile,
     b: B,
     depths: D,
@@ -761,7 +789,7 @@ unsafe fn tile_product<V: Vector, const ROWS: usize, const NV: usize, const WHOL
         for l in 0..t.kc {
             let b_row = b.row(t.k0 + l).add(t.j0);
             let bv: [V; NV] = std::array::from_fn(|v| load(b_row, v));
-            let a_at = depths.depth(t.k0 + l) * t.a_col;
+            let a_at = depths.at(t.k0 + l) * t.a_col;
             for (acc_row, &a_row) in acc.iter_mut().zip(&t.a_rows) {
                 let av = V::splat(*a_row.add(a_at));
                 for (a, &b) in acc_row.iter_mut().zip(&bv) {
@@ -771,7 +799,7 @@ unsafe fn tile_product<V: Vector, const ROWS: usize, const NV: usize, const WHOL
         }
         let scale = V::splat(beta);
         for (r, acc_row) in acc.iter().enumerate().take(t.rows) {
-            let c_row = t.c.add(r * t.ldc);
+            let c_row = t.c_rows[r];
             for (v, &sum) in acc_row.iter().enumerate() {
                 let out = match add_to {
                     AddTo::Nothing => sum,
