@@ -6,12 +6,14 @@
 //! (a layer that multiplies the same weights with many column chunks packs them once:
 //! [`Left::Keep`], [`Left::Kept`]), except that a factor used once by a narrow product is read
 //! where it lies ([`IN_PLACE_MAX_N`]). Either factor may also be given row by row ([`Listed`]:
-//! a convolution's column matrix read where its rows lie in the input). Each step of the kernel
-//! loads consecutive floats of one row of `b` and adds their products with broadcast elements of
-//! `a` into the accumulators of a tile: on AVX-512 three vectors (48 floats) by 8 rows, 24 of its
-//! 32 registers; on AVX2 two vectors (16 floats) by 6 rows, 12 of 16 (three vectors by 4 rows
-//! would fill all 16 registers: the compiler spilled and ran at half the speed; 8 rows of one
-//! vector load too often).
+//! a convolution's column matrix read where its rows lie in the input), and a product may read
+//! only listed columns of `a` against a listed `b` ([`try_gemm_listed_right_at`]) or compute only
+//! listed rows of `c` ([`try_gemm_rows`]): a convolution leaving out the rows that read its
+//! padding. Each step of the kernel loads consecutive floats of one row of `b` and adds their
+//! products with broadcast elements of `a` into the accumulators of a tile: on AVX-512 three
+//! vectors (48 floats) by 8 rows, 24 of its 32 registers; on AVX2 two vectors (16 floats) by 6
+//! rows, 12 of 16 (three vectors by 4 rows would fill all 16 registers: the compiler spilled and
+//! ran at half the speed; 8 rows of one vector load too often).
 //!
 //! The sums are `matrixmultiply`'s, bit for bit (tested against it, in both widths): `k` is split
 //! into blocks of [`KC`] = 256 from the start, each output sums a block by a chain of fused
