@@ -1075,6 +1075,62 @@ mod tests {
     }
 
     #[test]
+    fn listed_depths_and_rows_give_the_bits_of_the_products_they_select() {
+        in_each_width(selected_products_in);
+    }
+
+    fn selected_products_in(width: Width) {
+        let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        // m around the tile heights, n around the vector widths, packed (n > 192) and in place
+        for &(m, k, n) in &[(1, 3, 1), (13, 40, 23), (32, 145, 100), (7, 20, 200)] {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let c0 = values(m * n, 3);
+            // two of every three columns of a, against the matching rows of b, listed
+            let depths: Vec<u32> = (0..k as u32).filter(|l| l % 3 != 1).collect();
+            let a_picked: Vec<f32> =
+                (0..m).flat_map(|i| depths.iter().map(|&l| a[i * k + l as usize]).collect::<Vec<_>>()).collect();
+            let b_rows: Vec<&[f32]> = depths.iter().map(|&l| &b[l as usize * n..][..n]).collect();
+            let b_picked: Vec<f32> = b_rows.concat();
+            for left in [Left::Fresh, Left::Keep] {
+                let mut got = c0.clone();
+                let listed = Listed { rows: &b_rows, cols: n };
+                let a_view = MatRef::rows(&a, m, k);
+                assert!(try_gemm_listed_right_at(a_view, left, listed, &depths, 0.5, MatMut::rows(&mut got, m, n)));
+                let mut want = c0.clone();
+                let (a_view, b_view) =
+                    (MatRef::rows(&a_picked, m, depths.len()), MatRef::rows(&b_picked, depths.len(), n));
+                assert!(try_gemm(a_view, Left::Fresh, b_view, 0.5, MatMut::rows(&mut want, m, n)));
+                assert_eq!(bits(&got), bits(&want), "{width:?} listed depths, {m}×{k}×{n}");
+            }
+            // some rows of c, in order, the others untouched
+            let rows: Vec<u32> = (0..m as u32).filter(|i| i % 4 != 2).collect();
+            let mut whole = c0.clone();
+            assert!(try_gemm(
+                MatRef::rows(&a, m, k),
+                Left::Fresh,
+                MatRef::rows(&b, k, n),
+                1.0,
+                MatMut::rows(&mut whole, m, n)
+            ));
+            let mut got = c0.clone();
+            let a_view = MatRef::rows(&a, m, k);
+            assert!(try_gemm_rows(
+                a_view,
+                Left::Keep,
+                &rows,
+                MatRef::rows(&b, k, n),
+                1.0,
+                MatMut::rows(&mut got, m, n)
+            ));
+            for i in 0..m {
+                let want = if rows.contains(&(i as u32)) { &whole[i * n..][..n] } else { &c0[i * n..][..n] };
+                assert_eq!(bits(&got[i * n..][..n]), bits(want), "{width:?} listed rows, {m}×{k}×{n}, row {i}");
+            }
+        }
+    }
+
+    #[test]
     fn a_right_factor_with_neither_rows_nor_columns_contiguous_is_left_to_matrixmultiply() {
         let (a, b) = (values(6, 1), values(12, 2));
         let mut c = vec![0.0; 9];
