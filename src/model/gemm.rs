@@ -158,6 +158,11 @@ pub(crate) fn f32_kernel() -> &'static str {
     "matrixmultiply"
 }
 
+/// Whether the f32 products that [`gemm`] hands to `gemm_simd` run on its AVX2 kernel.
+pub(crate) fn avx2_kernel() -> bool {
+    f32_kernel() == "avx2"
+}
+
 /// `c ← a·b + beta·c` in `precision`: [`gemm`] for f32, [`gemm_bf16`] for bf16, where `left`
 /// says whether the packing of `a` is kept for (or taken from) a neighbouring call.
 pub(crate) fn product(precision: Precision, a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
