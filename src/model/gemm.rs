@@ -160,7 +160,10 @@ pub(crate) fn f32_kernel() -> &'static str {
 
 /// Whether the f32 products that [`gemm`] hands to `gemm_simd` run on its AVX2 kernel.
 pub(crate) fn avx2_kernel() -> bool {
-    f32_kernel() == "avx2"
+    #[cfg(target_arch = "x86_64")]
+    return super::gemm_simd::width() == Some(super::gemm_simd::Width::Avx2);
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// `c ← a·b + beta·c` in `precision`: [`gemm`] for f32, [`gemm_bf16`] for bf16, where `left`

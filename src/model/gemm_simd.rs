@@ -154,10 +154,20 @@ thread_local! {
 /// `left` says whether the packing of `a` is kept for (or taken from) a neighbouring call, as in
 /// the bf16 products; a kept packing of another shape is replaced.
 pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
-    if !available() || a.rows == 0 || a.cols == 0 || b.cols == 0 {
-        return false;
-    }
-    if b.col_stride != 1 && b.row_stride != 1 {
+    a.rows > 0 && strided_right(a, left, a.rows, Dense, b, beta, c)
+}
+
+/// [`try_gemm`] for `m` rows of `a` and `c`, the `i`-th of them row `rows.at(i)`.
+fn strided_right<R: IndexMap>(
+    a: MatRef<'_>,
+    left: Left,
+    m: usize,
+    rows: R,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+) -> bool {
+    if !available() || a.cols == 0 || b.cols == 0 || (b.col_stride != 1 && b.row_stride != 1) {
         return false;
     }
     check_bounds(&a, &b, &c);
@@ -165,10 +175,10 @@ pub(crate) fn try_gemm(a: MatRef<'_>, left: Left, b: MatRef<'_>, beta: f32, c: M
         let Packings { fresh, kept, right } = packings;
         let a_factor = left_factor(a, left, b.cols, fresh, kept);
         let b = row_major(b, right);
-        let rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
-        // SAFETY: `available()` holds; `check_bounds` keeps every access inside the
-        // slices, and packed panels hold ⌈m/MR⌉·MR·k floats.
-        unsafe { multiply(a_factor, a.rows, a.cols, rows, b.cols, Dense, Dense, beta, c) }
+        let b_rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
+        // SAFETY: `available()` holds; `check_bounds` keeps every access inside the slices,
+        // packed panels hold ⌈m/MR⌉·MR·k floats, and the caller's rows are rows of a and c.
+        unsafe { multiply(a_factor, m, a.cols, b_rows, b.cols, Dense, rows, beta, c) }
     });
     true
 }
@@ -184,20 +194,8 @@ impl Listed<'_> {
 
 /// [`try_gemm`] for a `b` given row by row (`left` as there).
 pub(crate) fn try_gemm_listed_right(a: MatRef<'_>, left: Left, b: Listed<'_>, beta: f32, c: MatMut<'_>) -> bool {
-    let (k, n) = (b.rows.len(), b.cols);
-    if !available() || a.rows == 0 || k == 0 || n == 0 {
-        return false;
-    }
-    check_inside(&a);
-    check_output((a.rows, a.cols), (k, n), &c);
-    let rows = ListedRows(b.erased());
-    PACKINGS.with_borrow_mut(|packings| {
-        let Packings { fresh, kept, .. } = packings;
-        let a_factor = left_factor(a, left, n, fresh, kept);
-        // SAFETY: as in `try_gemm`; every listed row holds n floats.
-        unsafe { multiply(a_factor, a.rows, k, rows, n, Dense, Dense, beta, c) }
-    });
-    true
+    assert_eq!(b.rows.len(), a.cols, "product shapes");
+    listed_right(a, left, b, Dense, beta, c)
 }
 
 /// [`try_gemm_listed_right`] with only some columns of `a`: `c ← a[:, depths]·b + beta·c`,
@@ -211,11 +209,17 @@ pub(crate) fn try_gemm_listed_right_at(
     beta: f32,
     c: MatMut<'_>,
 ) -> bool {
+    assert!(depths.len() == b.rows.len() && depths.iter().all(|&d| (d as usize) < a.cols), "depths outside the factor");
+    listed_right(a, left, b, Indexed(depths.as_ptr()), beta, c)
+}
+
+/// [`try_gemm_listed_right`] where row `l` of `b` meets column `depths.at(l)` of `a`; the
+/// caller checked that every depth is a column of `a`.
+fn listed_right<D: IndexMap>(a: MatRef<'_>, left: Left, b: Listed<'_>, depths: D, beta: f32, c: MatMut<'_>) -> bool {
     let (k, n) = (b.rows.len(), b.cols);
     if !available() || a.rows == 0 || k == 0 || n == 0 {
         return false;
     }
-    assert!(depths.len() == k && depths.iter().all(|&d| (d as usize) < a.cols), "depths outside the factor");
     check_inside(&a);
     check_output((a.rows, k), (k, n), &c);
     let rows = ListedRows(b.erased());
@@ -223,7 +227,7 @@ pub(crate) fn try_gemm_listed_right_at(
         let Packings { fresh, kept, .. } = packings;
         let a_factor = left_factor(a, left, n, fresh, kept);
         // SAFETY: as in `try_gemm`; every listed row holds n floats, every depth is a column of a.
-        unsafe { multiply(a_factor, a.rows, k, rows, n, Indexed(depths.as_ptr()), Dense, beta, c) }
+        unsafe { multiply(a_factor, a.rows, k, rows, n, depths, Dense, beta, c) }
     });
     true
 }
@@ -231,20 +235,8 @@ pub(crate) fn try_gemm_listed_right_at(
 /// [`try_gemm`] for some rows only: rows `rows` of `c` ← the same rows of `a`, times `b`,
 /// `+ beta·c` (`left` as there, for the whole of `a`); the other rows of `c` are not touched.
 pub(crate) fn try_gemm_rows(a: MatRef<'_>, left: Left, rows: &[u32], b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> bool {
-    if !available() || rows.is_empty() || a.cols == 0 || b.cols == 0 || (b.col_stride != 1 && b.row_stride != 1) {
-        return false;
-    }
     assert!(rows.iter().all(|&r| (r as usize) < a.rows), "rows outside the factor");
-    check_bounds(&a, &b, &c);
-    PACKINGS.with_borrow_mut(|packings| {
-        let Packings { fresh, kept, right } = packings;
-        let a_factor = left_factor(a, left, b.cols, fresh, kept);
-        let b = row_major(b, right);
-        let b_rows = StridedRows { data: b.data.as_ptr(), stride: b.row_stride };
-        // SAFETY: as in `try_gemm`; every listed row is a row of a and c.
-        unsafe { multiply(a_factor, rows.len(), a.cols, b_rows, b.cols, Dense, Indexed(rows.as_ptr()), beta, c) }
-    });
-    true
+    !rows.is_empty() && strided_right(a, left, rows.len(), Indexed(rows.as_ptr()), b, beta, c)
 }
 
 /// [`try_gemm`] for an `a` given row by row, read where its rows lie.
