@@ -25,6 +25,7 @@
 use super::Layout;
 use multiversion::multiversion;
 
+use super::conv2d_dft::Dft;
 use super::gemm::{
     DEPTH_BLOCK, Listed, MatMut, MatRef, avx2_kernel, gemm_listed_left, gemm_listed_right, gemm_listed_right_at,
     gemm_rows, listed_products, product,
@@ -63,6 +64,9 @@ pub struct Conv2d {
     pub stride: usize,
     /// Zeros added on every side.
     pub padding: usize,
+    /// The transform-domain method's matrices when the spec asks for `method = "dft"` (stride 1,
+    /// no padding): f32 products then go through [`Dft`] instead of im2col.
+    pub dft: Option<Box<Dft>>,
 }
 
 impl Conv2d {
@@ -112,6 +116,9 @@ impl Conv2d {
     /// with the biases appended as a last column. `chunk(m)·m` is not monotone in m (the chunk
     /// is rounded down), so the largest over m ≤ n is taken.
     pub fn cols_len(&self, n: usize, precision: Precision) -> usize {
+        if let Some(dft) = self.transformed(precision) {
+            return dft.scratch_len(n);
+        }
         let aug = self.patch_len() + 1;
         let widest = (1..=n.max(1)).map(|m| self.chunk(m, precision) * m).max().unwrap_or(0);
         widest * aug + self.out_shape[0] * aug
@@ -176,6 +183,12 @@ impl Conv2d {
             return transposed;
         }
         precision == Precision::Bf16 || avx2_kernel() || self.patch_len() + 1 >= 2 * self.out_shape[0]
+    }
+
+    /// The DFT method's matrices when it computes this layer: asked for by the spec, for f32
+    /// products (bf16 products run im2col).
+    fn transformed(&self, precision: Precision) -> Option<&Dft> {
+        self.dft.as_deref().filter(|_| precision == Precision::F32)
     }
 
     /// Lists the rows of the column matrix of output `position` for a batch of `n`: for each
@@ -308,6 +321,10 @@ impl Conv2d {
         let positions = self.positions();
         let patch = self.patch_len();
         let (weight, bias) = params.split_at(co * patch);
+        if let Some(dft) = self.transformed(precision) {
+            dft.forward(weight, bias, input, output, n, cols);
+            return;
+        }
         // bias as an extra weight column against a row of ones: the product writes the output
         // once, with no separate pass to fill in or add the bias
         let (cols, aug) = self.split_scratch(cols);
@@ -441,6 +458,10 @@ impl Conv2d {
         if n == 0 {
             d_weight.fill(0.0);
             d_bias.fill(0.0);
+            return;
+        }
+        if let Some(dft) = self.transformed(precision) {
+            dft.backward(d_output, d_input, d_weight, d_bias, n, cols);
             return;
         }
         let mut d_input = d_input;
@@ -588,10 +609,13 @@ mod tests {
     fn both_orders_of_the_weight_gradient_give_the_same_bits() {
         // the two convolutions of digits_cnn and of cifar10_cnn (the first at a small batch)
         let layers = [
-            (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1 }, 100),
-            (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1 }, 100),
-            (Conv2d { in_shape: [3, 32, 32], out_shape: [64, 28, 28], kernel: 5, stride: 1, padding: 0 }, 4),
-            (Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0 }, 100),
+            (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1, dft: None }, 100),
+            (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1, dft: None }, 100),
+            (Conv2d { in_shape: [3, 32, 32], out_shape: [64, 28, 28], kernel: 5, stride: 1, padding: 0, dft: None }, 4),
+            (
+                Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0, dft: None },
+                100,
+            ),
         ];
         for (conv, n) in &layers {
             let order = |transposed: bool| {
@@ -607,7 +631,8 @@ mod tests {
     #[test]
     fn listed_rows_give_the_bits_of_the_unfolded_column_matrix() {
         // the second convolution of cifar10_cnn at batch 100, where the products list the rows
-        let conv = Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0 };
+        let conv =
+            Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0, dft: None };
         if !conv.listed(100, Precision::F32) {
             eprintln!("skipped: neither AVX-512 nor AVX2");
             return;
@@ -620,11 +645,11 @@ mod tests {
         // the digits CNN's two convolutions, a strided one, one in chunks of positions, and one
         // whose kernel lies wholly in the padding at the corners
         let layers = [
-            (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1 }, 32),
-            (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1 }, 100),
-            (Conv2d { in_shape: [3, 9, 7], out_shape: [5, 6, 5], kernel: 3, stride: 2, padding: 2 }, 7),
-            (Conv2d { in_shape: [6, 12, 12], out_shape: [8, 12, 12], kernel: 5, stride: 1, padding: 2 }, 40),
-            (Conv2d { in_shape: [2, 3, 3], out_shape: [3, 6, 6], kernel: 2, stride: 1, padding: 2 }, 5),
+            (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1, dft: None }, 32),
+            (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1, dft: None }, 100),
+            (Conv2d { in_shape: [3, 9, 7], out_shape: [5, 6, 5], kernel: 3, stride: 2, padding: 2, dft: None }, 7),
+            (Conv2d { in_shape: [6, 12, 12], out_shape: [8, 12, 12], kernel: 5, stride: 1, padding: 2, dft: None }, 40),
+            (Conv2d { in_shape: [2, 3, 3], out_shape: [3, 6, 6], kernel: 2, stride: 1, padding: 2, dft: None }, 5),
         ];
         // the fourth is unfolded in chunks of fewer positions than it has
         assert!(layers[3].0.chunk(layers[3].1, Precision::F32) < 144);
@@ -643,7 +668,7 @@ mod tests {
     #[test]
     fn an_empty_batch_needs_no_kernel() {
         // one output position, so one position per chunk at any batch size
-        let conv = Conv2d { in_shape: [2, 3, 3], out_shape: [4, 1, 1], kernel: 3, stride: 1, padding: 0 };
+        let conv = Conv2d { in_shape: [2, 3, 3], out_shape: [4, 1, 1], kernel: 3, stride: 1, padding: 0, dft: None };
         let (params, index) = (vec![0.5; conv.num_params()], conv.gather_index());
         let mut cols = vec![0.0; conv.cols_len(1, Precision::F32)];
         conv.forward(&params, &[], &mut [], 0, &index, &mut cols, Precision::F32);

@@ -19,6 +19,7 @@
 //! reduces them in a fixed order, so its result does not depend on the thread count.
 
 pub mod conv2d;
+pub mod conv2d_dft;
 pub mod convex;
 pub mod flatten;
 mod gemm;
@@ -130,8 +131,13 @@ impl Layer {
     pub fn describe(&self) -> String {
         match self {
             Layer::Conv2d(c) => format!(
-                "conv2d {}→{} kernel {} stride {} padding {}",
-                c.in_shape[0], c.out_shape[0], c.kernel, c.stride, c.padding
+                "conv2d {}→{} kernel {} stride {} padding {}{}",
+                c.in_shape[0],
+                c.out_shape[0],
+                c.kernel,
+                c.stride,
+                c.padding,
+                if c.dft.is_some() { " dft" } else { "" }
             ),
             Layer::MaxPool2d(p) => format!("maxpool2d kernel {} stride {}", p.kernel, p.stride),
             Layer::Relu(_) => "relu".to_string(),

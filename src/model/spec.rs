@@ -9,7 +9,8 @@
 //! input = [1, 8, 8]                # channels, height, width
 //! loss = "softmax_cross_entropy"   # or "squared_error", "binary_logistic"
 //! [[layers]]
-//! type = "conv2d"                  # out_channels, kernel, stride = 1, padding = 0, in_channels
+//! type = "conv2d"                  # out_channels, kernel, stride = 1, padding = 0, in_channels,
+//!                                  # method = "im2col" (or "dft": see model::conv2d_dft)
 //! out_channels = 4
 //! kernel = 3
 //! [[layers]]
@@ -27,6 +28,7 @@
 use serde::Deserialize;
 
 use super::conv2d::Conv2d;
+use super::conv2d_dft::{ConvMethod, Dft};
 use super::flatten::Flatten;
 use super::linear::Linear;
 use super::maxpool2d::{MAX_KERNEL, MaxPool2d};
@@ -100,6 +102,10 @@ pub enum LayerSpec {
         /// Zero padding on every side (default 0).
         #[serde(default)]
         padding: usize,
+        /// How f32 products compute the layer: `"im2col"` (default, exact) or `"dft"` (the
+        /// transform domain, equal up to rounding; stride 1 and no padding).
+        #[serde(default)]
+        method: ConvMethod,
     },
     /// `type = "maxpool2d"`.
     #[serde(rename = "maxpool2d", alias = "max_pool2d")]
@@ -183,7 +189,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
             }
         };
         let (built, out_shape, out_layout) = match *layer {
-            LayerSpec::Conv2d { in_channels, out_channels, kernel, stride, padding } => {
+            LayerSpec::Conv2d { in_channels, out_channels, kernel, stride, padding, method } => {
                 let kind = "conv2d";
                 positive(kind, "out_channels", out_channels)?;
                 positive(kind, "kernel", kernel)?;
@@ -213,7 +219,19 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                     return Err(bad(at(kind), format!("padding = {padding} must be smaller than kernel = {kernel}")));
                 }
                 let out = [out_channels, (h - kernel) / stride + 1, (w - kernel) / stride + 1];
-                let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding };
+                let dft = match method {
+                    ConvMethod::Im2col => None,
+                    ConvMethod::Dft if stride != 1 || padding != 0 => {
+                        return Err(bad(
+                            at(kind),
+                            format!(
+                                "method = \"dft\" needs stride = 1 and padding = 0 (this layer has stride {stride}, padding {padding})"
+                            ),
+                        ));
+                    }
+                    ConvMethod::Dft => Some(Box::new(Dft::new(shape[0], out_channels, shape[1], shape[2], kernel))),
+                };
+                let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding, dft };
                 (Layer::Conv2d(conv), out, Layout::BatchMinor)
             }
             LayerSpec::MaxPool2d { kernel, stride } => {

@@ -1,0 +1,468 @@
+//! Convolution through the discrete Fourier transform: the `method = "dft"` of a `conv2d` layer
+//! with stride 1 and no padding. A cross-correlation of an `H × W` plane with a `k × k` kernel
+//! is, for the `(H − k + 1) × (W − k + 1)` outputs it keeps, the same as the cyclic one of size
+//! `H × W`, so per frequency it is a pointwise product: Ŷ = X̂·conj(Ŵ). Summed over input
+//! channels, every frequency is one complex `C_out × C_in` by `C_in × n` product for the whole
+//! batch, against the `C_out × C_in·k²` by `C_in·k² × n` product per output position of im2col:
+//! for the second convolution of cifar10_cnn (64 → 64, 5 × 5 on 14 × 14) the transform domain
+//! needs about a quarter of the floating-point work, transforms included.
+//!
+//! The transforms are matrix products too (a DFT matrix against the batch-minor planes, one axis
+//! at a time, through [`super::gemm`]): along the width the real DFT keeps `F = W/2 + 1`
+//! frequencies (real and imaginary parts as separate rows), along the height the complex one all
+//! `H`. The input gradient is the full convolution dX̂ = dŶ·Ŵ, which fits the same `H × W`
+//! without wrapping around, and the weight gradient the cyclic correlation of the input with
+//! the output gradient, conj(dŶ)·X̂ summed over the batch in the transform domain and
+//! transformed back once per step, which again wraps nothing for the `k × k` taps kept.
+//!
+//! The results equal im2col's up to f32 rounding (a few units in the last place of the sums;
+//! tested against it), not bit for bit, so the method is a per-layer choice
+//! ([`ConvMethod`]), never made from the CPU: the same spec gives the same bits on every
+//! machine. The transforms use only products and sums in a fixed order, single-threaded, so
+//! results do not depend on the thread count either.
+//!
+//! # Shapes
+//!
+//! As [`super::conv2d`]: input `C_in × H × W × n`, output `C_out × H_out × W_out × n`
+//! (batch-minor). Spectra are `C × H × 2F × n`: for channel c and height frequency a, the real
+//! parts of the `F` width frequencies, then their imaginary parts, each a run of `n` floats.
+
+use std::f64::consts::PI;
+
+use super::gemm::{MatMut, MatRef, gemm};
+use super::gemm_bf16::Left;
+
+/// How a `conv2d` layer computes: `"im2col"` (exact, the default) or `"dft"` (the transform
+/// domain, equal up to rounding; stride 1 and no padding only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvMethod {
+    /// im2col + matrix products, exact and the same bits on every kernel.
+    #[default]
+    Im2col,
+    /// The transform domain ([`Dft`]).
+    Dft,
+}
+
+/// The DFT matrices of one layer's shape, built once.
+#[derive(Clone, Debug)]
+pub struct Dft {
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+    kernel: usize,
+    /// Width frequencies kept: `W/2 + 1`.
+    f: usize,
+    /// `2F × W`: rows (part, b) of the forward real DFT along the width, cos and −sin.
+    along_w: Vec<f32>,
+    /// `W × 2F`: the inverse, (c_b / HW)·cos and −(c_b / HW)·sin, c_b = 1 at b = 0 and W/2, else 2.
+    back_w: Vec<f32>,
+    /// `H × H` cos(2π·a·t/H), sin and −sin (symmetric in a and t).
+    cos_h: Vec<f32>,
+    sin_h: Vec<f32>,
+    neg_sin_h: Vec<f32>,
+    /// `3·HF × k²`: for every frequency, the rows giving Re Ŵ, Im Ŵ and −Im Ŵ from the taps.
+    weights_fwd: Vec<f32>,
+    /// `2·HF × k²`: the taps of the weight gradient from its spectrum (real then imaginary rows).
+    weights_back: Vec<f32>,
+}
+
+impl Dft {
+    /// The matrices for a `c_in × h × w` input, `c_out` channels out, a `kernel × kernel` kernel.
+    pub fn new(c_in: usize, c_out: usize, h: usize, w: usize, kernel: usize) -> Self {
+        let f = w / 2 + 1;
+        let weight_of = |b: usize| if b == 0 || 2 * b == w { 1.0 } else { 2.0 };
+        let scale = 1.0 / (h * w) as f64;
+        let mut along_w = vec![0.0; 2 * f * w];
+        let mut back_w = vec![0.0; w * 2 * f];
+        for b in 0..f {
+            for j in 0..w {
+                let angle = 2.0 * PI * ((b * j) % w) as f64 / w as f64;
+                along_w[b * w + j] = angle.cos() as f32;
+                along_w[(f + b) * w + j] = -angle.sin() as f32;
+                back_w[j * 2 * f + b] = (weight_of(b) * scale * angle.cos()) as f32;
+                back_w[j * 2 * f + f + b] = (-weight_of(b) * scale * angle.sin()) as f32;
+            }
+        }
+        let (mut cos_h, mut sin_h) = (vec![0.0; h * h], vec![0.0; h * h]);
+        for a in 0..h {
+            for t in 0..h {
+                let angle = 2.0 * PI * ((a * t) % h) as f64 / h as f64;
+                cos_h[a * h + t] = angle.cos() as f32;
+                sin_h[a * h + t] = angle.sin() as f32;
+            }
+        }
+        let neg_sin_h = sin_h.iter().map(|s| -s).collect();
+        let kk = kernel * kernel;
+        let freqs = h * f;
+        let mut weights_fwd = vec![0.0; 3 * freqs * kk];
+        let mut weights_back = vec![0.0; 2 * freqs * kk];
+        for a in 0..h {
+            for b in 0..f {
+                let fi = a * f + b;
+                for u in 0..kernel {
+                    for v in 0..kernel {
+                        let turns = ((a * u) % h) as f64 / h as f64 + ((b * v) % w) as f64 / w as f64;
+                        let (sin, cos) = (2.0 * PI * turns).sin_cos();
+                        let tap = u * kernel + v;
+                        weights_fwd[(3 * fi) * kk + tap] = cos as f32;
+                        weights_fwd[(3 * fi + 1) * kk + tap] = -sin as f32;
+                        weights_fwd[(3 * fi + 2) * kk + tap] = sin as f32;
+                        weights_back[fi * kk + tap] = (weight_of(b) * scale * cos) as f32;
+                        weights_back[(freqs + fi) * kk + tap] = (-weight_of(b) * scale * sin) as f32;
+                    }
+                }
+            }
+        }
+        Dft { c_in, c_out, h, w, kernel, f, along_w, back_w, cos_h, sin_h, neg_sin_h, weights_fwd, weights_back }
+    }
+
+    fn freqs(&self) -> usize {
+        self.h * self.f
+    }
+
+    /// Floats of one spectrum of `channels` channels for a batch of `n`.
+    fn spectrum_len(&self, channels: usize, n: usize) -> usize {
+        channels * self.h * 2 * self.f * n
+    }
+
+    /// Floats of scratch for a batch of up to `n`: the input spectrum (kept from the forward to
+    /// the backward pass), the output-side spectrum, the input-gradient spectrum, the
+    /// transforms' intermediate, the weight spectrum and the weight-gradient spectrum.
+    pub fn scratch_len(&self, n: usize) -> usize {
+        let (ci, co) = (self.c_in, self.c_out);
+        let pairs = ci * co;
+        2 * self.spectrum_len(ci, n)
+            + self.spectrum_len(co, n)
+            + self.spectrum_len(ci.max(co), n)
+            + 3 * self.freqs() * pairs
+            + 2 * self.freqs() * pairs
+            + pairs
+    }
+
+    /// Forward and backward floating-point work per sample (estimated, transforms included), to
+    /// compare with im2col's 3·`flops`.
+    pub fn step_flops_per_sample(&self) -> f64 {
+        let (ci, co, h, w, f) = (self.c_in as f64, self.c_out as f64, self.h as f64, self.w as f64, self.f as f64);
+        let (ho, wo) = (h - self.kernel as f64 + 1.0, w - self.kernel as f64 + 1.0);
+        let pointwise = 3.0 * 4.0 * 2.0 * h * f * ci * co;
+        let transform = |c: f64, rows: f64, cols: f64| c * (rows * 2.0 * 2.0 * f * cols + 4.0 * 2.0 * h * rows * f);
+        pointwise + transform(ci, h, w) * 2.0 + transform(co, ho, wo) * 2.0
+    }
+
+    /// Splits the scratch into (input spectrum, output-side spectrum, input-gradient spectrum,
+    /// intermediate, weight spectrum, weight-gradient spectrum, one C_out × C_in block).
+    #[allow(clippy::type_complexity)]
+    fn split<'s>(
+        &self,
+        scratch: &'s mut [f32],
+        n: usize,
+    ) -> (&'s mut [f32], &'s mut [f32], &'s mut [f32], &'s mut [f32], &'s mut [f32], &'s mut [f32], &'s mut [f32]) {
+        let (ci, co) = (self.c_in, self.c_out);
+        let pairs = ci * co;
+        let (xs, rest) = scratch.split_at_mut(self.spectrum_len(ci, n));
+        let (ys, rest) = rest.split_at_mut(self.spectrum_len(co, n));
+        let (dxs, rest) = rest.split_at_mut(self.spectrum_len(ci, n));
+        let (tmp, rest) = rest.split_at_mut(self.spectrum_len(ci.max(co), n));
+        let (ws, rest) = rest.split_at_mut(3 * self.freqs() * pairs);
+        let (gs, rest) = rest.split_at_mut(2 * self.freqs() * pairs);
+        (xs, ys, dxs, tmp, ws, gs, &mut rest[..pairs])
+    }
+
+    /// The spectrum of `channels` planes of `rows × cols` (the top-left corner of `H × W`, the
+    /// rest zero) into `spectrum`, through `tmp`.
+    fn transform(
+        &self,
+        planes: &[f32],
+        channels: usize,
+        rows: usize,
+        cols: usize,
+        n: usize,
+        tmp: &mut [f32],
+        spectrum: &mut [f32],
+    ) {
+        let (h, f) = (self.h, self.f);
+        let span = 2 * f * n; // one (channel, row) of the intermediate, or (channel, a) of the spectrum
+        let along_w = MatRef::strided(&self.along_w, 2 * f, cols, self.w);
+        for c in 0..channels {
+            for t in 0..rows {
+                let left = if c == 0 && t == 0 { Left::Keep } else { Left::Kept };
+                let plane_row = MatRef::rows(&planes[(c * rows + t) * cols * n..], cols, n);
+                gemm(along_w, left, plane_row, 0.0, MatMut::rows(&mut tmp[(c * h + t) * span..], 2 * f, n));
+            }
+        }
+        let (cos, sin, neg_sin) = (
+            MatRef::strided(&self.cos_h, h, rows, h),
+            MatRef::strided(&self.sin_h, h, rows, h),
+            MatRef::strided(&self.neg_sin_h, h, rows, h),
+        );
+        for c in 0..channels {
+            let block = &tmp[c * h * span..];
+            let (re, im) =
+                (MatRef::strided(block, rows, f * n, span), MatRef::strided(&block[f * n..], rows, f * n, span));
+            let out = &mut spectrum[c * h * span..];
+            // Re X̂ = C·Re t + S·Im t, Im X̂ = C·Im t − S·Re t
+            gemm(cos, Left::Fresh, re, 0.0, MatMut::strided(out, h, f * n, span));
+            gemm(sin, Left::Fresh, im, 1.0, MatMut::strided(out, h, f * n, span));
+            gemm(cos, Left::Fresh, im, 0.0, MatMut::strided(&mut out[f * n..], h, f * n, span));
+            gemm(neg_sin, Left::Fresh, re, 1.0, MatMut::strided(&mut out[f * n..], h, f * n, span));
+        }
+    }
+
+    /// `out ← beta·out +` the top-left `rows × cols` of the inverse transform of `spectrum`
+    /// (`channels` planes), through `tmp`.
+    #[allow(clippy::too_many_arguments)]
+    fn inverse(
+        &self,
+        spectrum: &[f32],
+        channels: usize,
+        rows: usize,
+        cols: usize,
+        n: usize,
+        tmp: &mut [f32],
+        beta: f32,
+        out: &mut [f32],
+    ) {
+        let (h, f) = (self.h, self.f);
+        let span = 2 * f * n;
+        let (cos, sin, neg_sin) = (
+            MatRef::rows(&self.cos_h, rows, h),
+            MatRef::rows(&self.sin_h, rows, h),
+            MatRef::rows(&self.neg_sin_h, rows, h),
+        );
+        for c in 0..channels {
+            let block = &spectrum[c * h * span..];
+            let (re, im) = (MatRef::strided(block, h, f * n, span), MatRef::strided(&block[f * n..], h, f * n, span));
+            let t = &mut tmp[c * h * span..];
+            // Re t = C·Re Ŷ − S·Im Ŷ, Im t = C·Im Ŷ + S·Re Ŷ
+            gemm(cos, Left::Fresh, re, 0.0, MatMut::strided(t, rows, f * n, span));
+            gemm(neg_sin, Left::Fresh, im, 1.0, MatMut::strided(t, rows, f * n, span));
+            gemm(cos, Left::Fresh, im, 0.0, MatMut::strided(&mut t[f * n..], rows, f * n, span));
+            gemm(sin, Left::Fresh, re, 1.0, MatMut::strided(&mut t[f * n..], rows, f * n, span));
+        }
+        let back_w = MatRef::rows(&self.back_w, cols, 2 * f);
+        for c in 0..channels {
+            for t in 0..rows {
+                let left = if c == 0 && t == 0 { Left::Keep } else { Left::Kept };
+                let block = MatRef::rows(&tmp[(c * h + t) * span..], 2 * f, n);
+                gemm(back_w, left, block, beta, MatMut::rows(&mut out[(c * rows + t) * cols * n..], cols, n));
+            }
+        }
+    }
+
+    /// The layer's output for a batch of `n` (`weight` is `C_out × C_in × k × k`); keeps the
+    /// input and weight spectra in `scratch` for [`Dft::backward`].
+    pub fn forward(
+        &self,
+        weight: &[f32],
+        bias: &[f32],
+        input: &[f32],
+        output: &mut [f32],
+        n: usize,
+        scratch: &mut [f32],
+    ) {
+        let (ci, co, h, f) = (self.c_in, self.c_out, self.h, self.f);
+        let (ho, wo) = self.out_hw();
+        let (xs, ys, _, tmp, ws, _, _) = self.split(scratch, n);
+        let kk = self.kernel * self.kernel;
+        // rows (frequency, Re / Im / −Im) × columns (o, c)
+        gemm(
+            MatRef::rows(&self.weights_fwd, 3 * self.freqs(), kk),
+            Left::Fresh,
+            MatRef::rows(weight, co * ci, kk).t(),
+            0.0,
+            MatMut::rows(ws, 3 * self.freqs(), co * ci),
+        );
+        self.transform(input, ci, h, self.w, n, tmp, xs);
+        let (in_stride, out_stride) = (h * 2 * f * n, h * 2 * f * n);
+        for fi in 0..self.freqs() {
+            let at = (fi / f) * 2 * f * n + (fi % f) * n;
+            let (x_re, x_im) =
+                (MatRef::strided(&xs[at..], ci, n, in_stride), MatRef::strided(&xs[at + f * n..], ci, n, in_stride));
+            let part = |p: usize| MatRef::rows(&ws[(3 * fi + p) * co * ci..], co, ci);
+            let (w_re, w_im, w_neg_im) = (part(0), part(1), part(2));
+            // Ŷ = X̂·conj(Ŵ): Re = Re Ŵ·Re X̂ + Im Ŵ·Im X̂, Im = Re Ŵ·Im X̂ − Im Ŵ·Re X̂
+            gemm(w_re, Left::Fresh, x_re, 0.0, MatMut::strided(&mut ys[at..], co, n, out_stride));
+            gemm(w_im, Left::Fresh, x_im, 1.0, MatMut::strided(&mut ys[at..], co, n, out_stride));
+            gemm(w_re, Left::Fresh, x_im, 0.0, MatMut::strided(&mut ys[at + f * n..], co, n, out_stride));
+            gemm(w_neg_im, Left::Fresh, x_re, 1.0, MatMut::strided(&mut ys[at + f * n..], co, n, out_stride));
+        }
+        for (plane, &b) in output.chunks_exact_mut(ho * wo * n).zip(bias) {
+            plane.fill(b);
+        }
+        self.inverse(ys, co, ho, wo, n, tmp, 1.0, output);
+    }
+
+    /// The weight and bias gradients, and the input gradient when asked, from the output
+    /// gradient of a batch of `n`; must follow [`Dft::forward`] on the same scratch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        d_output: &[f32],
+        d_input: Option<&mut [f32]>,
+        d_weight: &mut [f32],
+        d_bias: &mut [f32],
+        n: usize,
+        scratch: &mut [f32],
+    ) {
+        let (ci, co, h, f) = (self.c_in, self.c_out, self.h, self.f);
+        let (ho, wo) = self.out_hw();
+        let (xs, gys, dxs, tmp, ws, gs, block) = self.split(scratch, n);
+        for (db, plane) in d_bias.iter_mut().zip(d_output.chunks_exact(ho * wo * n)) {
+            *db = plane.iter().sum();
+        }
+        self.transform(d_output, co, ho, wo, n, tmp, gys);
+        let stride = h * 2 * f * n;
+        let pairs = ci * co;
+        let freqs = self.freqs();
+        for fi in 0..freqs {
+            let at = (fi / f) * 2 * f * n + (fi % f) * n;
+            let (x_re, x_im) =
+                (MatRef::strided(&xs[at..], ci, n, stride), MatRef::strided(&xs[at + f * n..], ci, n, stride));
+            let (g_re, g_im) =
+                (MatRef::strided(&gys[at..], co, n, stride), MatRef::strided(&gys[at + f * n..], co, n, stride));
+            // Σ_n X̂·conj(dŶ): Re = dŶre·X̂reᵀ + dŶim·X̂imᵀ, Im = dŶre·X̂imᵀ − dŶim·X̂reᵀ
+            let (re, im) = gs.split_at_mut(freqs * pairs);
+            let (re, im) = (&mut re[fi * pairs..][..pairs], &mut im[fi * pairs..][..pairs]);
+            gemm(g_re, Left::Fresh, x_re.t(), 0.0, MatMut::rows(re, co, ci));
+            gemm(g_im, Left::Fresh, x_im.t(), 1.0, MatMut::rows(re, co, ci));
+            gemm(g_re, Left::Fresh, x_im.t(), 0.0, MatMut::rows(im, co, ci));
+            gemm(g_im, Left::Fresh, x_re.t(), 0.0, MatMut::rows(block, co, ci));
+            im.iter_mut().zip(block.iter()).for_each(|(a, b)| *a -= b);
+            if d_input.is_some() {
+                // dX̂ = dŶ·Ŵ summed over outputs: Re = Re Ŵᵀ·Re dŶ − Im Ŵᵀ·Im dŶ, Im = Re Ŵᵀ·Im dŶ + Im Ŵᵀ·Re dŶ
+                let part = |p: usize| MatRef::rows(&ws[(3 * fi + p) * pairs..], co, ci).t();
+                let (w_re, w_im, w_neg_im) = (part(0), part(1), part(2));
+                gemm(w_re, Left::Fresh, g_re, 0.0, MatMut::strided(&mut dxs[at..], ci, n, stride));
+                gemm(w_neg_im, Left::Fresh, g_im, 1.0, MatMut::strided(&mut dxs[at..], ci, n, stride));
+                gemm(w_re, Left::Fresh, g_im, 0.0, MatMut::strided(&mut dxs[at + f * n..], ci, n, stride));
+                gemm(w_im, Left::Fresh, g_re, 1.0, MatMut::strided(&mut dxs[at + f * n..], ci, n, stride));
+            }
+        }
+        let kk = self.kernel * self.kernel;
+        gemm(
+            MatRef::rows(gs, 2 * freqs, pairs).t(),
+            Left::Fresh,
+            MatRef::rows(&self.weights_back, 2 * freqs, kk),
+            0.0,
+            MatMut::rows(d_weight, pairs, kk),
+        );
+        if let Some(d_input) = d_input {
+            self.inverse(dxs, ci, h, self.w, n, tmp, 0.0, d_input);
+        }
+    }
+
+    fn out_hw(&self) -> (usize, usize) {
+        (self.h - self.kernel + 1, self.w - self.kernel + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv2d::Conv2d;
+    use super::super::gemm_bf16::Precision;
+    use super::*;
+
+    fn noise(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// (output, parameter gradient, input gradient) of im2col and of the DFT.
+    fn both(conv: &Conv2d, n: usize) -> [[Vec<f32>; 3]; 2] {
+        let [ci, h, w] = conv.in_shape;
+        let co = conv.out_shape[0];
+        let params = noise(conv.num_params(), 1);
+        let input = noise(ci * h * w * n, 2);
+        let d_output = noise(conv.out_shape.iter().product::<usize>() * n, 3);
+        let index = conv.gather_index();
+        let mut cols = vec![0.0; conv.cols_len(n, Precision::F32)];
+        let mut output = vec![0.0; d_output.len()];
+        conv.forward(&params, &input, &mut output, n, &index, &mut cols, Precision::F32);
+        let (mut grad, mut d_input) = (vec![0.0; params.len()], vec![0.0; input.len()]);
+        conv.backward(&params, &input, &d_output, Some(&mut d_input), &mut grad, n, &index, &mut cols, Precision::F32);
+        let dft = Dft::new(ci, co, h, w, conv.kernel);
+        let mut scratch = vec![0.0; dft.scratch_len(n)];
+        let (weight, bias) = params.split_at(co * conv.patch_len());
+        let mut output2 = vec![0.0; d_output.len()];
+        dft.forward(weight, bias, &input, &mut output2, n, &mut scratch);
+        let (mut grad2, mut d_input2) = (vec![0.0; params.len()], vec![0.0; input.len()]);
+        let (dw, db) = grad2.split_at_mut(co * conv.patch_len());
+        dft.backward(&d_output, Some(&mut d_input2), dw, db, n, &mut scratch);
+        [[output, grad, d_input], [output2, grad2, d_input2]]
+    }
+
+    #[test]
+    fn agrees_with_im2col_up_to_rounding() {
+        for (conv, n) in [
+            (
+                Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0, dft: None },
+                20,
+            ),
+            (Conv2d { in_shape: [3, 9, 7], out_shape: [5, 7, 5], kernel: 3, stride: 1, padding: 0, dft: None }, 7),
+            (Conv2d { in_shape: [2, 5, 6], out_shape: [3, 1, 2], kernel: 5, stride: 1, padding: 0, dft: None }, 3),
+        ] {
+            let [exact, dft] = both(&conv, n);
+            for (what, (a, b)) in ["output", "parameter gradient", "input gradient"].iter().zip(exact.iter().zip(&dft))
+            {
+                let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                let err = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(err <= 1e-5 * scale.max(1.0), "{what} of {conv:?}: max error {err} against max {scale}");
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "timing: cargo test --release --lib dft_against_im2col -- --ignored --nocapture"]
+    fn dft_against_im2col_timing() {
+        let conv =
+            Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0, dft: None };
+        let n = 100;
+        let [ci, h, w] = conv.in_shape;
+        let co = conv.out_shape[0];
+        let params = noise(conv.num_params(), 1);
+        let input = noise(ci * h * w * n, 2);
+        let d_output = noise(conv.out_shape.iter().product::<usize>() * n, 3);
+        let index = conv.gather_index();
+        let mut cols = vec![0.0; conv.cols_len(n, Precision::F32)];
+        let mut output = vec![0.0; d_output.len()];
+        let (mut grad, mut d_input) = (vec![0.0; params.len()], vec![0.0; input.len()]);
+        let dft = Dft::new(ci, co, h, w, conv.kernel);
+        let mut scratch = vec![0.0; dft.scratch_len(n)];
+        let (weight, bias) = params.split_at(co * conv.patch_len());
+        for round in 0..3 {
+            let start = std::time::Instant::now();
+            for _ in 0..5 {
+                conv.forward(&params, &input, &mut output, n, &index, &mut cols, Precision::F32);
+                conv.backward(
+                    &params,
+                    &input,
+                    &d_output,
+                    Some(&mut d_input),
+                    &mut grad,
+                    n,
+                    &index,
+                    &mut cols,
+                    Precision::F32,
+                );
+            }
+            let im2col = start.elapsed().as_secs_f64() / 5.0;
+            let start = std::time::Instant::now();
+            for _ in 0..5 {
+                dft.forward(weight, bias, &input, &mut output, n, &mut scratch);
+                let (dw, db) = grad.split_at_mut(co * conv.patch_len());
+                dft.backward(&d_output, Some(&mut d_input), dw, db, n, &mut scratch);
+            }
+            let transformed = start.elapsed().as_secs_f64() / 5.0;
+            eprintln!("round {round}: im2col {:.1} ms, dft {:.1} ms", im2col * 1e3, transformed * 1e3);
+        }
+    }
+}
