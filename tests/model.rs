@@ -249,6 +249,20 @@ fn gradient_conv2d_with_stride_and_padding_into_a_second_conv() {
 }
 
 #[test]
+fn gradient_conv2d_through_the_dft_odd_and_even_widths() {
+    // 2×7×9 → 3×5×7 (even, then odd transform widths) → 2×4×6, both in the transform domain
+    let net = spec(
+        "[2, 7, 9]",
+        "softmax_cross_entropy",
+        "[[layers]]\ntype = \"conv2d\"\nout_channels = 3\nkernel = 3\nmethod = \"dft\"\n\
+         [[layers]]\ntype = \"relu\"\n\
+         [[layers]]\ntype = \"conv2d\"\nout_channels = 2\nkernel = 2\nmethod = \"dft\"\n\
+         [[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 4\n",
+    );
+    check_network(&net, 3, 20, 21);
+}
+
+#[test]
 fn gradient_maxpool2d_overlapping_windows_plain_and_fused_with_relu() {
     let net = spec(
         "[1, 9, 9]",
@@ -464,6 +478,18 @@ fn spec_errors_name_the_file_and_the_layer() {
             "in_channels = 3",
         ),
         ("input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 9\n", "does not fit"),
+        (
+            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\npadding = 1\nmethod = \"dft\"\n",
+            "layers[0] (conv2d): method = \"dft\" needs stride = 1 and padding = 0 (this layer has stride 1, padding 1)",
+        ),
+        (
+            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\nmethod = \"fft\"\n",
+            "layers[0] (conv2d): unknown variant `fft`, expected `im2col` or `dft`",
+        ),
+        (
+            "input = [512, 512, 512]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 512\nkernel = 3\nmethod = \"dft\"\n",
+            "values of tables here",
+        ),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\n[[layers]]\ntype = \"linear\"\nout_features = 10\n",
             "add a flatten",

@@ -229,7 +229,23 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                             ),
                         ));
                     }
-                    ConvMethod::Dft => Some(Box::new(Dft::new(shape[0], out_channels, shape[1], shape[2], kernel))),
+                    ConvMethod::Dft => {
+                        // its tables and weight spectra: 5 values per frequency and (tap or channel pair)
+                        let wide = |v: usize| v as u128;
+                        let values = 5
+                            * wide(shape[1])
+                            * wide(shape[2] / 2 + 1)
+                            * (wide(kernel) * wide(kernel) + wide(shape[0]) * wide(out_channels));
+                        if values > wide(MAX_ELEMENTS) {
+                            return Err(bad(
+                                at(kind),
+                                format!(
+                                    "method = \"dft\" needs {values} values of tables here (at most {MAX_ELEMENTS})"
+                                ),
+                            ));
+                        }
+                        Some(Box::new(Dft::new(shape[0], out_channels, shape[1], shape[2], kernel)))
+                    }
                 };
                 let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding, dft };
                 (Layer::Conv2d(conv), out, Layout::BatchMinor)
