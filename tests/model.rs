@@ -250,13 +250,13 @@ fn gradient_conv2d_with_stride_and_padding_into_a_second_conv() {
 
 #[test]
 fn gradient_conv2d_through_the_dft_odd_and_even_widths() {
-    // 2×7×9 → 3×5×7 (even, then odd transform widths) → 2×4×6, both in the transform domain
+    // 2×7×9 → 3×5×7 (even, then odd transform widths) → padded 2×6×8, both in the transform domain
     let net = spec(
         "[2, 7, 9]",
         "softmax_cross_entropy",
         "[[layers]]\ntype = \"conv2d\"\nout_channels = 3\nkernel = 3\nmethod = \"dft\"\n\
          [[layers]]\ntype = \"relu\"\n\
-         [[layers]]\ntype = \"conv2d\"\nout_channels = 2\nkernel = 2\nmethod = \"dft\"\n\
+         [[layers]]\ntype = \"conv2d\"\nout_channels = 2\nkernel = 2\npadding = 1\nmethod = \"dft\"\n\
          [[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 4\n",
     );
     check_network(&net, 3, 20, 21);
@@ -479,8 +479,8 @@ fn spec_errors_name_the_file_and_the_layer() {
         ),
         ("input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 9\n", "does not fit"),
         (
-            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\npadding = 1\nmethod = \"dft\"\n",
-            "layers[0] (conv2d): method = \"dft\" needs stride = 1 and padding = 0 (this layer has stride 1, padding 1)",
+            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\nstride = 2\nmethod = \"dft\"\n",
+            "layers[0] (conv2d): method = \"dft\" needs stride = 1, not 2",
         ),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\nmethod = \"fft\"\n",

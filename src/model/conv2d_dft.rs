@@ -1,7 +1,7 @@
 //! Convolution through the discrete Fourier transform: the `method = "dft"` of a `conv2d` layer
-//! with stride 1 and no padding. A cross-correlation of an `H × W` plane with a `k × k` kernel
-//! is, for the `(H − k + 1) × (W − k + 1)` outputs it keeps, the same as the cyclic one of size
-//! `H × W`, so per frequency it is a pointwise product: Ŷ = X̂·conj(Ŵ). Summed over input
+//! with stride 1. A cross-correlation of an `H × W` plane (padding included) with a `k × k`
+//! kernel is, for the `(H − k + 1) × (W − k + 1)` outputs it keeps, the same as the cyclic one of
+//! size `H × W`, so per frequency it is a pointwise product: Ŷ = X̂·conj(Ŵ). Summed over input
 //! channels, every frequency is one complex `C_out × C_in` by `C_in × n` product for the whole
 //! batch, against the `C_out × C_in·k²` by `C_in·k² × n` product per output position of im2col:
 //! for the second convolution of cifar10_cnn (64 → 64, 5 × 5 on 14 × 14) the transform domain
@@ -33,7 +33,7 @@ use super::gemm::{MatMut, MatRef, gemm};
 use super::gemm_bf16::Left;
 
 /// How a `conv2d` layer computes: `"im2col"` (exact, the default) or `"dft"` (the transform
-/// domain, equal up to rounding; stride 1 and no padding only).
+/// domain, equal up to rounding; stride 1 only).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvMethod {
@@ -49,9 +49,11 @@ pub enum ConvMethod {
 pub struct Dft {
     c_in: usize,
     c_out: usize,
+    /// The transform's height and width: the input's, padding included.
     h: usize,
     w: usize,
     kernel: usize,
+    padding: usize,
     /// Width frequencies kept: `W/2 + 1`.
     f: usize,
     /// `2F × W`: rows (part, b) of the forward real DFT along the width, cos and −sin.
@@ -69,8 +71,10 @@ pub struct Dft {
 }
 
 impl Dft {
-    /// The matrices for a `c_in × h × w` input, `c_out` channels out, a `kernel × kernel` kernel.
-    pub fn new(c_in: usize, c_out: usize, h: usize, w: usize, kernel: usize) -> Self {
+    /// The matrices for a `c_in × h × w` input with `padding` zeros on every side, `c_out`
+    /// channels out, a `kernel × kernel` kernel.
+    pub fn new(c_in: usize, c_out: usize, h: usize, w: usize, kernel: usize, padding: usize) -> Self {
+        let (h, w) = (h + 2 * padding, w + 2 * padding);
         let f = w / 2 + 1;
         let weight_of = |b: usize| if b == 0 || 2 * b == w { 1.0 } else { 2.0 };
         let scale = 1.0 / (h * w) as f64;
@@ -115,7 +119,22 @@ impl Dft {
                 }
             }
         }
-        Dft { c_in, c_out, h, w, kernel, f, along_w, back_w, cos_h, sin_h, neg_sin_h, weights_fwd, weights_back }
+        Dft {
+            c_in,
+            c_out,
+            h,
+            w,
+            kernel,
+            padding,
+            f,
+            along_w,
+            back_w,
+            cos_h,
+            sin_h,
+            neg_sin_h,
+            weights_fwd,
+            weights_back,
+        }
     }
 
     fn freqs(&self) -> usize {
@@ -141,16 +160,6 @@ impl Dft {
             + pairs
     }
 
-    /// Forward and backward floating-point work per sample (estimated, transforms included), to
-    /// compare with im2col's 3·`flops`.
-    pub fn step_flops_per_sample(&self) -> f64 {
-        let (ci, co, h, w, f) = (self.c_in as f64, self.c_out as f64, self.h as f64, self.w as f64, self.f as f64);
-        let (ho, wo) = (h - self.kernel as f64 + 1.0, w - self.kernel as f64 + 1.0);
-        let pointwise = 3.0 * 4.0 * 2.0 * h * f * ci * co;
-        let transform = |c: f64, rows: f64, cols: f64| c * (rows * 2.0 * 2.0 * f * cols + 4.0 * 2.0 * h * rows * f);
-        pointwise + transform(ci, h, w) * 2.0 + transform(co, ho, wo) * 2.0
-    }
-
     /// Splits the scratch into (input spectrum, output-side spectrum, input-gradient spectrum,
     /// intermediate, weight spectrum, weight-gradient spectrum, one C_out × C_in block).
     #[allow(clippy::type_complexity)]
@@ -170,21 +179,22 @@ impl Dft {
         (xs, ys, dxs, tmp, ws, gs, &mut rest[..pairs])
     }
 
-    /// The spectrum of `channels` planes of `rows × cols` (the top-left corner of `H × W`, the
-    /// rest zero) into `spectrum`, through `tmp`.
+    /// The spectrum of `channels` planes of `rows × cols`, placed at row and column `offset` of
+    /// `H × W` (the rest zero), into `spectrum`, through `tmp`.
     fn transform(
         &self,
         planes: &[f32],
         channels: usize,
         rows: usize,
         cols: usize,
+        offset: usize,
         n: usize,
         tmp: &mut [f32],
         spectrum: &mut [f32],
     ) {
         let (h, f) = (self.h, self.f);
         let span = 2 * f * n; // one (channel, row) of the intermediate, or (channel, a) of the spectrum
-        let along_w = MatRef::strided(&self.along_w, 2 * f, cols, self.w);
+        let along_w = MatRef::strided(&self.along_w[offset..], 2 * f, cols, self.w);
         for c in 0..channels {
             for t in 0..rows {
                 let left = if c == 0 && t == 0 { Left::Keep } else { Left::Kept };
@@ -193,9 +203,9 @@ impl Dft {
             }
         }
         let (cos, sin, neg_sin) = (
-            MatRef::strided(&self.cos_h, h, rows, h),
-            MatRef::strided(&self.sin_h, h, rows, h),
-            MatRef::strided(&self.neg_sin_h, h, rows, h),
+            MatRef::strided(&self.cos_h[offset..], h, rows, h),
+            MatRef::strided(&self.sin_h[offset..], h, rows, h),
+            MatRef::strided(&self.neg_sin_h[offset..], h, rows, h),
         );
         for c in 0..channels {
             let block = &tmp[c * h * span..];
@@ -210,8 +220,8 @@ impl Dft {
         }
     }
 
-    /// `out ← beta·out +` the top-left `rows × cols` of the inverse transform of `spectrum`
-    /// (`channels` planes), through `tmp`.
+    /// `out ← beta·out +` the `rows × cols` from row and column `offset` of the inverse
+    /// transform of `spectrum` (`channels` planes), through `tmp`.
     #[allow(clippy::too_many_arguments)]
     fn inverse(
         &self,
@@ -219,6 +229,7 @@ impl Dft {
         channels: usize,
         rows: usize,
         cols: usize,
+        offset: usize,
         n: usize,
         tmp: &mut [f32],
         beta: f32,
@@ -227,9 +238,9 @@ impl Dft {
         let (h, f) = (self.h, self.f);
         let span = 2 * f * n;
         let (cos, sin, neg_sin) = (
-            MatRef::rows(&self.cos_h, rows, h),
-            MatRef::rows(&self.sin_h, rows, h),
-            MatRef::rows(&self.neg_sin_h, rows, h),
+            MatRef::rows(&self.cos_h[offset * h..], rows, h),
+            MatRef::rows(&self.sin_h[offset * h..], rows, h),
+            MatRef::rows(&self.neg_sin_h[offset * h..], rows, h),
         );
         for c in 0..channels {
             let block = &spectrum[c * h * span..];
@@ -241,7 +252,7 @@ impl Dft {
             gemm(cos, Left::Fresh, im, 0.0, MatMut::strided(&mut t[f * n..], rows, f * n, span));
             gemm(sin, Left::Fresh, re, 1.0, MatMut::strided(&mut t[f * n..], rows, f * n, span));
         }
-        let back_w = MatRef::rows(&self.back_w, cols, 2 * f);
+        let back_w = MatRef::rows(&self.back_w[offset * 2 * f..], cols, 2 * f);
         for c in 0..channels {
             for t in 0..rows {
                 let left = if c == 0 && t == 0 { Left::Keep } else { Left::Kept };
@@ -274,7 +285,8 @@ impl Dft {
             0.0,
             MatMut::rows(ws, 3 * self.freqs(), co * ci),
         );
-        self.transform(input, ci, h, self.w, n, tmp, xs);
+        let p = self.padding;
+        self.transform(input, ci, h - 2 * p, self.w - 2 * p, p, n, tmp, xs);
         let (in_stride, out_stride) = (h * 2 * f * n, h * 2 * f * n);
         for fi in 0..self.freqs() {
             let at = (fi / f) * 2 * f * n + (fi % f) * n;
@@ -291,7 +303,7 @@ impl Dft {
         for (plane, &b) in output.chunks_exact_mut(ho * wo * n).zip(bias) {
             plane.fill(b);
         }
-        self.inverse(ys, co, ho, wo, n, tmp, 1.0, output);
+        self.inverse(ys, co, ho, wo, 0, n, tmp, 1.0, output);
     }
 
     /// The weight and bias gradients, and the input gradient when asked, from the output
@@ -312,7 +324,7 @@ impl Dft {
         for (db, plane) in d_bias.iter_mut().zip(d_output.chunks_exact(ho * wo * n)) {
             *db = plane.iter().sum();
         }
-        self.transform(d_output, co, ho, wo, n, tmp, gys);
+        self.transform(d_output, co, ho, wo, 0, n, tmp, gys);
         let stride = h * 2 * f * n;
         let pairs = ci * co;
         let freqs = self.freqs();
@@ -349,7 +361,8 @@ impl Dft {
             MatMut::rows(d_weight, pairs, kk),
         );
         if let Some(d_input) = d_input {
-            self.inverse(dxs, ci, h, self.w, n, tmp, 0.0, d_input);
+            let p = self.padding;
+            self.inverse(dxs, ci, h - 2 * p, self.w - 2 * p, p, n, tmp, 0.0, d_input);
         }
     }
 
@@ -389,7 +402,7 @@ mod tests {
         conv.forward(&params, &input, &mut output, n, &index, &mut cols, Precision::F32);
         let (mut grad, mut d_input) = (vec![0.0; params.len()], vec![0.0; input.len()]);
         conv.backward(&params, &input, &d_output, Some(&mut d_input), &mut grad, n, &index, &mut cols, Precision::F32);
-        let dft = Dft::new(ci, co, h, w, conv.kernel);
+        let dft = Dft::new(ci, co, h, w, conv.kernel, conv.padding);
         let mut scratch = vec![0.0; dft.scratch_len(n)];
         let (weight, bias) = params.split_at(co * conv.patch_len());
         let mut output2 = vec![0.0; d_output.len()];
@@ -409,6 +422,10 @@ mod tests {
             ),
             (Conv2d { in_shape: [3, 9, 7], out_shape: [5, 7, 5], kernel: 3, stride: 1, padding: 0, dft: None }, 7),
             (Conv2d { in_shape: [2, 5, 6], out_shape: [3, 1, 2], kernel: 5, stride: 1, padding: 0, dft: None }, 3),
+            // the digits CNN's two convolutions, padded, and an odd width with padding 2
+            (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1, dft: None }, 10),
+            (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1, dft: None }, 30),
+            (Conv2d { in_shape: [3, 6, 5], out_shape: [4, 6, 5], kernel: 5, stride: 1, padding: 2, dft: None }, 4),
         ] {
             let [exact, dft] = both(&conv, n);
             for (what, (a, b)) in ["output", "parameter gradient", "input gradient"].iter().zip(exact.iter().zip(&dft))
@@ -435,7 +452,7 @@ mod tests {
         let mut cols = vec![0.0; conv.cols_len(n, Precision::F32)];
         let mut output = vec![0.0; d_output.len()];
         let (mut grad, mut d_input) = (vec![0.0; params.len()], vec![0.0; input.len()]);
-        let dft = Dft::new(ci, co, h, w, conv.kernel);
+        let dft = Dft::new(ci, co, h, w, conv.kernel, conv.padding);
         let mut scratch = vec![0.0; dft.scratch_len(n)];
         let (weight, bias) = params.split_at(co * conv.patch_len());
         for round in 0..3 {

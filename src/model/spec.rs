@@ -103,7 +103,7 @@ pub enum LayerSpec {
         #[serde(default)]
         padding: usize,
         /// How f32 products compute the layer: `"im2col"` (default, exact) or `"dft"` (the
-        /// transform domain, equal up to rounding; stride 1 and no padding).
+        /// transform domain, equal up to rounding; stride 1).
         #[serde(default)]
         method: ConvMethod,
     },
@@ -221,20 +221,15 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                 let out = [out_channels, (h - kernel) / stride + 1, (w - kernel) / stride + 1];
                 let dft = match method {
                     ConvMethod::Im2col => None,
-                    ConvMethod::Dft if stride != 1 || padding != 0 => {
-                        return Err(bad(
-                            at(kind),
-                            format!(
-                                "method = \"dft\" needs stride = 1 and padding = 0 (this layer has stride {stride}, padding {padding})"
-                            ),
-                        ));
+                    ConvMethod::Dft if stride != 1 => {
+                        return Err(bad(at(kind), format!("method = \"dft\" needs stride = 1, not {stride}")));
                     }
                     ConvMethod::Dft => {
                         // its tables and weight spectra: 5 values per frequency and (tap or channel pair)
                         let wide = |v: usize| v as u128;
                         let values = 5
-                            * wide(shape[1])
-                            * wide(shape[2] / 2 + 1)
+                            * wide(h)
+                            * wide(w / 2 + 1)
                             * (wide(kernel) * wide(kernel) + wide(shape[0]) * wide(out_channels));
                         if values > wide(MAX_ELEMENTS) {
                             return Err(bad(
@@ -244,7 +239,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                                 ),
                             ));
                         }
-                        Some(Box::new(Dft::new(shape[0], out_channels, shape[1], shape[2], kernel)))
+                        Some(Box::new(Dft::new(shape[0], out_channels, shape[1], shape[2], kernel, padding)))
                     }
                 };
                 let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding, dft };
