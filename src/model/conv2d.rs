@@ -461,7 +461,7 @@ impl Conv2d {
             return;
         }
         if let Some(dft) = self.transformed(precision) {
-            dft.backward(d_output, d_input, d_weight, d_bias, n, cols);
+            dft.backward(input, d_output, d_input, d_weight, d_bias, n, cols);
             return;
         }
         let mut d_input = d_input;

@@ -28,9 +28,16 @@
 //! parts of the `F` width frequencies, then their imaginary parts, each a run of `n` floats.
 
 use std::f64::consts::PI;
+use std::ops::Range;
 
 use super::gemm::{MatMut, MatRef, gemm};
 use super::gemm_bf16::Left;
+
+/// Samples transformed at a time: a training batch of up to this many keeps its input spectrum
+/// from the forward to the backward pass; larger batches (evaluation) go chunk by chunk and the
+/// backward pass transforms the input again, so the spectra stay O(chunk) whatever the batch.
+/// A constant, not a machine's cache size: the weight gradient is summed chunk by chunk.
+const SAMPLE_CHUNK: usize = 128;
 
 /// How a `conv2d` layer computes: `"im2col"` (exact, the default) or `"dft"` (the transform
 /// domain, equal up to rounding; stride 1 only).
@@ -141,46 +148,52 @@ impl Dft {
         self.h * self.f
     }
 
-    /// Floats of one spectrum of `channels` channels for a batch of `n`.
-    fn spectrum_len(&self, channels: usize, n: usize) -> usize {
-        channels * self.h * 2 * self.f * n
+    /// Floats of one spectrum of `channels` channels for `m` samples.
+    fn spectrum_len(&self, channels: usize, m: usize) -> usize {
+        channels * self.h * 2 * self.f * m
     }
 
-    /// Floats of scratch for a batch of up to `n`: the input spectrum (kept from the forward to
-    /// the backward pass), the output-side spectrum, the input-gradient spectrum, the
-    /// transforms' intermediate, the weight spectrum and the weight-gradient spectrum.
+    /// Floats of scratch for a batch of up to `n`: for a chunk of up to [`SAMPLE_CHUNK`]
+    /// samples the input spectrum (kept from the forward to the backward pass when the batch is
+    /// one chunk), the output-side spectrum, the input-gradient spectrum and the transforms'
+    /// intermediate; then the weight spectrum, the weight-gradient spectrum and one
+    /// `C_out × C_in` block.
     pub fn scratch_len(&self, n: usize) -> usize {
         let (ci, co) = (self.c_in, self.c_out);
+        let m = n.min(SAMPLE_CHUNK);
         let pairs = ci * co;
-        2 * self.spectrum_len(ci, n)
-            + self.spectrum_len(co, n)
-            + self.spectrum_len(ci.max(co), n)
+        2 * self.spectrum_len(ci, m)
+            + self.spectrum_len(co, m)
+            + self.spectrum_len(ci.max(co), m)
             + 3 * self.freqs() * pairs
             + 2 * self.freqs() * pairs
             + pairs
     }
 
     /// Splits the scratch into (input spectrum, output-side spectrum, input-gradient spectrum,
-    /// intermediate, weight spectrum, weight-gradient spectrum, one C_out × C_in block).
+    /// intermediate, weight spectrum, weight-gradient spectrum, one C_out × C_in block), with
+    /// the spectra sized for chunks of `m` samples.
     #[allow(clippy::type_complexity)]
     fn split<'s>(
         &self,
         scratch: &'s mut [f32],
-        n: usize,
+        m: usize,
     ) -> (&'s mut [f32], &'s mut [f32], &'s mut [f32], &'s mut [f32], &'s mut [f32], &'s mut [f32], &'s mut [f32]) {
         let (ci, co) = (self.c_in, self.c_out);
         let pairs = ci * co;
-        let (xs, rest) = scratch.split_at_mut(self.spectrum_len(ci, n));
-        let (ys, rest) = rest.split_at_mut(self.spectrum_len(co, n));
-        let (dxs, rest) = rest.split_at_mut(self.spectrum_len(ci, n));
-        let (tmp, rest) = rest.split_at_mut(self.spectrum_len(ci.max(co), n));
+        let (xs, rest) = scratch.split_at_mut(self.spectrum_len(ci, m));
+        let (ys, rest) = rest.split_at_mut(self.spectrum_len(co, m));
+        let (dxs, rest) = rest.split_at_mut(self.spectrum_len(ci, m));
+        let (tmp, rest) = rest.split_at_mut(self.spectrum_len(ci.max(co), m));
         let (ws, rest) = rest.split_at_mut(3 * self.freqs() * pairs);
         let (gs, rest) = rest.split_at_mut(2 * self.freqs() * pairs);
         (xs, ys, dxs, tmp, ws, gs, &mut rest[..pairs])
     }
 
-    /// The spectrum of `channels` planes of `rows × cols`, placed at row and column `offset` of
-    /// `H × W` (the rest zero), into `spectrum`, through `tmp`.
+    /// The spectrum of samples `chunk` of `channels` planes of `rows × cols` (a batch of `n`),
+    /// placed at row and column `offset` of `H × W` (the rest zero), into `spectrum`, through
+    /// `tmp`.
+    #[allow(clippy::too_many_arguments)]
     fn transform(
         &self,
         planes: &[f32],
@@ -189,17 +202,18 @@ impl Dft {
         cols: usize,
         offset: usize,
         n: usize,
+        chunk: Range<usize>,
         tmp: &mut [f32],
         spectrum: &mut [f32],
     ) {
-        let (h, f) = (self.h, self.f);
-        let span = 2 * f * n; // one (channel, row) of the intermediate, or (channel, a) of the spectrum
+        let (h, f, m) = (self.h, self.f, chunk.len());
+        let span = 2 * f * m; // one (channel, row) of the intermediate, or (channel, a) of the spectrum
         let along_w = MatRef::strided(&self.along_w[offset..], 2 * f, cols, self.w);
         for c in 0..channels {
             for t in 0..rows {
                 let left = if c == 0 && t == 0 { Left::Keep } else { Left::Kept };
-                let plane_row = MatRef::rows(&planes[(c * rows + t) * cols * n..], cols, n);
-                gemm(along_w, left, plane_row, 0.0, MatMut::rows(&mut tmp[(c * h + t) * span..], 2 * f, n));
+                let plane_row = MatRef::strided(&planes[(c * rows + t) * cols * n + chunk.start..], cols, m, n);
+                gemm(along_w, left, plane_row, 0.0, MatMut::rows(&mut tmp[(c * h + t) * span..], 2 * f, m));
             }
         }
         let (cos, sin, neg_sin) = (
@@ -210,18 +224,19 @@ impl Dft {
         for c in 0..channels {
             let block = &tmp[c * h * span..];
             let (re, im) =
-                (MatRef::strided(block, rows, f * n, span), MatRef::strided(&block[f * n..], rows, f * n, span));
+                (MatRef::strided(block, rows, f * m, span), MatRef::strided(&block[f * m..], rows, f * m, span));
             let out = &mut spectrum[c * h * span..];
             // Re X̂ = C·Re t + S·Im t, Im X̂ = C·Im t − S·Re t
-            gemm(cos, Left::Fresh, re, 0.0, MatMut::strided(out, h, f * n, span));
-            gemm(sin, Left::Fresh, im, 1.0, MatMut::strided(out, h, f * n, span));
-            gemm(cos, Left::Fresh, im, 0.0, MatMut::strided(&mut out[f * n..], h, f * n, span));
-            gemm(neg_sin, Left::Fresh, re, 1.0, MatMut::strided(&mut out[f * n..], h, f * n, span));
+            gemm(cos, Left::Fresh, re, 0.0, MatMut::strided(out, h, f * m, span));
+            gemm(sin, Left::Fresh, im, 1.0, MatMut::strided(out, h, f * m, span));
+            gemm(cos, Left::Fresh, im, 0.0, MatMut::strided(&mut out[f * m..], h, f * m, span));
+            gemm(neg_sin, Left::Fresh, re, 1.0, MatMut::strided(&mut out[f * m..], h, f * m, span));
         }
     }
 
-    /// `out ← beta·out +` the `rows × cols` from row and column `offset` of the inverse
-    /// transform of `spectrum` (`channels` planes), through `tmp`.
+    /// Samples `chunk` of `out` (`channels` planes of `rows × cols`, a batch of `n`) ←
+    /// `beta·out +` the `rows × cols` from row and column `offset` of the inverse transform of
+    /// `spectrum`, through `tmp`.
     #[allow(clippy::too_many_arguments)]
     fn inverse(
         &self,
@@ -231,12 +246,13 @@ impl Dft {
         cols: usize,
         offset: usize,
         n: usize,
+        chunk: Range<usize>,
         tmp: &mut [f32],
         beta: f32,
         out: &mut [f32],
     ) {
-        let (h, f) = (self.h, self.f);
-        let span = 2 * f * n;
+        let (h, f, m) = (self.h, self.f, chunk.len());
+        let span = 2 * f * m;
         let (cos, sin, neg_sin) = (
             MatRef::rows(&self.cos_h[offset * h..], rows, h),
             MatRef::rows(&self.sin_h[offset * h..], rows, h),
@@ -244,26 +260,33 @@ impl Dft {
         );
         for c in 0..channels {
             let block = &spectrum[c * h * span..];
-            let (re, im) = (MatRef::strided(block, h, f * n, span), MatRef::strided(&block[f * n..], h, f * n, span));
+            let (re, im) = (MatRef::strided(block, h, f * m, span), MatRef::strided(&block[f * m..], h, f * m, span));
             let t = &mut tmp[c * h * span..];
             // Re t = C·Re Ŷ − S·Im Ŷ, Im t = C·Im Ŷ + S·Re Ŷ
-            gemm(cos, Left::Fresh, re, 0.0, MatMut::strided(t, rows, f * n, span));
-            gemm(neg_sin, Left::Fresh, im, 1.0, MatMut::strided(t, rows, f * n, span));
-            gemm(cos, Left::Fresh, im, 0.0, MatMut::strided(&mut t[f * n..], rows, f * n, span));
-            gemm(sin, Left::Fresh, re, 1.0, MatMut::strided(&mut t[f * n..], rows, f * n, span));
+            gemm(cos, Left::Fresh, re, 0.0, MatMut::strided(t, rows, f * m, span));
+            gemm(neg_sin, Left::Fresh, im, 1.0, MatMut::strided(t, rows, f * m, span));
+            gemm(cos, Left::Fresh, im, 0.0, MatMut::strided(&mut t[f * m..], rows, f * m, span));
+            gemm(sin, Left::Fresh, re, 1.0, MatMut::strided(&mut t[f * m..], rows, f * m, span));
         }
         let back_w = MatRef::rows(&self.back_w[offset * 2 * f..], cols, 2 * f);
         for c in 0..channels {
             for t in 0..rows {
                 let left = if c == 0 && t == 0 { Left::Keep } else { Left::Kept };
-                let block = MatRef::rows(&tmp[(c * h + t) * span..], 2 * f, n);
-                gemm(back_w, left, block, beta, MatMut::rows(&mut out[(c * rows + t) * cols * n..], cols, n));
+                let block = MatRef::rows(&tmp[(c * h + t) * span..], 2 * f, m);
+                let at = (c * rows + t) * cols * n + chunk.start;
+                gemm(back_w, left, block, beta, MatMut::strided(&mut out[at..], cols, m, n));
             }
         }
     }
 
-    /// The layer's output for a batch of `n` (`weight` is `C_out × C_in × k × k`); keeps the
-    /// input and weight spectra in `scratch` for [`Dft::backward`].
+    /// The chunks of at most [`SAMPLE_CHUNK`] samples of a batch of `n`.
+    fn chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
+        (0..n).step_by(SAMPLE_CHUNK).map(move |s| s..(s + SAMPLE_CHUNK).min(n))
+    }
+
+    /// The layer's output for a batch of `n` (`weight` is `C_out × C_in × k × k`), a chunk of
+    /// samples at a time; keeps the weight spectrum, and the input spectrum of a one-chunk
+    /// batch, in `scratch` for [`Dft::backward`].
     pub fn forward(
         &self,
         weight: &[f32],
@@ -275,7 +298,7 @@ impl Dft {
     ) {
         let (ci, co, h, f) = (self.c_in, self.c_out, self.h, self.f);
         let (ho, wo) = self.out_hw();
-        let (xs, ys, _, tmp, ws, _, _) = self.split(scratch, n);
+        let (xs, ys, _, tmp, ws, _, _) = self.split(scratch, n.min(SAMPLE_CHUNK));
         let kk = self.kernel * self.kernel;
         // rows (frequency, Re / Im / −Im) × columns (o, c)
         gemm(
@@ -285,34 +308,38 @@ impl Dft {
             0.0,
             MatMut::rows(ws, 3 * self.freqs(), co * ci),
         );
-        let p = self.padding;
-        self.transform(input, ci, h - 2 * p, self.w - 2 * p, p, n, tmp, xs);
-        let (in_stride, out_stride) = (h * 2 * f * n, h * 2 * f * n);
-        for fi in 0..self.freqs() {
-            let at = (fi / f) * 2 * f * n + (fi % f) * n;
-            let (x_re, x_im) =
-                (MatRef::strided(&xs[at..], ci, n, in_stride), MatRef::strided(&xs[at + f * n..], ci, n, in_stride));
-            let part = |p: usize| MatRef::rows(&ws[(3 * fi + p) * co * ci..], co, ci);
-            let (w_re, w_im, w_neg_im) = (part(0), part(1), part(2));
-            // Ŷ = X̂·conj(Ŵ): Re = Re Ŵ·Re X̂ + Im Ŵ·Im X̂, Im = Re Ŵ·Im X̂ − Im Ŵ·Re X̂
-            gemm(w_re, Left::Fresh, x_re, 0.0, MatMut::strided(&mut ys[at..], co, n, out_stride));
-            gemm(w_im, Left::Fresh, x_im, 1.0, MatMut::strided(&mut ys[at..], co, n, out_stride));
-            gemm(w_re, Left::Fresh, x_im, 0.0, MatMut::strided(&mut ys[at + f * n..], co, n, out_stride));
-            gemm(w_neg_im, Left::Fresh, x_re, 1.0, MatMut::strided(&mut ys[at + f * n..], co, n, out_stride));
-        }
         for (plane, &b) in output.chunks_exact_mut(ho * wo * n).zip(bias) {
             plane.fill(b);
         }
-        self.inverse(ys, co, ho, wo, 0, n, tmp, 1.0, output);
+        let p = self.padding;
+        for chunk in Self::chunks(n) {
+            let m = chunk.len();
+            self.transform(input, ci, h - 2 * p, self.w - 2 * p, p, n, chunk.clone(), tmp, xs);
+            let stride = h * 2 * f * m;
+            for fi in 0..self.freqs() {
+                let at = (fi / f) * 2 * f * m + (fi % f) * m;
+                let (x_re, x_im) =
+                    (MatRef::strided(&xs[at..], ci, m, stride), MatRef::strided(&xs[at + f * m..], ci, m, stride));
+                let part = |p: usize| MatRef::rows(&ws[(3 * fi + p) * co * ci..], co, ci);
+                let (w_re, w_im, w_neg_im) = (part(0), part(1), part(2));
+                // Ŷ = X̂·conj(Ŵ): Re = Re Ŵ·Re X̂ + Im Ŵ·Im X̂, Im = Re Ŵ·Im X̂ − Im Ŵ·Re X̂
+                gemm(w_re, Left::Fresh, x_re, 0.0, MatMut::strided(&mut ys[at..], co, m, stride));
+                gemm(w_im, Left::Fresh, x_im, 1.0, MatMut::strided(&mut ys[at..], co, m, stride));
+                gemm(w_re, Left::Fresh, x_im, 0.0, MatMut::strided(&mut ys[at + f * m..], co, m, stride));
+                gemm(w_neg_im, Left::Fresh, x_re, 1.0, MatMut::strided(&mut ys[at + f * m..], co, m, stride));
+            }
+            self.inverse(ys, co, ho, wo, 0, n, chunk, tmp, 1.0, output);
+        }
     }
 
-    /// The weight and bias gradients, and the input gradient when asked, from the output
-    /// gradient of a batch of `n`; must follow [`Dft::forward`] on the same scratch.
+    /// The weight and bias gradients, and the input gradient when asked, from the input and the
+    /// output gradient of a batch of `n`; must follow [`Dft::forward`] on the same scratch.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
+        input: &[f32],
         d_output: &[f32],
-        d_input: Option<&mut [f32]>,
+        mut d_input: Option<&mut [f32]>,
         d_weight: &mut [f32],
         d_bias: &mut [f32],
         n: usize,
@@ -320,36 +347,46 @@ impl Dft {
     ) {
         let (ci, co, h, f) = (self.c_in, self.c_out, self.h, self.f);
         let (ho, wo) = self.out_hw();
-        let (xs, gys, dxs, tmp, ws, gs, block) = self.split(scratch, n);
+        let (xs, gys, dxs, tmp, ws, gs, block) = self.split(scratch, n.min(SAMPLE_CHUNK));
         for (db, plane) in d_bias.iter_mut().zip(d_output.chunks_exact(ho * wo * n)) {
             *db = plane.iter().sum();
         }
-        self.transform(d_output, co, ho, wo, 0, n, tmp, gys);
-        let stride = h * 2 * f * n;
-        let pairs = ci * co;
-        let freqs = self.freqs();
-        for fi in 0..freqs {
-            let at = (fi / f) * 2 * f * n + (fi % f) * n;
-            let (x_re, x_im) =
-                (MatRef::strided(&xs[at..], ci, n, stride), MatRef::strided(&xs[at + f * n..], ci, n, stride));
-            let (g_re, g_im) =
-                (MatRef::strided(&gys[at..], co, n, stride), MatRef::strided(&gys[at + f * n..], co, n, stride));
-            // Σ_n X̂·conj(dŶ): Re = dŶre·X̂reᵀ + dŶim·X̂imᵀ, Im = dŶre·X̂imᵀ − dŶim·X̂reᵀ
-            let (re, im) = gs.split_at_mut(freqs * pairs);
-            let (re, im) = (&mut re[fi * pairs..][..pairs], &mut im[fi * pairs..][..pairs]);
-            gemm(g_re, Left::Fresh, x_re.t(), 0.0, MatMut::rows(re, co, ci));
-            gemm(g_im, Left::Fresh, x_im.t(), 1.0, MatMut::rows(re, co, ci));
-            gemm(g_re, Left::Fresh, x_im.t(), 0.0, MatMut::rows(im, co, ci));
-            gemm(g_im, Left::Fresh, x_re.t(), 0.0, MatMut::rows(block, co, ci));
-            im.iter_mut().zip(block.iter()).for_each(|(a, b)| *a -= b);
-            if d_input.is_some() {
-                // dX̂ = dŶ·Ŵ summed over outputs: Re = Re Ŵᵀ·Re dŶ − Im Ŵᵀ·Im dŶ, Im = Re Ŵᵀ·Im dŶ + Im Ŵᵀ·Re dŶ
-                let part = |p: usize| MatRef::rows(&ws[(3 * fi + p) * pairs..], co, ci).t();
-                let (w_re, w_im, w_neg_im) = (part(0), part(1), part(2));
-                gemm(w_re, Left::Fresh, g_re, 0.0, MatMut::strided(&mut dxs[at..], ci, n, stride));
-                gemm(w_neg_im, Left::Fresh, g_im, 1.0, MatMut::strided(&mut dxs[at..], ci, n, stride));
-                gemm(w_re, Left::Fresh, g_im, 0.0, MatMut::strided(&mut dxs[at + f * n..], ci, n, stride));
-                gemm(w_im, Left::Fresh, g_re, 1.0, MatMut::strided(&mut dxs[at + f * n..], ci, n, stride));
+        let (pairs, freqs, p) = (ci * co, self.freqs(), self.padding);
+        for chunk in Self::chunks(n) {
+            let m = chunk.len();
+            if n > SAMPLE_CHUNK {
+                // the forward pass kept only the last chunk's input spectrum
+                self.transform(input, ci, h - 2 * p, self.w - 2 * p, p, n, chunk.clone(), tmp, xs);
+            }
+            self.transform(d_output, co, ho, wo, 0, n, chunk.clone(), tmp, gys);
+            let stride = h * 2 * f * m;
+            let beta = if chunk.start == 0 { 0.0 } else { 1.0 };
+            for fi in 0..freqs {
+                let at = (fi / f) * 2 * f * m + (fi % f) * m;
+                let (x_re, x_im) =
+                    (MatRef::strided(&xs[at..], ci, m, stride), MatRef::strided(&xs[at + f * m..], ci, m, stride));
+                let (g_re, g_im) =
+                    (MatRef::strided(&gys[at..], co, m, stride), MatRef::strided(&gys[at + f * m..], co, m, stride));
+                // Σ_n X̂·conj(dŶ): Re = dŶre·X̂reᵀ + dŶim·X̂imᵀ, Im = dŶre·X̂imᵀ − dŶim·X̂reᵀ
+                let (re, im) = gs.split_at_mut(freqs * pairs);
+                let (re, im) = (&mut re[fi * pairs..][..pairs], &mut im[fi * pairs..][..pairs]);
+                gemm(g_re, Left::Fresh, x_re.t(), beta, MatMut::rows(re, co, ci));
+                gemm(g_im, Left::Fresh, x_im.t(), 1.0, MatMut::rows(re, co, ci));
+                gemm(g_re, Left::Fresh, x_im.t(), beta, MatMut::rows(im, co, ci));
+                gemm(g_im, Left::Fresh, x_re.t(), 0.0, MatMut::rows(block, co, ci));
+                im.iter_mut().zip(block.iter()).for_each(|(a, b)| *a -= b);
+                if d_input.is_some() {
+                    // dX̂ = dŶ·Ŵ summed over outputs: Re = Re Ŵᵀ·Re dŶ − Im Ŵᵀ·Im dŶ, Im = Re Ŵᵀ·Im dŶ + Im Ŵᵀ·Re dŶ
+                    let part = |p: usize| MatRef::rows(&ws[(3 * fi + p) * pairs..], co, ci).t();
+                    let (w_re, w_im, w_neg_im) = (part(0), part(1), part(2));
+                    gemm(w_re, Left::Fresh, g_re, 0.0, MatMut::strided(&mut dxs[at..], ci, m, stride));
+                    gemm(w_neg_im, Left::Fresh, g_im, 1.0, MatMut::strided(&mut dxs[at..], ci, m, stride));
+                    gemm(w_re, Left::Fresh, g_im, 0.0, MatMut::strided(&mut dxs[at + f * m..], ci, m, stride));
+                    gemm(w_im, Left::Fresh, g_re, 1.0, MatMut::strided(&mut dxs[at + f * m..], ci, m, stride));
+                }
+            }
+            if let Some(d_input) = d_input.as_deref_mut() {
+                self.inverse(dxs, ci, h - 2 * p, self.w - 2 * p, p, n, chunk, tmp, 0.0, d_input);
             }
         }
         let kk = self.kernel * self.kernel;
@@ -360,10 +397,6 @@ impl Dft {
             0.0,
             MatMut::rows(d_weight, pairs, kk),
         );
-        if let Some(d_input) = d_input {
-            let p = self.padding;
-            self.inverse(dxs, ci, h - 2 * p, self.w - 2 * p, p, n, tmp, 0.0, d_input);
-        }
     }
 
     fn out_hw(&self) -> (usize, usize) {
@@ -409,7 +442,7 @@ mod tests {
         dft.forward(weight, bias, &input, &mut output2, n, &mut scratch);
         let (mut grad2, mut d_input2) = (vec![0.0; params.len()], vec![0.0; input.len()]);
         let (dw, db) = grad2.split_at_mut(co * conv.patch_len());
-        dft.backward(&d_output, Some(&mut d_input2), dw, db, n, &mut scratch);
+        dft.backward(&input, &d_output, Some(&mut d_input2), dw, db, n, &mut scratch);
         [[output, grad, d_input], [output2, grad2, d_input2]]
     }
 
@@ -421,6 +454,8 @@ mod tests {
                 20,
             ),
             (Conv2d { in_shape: [3, 9, 7], out_shape: [5, 7, 5], kernel: 3, stride: 1, padding: 0, dft: None }, 7),
+            // three chunks of samples, the last a short one
+            (Conv2d { in_shape: [4, 6, 6], out_shape: [3, 4, 4], kernel: 3, stride: 1, padding: 0, dft: None }, 300),
             (Conv2d { in_shape: [2, 5, 6], out_shape: [3, 1, 2], kernel: 5, stride: 1, padding: 0, dft: None }, 3),
             // the digits CNN's two convolutions, padded, and an odd width with padding 2
             (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1, dft: None }, 10),
@@ -476,7 +511,7 @@ mod tests {
             for _ in 0..5 {
                 dft.forward(weight, bias, &input, &mut output, n, &mut scratch);
                 let (dw, db) = grad.split_at_mut(co * conv.patch_len());
-                dft.backward(&d_output, Some(&mut d_input), dw, db, n, &mut scratch);
+                dft.backward(&input, &d_output, Some(&mut d_input), dw, db, n, &mut scratch);
             }
             let transformed = start.elapsed().as_secs_f64() / 5.0;
             eprintln!("round {round}: im2col {:.1} ms, dft {:.1} ms", im2col * 1e3, transformed * 1e3);
