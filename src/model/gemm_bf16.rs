@@ -18,8 +18,9 @@
 //! column chunks packs them once (`Left::Keep`, `Left::Kept`).
 //!
 //! Linux lets a process use the AMX tile registers only after it asks (`arch_prctl`
-//! `ARCH_REQ_XCOMP_PERM`); [`available`] asks once and caches the answer. This is the crate's
-//! only `unsafe` code: inline assembly for the tile instructions and that system call.
+//! `ARCH_REQ_XCOMP_PERM`); [`available`] asks once and caches the answer. This module's `unsafe`
+//! code (the crate has it only here and in `gemm_simd`) is inline assembly for the tile
+//! instructions and that system call.
 #![allow(unsafe_code)]
 
 use std::sync::OnceLock;
