@@ -14,6 +14,8 @@
 //! nothing is unfolded: each row of that position's column matrix is one run of `n` input
 //! floats, and the products read the rows where they lie (`gemm::Listed`), with the same sums.
 //! A padded layer's products leave out the rows that read padding (`Conv2d::skips_padding`).
+//! A layer whose spec says `method = "dft"` computes in the transform domain instead
+//! ([`super::conv2d_dft`]; equal up to rounding) wherever the products are f32.
 //!
 //! # Shapes
 //!
@@ -64,8 +66,8 @@ pub struct Conv2d {
     pub stride: usize,
     /// Zeros added on every side.
     pub padding: usize,
-    /// The transform-domain method's matrices when the spec asks for `method = "dft"` (stride 1,
-    /// no padding): f32 products then go through [`Dft`] instead of im2col.
+    /// The transform-domain method's matrices when the spec asks for `method = "dft"` (stride
+    /// 1): f32 products then go through [`Dft`] instead of im2col.
     pub dft: Option<Box<Dft>>,
 }
 
