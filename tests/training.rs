@@ -683,3 +683,41 @@ fn every_shipped_experiment_config_validates() {
     }
     assert!(seen >= 6, "only {seen} experiment files");
 }
+
+#[test]
+fn dft_convolutions_train_identically_with_one_and_two_threads() {
+    // a network with a convolution in the transform domain, evaluated on 300 samples (three of
+    // its chunks of 128)
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("net.toml"),
+        "input = [3, 12, 12]\nloss = \"softmax_cross_entropy\"\n\
+         [[layers]]\ntype = \"conv2d\"\nout_channels = 8\nkernel = 5\nmethod = \"dft\"\n\
+         [[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"maxpool2d\"\nkernel = 2\n\
+         [[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 10\n",
+    )
+    .unwrap();
+    let config = dir.path().join("exp.toml");
+    std::fs::write(
+        &config,
+        "rounds = 6\neval_every = 2\ntarget_accuracy = 0.5\n\
+         [data]\ndataset = \"synthetic\"\nshape = [3, 12, 12]\nclasses = 10\ntrain_samples = 400\ntest_samples = 300\n\
+         [model]\nspec = \"net.toml\"\nbatch = 16\nlr = 0.05\n\
+         [cluster]\nworkers = 4\ncompute_time = \"exp(mean=1)\"\n\
+         [[algorithms]]\nname = \"stsyn\"\nwait = 2\nlocal_steps = 3\n",
+    )
+    .unwrap();
+    let mut evals = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("out{threads}"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_stsyn"))
+            .args(["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--no-plot"])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        evals.push(std::fs::read_to_string(out.join("evals.csv")).unwrap());
+    }
+    assert!(evals[0] == evals[1], "evals.csv differs between 1 and 2 threads");
+    assert_eq!(evals[0].lines().count(), 1 + 4, "rounds 0, 2, 4, 6");
+}
