@@ -263,6 +263,20 @@ fn gradient_conv2d_through_the_dft_odd_and_even_widths() {
 }
 
 #[test]
+fn gradient_conv2d_by_winograd_padded_and_not() {
+    // 2×6×5 → padded 8×7 points → 3×6×5 → 6×5 points → 2×4×3, both by Winograd
+    let net = spec(
+        "[2, 6, 5]",
+        "softmax_cross_entropy",
+        "[[layers]]\ntype = \"conv2d\"\nout_channels = 3\nkernel = 3\npadding = 1\nmethod = \"winograd\"\n\
+         [[layers]]\ntype = \"relu\"\n\
+         [[layers]]\ntype = \"conv2d\"\nout_channels = 2\nkernel = 3\nmethod = \"winograd\"\n\
+         [[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 4\n",
+    );
+    check_network(&net, 3, 20, 22);
+}
+
+#[test]
 fn gradient_maxpool2d_overlapping_windows_plain_and_fused_with_relu() {
     let net = spec(
         "[1, 9, 9]",
@@ -484,11 +498,19 @@ fn spec_errors_name_the_file_and_the_layer() {
         ),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\nmethod = \"fft\"\n",
-            "layers[0] (conv2d): unknown variant `fft`, expected `im2col` or `dft`",
+            "layers[0] (conv2d): unknown variant `fft`, expected one of `im2col`, `dft`, `winograd`",
         ),
         (
             "input = [512, 512, 512]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 512\nkernel = 3\nmethod = \"dft\"\n",
             "values of tables here",
+        ),
+        (
+            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\npadding = 1\nmethod = \"winograd\"\n",
+            "layers[0] (conv2d): method = \"winograd\" needs a padded input of at most 8×8, not 10×10",
+        ),
+        (
+            "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\nstride = 2\nmethod = \"winograd\"\n",
+            "layers[0] (conv2d): method = \"winograd\" needs stride = 1, not 2",
         ),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\n[[layers]]\ntype = \"linear\"\nout_features = 10\n",

@@ -14,8 +14,9 @@
 //! nothing is unfolded: each row of that position's column matrix is one run of `n` input
 //! floats, and the products read the rows where they lie (`gemm::Listed`), with the same sums.
 //! A padded layer's products leave out the rows that read padding (`Conv2d::skips_padding`).
-//! A layer whose spec says `method = "dft"` computes in the transform domain instead
-//! ([`super::conv2d_dft`]; equal up to rounding) wherever the products are f32.
+//! A layer whose spec says `method = "dft"` or `"winograd"` computes in a transform domain
+//! instead ([`super::conv2d_dft`], [`super::conv2d_winograd`]; equal up to rounding) wherever
+//! the products are f32.
 //!
 //! # Shapes
 //!
@@ -28,6 +29,7 @@ use super::Layout;
 use multiversion::multiversion;
 
 use super::conv2d_dft::Dft;
+use super::conv2d_winograd::Winograd;
 use super::gemm::{
     DEPTH_BLOCK, Listed, MatMut, MatRef, avx2_kernel, gemm_listed_left, gemm_listed_right, gemm_listed_right_at,
     gemm_rows, listed_products, product,
@@ -66,9 +68,99 @@ pub struct Conv2d {
     pub stride: usize,
     /// Zeros added on every side.
     pub padding: usize,
-    /// The transform-domain method's matrices when the spec asks for `method = "dft"` (stride
-    /// 1): f32 products then go through [`Dft`] instead of im2col.
-    pub dft: Option<Box<Dft>>,
+    /// The transform-domain method when the spec asks for `method = "dft"` or `"winograd"`
+    /// (stride 1): f32 products then go through it instead of im2col.
+    pub transform: Option<Box<Transform>>,
+}
+
+/// How a `conv2d` layer's spec asks it to compute: `"im2col"` (exact, the default), `"dft"` or
+/// `"winograd"` (a transform domain, equal up to rounding; stride 1 only, and for Winograd a
+/// padded input of at most 8 × 8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvMethod {
+    /// im2col + matrix products, exact and the same bits on every kernel.
+    #[default]
+    Im2col,
+    /// [`super::conv2d_dft`].
+    Dft,
+    /// [`super::conv2d_winograd`].
+    Winograd,
+}
+
+/// The bias gradient of a transform-domain method: `d_bias[o]` ← the sum of output channel o's
+/// plane of `plane_len` floats in `d_output`, in 16 interleaved partial sums (which the
+/// compiler keeps in vector registers; the order, and so the bits, are the same on every
+/// machine) added pairwise at the end.
+pub(crate) fn bias_gradient(d_output: &[f32], plane_len: usize, d_bias: &mut [f32]) {
+    for (db, plane) in d_bias.iter_mut().zip(d_output.chunks_exact(plane_len)) {
+        let mut lanes = [0.0f32; 16];
+        let mut runs = plane.chunks_exact(16);
+        for run in &mut runs {
+            lanes.iter_mut().zip(run).for_each(|(l, v)| *l += v);
+        }
+        lanes.iter_mut().zip(runs.remainder()).for_each(|(l, v)| *l += v);
+        let mut width = 16;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                lanes[i] += lanes[i + width];
+            }
+        }
+        *db = lanes[0];
+    }
+}
+
+/// A convolution computed in a transform domain (equal to im2col up to rounding).
+#[derive(Clone, Debug)]
+pub enum Transform {
+    /// [`super::conv2d_dft`].
+    Dft(Dft),
+    /// [`super::conv2d_winograd`].
+    Winograd(Winograd),
+}
+
+impl Transform {
+    /// The spec's name of the method.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transform::Dft(_) => "dft",
+            Transform::Winograd(_) => "winograd",
+        }
+    }
+
+    /// Floats of scratch for a batch of up to `n`.
+    pub fn scratch_len(&self, n: usize) -> usize {
+        match self {
+            Transform::Dft(t) => t.scratch_len(n),
+            Transform::Winograd(t) => t.scratch_len(n),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward(&self, weight: &[f32], bias: &[f32], input: &[f32], output: &mut [f32], n: usize, scratch: &mut [f32]) {
+        match self {
+            Transform::Dft(t) => t.forward(weight, bias, input, output, n, scratch),
+            Transform::Winograd(t) => t.forward(weight, bias, input, output, n, scratch),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        input: &[f32],
+        d_output: &[f32],
+        d_input: Option<&mut [f32]>,
+        d_weight: &mut [f32],
+        d_bias: &mut [f32],
+        n: usize,
+        scratch: &mut [f32],
+    ) {
+        match self {
+            Transform::Dft(t) => t.backward(input, d_output, d_input, d_weight, d_bias, n, scratch),
+            Transform::Winograd(t) => t.backward(input, d_output, d_input, d_weight, d_bias, n, scratch),
+        }
+    }
 }
 
 impl Conv2d {
@@ -118,8 +210,8 @@ impl Conv2d {
     /// with the biases appended as a last column. `chunk(m)·m` is not monotone in m (the chunk
     /// is rounded down), so the largest over m ≤ n is taken.
     pub fn cols_len(&self, n: usize, precision: Precision) -> usize {
-        if let Some(dft) = self.transformed(precision) {
-            return dft.scratch_len(n);
+        if let Some(transform) = self.transformed(precision) {
+            return transform.scratch_len(n);
         }
         let aug = self.patch_len() + 1;
         let widest = (1..=n.max(1)).map(|m| self.chunk(m, precision) * m).max().unwrap_or(0);
@@ -187,10 +279,10 @@ impl Conv2d {
         precision == Precision::Bf16 || avx2_kernel() || self.patch_len() + 1 >= 2 * self.out_shape[0]
     }
 
-    /// The DFT method's matrices when it computes this layer: asked for by the spec, for f32
+    /// The transform-domain method when it computes this layer: asked for by the spec, for f32
     /// products (bf16 products run im2col).
-    fn transformed(&self, precision: Precision) -> Option<&Dft> {
-        self.dft.as_deref().filter(|_| precision == Precision::F32)
+    fn transformed(&self, precision: Precision) -> Option<&Transform> {
+        self.transform.as_deref().filter(|_| precision == Precision::F32)
     }
 
     /// Lists the rows of the column matrix of output `position` for a batch of `n`: for each
@@ -323,8 +415,8 @@ impl Conv2d {
         let positions = self.positions();
         let patch = self.patch_len();
         let (weight, bias) = params.split_at(co * patch);
-        if let Some(dft) = self.transformed(precision) {
-            dft.forward(weight, bias, input, output, n, cols);
+        if let Some(transform) = self.transformed(precision) {
+            transform.forward(weight, bias, input, output, n, cols);
             return;
         }
         // bias as an extra weight column against a row of ones: the product writes the output
@@ -462,8 +554,8 @@ impl Conv2d {
             d_bias.fill(0.0);
             return;
         }
-        if let Some(dft) = self.transformed(precision) {
-            dft.backward(input, d_output, d_input, d_weight, d_bias, n, cols);
+        if let Some(transform) = self.transformed(precision) {
+            transform.backward(input, d_output, d_input, d_weight, d_bias, n, cols);
             return;
         }
         let mut d_input = d_input;
@@ -611,11 +703,48 @@ mod tests {
     fn both_orders_of_the_weight_gradient_give_the_same_bits() {
         // the two convolutions of digits_cnn and of cifar10_cnn (the first at a small batch)
         let layers = [
-            (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1, dft: None }, 100),
-            (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1, dft: None }, 100),
-            (Conv2d { in_shape: [3, 32, 32], out_shape: [64, 28, 28], kernel: 5, stride: 1, padding: 0, dft: None }, 4),
             (
-                Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0, dft: None },
+                Conv2d {
+                    in_shape: [1, 8, 8],
+                    out_shape: [16, 8, 8],
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    transform: None,
+                },
+                100,
+            ),
+            (
+                Conv2d {
+                    in_shape: [16, 4, 4],
+                    out_shape: [32, 4, 4],
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    transform: None,
+                },
+                100,
+            ),
+            (
+                Conv2d {
+                    in_shape: [3, 32, 32],
+                    out_shape: [64, 28, 28],
+                    kernel: 5,
+                    stride: 1,
+                    padding: 0,
+                    transform: None,
+                },
+                4,
+            ),
+            (
+                Conv2d {
+                    in_shape: [64, 14, 14],
+                    out_shape: [64, 10, 10],
+                    kernel: 5,
+                    stride: 1,
+                    padding: 0,
+                    transform: None,
+                },
                 100,
             ),
         ];
@@ -633,8 +762,14 @@ mod tests {
     #[test]
     fn listed_rows_give_the_bits_of_the_unfolded_column_matrix() {
         // the second convolution of cifar10_cnn at batch 100, where the products list the rows
-        let conv =
-            Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0, dft: None };
+        let conv = Conv2d {
+            in_shape: [64, 14, 14],
+            out_shape: [64, 10, 10],
+            kernel: 5,
+            stride: 1,
+            padding: 0,
+            transform: None,
+        };
         if !conv.listed(100, Precision::F32) {
             eprintln!("skipped: neither AVX-512 nor AVX2");
             return;
@@ -647,11 +782,47 @@ mod tests {
         // the digits CNN's two convolutions, a strided one, one in chunks of positions, and one
         // whose kernel lies wholly in the padding at the corners
         let layers = [
-            (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1, dft: None }, 32),
-            (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1, dft: None }, 100),
-            (Conv2d { in_shape: [3, 9, 7], out_shape: [5, 6, 5], kernel: 3, stride: 2, padding: 2, dft: None }, 7),
-            (Conv2d { in_shape: [6, 12, 12], out_shape: [8, 12, 12], kernel: 5, stride: 1, padding: 2, dft: None }, 40),
-            (Conv2d { in_shape: [2, 3, 3], out_shape: [3, 6, 6], kernel: 2, stride: 1, padding: 2, dft: None }, 5),
+            (
+                Conv2d {
+                    in_shape: [1, 8, 8],
+                    out_shape: [16, 8, 8],
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    transform: None,
+                },
+                32,
+            ),
+            (
+                Conv2d {
+                    in_shape: [16, 4, 4],
+                    out_shape: [32, 4, 4],
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    transform: None,
+                },
+                100,
+            ),
+            (
+                Conv2d { in_shape: [3, 9, 7], out_shape: [5, 6, 5], kernel: 3, stride: 2, padding: 2, transform: None },
+                7,
+            ),
+            (
+                Conv2d {
+                    in_shape: [6, 12, 12],
+                    out_shape: [8, 12, 12],
+                    kernel: 5,
+                    stride: 1,
+                    padding: 2,
+                    transform: None,
+                },
+                40,
+            ),
+            (
+                Conv2d { in_shape: [2, 3, 3], out_shape: [3, 6, 6], kernel: 2, stride: 1, padding: 2, transform: None },
+                5,
+            ),
         ];
         // the fourth is unfolded in chunks of fewer positions than it has
         assert!(layers[3].0.chunk(layers[3].1, Precision::F32) < 144);
@@ -670,7 +841,8 @@ mod tests {
     #[test]
     fn an_empty_batch_needs_no_kernel() {
         // one output position, so one position per chunk at any batch size
-        let conv = Conv2d { in_shape: [2, 3, 3], out_shape: [4, 1, 1], kernel: 3, stride: 1, padding: 0, dft: None };
+        let conv =
+            Conv2d { in_shape: [2, 3, 3], out_shape: [4, 1, 1], kernel: 3, stride: 1, padding: 0, transform: None };
         let (params, index) = (vec![0.5; conv.num_params()], conv.gather_index());
         let mut cols = vec![0.0; conv.cols_len(1, Precision::F32)];
         conv.forward(&params, &[], &mut [], 0, &index, &mut cols, Precision::F32);

@@ -17,7 +17,7 @@
 //!
 //! The results equal im2col's up to f32 rounding (in the tests the largest difference is
 //! 1.5 × 10⁻⁶ of the largest value, about 25 f32 epsilons; the test allows 10⁻⁵), not bit for bit, so the method is a per-layer choice
-//! ([`ConvMethod`]), never made from the CPU: the same spec gives the same bits on every
+//! ([`super::conv2d::ConvMethod`]), never made from the CPU: the same spec gives the same bits on every
 //! machine. The transforms use only products and sums in a fixed order, single-threaded, so
 //! results do not depend on the thread count either.
 //!
@@ -30,6 +30,7 @@
 use std::f64::consts::PI;
 use std::ops::Range;
 
+use super::conv2d::bias_gradient;
 use super::gemm::{MatMut, MatRef, gemm};
 use super::gemm_bf16::Left;
 
@@ -38,18 +39,6 @@ use super::gemm_bf16::Left;
 /// backward pass transforms the input again, so the spectra stay O(chunk) whatever the batch.
 /// A constant, not a machine's cache size: the weight gradient is summed chunk by chunk.
 const SAMPLE_CHUNK: usize = 128;
-
-/// How a `conv2d` layer computes: `"im2col"` (exact, the default) or `"dft"` (the transform
-/// domain, equal up to rounding; stride 1 only).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConvMethod {
-    /// im2col + matrix products, exact and the same bits on every kernel.
-    #[default]
-    Im2col,
-    /// The transform domain ([`Dft`]).
-    Dft,
-}
 
 /// The DFT matrices of one layer's shape, built once.
 #[derive(Clone, Debug)]
@@ -348,9 +337,7 @@ impl Dft {
         let (ci, co, h, f) = (self.c_in, self.c_out, self.h, self.f);
         let (ho, wo) = self.out_hw();
         let (xs, gys, dxs, tmp, ws, gs, block) = self.split(scratch, n.min(SAMPLE_CHUNK));
-        for (db, plane) in d_bias.iter_mut().zip(d_output.chunks_exact(ho * wo * n)) {
-            *db = plane.iter().sum();
-        }
+        bias_gradient(d_output, ho * wo * n, d_bias);
         let (pairs, freqs, p) = (ci * co, self.freqs(), self.padding);
         for chunk in Self::chunks(n) {
             let m = chunk.len();
@@ -450,17 +437,56 @@ mod tests {
     fn agrees_with_im2col_up_to_rounding() {
         for (conv, n) in [
             (
-                Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0, dft: None },
+                Conv2d {
+                    in_shape: [64, 14, 14],
+                    out_shape: [64, 10, 10],
+                    kernel: 5,
+                    stride: 1,
+                    padding: 0,
+                    transform: None,
+                },
                 20,
             ),
-            (Conv2d { in_shape: [3, 9, 7], out_shape: [5, 7, 5], kernel: 3, stride: 1, padding: 0, dft: None }, 7),
+            (
+                Conv2d { in_shape: [3, 9, 7], out_shape: [5, 7, 5], kernel: 3, stride: 1, padding: 0, transform: None },
+                7,
+            ),
             // three chunks of samples, the last a short one
-            (Conv2d { in_shape: [4, 6, 6], out_shape: [3, 4, 4], kernel: 3, stride: 1, padding: 0, dft: None }, 300),
-            (Conv2d { in_shape: [2, 5, 6], out_shape: [3, 1, 2], kernel: 5, stride: 1, padding: 0, dft: None }, 3),
+            (
+                Conv2d { in_shape: [4, 6, 6], out_shape: [3, 4, 4], kernel: 3, stride: 1, padding: 0, transform: None },
+                300,
+            ),
+            (
+                Conv2d { in_shape: [2, 5, 6], out_shape: [3, 1, 2], kernel: 5, stride: 1, padding: 0, transform: None },
+                3,
+            ),
             // the digits CNN's two convolutions, padded, and an odd width with padding 2
-            (Conv2d { in_shape: [1, 8, 8], out_shape: [16, 8, 8], kernel: 3, stride: 1, padding: 1, dft: None }, 10),
-            (Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1, dft: None }, 30),
-            (Conv2d { in_shape: [3, 6, 5], out_shape: [4, 6, 5], kernel: 5, stride: 1, padding: 2, dft: None }, 4),
+            (
+                Conv2d {
+                    in_shape: [1, 8, 8],
+                    out_shape: [16, 8, 8],
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    transform: None,
+                },
+                10,
+            ),
+            (
+                Conv2d {
+                    in_shape: [16, 4, 4],
+                    out_shape: [32, 4, 4],
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    transform: None,
+                },
+                30,
+            ),
+            (
+                Conv2d { in_shape: [3, 6, 5], out_shape: [4, 6, 5], kernel: 5, stride: 1, padding: 2, transform: None },
+                4,
+            ),
         ] {
             let [exact, dft] = both(&conv, n);
             for (what, (a, b)) in ["output", "parameter gradient", "input gradient"].iter().zip(exact.iter().zip(&dft))
@@ -475,8 +501,14 @@ mod tests {
     #[test]
     #[ignore = "timing: cargo test --release --lib dft_against_im2col -- --ignored --nocapture"]
     fn dft_against_im2col_timing() {
-        let conv =
-            Conv2d { in_shape: [64, 14, 14], out_shape: [64, 10, 10], kernel: 5, stride: 1, padding: 0, dft: None };
+        let conv = Conv2d {
+            in_shape: [64, 14, 14],
+            out_shape: [64, 10, 10],
+            kernel: 5,
+            stride: 1,
+            padding: 0,
+            transform: None,
+        };
         let n = 100;
         let [ci, h, w] = conv.in_shape;
         let co = conv.out_shape[0];

@@ -20,6 +20,7 @@
 
 pub mod conv2d;
 pub mod conv2d_dft;
+pub mod conv2d_winograd;
 pub mod convex;
 pub mod flatten;
 mod gemm;
@@ -137,7 +138,7 @@ impl Layer {
                 c.kernel,
                 c.stride,
                 c.padding,
-                if c.dft.is_some() { " dft" } else { "" }
+                c.transform.as_ref().map_or(String::new(), |t| format!(" {}", t.name()))
             ),
             Layer::MaxPool2d(p) => format!("maxpool2d kernel {} stride {}", p.kernel, p.stride),
             Layer::Relu(_) => "relu".to_string(),
@@ -392,9 +393,9 @@ impl Network {
             .nodes
             .iter()
             .filter_map(|n| match &n.layer {
-                Layer::Conv2d(Conv2d { dft: Some(dft), .. }) if self.precision == Precision::F32 => {
+                Layer::Conv2d(Conv2d { transform: Some(t), .. }) if self.precision == Precision::F32 => {
                     // affine in the batch; in u128 so that no batch overflows it
-                    let (fixed, per_sample) = (dft.scratch_len(0), dft.scratch_len(1) - dft.scratch_len(0));
+                    let (fixed, per_sample) = (t.scratch_len(0), t.scratch_len(1) - t.scratch_len(0));
                     Some(fixed as u128 + per_sample as u128 * batch as u128)
                 }
                 _ => None,

@@ -10,7 +10,7 @@
 //! loss = "softmax_cross_entropy"   # or "squared_error", "binary_logistic"
 //! [[layers]]
 //! type = "conv2d"                  # out_channels, kernel, stride = 1, padding = 0, in_channels,
-//!                                  # method = "im2col" (or "dft": see model::conv2d_dft)
+//!                                  # method = "im2col" (or "dft", "winograd": see model::conv2d)
 //! out_channels = 4
 //! kernel = 3
 //! [[layers]]
@@ -28,7 +28,9 @@
 use serde::Deserialize;
 
 use super::conv2d::Conv2d;
-use super::conv2d_dft::{ConvMethod, Dft};
+use super::conv2d::{ConvMethod, Transform};
+use super::conv2d_dft::Dft;
+use super::conv2d_winograd::{MAX_POINTS, Winograd};
 use super::flatten::Flatten;
 use super::linear::Linear;
 use super::maxpool2d::{MAX_KERNEL, MaxPool2d};
@@ -102,8 +104,8 @@ pub enum LayerSpec {
         /// Zero padding on every side (default 0).
         #[serde(default)]
         padding: usize,
-        /// How f32 products compute the layer: `"im2col"` (default, exact) or `"dft"` (the
-        /// transform domain, equal up to rounding; stride 1).
+        /// How f32 products compute the layer: `"im2col"` (default, exact), `"dft"` or
+        /// `"winograd"` (transform domains, equal up to rounding; see [`ConvMethod`]).
         #[serde(default)]
         method: ConvMethod,
     },
@@ -219,11 +221,28 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                     return Err(bad(at(kind), format!("padding = {padding} must be smaller than kernel = {kernel}")));
                 }
                 let out = [out_channels, (h - kernel) / stride + 1, (w - kernel) / stride + 1];
-                let dft = match method {
+                let transform = match method {
                     ConvMethod::Im2col => None,
-                    ConvMethod::Dft if stride != 1 => {
-                        return Err(bad(at(kind), format!("method = \"dft\" needs stride = 1, not {stride}")));
+                    ConvMethod::Dft | ConvMethod::Winograd if stride != 1 => {
+                        let name = if method == ConvMethod::Dft { "dft" } else { "winograd" };
+                        return Err(bad(at(kind), format!("method = \"{name}\" needs stride = 1, not {stride}")));
                     }
+                    ConvMethod::Winograd if h > MAX_POINTS || w > MAX_POINTS => {
+                        return Err(bad(
+                            at(kind),
+                            format!(
+                                "method = \"winograd\" needs a padded input of at most {MAX_POINTS}×{MAX_POINTS}, not {h}×{w}"
+                            ),
+                        ));
+                    }
+                    ConvMethod::Winograd => Some(Box::new(Transform::Winograd(Winograd::new(
+                        shape[0],
+                        out_channels,
+                        shape[1],
+                        shape[2],
+                        kernel,
+                        padding,
+                    )))),
                     ConvMethod::Dft => {
                         // its tables and weight spectra: 5 values per frequency and (tap or channel pair)
                         let wide = |v: usize| v as u128;
@@ -239,10 +258,17 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                                 ),
                             ));
                         }
-                        Some(Box::new(Dft::new(shape[0], out_channels, shape[1], shape[2], kernel, padding)))
+                        Some(Box::new(Transform::Dft(Dft::new(
+                            shape[0],
+                            out_channels,
+                            shape[1],
+                            shape[2],
+                            kernel,
+                            padding,
+                        ))))
                     }
                 };
-                let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding, dft };
+                let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding, transform };
                 (Layer::Conv2d(conv), out, Layout::BatchMinor)
             }
             LayerSpec::MaxPool2d { kernel, stride } => {
