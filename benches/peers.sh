@@ -3,6 +3,8 @@
 # ours and the peer's so that both see the same machine load; prints the best of N runs of each
 # and the ratio. Usage (from the repository root, after ../shared/bench/setup-peers.sh):
 #   benches/peers.sh [timing] [cnn] [round] [round-cifar]      (default: timing cnn round)
+# The cnn and round sections also time the digits CNN with its second convolution by Winograd
+# (models/digits_cnn_winograd.toml: equal up to rounding) against the same peer figure.
 # The cnn, round and round-cifar sections also time stsyn with bf16 products (--precision bf16) where
 # the CPU has AMX-BF16: against the same f32 peer figure, and (cnn) against PyTorch's bf16
 # autocast step (benches/torch_bf16_step.py).
@@ -57,7 +59,9 @@ cnn)
   fi
   ours=$(best step_ms min $stsyn model models/digits_cnn.toml --bench --batch 32 --threads 1 --json)
   peer=$(best step_ms min "$py" "$peers/torch_cnn_bench.py" --model digits --batch 32 --threads 1)
-  report "digits_cnn step, batch 32, 1 thread (ms)" "$ours" "$peer" "ms" 0 ;;
+  report "digits_cnn step, batch 32, 1 thread (ms)" "$ours" "$peer" "ms" 0
+  ours=$(best step_ms min $stsyn model models/digits_cnn_winograd.toml --bench --batch 32 --threads 1 --json)
+  report "  the same, second convolution by Winograd" "$ours" "$peer" "ms" 0 ;;
 round)
   # the peer's default 3 rounds include PyTorch's first-round warm-up; 40 rounds show the
   # steady state. stsyn's bench-round always excludes one warm-up round.
@@ -65,6 +69,8 @@ round)
     ours=$(best seconds_per_round min $stsyn bench-round --model digits --rounds "$rounds" --json)
     peer=$(best seconds_per_round min "$py" "$peers/torch_stsyn_round.py" --model digits --threads 2 --rounds "$rounds")
     report "STSyn round, digits CNN, 2 threads, $rounds rounds (s)" "$ours" "$peer" "s/round" 0
+    ours=$(best seconds_per_round min $stsyn bench-round --model models/digits_cnn_winograd.toml --rounds "$rounds" --json)
+    report "  the same, second convolution by Winograd" "$ours" "$peer" "s/round" 0
     if $bf16; then
       ours=$(best seconds_per_round min $stsyn bench-round --model digits --rounds "$rounds" --precision bf16 --json)
       report "  the same, stsyn with bf16 products (s)" "$ours" "$peer" "s/round" 0

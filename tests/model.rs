@@ -171,6 +171,7 @@ fn cifar10_cnn_has_the_papers_797962_parameters() {
 #[test]
 fn other_model_specs_build() {
     assert_eq!(load("digits_cnn.toml").num_params(), 13_706); // as torch_cnn_bench.py's digits net
+    assert_eq!(load("digits_cnn_winograd.toml").num_params(), 13_706);
     assert_eq!(load("mlp.toml").num_params(), 64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10);
     assert_eq!(load("logreg.toml").num_params(), 650);
     let ls = load("least_squares.toml");

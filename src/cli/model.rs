@@ -106,11 +106,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let [c, h, w] = net.input_shape();
     println!("{}: input {c}×{h}×{w}, loss {}", net.name(), net.loss_kind().name());
-    println!("{:<4} {:<42} {:>14} {:>10} {:>14}", "#", "layer", "output", "params", "flops");
+    println!("{:<4} {:<51} {:>14} {:>10} {:>14}", "#", "layer", "output", "params", "flops");
     for (i, l) in layers.iter().enumerate() {
         let [c, h, w] = l.output_shape;
         let shape = if h == 1 && w == 1 { format!("{c}") } else { format!("{c}×{h}×{w}") };
-        println!("{i:<4} {:<42} {shape:>14} {:>10} {:>14}", l.description, l.params, l.flops);
+        println!("{i:<4} {:<51} {shape:>14} {:>10} {:>14}", l.description, l.params, l.flops);
     }
     println!("params {}  flops_per_sample {}", net.num_params(), net.flops_per_sample());
     if let Some(b) = bench {
