@@ -88,6 +88,18 @@ pub enum ConvMethod {
     Winograd,
 }
 
+/// Samples a transform-domain method transforms at a time: a training batch of up to this many
+/// keeps its input's transform from the forward to the backward pass; larger batches
+/// (evaluation) go chunk by chunk and the backward pass transforms the input again, so the
+/// transformed planes stay O(chunk) whatever the batch. A constant, not a machine's cache
+/// size: the weight gradient is summed chunk by chunk.
+pub(crate) const SAMPLE_CHUNK: usize = 128;
+
+/// The chunks of at most [`SAMPLE_CHUNK`] samples of a batch of `n`.
+pub(crate) fn sample_chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).step_by(SAMPLE_CHUNK).map(move |s| s..(s + SAMPLE_CHUNK).min(n))
+}
+
 /// The bias gradient of a transform-domain method: `d_bias[o]` ← the sum of output channel o's
 /// plane of `plane_len` floats in `d_output`, in 16 interleaved partial sums (which the
 /// compiler keeps in vector registers; the order, and so the bits, are the same on every

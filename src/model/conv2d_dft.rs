@@ -30,15 +30,9 @@
 use std::f64::consts::PI;
 use std::ops::Range;
 
-use super::conv2d::bias_gradient;
+use super::conv2d::{SAMPLE_CHUNK, bias_gradient, sample_chunks};
 use super::gemm::{MatMut, MatRef, gemm};
 use super::gemm_bf16::Left;
-
-/// Samples transformed at a time: a training batch of up to this many keeps its input spectrum
-/// from the forward to the backward pass; larger batches (evaluation) go chunk by chunk and the
-/// backward pass transforms the input again, so the spectra stay O(chunk) whatever the batch.
-/// A constant, not a machine's cache size: the weight gradient is summed chunk by chunk.
-const SAMPLE_CHUNK: usize = 128;
 
 /// The DFT matrices of one layer's shape, built once.
 #[derive(Clone, Debug)]
@@ -268,11 +262,6 @@ impl Dft {
         }
     }
 
-    /// The chunks of at most [`SAMPLE_CHUNK`] samples of a batch of `n`.
-    fn chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
-        (0..n).step_by(SAMPLE_CHUNK).map(move |s| s..(s + SAMPLE_CHUNK).min(n))
-    }
-
     /// The layer's output for a batch of `n` (`weight` is `C_out × C_in × k × k`), a chunk of
     /// samples at a time; keeps the weight spectrum, and the input spectrum of a one-chunk
     /// batch, in `scratch` for [`Dft::backward`].
@@ -301,7 +290,7 @@ impl Dft {
             plane.fill(b);
         }
         let p = self.padding;
-        for chunk in Self::chunks(n) {
+        for chunk in sample_chunks(n) {
             let m = chunk.len();
             self.transform(input, ci, h - 2 * p, self.w - 2 * p, p, n, chunk.clone(), tmp, xs);
             let stride = h * 2 * f * m;
@@ -339,7 +328,7 @@ impl Dft {
         let (xs, gys, dxs, tmp, ws, gs, block) = self.split(scratch, n.min(SAMPLE_CHUNK));
         bias_gradient(d_output, ho * wo * n, d_bias);
         let (pairs, freqs, p) = (ci * co, self.freqs(), self.padding);
-        for chunk in Self::chunks(n) {
+        for chunk in sample_chunks(n) {
             let m = chunk.len();
             if n > SAMPLE_CHUNK {
                 // the forward pass kept only the last chunk's input spectrum

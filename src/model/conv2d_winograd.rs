@@ -24,12 +24,9 @@
 
 use std::ops::Range;
 
-use super::conv2d::bias_gradient;
+use super::conv2d::{SAMPLE_CHUNK, bias_gradient, sample_chunks};
 use super::gemm::{MatMut, MatRef, gemm};
 use super::gemm_bf16::Left;
-
-/// Samples transformed at a time (as in [`super::conv2d_dft`]).
-const SAMPLE_CHUNK: usize = 128;
 
 /// Largest padded height or width: the points 0, ±1, ±2, ±½ and ∞.
 pub const MAX_POINTS: usize = 8;
@@ -236,10 +233,6 @@ impl Winograd {
         }
     }
 
-    fn chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
-        (0..n).step_by(SAMPLE_CHUNK).map(move |s| s..(s + SAMPLE_CHUNK).min(n))
-    }
-
     /// The input's transforms: V⁻ᵀ from row and column `padding` on, along each axis.
     fn input_transforms(&self, h: usize, w: usize) -> (MatRef<'_>, MatRef<'_>) {
         let p = self.padding;
@@ -280,7 +273,7 @@ impl Winograd {
             plane.fill(b);
         }
         let outputs = (MatRef::rows(&r.output, r.m, r.n), MatRef::rows(&c.output, c.m, c.n));
-        for chunk in Self::chunks(n) {
+        for chunk in sample_chunks(n) {
             let m = chunk.len();
             self.transform(input, ci, (h, w), self.input_transforms(h, w), n, chunk.clone(), tmp, xs);
             for q in 0..points {
@@ -314,7 +307,7 @@ impl Winograd {
         let p = self.padding;
         let input_gradients =
             (MatRef::rows(&r.input_gradient[p * r.n..], h, r.n), MatRef::rows(&c.input_gradient[p * c.n..], w, c.n));
-        for chunk in Self::chunks(n) {
+        for chunk in sample_chunks(n) {
             let m = chunk.len();
             if n > SAMPLE_CHUNK {
                 self.transform(input, ci, (h, w), self.input_transforms(h, w), n, chunk.clone(), tmp, xs);
