@@ -660,7 +660,7 @@ fn col2im(conv: &Conv2d, index: &[u32], cols: &[f32], n: usize, first: usize, co
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     thread_local! {
@@ -689,20 +689,85 @@ mod tests {
         assert_same_bits(&unfolded(false), &unfolded(true), &format!("{conv:?} at batch {n}"));
     }
 
-    /// The bits of the output, parameter gradient and input gradient of `conv` at batch `n` on
-    /// deterministic noise.
+    /// A layer computed by im2col.
+    pub(crate) fn layer(
+        in_shape: [usize; 3],
+        out_shape: [usize; 3],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Conv2d {
+        Conv2d { in_shape, out_shape, kernel, stride, padding, transform: None }
+    }
+
+    /// One f32 step of a layer on deterministic noise, with its buffers.
+    pub(crate) struct Step {
+        n: usize,
+        params: Vec<f32>,
+        input: Vec<f32>,
+        d_output: Vec<f32>,
+        index: Vec<u32>,
+        cols: Vec<f32>,
+        /// The output, the parameter gradient and the input gradient.
+        pub results: [Vec<f32>; 3],
+    }
+
+    impl Step {
+        pub(crate) fn new(conv: &Conv2d, n: usize) -> Self {
+            let [ci, h, w] = conv.in_shape;
+            let (params, input) = (noise(conv.num_params(), 1), noise(ci * h * w * n, 2));
+            let d_output = noise(conv.out_shape.iter().product::<usize>() * n, 3);
+            let results = [vec![0.0; d_output.len()], vec![0.0; params.len()], vec![0.0; input.len()]];
+            let (index, cols) = (conv.gather_index(), vec![0.0; conv.cols_len(n, Precision::F32)]);
+            Step { n, params, input, d_output, index, cols, results }
+        }
+
+        /// Runs the forward and backward pass of `conv` (the layer `Step::new` was made for).
+        pub(crate) fn run(&mut self, conv: &Conv2d) {
+            let Step { n, params, input, d_output, index, cols, results: [output, grad, d_input] } = self;
+            conv.forward(params, input, output, *n, index, cols, Precision::F32);
+            conv.backward(params, input, d_output, Some(d_input), grad, *n, index, cols, Precision::F32);
+        }
+    }
+
+    /// The output, parameter gradient and input gradient of `conv` at batch `n` on deterministic
+    /// noise.
+    pub(crate) fn step(conv: &Conv2d, n: usize) -> [Vec<f32>; 3] {
+        let mut step = Step::new(conv, n);
+        step.run(conv);
+        step.results
+    }
+
+    /// Their bits.
     fn step_bits(conv: &Conv2d, n: usize) -> [Vec<u32>; 3] {
-        let [ci, h, w] = conv.in_shape;
-        let params = noise(conv.num_params(), 1);
-        let input = noise(ci * h * w * n, 2);
-        let d_output = noise(conv.out_shape.iter().product::<usize>() * n, 3);
-        let index = conv.gather_index();
-        let mut cols = vec![0.0; conv.cols_len(n, Precision::F32)];
-        let mut output = vec![0.0; d_output.len()];
-        conv.forward(&params, &input, &mut output, n, &index, &mut cols, Precision::F32);
-        let (mut grad, mut d_input) = (vec![0.0; params.len()], vec![0.0; input.len()]);
-        conv.backward(&params, &input, &d_output, Some(&mut d_input), &mut grad, n, &index, &mut cols, Precision::F32);
-        [output, grad, d_input].map(|v| v.iter().map(|x| x.to_bits()).collect())
+        step(conv, n).map(|v| v.iter().map(|x| x.to_bits()).collect())
+    }
+
+    /// Asserts that the step of `conv` with `transform` equals its im2col step within 10⁻⁵ of
+    /// the largest value (at least 1) of each result.
+    pub(crate) fn assert_transform_agrees(conv: &Conv2d, transform: Transform, n: usize) {
+        let exact = step(conv, n);
+        let ours = step(&Conv2d { transform: Some(Box::new(transform)), ..conv.clone() }, n);
+        for (what, (a, b)) in ["output", "parameter gradient", "input gradient"].iter().zip(exact.iter().zip(&ours)) {
+            let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let err = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(err <= 1e-5 * scale.max(1.0), "{what} of {conv:?}: max error {err} against max {scale}");
+        }
+    }
+
+    /// Prints the time of a step of `conv` at batch `n` by im2col and with `transform`.
+    pub(crate) fn time_against_im2col(conv: &Conv2d, transform: Transform, n: usize, reps: u32) {
+        let name = transform.name();
+        let transformed = Conv2d { transform: Some(Box::new(transform)), ..conv.clone() };
+        let time = |conv: &Conv2d| {
+            let mut step = Step::new(conv, n);
+            let start = std::time::Instant::now();
+            (0..reps).for_each(|_| step.run(conv));
+            start.elapsed().as_secs_f64() * 1e3 / f64::from(reps)
+        };
+        for round in 0..3 {
+            eprintln!("round {round}: im2col {:.3} ms, {name} {:.3} ms", time(conv), time(&transformed));
+        }
     }
 
     fn assert_same_bits(a: &[Vec<u32>; 3], b: &[Vec<u32>; 3], case: &str) {
@@ -715,50 +780,10 @@ mod tests {
     fn both_orders_of_the_weight_gradient_give_the_same_bits() {
         // the two convolutions of digits_cnn and of cifar10_cnn (the first at a small batch)
         let layers = [
-            (
-                Conv2d {
-                    in_shape: [1, 8, 8],
-                    out_shape: [16, 8, 8],
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    transform: None,
-                },
-                100,
-            ),
-            (
-                Conv2d {
-                    in_shape: [16, 4, 4],
-                    out_shape: [32, 4, 4],
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    transform: None,
-                },
-                100,
-            ),
-            (
-                Conv2d {
-                    in_shape: [3, 32, 32],
-                    out_shape: [64, 28, 28],
-                    kernel: 5,
-                    stride: 1,
-                    padding: 0,
-                    transform: None,
-                },
-                4,
-            ),
-            (
-                Conv2d {
-                    in_shape: [64, 14, 14],
-                    out_shape: [64, 10, 10],
-                    kernel: 5,
-                    stride: 1,
-                    padding: 0,
-                    transform: None,
-                },
-                100,
-            ),
+            (layer([1, 8, 8], [16, 8, 8], 3, 1, 1), 100),
+            (layer([16, 4, 4], [32, 4, 4], 3, 1, 1), 100),
+            (layer([3, 32, 32], [64, 28, 28], 5, 1, 0), 4),
+            (layer([64, 14, 14], [64, 10, 10], 5, 1, 0), 100),
         ];
         for (conv, n) in &layers {
             let order = |transposed: bool| {
@@ -774,14 +799,7 @@ mod tests {
     #[test]
     fn listed_rows_give_the_bits_of_the_unfolded_column_matrix() {
         // the second convolution of cifar10_cnn at batch 100, where the products list the rows
-        let conv = Conv2d {
-            in_shape: [64, 14, 14],
-            out_shape: [64, 10, 10],
-            kernel: 5,
-            stride: 1,
-            padding: 0,
-            transform: None,
-        };
+        let conv = layer([64, 14, 14], [64, 10, 10], 5, 1, 0);
         if !conv.listed(100, Precision::F32) {
             eprintln!("skipped: neither AVX-512 nor AVX2");
             return;
@@ -794,47 +812,11 @@ mod tests {
         // the digits CNN's two convolutions, a strided one, one in chunks of positions, and one
         // whose kernel lies wholly in the padding at the corners
         let layers = [
-            (
-                Conv2d {
-                    in_shape: [1, 8, 8],
-                    out_shape: [16, 8, 8],
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    transform: None,
-                },
-                32,
-            ),
-            (
-                Conv2d {
-                    in_shape: [16, 4, 4],
-                    out_shape: [32, 4, 4],
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    transform: None,
-                },
-                100,
-            ),
-            (
-                Conv2d { in_shape: [3, 9, 7], out_shape: [5, 6, 5], kernel: 3, stride: 2, padding: 2, transform: None },
-                7,
-            ),
-            (
-                Conv2d {
-                    in_shape: [6, 12, 12],
-                    out_shape: [8, 12, 12],
-                    kernel: 5,
-                    stride: 1,
-                    padding: 2,
-                    transform: None,
-                },
-                40,
-            ),
-            (
-                Conv2d { in_shape: [2, 3, 3], out_shape: [3, 6, 6], kernel: 2, stride: 1, padding: 2, transform: None },
-                5,
-            ),
+            (layer([1, 8, 8], [16, 8, 8], 3, 1, 1), 32),
+            (layer([16, 4, 4], [32, 4, 4], 3, 1, 1), 100),
+            (layer([3, 9, 7], [5, 6, 5], 3, 2, 2), 7),
+            (layer([6, 12, 12], [8, 12, 12], 5, 1, 2), 40),
+            (layer([2, 3, 3], [3, 6, 6], 2, 1, 2), 5),
         ];
         // the fourth is unfolded in chunks of fewer positions than it has
         assert!(layers[3].0.chunk(layers[3].1, Precision::F32) < 144);
@@ -853,8 +835,7 @@ mod tests {
     #[test]
     fn an_empty_batch_needs_no_kernel() {
         // one output position, so one position per chunk at any batch size
-        let conv =
-            Conv2d { in_shape: [2, 3, 3], out_shape: [4, 1, 1], kernel: 3, stride: 1, padding: 0, transform: None };
+        let conv = layer([2, 3, 3], [4, 1, 1], 3, 1, 0);
         let (params, index) = (vec![0.5; conv.num_params()], conv.gather_index());
         let mut cols = vec![0.0; conv.cols_len(1, Precision::F32)];
         conv.forward(&params, &[], &mut [], 0, &index, &mut cols, Precision::F32);

@@ -382,160 +382,35 @@ impl Dft {
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv2d::Conv2d;
-    use super::super::gemm_bf16::Precision;
+    use super::super::conv2d::Transform;
+    use super::super::conv2d::tests::{assert_transform_agrees, layer, time_against_im2col};
     use super::*;
 
-    fn noise(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
-
-    /// (output, parameter gradient, input gradient) of im2col and of the DFT.
-    fn both(conv: &Conv2d, n: usize) -> [[Vec<f32>; 3]; 2] {
+    fn dft(conv: &super::super::conv2d::Conv2d) -> Transform {
         let [ci, h, w] = conv.in_shape;
-        let co = conv.out_shape[0];
-        let params = noise(conv.num_params(), 1);
-        let input = noise(ci * h * w * n, 2);
-        let d_output = noise(conv.out_shape.iter().product::<usize>() * n, 3);
-        let index = conv.gather_index();
-        let mut cols = vec![0.0; conv.cols_len(n, Precision::F32)];
-        let mut output = vec![0.0; d_output.len()];
-        conv.forward(&params, &input, &mut output, n, &index, &mut cols, Precision::F32);
-        let (mut grad, mut d_input) = (vec![0.0; params.len()], vec![0.0; input.len()]);
-        conv.backward(&params, &input, &d_output, Some(&mut d_input), &mut grad, n, &index, &mut cols, Precision::F32);
-        let dft = Dft::new(ci, co, h, w, conv.kernel, conv.padding);
-        let mut scratch = vec![0.0; dft.scratch_len(n)];
-        let (weight, bias) = params.split_at(co * conv.patch_len());
-        let mut output2 = vec![0.0; d_output.len()];
-        dft.forward(weight, bias, &input, &mut output2, n, &mut scratch);
-        let (mut grad2, mut d_input2) = (vec![0.0; params.len()], vec![0.0; input.len()]);
-        let (dw, db) = grad2.split_at_mut(co * conv.patch_len());
-        dft.backward(&input, &d_output, Some(&mut d_input2), dw, db, n, &mut scratch);
-        [[output, grad, d_input], [output2, grad2, d_input2]]
+        Transform::Dft(Dft::new(ci, conv.out_shape[0], h, w, conv.kernel, conv.padding))
     }
 
     #[test]
     fn agrees_with_im2col_up_to_rounding() {
         for (conv, n) in [
-            (
-                Conv2d {
-                    in_shape: [64, 14, 14],
-                    out_shape: [64, 10, 10],
-                    kernel: 5,
-                    stride: 1,
-                    padding: 0,
-                    transform: None,
-                },
-                20,
-            ),
-            (
-                Conv2d { in_shape: [3, 9, 7], out_shape: [5, 7, 5], kernel: 3, stride: 1, padding: 0, transform: None },
-                7,
-            ),
-            // three chunks of samples, the last a short one
-            (
-                Conv2d { in_shape: [4, 6, 6], out_shape: [3, 4, 4], kernel: 3, stride: 1, padding: 0, transform: None },
-                300,
-            ),
-            (
-                Conv2d { in_shape: [2, 5, 6], out_shape: [3, 1, 2], kernel: 5, stride: 1, padding: 0, transform: None },
-                3,
-            ),
+            (layer([64, 14, 14], [64, 10, 10], 5, 1, 0), 20), // cifar10_cnn's second convolution
+            (layer([3, 9, 7], [5, 7, 5], 3, 1, 0), 7),
+            (layer([4, 6, 6], [3, 4, 4], 3, 1, 0), 300), // three chunks of samples, the last short
+            (layer([2, 5, 6], [3, 1, 2], 5, 1, 0), 3),
             // the digits CNN's two convolutions, padded, and an odd width with padding 2
-            (
-                Conv2d {
-                    in_shape: [1, 8, 8],
-                    out_shape: [16, 8, 8],
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    transform: None,
-                },
-                10,
-            ),
-            (
-                Conv2d {
-                    in_shape: [16, 4, 4],
-                    out_shape: [32, 4, 4],
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    transform: None,
-                },
-                30,
-            ),
-            (
-                Conv2d { in_shape: [3, 6, 5], out_shape: [4, 6, 5], kernel: 5, stride: 1, padding: 2, transform: None },
-                4,
-            ),
+            (layer([1, 8, 8], [16, 8, 8], 3, 1, 1), 10),
+            (layer([16, 4, 4], [32, 4, 4], 3, 1, 1), 30),
+            (layer([3, 6, 5], [4, 6, 5], 5, 1, 2), 4),
         ] {
-            let [exact, dft] = both(&conv, n);
-            for (what, (a, b)) in ["output", "parameter gradient", "input gradient"].iter().zip(exact.iter().zip(&dft))
-            {
-                let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-                let err = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-                assert!(err <= 1e-5 * scale.max(1.0), "{what} of {conv:?}: max error {err} against max {scale}");
-            }
+            assert_transform_agrees(&conv, dft(&conv), n);
         }
     }
 
     #[test]
     #[ignore = "timing: cargo test --release --lib dft_against_im2col -- --ignored --nocapture"]
     fn dft_against_im2col_timing() {
-        let conv = Conv2d {
-            in_shape: [64, 14, 14],
-            out_shape: [64, 10, 10],
-            kernel: 5,
-            stride: 1,
-            padding: 0,
-            transform: None,
-        };
-        let n = 100;
-        let [ci, h, w] = conv.in_shape;
-        let co = conv.out_shape[0];
-        let params = noise(conv.num_params(), 1);
-        let input = noise(ci * h * w * n, 2);
-        let d_output = noise(conv.out_shape.iter().product::<usize>() * n, 3);
-        let index = conv.gather_index();
-        let mut cols = vec![0.0; conv.cols_len(n, Precision::F32)];
-        let mut output = vec![0.0; d_output.len()];
-        let (mut grad, mut d_input) = (vec![0.0; params.len()], vec![0.0; input.len()]);
-        let dft = Dft::new(ci, co, h, w, conv.kernel, conv.padding);
-        let mut scratch = vec![0.0; dft.scratch_len(n)];
-        let (weight, bias) = params.split_at(co * conv.patch_len());
-        for round in 0..3 {
-            let start = std::time::Instant::now();
-            for _ in 0..5 {
-                conv.forward(&params, &input, &mut output, n, &index, &mut cols, Precision::F32);
-                conv.backward(
-                    &params,
-                    &input,
-                    &d_output,
-                    Some(&mut d_input),
-                    &mut grad,
-                    n,
-                    &index,
-                    &mut cols,
-                    Precision::F32,
-                );
-            }
-            let im2col = start.elapsed().as_secs_f64() / 5.0;
-            let start = std::time::Instant::now();
-            for _ in 0..5 {
-                dft.forward(weight, bias, &input, &mut output, n, &mut scratch);
-                let (dw, db) = grad.split_at_mut(co * conv.patch_len());
-                dft.backward(&input, &d_output, Some(&mut d_input), dw, db, n, &mut scratch);
-            }
-            let transformed = start.elapsed().as_secs_f64() / 5.0;
-            eprintln!("round {round}: im2col {:.1} ms, dft {:.1} ms", im2col * 1e3, transformed * 1e3);
-        }
+        let conv = layer([64, 14, 14], [64, 10, 10], 5, 1, 0);
+        time_against_im2col(&conv, dft(&conv), 100, 5);
     }
 }

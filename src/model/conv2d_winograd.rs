@@ -340,112 +340,33 @@ impl Winograd {
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv2d::Conv2d;
-    use super::super::gemm_bf16::Precision;
+    use super::super::conv2d::Transform;
+    use super::super::conv2d::tests::{assert_transform_agrees, layer, time_against_im2col};
     use super::*;
 
-    fn noise(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
-
-    struct Case {
-        conv: Conv2d,
-        n: usize,
-        params: Vec<f32>,
-        input: Vec<f32>,
-        d_output: Vec<f32>,
-    }
-
-    fn case(conv: Conv2d, n: usize) -> Case {
+    fn winograd(conv: &super::super::conv2d::Conv2d) -> Transform {
         let [ci, h, w] = conv.in_shape;
-        let params = noise(conv.num_params(), 1);
-        let input = noise(ci * h * w * n, 2);
-        let d_output = noise(conv.out_shape.iter().product::<usize>() * n, 3);
-        Case { conv, n, params, input, d_output }
-    }
-
-    /// (output, parameter gradient, input gradient) of im2col.
-    fn im2col(c: &Case, cols: &mut [f32]) -> [Vec<f32>; 3] {
-        let index = c.conv.gather_index();
-        let mut output = vec![0.0; c.d_output.len()];
-        c.conv.forward(&c.params, &c.input, &mut output, c.n, &index, cols, Precision::F32);
-        let (mut grad, mut d_input) = (vec![0.0; c.params.len()], vec![0.0; c.input.len()]);
-        let d_in = Some(&mut d_input[..]);
-        c.conv.backward(&c.params, &c.input, &c.d_output, d_in, &mut grad, c.n, &index, cols, Precision::F32);
-        [output, grad, d_input]
-    }
-
-    fn winograd(c: &Case, method: &Winograd, scratch: &mut [f32]) -> [Vec<f32>; 3] {
-        let (weight, bias) = c.params.split_at(c.conv.out_shape[0] * c.conv.patch_len());
-        let mut output = vec![0.0; c.d_output.len()];
-        method.forward(weight, bias, &c.input, &mut output, c.n, scratch);
-        let (mut grad, mut d_input) = (vec![0.0; c.params.len()], vec![0.0; c.input.len()]);
-        let (dw, db) = grad.split_at_mut(c.conv.out_shape[0] * c.conv.patch_len());
-        method.backward(&c.input, &c.d_output, Some(&mut d_input), dw, db, c.n, scratch);
-        [output, grad, d_input]
-    }
-
-    fn method(conv: &Conv2d) -> Winograd {
-        let [ci, h, w] = conv.in_shape;
-        Winograd::new(ci, conv.out_shape[0], h, w, conv.kernel, conv.padding)
+        Transform::Winograd(Winograd::new(ci, conv.out_shape[0], h, w, conv.kernel, conv.padding))
     }
 
     #[test]
     fn agrees_with_im2col_up_to_rounding() {
-        let layer = |in_shape, out_shape, kernel, padding| Conv2d {
-            in_shape,
-            out_shape,
-            kernel,
-            stride: 1,
-            padding,
-            transform: None,
-        };
         for (conv, n) in [
-            (layer([16, 4, 4], [32, 4, 4], 3, 1), 100), // digits_cnn's second convolution
-            (layer([16, 4, 4], [32, 4, 4], 3, 1), 300), // in three chunks
-            (layer([3, 8, 5], [4, 6, 3], 3, 0), 7),     // 8 and 5 points
-            (layer([2, 3, 2], [3, 3, 2], 3, 1), 5),     // 5 and 4 points
-            (layer([2, 1, 1], [3, 1, 1], 1, 0), 4),     // one point
-            (layer([2, 4, 4], [2, 2, 2], 3, 0), 3),
+            (layer([16, 4, 4], [32, 4, 4], 3, 1, 1), 100), // digits_cnn's second convolution
+            (layer([16, 4, 4], [32, 4, 4], 3, 1, 1), 300), // in three chunks
+            (layer([3, 8, 5], [4, 6, 3], 3, 1, 0), 7),     // 8 and 5 points
+            (layer([2, 3, 2], [3, 3, 2], 3, 1, 1), 5),     // 5 and 4 points
+            (layer([2, 1, 1], [3, 1, 1], 1, 1, 0), 4),     // one point
+            (layer([2, 4, 4], [2, 2, 2], 3, 1, 0), 3),
         ] {
-            let c = case(conv, n);
-            let method = method(&c.conv);
-            let exact = im2col(&c, &mut vec![0.0; c.conv.cols_len(n, Precision::F32)]);
-            let ours = winograd(&c, &method, &mut vec![0.0; method.scratch_len(n)]);
-            for (what, (a, b)) in ["output", "parameter gradient", "input gradient"].iter().zip(exact.iter().zip(&ours))
-            {
-                let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-                let err = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-                assert!(err <= 1e-5 * scale.max(1.0), "{what} of {:?}: max error {err} against max {scale}", c.conv);
-            }
+            assert_transform_agrees(&conv, winograd(&conv), n);
         }
     }
 
     #[test]
     #[ignore = "timing: cargo test --release --lib winograd_against_im2col -- --ignored --nocapture"]
     fn winograd_against_im2col_timing() {
-        let conv =
-            Conv2d { in_shape: [16, 4, 4], out_shape: [32, 4, 4], kernel: 3, stride: 1, padding: 1, transform: None };
-        let c = case(conv, 100);
-        let method = method(&c.conv);
-        let mut cols = vec![0.0; c.conv.cols_len(100, Precision::F32)];
-        let mut scratch = vec![0.0; method.scratch_len(100)];
-        for round in 0..3 {
-            let start = std::time::Instant::now();
-            (0..500).for_each(|_| drop(im2col(&c, &mut cols)));
-            let exact = start.elapsed().as_secs_f64() / 500.0;
-            let start = std::time::Instant::now();
-            (0..500).for_each(|_| drop(winograd(&c, &method, &mut scratch)));
-            let ours = start.elapsed().as_secs_f64() / 500.0;
-            eprintln!("round {round}: im2col {:.3} ms, winograd {:.3} ms", exact * 1e3, ours * 1e3);
-        }
+        let conv = layer([16, 4, 4], [32, 4, 4], 3, 1, 1);
+        time_against_im2col(&conv, winograd(&conv), 100, 500);
     }
 }
