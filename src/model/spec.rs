@@ -221,6 +221,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                     return Err(bad(at(kind), format!("padding = {padding} must be smaller than kernel = {kernel}")));
                 }
                 let out = [out_channels, (h - kernel) / stride + 1, (w - kernel) / stride + 1];
+                let [ci, hi, wi] = shape;
                 let transform = match method {
                     ConvMethod::Im2col => None,
                     ConvMethod::Dft | ConvMethod::Winograd if stride != 1 => {
@@ -235,21 +236,16 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                             ),
                         ));
                     }
-                    ConvMethod::Winograd => Some(Box::new(Transform::Winograd(Winograd::new(
-                        shape[0],
-                        out_channels,
-                        shape[1],
-                        shape[2],
-                        kernel,
-                        padding,
-                    )))),
+                    ConvMethod::Winograd => {
+                        Some(Box::new(Transform::Winograd(Winograd::new(ci, out_channels, hi, wi, kernel, padding))))
+                    }
                     ConvMethod::Dft => {
                         // its tables and weight spectra: 5 values per frequency and (tap or channel pair)
                         let wide = |v: usize| v as u128;
                         let values = 5
                             * wide(h)
                             * wide(w / 2 + 1)
-                            * (wide(kernel) * wide(kernel) + wide(shape[0]) * wide(out_channels));
+                            * (wide(kernel) * wide(kernel) + wide(ci) * wide(out_channels));
                         if values > wide(MAX_ELEMENTS) {
                             return Err(bad(
                                 at(kind),
@@ -258,14 +254,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                                 ),
                             ));
                         }
-                        Some(Box::new(Transform::Dft(Dft::new(
-                            shape[0],
-                            out_channels,
-                            shape[1],
-                            shape[2],
-                            kernel,
-                            padding,
-                        ))))
+                        Some(Box::new(Transform::Dft(Dft::new(ci, out_channels, hi, wi, kernel, padding))))
                     }
                 };
                 let conv = Conv2d { in_shape: shape, out_shape: out, kernel, stride, padding, transform };
