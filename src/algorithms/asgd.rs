@@ -18,8 +18,8 @@
 use super::delays::DelayStats;
 use super::hooks::ServerHooks;
 use super::rescaled_asgd::Rescaling;
+use super::server::{Server, Tally};
 use crate::sim::{Actions, Algorithm, Message, Node};
-use crate::trace::RoundRecord;
 
 /// The stepsize factor γ_k/γ of each applied gradient.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,19 +48,15 @@ impl Stepsize {
 #[derive(Clone, Debug)]
 pub struct Asgd<H = ()> {
     workers: usize,
-    updates: u64,
-    model_bytes: u64,
     stepsize: Stepsize,
     hooks: H,
-    version: u64,
-    last_update: f64,
+    server: Server,
     /// The job each worker computes.
     job: Vec<u64>,
     /// The version each worker read.
     read: Vec<u64>,
     /// When each worker's step started (for observed step times).
     step_start: Vec<f64>,
-    sent: u32,
     delays: DelayStats,
 }
 
@@ -69,16 +65,12 @@ impl<H: ServerHooks> Asgd<H> {
     pub fn new(workers: usize, updates: u64, model_bytes: u64, stepsize: Stepsize, hooks: H) -> Self {
         Asgd {
             workers,
-            updates,
-            model_bytes,
             stepsize,
             hooks,
-            version: 0,
-            last_update: 0.0,
+            server: Server::new(updates, model_bytes),
             job: vec![0; workers],
             read: vec![0; workers],
             step_start: vec![0.0; workers],
-            sent: 0,
             delays: DelayStats::default(),
         }
     }
@@ -100,16 +92,14 @@ impl<H: ServerHooks> Asgd<H> {
 
     fn fetch(&mut self, m: usize, act: &mut Actions) {
         self.job[m] = self.hooks.job_started(m);
-        self.read[m] = self.version;
-        self.sent += 1;
-        act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, self.job[m]);
+        self.read[m] = self.server.version;
+        self.server.send_model(m, self.job[m], act);
     }
 }
 
 impl<H: ServerHooks> Algorithm for Asgd<H> {
     fn start(&mut self, _now: f64, act: &mut Actions) {
-        if self.updates == 0 {
-            act.stop();
+        if !self.server.begin(act) {
             return;
         }
         for m in 0..self.workers {
@@ -121,7 +111,7 @@ impl<H: ServerHooks> Algorithm for Asgd<H> {
         if let Stepsize::Rescaled(r) = &mut self.stepsize {
             r.observe(worker, now - self.step_start[worker]);
         }
-        act.send_data(Node::Worker(worker), Node::Server, self.model_bytes, self.read[worker], self.job[worker]);
+        self.server.upload(worker, self.read[worker], self.job[worker], act);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
@@ -131,27 +121,10 @@ impl<H: ServerHooks> Algorithm for Asgd<H> {
                 act.step(m);
             }
             (Node::Worker(m), Node::Server) => {
-                let delay = self.version - msg.tag;
+                let delay = self.server.version - msg.tag;
                 self.delays.applied(delay);
                 self.hooks.arrived_weighted(msg.data, self.stepsize.factor(m, delay, self.workers));
-                let record = RoundRecord {
-                    round: self.version,
-                    start: self.last_update,
-                    compute_end: now,
-                    end: now,
-                    participants: std::mem::take(&mut self.sent),
-                    uploaders: 1,
-                    uploads: 1,
-                    updates: 1,
-                    cancelled: 0,
-                    counts: Vec::new(),
-                };
-                let go_on = self.hooks.update_scaled(&record, 1.0);
-                act.round(record);
-                self.version += 1;
-                self.last_update = now;
-                if !go_on || self.version >= self.updates {
-                    act.stop();
+                if !self.server.update(now, Tally::ONE, act, |record| self.hooks.update_scaled(record, 1.0)) {
                     return;
                 }
                 self.fetch(m, act);

@@ -21,9 +21,9 @@ use rand::Rng;
 
 use super::delays::DelayStats;
 use super::hooks::ServerHooks;
+use super::server::{Server, Tally};
 use crate::rng::Stream;
 use crate::sim::{Actions, Algorithm, Message, Node};
-use crate::trace::RoundRecord;
 
 /// The parameters of FedBuff.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,18 +53,14 @@ impl FedBuffParams {
 pub struct FedBuff<H = ()> {
     workers: usize,
     params: FedBuffParams,
-    updates: u64,
-    model_bytes: u64,
     hooks: H,
     rng: Stream,
-    version: u64,
-    last_update: f64,
+    server: Server,
     idle: Vec<usize>,
     job: Vec<u64>,
     read: Vec<u64>,
     steps_done: Vec<u32>,
     in_buffer: Vec<usize>,
-    sent: u32,
     delays: DelayStats,
 }
 
@@ -77,18 +73,14 @@ impl<H: ServerHooks> FedBuff<H> {
         FedBuff {
             workers,
             params,
-            updates,
-            model_bytes,
             hooks,
             rng,
-            version: 0,
-            last_update: 0.0,
+            server: Server::new(updates, model_bytes),
             idle: (0..workers).collect(),
             job: vec![0; workers],
             read: vec![0; workers],
             steps_done: vec![0; workers],
             in_buffer: Vec::with_capacity(params.buffer),
-            sent: 0,
             delays: DelayStats::default(),
         }
     }
@@ -112,17 +104,15 @@ impl<H: ServerHooks> FedBuff<H> {
 
     fn start_client(&mut self, m: usize, act: &mut Actions) {
         self.job[m] = self.hooks.local_job_started(m, self.params.local_steps);
-        self.read[m] = self.version;
+        self.read[m] = self.server.version;
         self.steps_done[m] = 0;
-        self.sent += 1;
-        act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, self.job[m]);
+        self.server.send_model(m, self.job[m], act);
     }
 }
 
 impl<H: ServerHooks> Algorithm for FedBuff<H> {
     fn start(&mut self, _now: f64, act: &mut Actions) {
-        if self.updates == 0 {
-            act.stop();
+        if !self.server.begin(act) {
             return;
         }
         if self.params.concurrency == self.workers {
@@ -142,7 +132,7 @@ impl<H: ServerHooks> Algorithm for FedBuff<H> {
         if self.steps_done[worker] < self.params.local_steps {
             act.step(worker);
         } else {
-            act.send_data(Node::Worker(worker), Node::Server, self.model_bytes, self.read[worker], self.job[worker]);
+            self.server.upload(worker, self.read[worker], self.job[worker], act);
         }
     }
 
@@ -150,7 +140,7 @@ impl<H: ServerHooks> Algorithm for FedBuff<H> {
         match (msg.from, msg.to) {
             (Node::Server, Node::Worker(m)) => act.step(m),
             (Node::Worker(m), Node::Server) => {
-                let staleness = self.version - msg.tag;
+                let staleness = self.server.version - msg.tag;
                 self.delays.applied(staleness);
                 self.hooks.arrived_weighted(msg.data, self.params.staleness_weight(staleness));
                 self.in_buffer.push(m);
@@ -159,25 +149,15 @@ impl<H: ServerHooks> Algorithm for FedBuff<H> {
                     let k = self.in_buffer.len();
                     self.in_buffer.sort_unstable();
                     self.in_buffer.dedup();
-                    let record = RoundRecord {
-                        round: self.version,
-                        start: self.last_update,
-                        compute_end: now,
-                        end: now,
-                        participants: std::mem::take(&mut self.sent),
+                    let tally = Tally {
                         uploaders: self.in_buffer.len() as u32,
                         uploads: k as u32,
                         updates: k as u64 * self.params.local_steps as u64,
                         cancelled: 0,
-                        counts: Vec::new(),
                     };
                     self.in_buffer.clear();
-                    let go_on = self.hooks.update_scaled(&record, self.params.server_lr / k as f64);
-                    act.round(record);
-                    self.version += 1;
-                    self.last_update = now;
-                    if !go_on || self.version >= self.updates {
-                        act.stop();
+                    let scale = self.params.server_lr / k as f64;
+                    if !self.server.update(now, tally, act, |record| self.hooks.update_scaled(record, scale)) {
                         return;
                     }
                 }

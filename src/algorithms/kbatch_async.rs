@@ -6,23 +6,18 @@
 //! sent since the previous update (the initial broadcast to all M in the first).
 
 use super::hooks::ServerHooks;
+use super::server::{Server, Tally};
 use crate::sim::{Actions, Algorithm, Message, Node};
-use crate::trace::RoundRecord;
 
 /// Event-driven strategy of K-batch-async (K = 1: async SGD).
 #[derive(Clone, Debug)]
 pub struct KBatchAsync<H = ()> {
     workers: usize,
     wait: usize,
-    updates: u64,
-    model_bytes: u64,
     hooks: H,
-    version: u64,
-    last_update: f64,
+    server: Server,
     contributors: Vec<usize>,
     current: Vec<u64>,
-    /// Models sent since the previous update (a record's `participants`).
-    sent: u32,
 }
 
 impl<H: ServerHooks> KBatchAsync<H> {
@@ -31,14 +26,10 @@ impl<H: ServerHooks> KBatchAsync<H> {
         KBatchAsync {
             workers,
             wait,
-            updates,
-            model_bytes,
             hooks,
-            version: 0,
-            last_update: 0.0,
+            server: Server::new(updates, model_bytes),
             contributors: Vec::with_capacity(wait),
             current: vec![0; workers],
-            sent: 0,
         }
     }
 
@@ -49,15 +40,13 @@ impl<H: ServerHooks> KBatchAsync<H> {
 
     fn fetch(&mut self, m: usize, act: &mut Actions) {
         let job = self.hooks.job_started(m);
-        self.sent += 1;
-        act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, job);
+        self.server.send_model(m, job, act);
     }
 }
 
 impl<H: ServerHooks> Algorithm for KBatchAsync<H> {
     fn start(&mut self, _now: f64, act: &mut Actions) {
-        if self.updates == 0 {
-            act.stop();
+        if !self.server.begin(act) {
             return;
         }
         for m in 0..self.workers {
@@ -66,7 +55,7 @@ impl<H: ServerHooks> Algorithm for KBatchAsync<H> {
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        act.send_data(Node::Worker(worker), Node::Server, self.model_bytes, self.version, self.current[worker]);
+        self.server.upload(worker, self.server.version, self.current[worker], act);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
@@ -82,25 +71,14 @@ impl<H: ServerHooks> Algorithm for KBatchAsync<H> {
                     let n = self.contributors.len() as u32;
                     self.contributors.sort_unstable();
                     self.contributors.dedup();
-                    let record = RoundRecord {
-                        round: self.version,
-                        start: self.last_update,
-                        compute_end: now,
-                        end: now,
-                        participants: std::mem::take(&mut self.sent),
+                    let tally = Tally {
                         uploaders: self.contributors.len() as u32,
                         uploads: n,
                         updates: n as u64,
                         cancelled: 0,
-                        counts: Vec::new(),
                     };
-                    let go_on = self.hooks.update(&record);
-                    act.round(record);
-                    self.version += 1;
-                    self.last_update = now;
                     self.contributors.clear();
-                    if !go_on || self.version >= self.updates {
-                        act.stop();
+                    if !self.server.update(now, tally, act, |record| self.hooks.update(record)) {
                         return;
                     }
                 }

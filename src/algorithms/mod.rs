@@ -9,10 +9,11 @@
 //! The asynchronous methods of the time-complexity literature are event-driven strategies too,
 //! each with its staleness and cancellation rule: [`asgd`] (vanilla and delay-adaptive ASGD),
 //! [`rescaled_asgd`] (its stepsize rule), [`rennala`] (Rennala and Malenia SGD), [`ringmaster`]
-//! and [`fedbuff`]; [`delays`] keeps their staleness statistics. The methods of the related
-//! papers with per-worker models: [`loscar`] (LOSCAR-SGD), [`growing_intervals`] (local SGD on a
-//! communication schedule, one-shot averaging) and [`dbw`] (decentralized SGD with backup
-//! workers).
+//! and [`fedbuff`]; [`delays`] keeps their staleness statistics, and [`server`] the server's
+//! version, update budget and records (for all of them and K-async and K-batch-async; Rennala
+//! and Malenia keep rounds of their own). The methods of the related papers with per-worker
+//! models: [`loscar`] (LOSCAR-SGD), [`growing_intervals`] (local SGD on a communication
+//! schedule, one-shot averaging) and [`dbw`] (decentralized SGD with backup workers).
 
 pub mod adacomm;
 pub mod adasync;
@@ -41,6 +42,7 @@ pub mod fedbuff;
 pub mod rennala;
 pub mod rescaled_asgd;
 pub mod ringmaster;
+pub mod server;
 
 use crate::error::{Error, Result};
 

@@ -24,9 +24,9 @@ use std::collections::VecDeque;
 
 use super::delays::DelayStats;
 use super::hooks::ServerHooks;
+use super::server::{Server, Tally};
 use crate::error::{Error, Result};
 use crate::sim::{Actions, Algorithm, Message, Node};
-use crate::trace::RoundRecord;
 
 /// What happens to a gradient whose delay reached R; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,11 +62,8 @@ pub struct Ringmaster<H = ()> {
     workers: usize,
     threshold: u64,
     rule: StaleRule,
-    updates: u64,
-    model_bytes: u64,
     hooks: H,
-    version: u64,
-    last_update: f64,
+    server: Server,
     job: Vec<u64>,
     read: Vec<u64>,
     phase: Vec<Phase>,
@@ -74,7 +71,6 @@ pub struct Ringmaster<H = ()> {
     generation: Vec<u32>,
     /// (version read, worker, generation), in read order (so in version order).
     reads: VecDeque<(u64, u32, u32)>,
-    sent: u32,
     uploads: u32,
     cancelled: u32,
     delays: DelayStats,
@@ -88,17 +84,13 @@ impl<H: ServerHooks> Ringmaster<H> {
             workers,
             threshold,
             rule,
-            updates,
-            model_bytes,
             hooks,
-            version: 0,
-            last_update: 0.0,
+            server: Server::new(updates, model_bytes),
             job: vec![0; workers],
             read: vec![0; workers],
             phase: vec![Phase::Downloading; workers],
             generation: vec![0; workers],
             reads: VecDeque::new(),
-            sent: 0,
             uploads: 0,
             cancelled: 0,
             delays: DelayStats::default(),
@@ -117,20 +109,19 @@ impl<H: ServerHooks> Ringmaster<H> {
 
     fn fetch(&mut self, m: usize, act: &mut Actions) {
         self.job[m] = self.hooks.job_started(m);
-        self.read[m] = self.version;
+        self.read[m] = self.server.version;
         self.phase[m] = Phase::Downloading;
-        self.sent += 1;
         if self.rule == StaleRule::Cancel {
             self.generation[m] = self.generation[m].wrapping_add(1);
-            self.reads.push_back((self.version, m as u32, self.generation[m]));
+            self.reads.push_back((self.server.version, m as u32, self.generation[m]));
         }
-        act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, self.job[m]);
+        self.server.send_model(m, self.job[m], act);
     }
 
     /// Version 2: cancels and restarts every computation whose delay reached R.
     fn restart_stale(&mut self, act: &mut Actions) {
         while let Some(&(version, w, generation)) = self.reads.front() {
-            if version.saturating_add(self.threshold) > self.version {
+            if version.saturating_add(self.threshold) > self.server.version {
                 break;
             }
             self.reads.pop_front();
@@ -149,8 +140,7 @@ impl<H: ServerHooks> Ringmaster<H> {
 
 impl<H: ServerHooks> Algorithm for Ringmaster<H> {
     fn start(&mut self, _now: f64, act: &mut Actions) {
-        if self.updates == 0 {
-            act.stop();
+        if !self.server.begin(act) {
             return;
         }
         for m in 0..self.workers {
@@ -160,13 +150,13 @@ impl<H: ServerHooks> Algorithm for Ringmaster<H> {
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
         self.phase[worker] = Phase::Uploading;
-        act.send_data(Node::Worker(worker), Node::Server, self.model_bytes, self.read[worker], self.job[worker]);
+        self.server.upload(worker, self.read[worker], self.job[worker], act);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
         match (msg.from, msg.to) {
             (Node::Server, Node::Worker(m)) => {
-                if self.rule == StaleRule::Cancel && msg.tag.saturating_add(self.threshold) <= self.version {
+                if self.rule == StaleRule::Cancel && msg.tag.saturating_add(self.threshold) <= self.server.version {
                     // The model is R updates old before the worker could start on it.
                     self.hooks.discard(msg.data);
                     self.delays.cancelled += 1;
@@ -179,7 +169,7 @@ impl<H: ServerHooks> Algorithm for Ringmaster<H> {
             }
             (Node::Worker(m), Node::Server) => {
                 self.uploads += 1;
-                let delay = self.version - msg.tag;
+                let delay = self.server.version - msg.tag;
                 if delay >= self.threshold {
                     self.hooks.discard(msg.data);
                     self.delays.ignored += 1;
@@ -188,24 +178,12 @@ impl<H: ServerHooks> Algorithm for Ringmaster<H> {
                 }
                 self.delays.applied(delay);
                 self.hooks.arrived(msg.data);
-                let record = RoundRecord {
-                    round: self.version,
-                    start: self.last_update,
-                    compute_end: now,
-                    end: now,
-                    participants: std::mem::take(&mut self.sent),
-                    uploaders: 1,
+                let tally = Tally {
                     uploads: std::mem::take(&mut self.uploads),
-                    updates: 1,
                     cancelled: std::mem::take(&mut self.cancelled),
-                    counts: Vec::new(),
+                    ..Tally::ONE
                 };
-                let go_on = self.hooks.update_scaled(&record, 1.0);
-                act.round(record);
-                self.version += 1;
-                self.last_update = now;
-                if !go_on || self.version >= self.updates {
-                    act.stop();
+                if !self.server.update(now, tally, act, |record| self.hooks.update_scaled(record, 1.0)) {
                     return;
                 }
                 self.fetch(m, act);
