@@ -83,11 +83,26 @@ fn check_figures(dir: &Path, written: &[PathBuf], labels: &[&str]) {
 fn accuracy_figures_for_two_algorithms_and_two_seeds() {
     let dir = results_dir(&classification_csv());
     let written = plot_dir(dir.path()).unwrap();
-    assert_eq!(names(&written), ["accuracy_time.svg", "accuracy_time.png", "accuracy_comm.svg", "accuracy_comm.png"]);
-    check_figures(dir.path(), &written, &["STSyn", "K-sync, K=4", "test accuracy (%)", "mean of 2 seeds"]);
+    assert_eq!(
+        names(&written),
+        [
+            "accuracy_time.svg",
+            "accuracy_time.png",
+            "accuracy_comm.svg",
+            "accuracy_comm.png",
+            "loss_time.svg",
+            "loss_time.png"
+        ]
+    );
+    check_figures(dir.path(), &written, &["STSyn", "K-sync, K=4", "mean of 2 seeds"]);
     let svg = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
-    assert!(svg("accuracy_time.svg").contains("simulated time"));
-    assert!(svg("accuracy_comm.svg").contains("messages (downloads + uploads)"));
+    for (name, x, y) in [
+        ("accuracy_time.svg", "simulated time", "test accuracy (%)"),
+        ("accuracy_comm.svg", "messages (downloads + uploads)", "test accuracy (%)"),
+        ("loss_time.svg", "simulated time", "test loss"),
+    ] {
+        assert!(svg(name).contains(x) && svg(name).contains(y), "{name} lacks {x} or {y}");
+    }
     // Drawing again replaces the files.
     assert_eq!(plot_dir(dir.path()).unwrap(), written);
 }
@@ -158,7 +173,7 @@ fn the_plot_command_prints_the_files_and_rejects_missing_directories() {
     let out = stsyn(&["plot", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    assert_eq!(stdout.lines().count(), 6, "{stdout}");
     assert!(stdout.contains("accuracy_time.png") && stdout.contains("accuracy_comm.svg"), "{stdout}");
     // a damaged summary.json is reported, and the figures still come from evals.csv
     std::fs::write(dir.path().join("summary.json"), "{\"status\": ").unwrap();
@@ -166,7 +181,7 @@ fn the_plot_command_prints_the_files_and_rejects_missing_directories() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("summary.json: not valid JSON"), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
 
     let missing = dir.path().join("no-such-results");
     assert_bad_input(&["plot", missing.to_str().unwrap()], &["no-such-results"]);

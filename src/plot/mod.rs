@@ -2,7 +2,8 @@
 //! [`crate::experiment::monitor`]) and draws, as SVG and PNG next to it,
 //!
 //! - `accuracy_time`: test accuracy (%) against simulated wall-clock time, and
-//! - `accuracy_comm`: test accuracy (%) against messages (downloads + uploads);
+//! - `accuracy_comm`: test accuracy (%) against messages (downloads + uploads), and
+//! - `loss_time`: test loss against simulated time (log scale when every plotted loss is positive);
 //! - for problems without accuracy (regression), `loss_time` and `loss_comm` with the test loss
 //!   instead (log scale when every plotted loss is positive), and, when the file has the distance
 //!   to the optimum, `distance_time`: that distance against time (log scale when positive).
@@ -210,6 +211,7 @@ fn figures(evals: &[Eval], name: &str) -> Vec<Figure> {
     if evals.iter().any(|e| e.test_accuracy.is_some()) {
         out.push(figure("accuracy_time", time, time_desc, accuracy, "test accuracy (%)", false));
         out.push(figure("accuracy_comm", comms, comm_desc, accuracy, "test accuracy (%)", false));
+        out.push(figure("loss_time", time, time_desc, loss, "test loss", true));
     } else {
         out.push(figure("loss_time", time, time_desc, loss, "test loss", true));
         out.push(figure("loss_comm", comms, comm_desc, loss, "test loss", true));
