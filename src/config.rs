@@ -631,7 +631,7 @@ impl RawExperiment {
     /// Reads a config file.
     pub fn read(path: &Path) -> Result<RawExperiment> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::bad_file(path, one_line(&e.to_string())))
+        toml::from_str(&text).map_err(|e| Error::bad_file(path, toml_error(&e, Some(&text))))
     }
 
     /// Applies command-line overrides. A data directory given on the command line is made
@@ -963,9 +963,9 @@ impl Problem {
 
 impl RawData {
     fn validate(&self, base: &Path) -> Result<DataSource> {
-        let dir = || -> Result<PathBuf> {
+        let dir = |hint: &str| -> Result<PathBuf> {
             let d = self.dir.as_ref().ok_or_else(|| {
-                Error::Config(format!("data.dataset = '{}' needs data.dir (or --data DIR)", self.dataset))
+                Error::Config(format!("data.dataset = '{}' needs data.dir (or --data DIR); {hint}", self.dataset))
             })?;
             Ok(base.join(d))
         };
@@ -975,8 +975,8 @@ impl RawData {
             || self.test_samples.is_some();
         let source = match self.dataset.as_str() {
             "digits" => DataSource::Digits,
-            "cifar10" | "cifar-10" => DataSource::Cifar10(dir()?),
-            "mnist" => DataSource::Mnist(dir()?),
+            "cifar10" | "cifar-10" => DataSource::Cifar10(dir(crate::data::CIFAR10_FILES)?),
+            "mnist" => DataSource::Mnist(dir(crate::data::MNIST_FILES)?),
             "synthetic" => {
                 let shape = self.shape.unwrap_or([1, 8, 8]);
                 if shape.contains(&0) {
@@ -1661,13 +1661,19 @@ fn check_rescaled_step_times(algorithms: &[AlgorithmEntry], compute: &ComputeTim
     Ok(())
 }
 
-/// TOML errors span several lines (with a caret diagram); keep the first meaningful ones.
-pub(crate) fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A TOML error on one line: `line L, column C: message` where the error has a place in
+/// `source` (the text it was parsed from), else the message alone. (The error's own display
+/// spans several lines, with a caret diagram.)
+pub(crate) fn toml_error(e: &toml::de::Error, source: Option<&str>) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.span().zip(source).and_then(|(span, text)| text.get(..span.start)) {
+        Some(before) => {
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
 }
 
 /// Rejects a convex problem whose data cannot fit in memory: `rows` vectors of `dim` values (the

@@ -1,7 +1,7 @@
 //! The binary as a user meets it: exit codes, one-line errors that name the bad value, no output
 //! file left behind by a failed run, identical files for identical seeds.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn stsyn(args: &[&str]) -> Output {
@@ -399,20 +399,18 @@ fn a_deadline_is_refused_where_it_does_not_apply_or_is_not_positive() {
     );
 }
 
-#[test]
-fn a_second_interrupt_aborts_at_once_and_the_summary_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results");
+/// A long `stsyn run` (1,000 workers: a round takes ~10,000 local steps, most of a second),
+/// interrupted once with SIGINT after it has written its summary; returns the child, once it
+/// printed that it finishes the current round, with its stderr so far, and the summary's path.
+fn interrupted_run(
+    out: &Path,
+) -> (std::process::Child, std::io::BufReader<std::process::ChildStderr>, String, PathBuf) {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/impact_k.toml");
-    // 1,000 workers: a round takes ~10,000 local steps (most of a second). The second interrupt
-    // follows as soon as the first one's message is read, so the round in progress would have
-    // to end within those few milliseconds for the run to stop before it arrives (with a fixed
-    // 100 ms between the two, that happened in about one full test run in ten)
     let mut child = Command::new(env!("CARGO_BIN_EXE_stsyn"))
         .arg("run")
         .arg(&config)
         .args(["--workers", "1000", "--rounds", "1000", "--seed", "1", "--quiet", "--no-plot", "--out"])
-        .arg(&out)
+        .arg(out)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -422,17 +420,45 @@ fn a_second_interrupt_aborts_at_once_and_the_summary_says_so() {
         assert!(start.elapsed().as_secs() < 60, "no summary appeared");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let pid = child.id().to_string();
-    let interrupt = || assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     std::thread::sleep(std::time::Duration::from_millis(300));
-    interrupt();
+    interrupt(&child);
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut text = String::new();
     while !text.contains("interrupt: finishing the current round") {
         use std::io::BufRead;
         assert!(stderr.read_line(&mut text).unwrap() > 0, "the run ended after one interrupt: {text}");
     }
-    interrupt();
+    (child, stderr, text, summary)
+}
+
+fn interrupt(child: &std::process::Child) {
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn an_interrupt_finishes_the_round_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let (mut child, mut stderr, mut text, summary) = interrupted_run(&out);
+    let status = child.wait().unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("interrupted:") && text.contains("complete rows"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(v["status"], "interrupted", "{v}");
+    assert!(out.join("evals.csv").exists() && out.join("rounds.csv").exists());
+}
+
+#[test]
+fn a_second_interrupt_aborts_at_once_and_the_summary_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    // The second interrupt follows as soon as the first one's message is read, so the round in
+    // progress would have to end within those few milliseconds for the run to stop before it
+    // arrives (with a fixed 100 ms between the two, that happened in about one full test run in
+    // ten)
+    let (mut child, mut stderr, mut text, summary) = interrupted_run(&out);
+    interrupt(&child);
     let status = child.wait().unwrap();
     std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
     assert_eq!(status.code(), Some(130), "{text}");

@@ -586,7 +586,7 @@ fn a_run_that_fails_midway_says_so_in_its_summary() {
     let plot = stsyn(&["plot", o]);
     assert_eq!(plot.status.code(), Some(0));
     let err = String::from_utf8_lossy(&plot.stderr);
-    assert!(err.contains("summary.json says the run is failed") && err.contains("too heavy"), "{err}");
+    assert!(err.contains("summary.json marks the run failed") && err.contains("too heavy"), "{err}");
 }
 
 #[test]

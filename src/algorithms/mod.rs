@@ -101,7 +101,11 @@ impl TimingAlgorithm {
         }
         Self::ALL.iter().find(|(_, n)| *n == wanted).map(|(a, _)| *a).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
-            Error::invalid("algorithm", name, format!("unknown (expected one of: {})", names.join(", ")))
+            Error::invalid(
+                "algorithm",
+                name,
+                format!("unknown (expected one of: {}, or asgd for async)", names.join(", ")),
+            )
         })
     }
 

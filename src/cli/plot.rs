@@ -30,7 +30,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     {
         let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
         eprintln!(
-            "note: summary.json says the run is {status}{why}; plotting the evaluations written before it stopped"
+            "note: summary.json marks the run {status}{why}; plotting the evaluations written before it stopped"
         );
     }
     for path in crate::plot::plot_dir(&args.dir)? {

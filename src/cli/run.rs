@@ -103,9 +103,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("results in {} ({})", out.display(), summary.status);
     }
     if summary.status == "interrupted" {
-        return Err(
-            Error::Stopped(format!("interrupted: {} holds the complete rows written so far", out.display())).into()
-        );
+        return Err(Error::Interrupted(format!(
+            "interrupted: {} holds the complete rows written so far",
+            out.display()
+        ))
+        .into());
     }
     Ok(())
 }

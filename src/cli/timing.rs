@@ -21,8 +21,9 @@ use crate::trace::csv::CsvSink;
 /// Flags of `stsyn timing` and `stsyn theory`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// stsyn, sync, ksync, kbatch-sync, kasync, kbatch-async, async, rennala, malenia,
-    /// ringmaster, fedbuff or fedavg.
+    /// stsyn, sync, ksync, kbatch-sync, kasync, kbatch-async, async (also asgd: `stsyn run`'s
+    /// name for vanilla ASGD, whose timing is async's), rennala, malenia, ringmaster, fedbuff or
+    /// fedavg.
     #[arg(long, default_value = "stsyn")]
     algorithm: String,
     /// M: number of workers.

@@ -20,7 +20,7 @@ const RECORD: usize = 1 + 3 * 32 * 32;
 const TRAIN_FILES: [&str; 5] =
     ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 const TEST_FILE: &str = "test_batch.bin";
-const HINT: &str = "put the CIFAR-10 binary version's files data_batch_1.bin .. data_batch_5.bin \
+pub(crate) const HINT: &str = "put the CIFAR-10 binary version's files data_batch_1.bin .. data_batch_5.bin \
                     and test_batch.bin (from cifar-10-binary.tar.gz) in that directory";
 
 /// Loads CIFAR-10 from `dir` (or from `dir/cifar-10-batches-bin`, the folder the archive

@@ -19,7 +19,7 @@ pub const MNIST_MEAN: f32 = 0.1307;
 /// Standard deviation used to normalise MNIST (after scaling to [0, 1]).
 pub const MNIST_STD: f32 = 0.3081;
 
-const HINT: &str = "put MNIST's train-images-idx3-ubyte, train-labels-idx1-ubyte, \
+pub(crate) const HINT: &str = "put MNIST's train-images-idx3-ubyte, train-labels-idx1-ubyte, \
                     t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz) in that directory";
 
 /// Loads MNIST from `dir`, normalised; images of shape 1×rows×cols (1×28×28 for the real files),

@@ -22,6 +22,10 @@ pub use mnist::{MNIST_MEAN, MNIST_STD, mnist};
 pub use partition::{Partition, partition, sample_batch};
 pub use synthetic::synthetic;
 
+/// Which files a CIFAR-10 or MNIST directory must hold, for error messages.
+pub(crate) use cifar10::HINT as CIFAR10_FILES;
+pub(crate) use mnist::HINT as MNIST_FILES;
+
 /// Labelled images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {

@@ -36,7 +36,7 @@ use super::linear::Linear;
 use super::maxpool2d::{MAX_KERNEL, MaxPool2d};
 use super::relu::Relu;
 use super::{Layer, Layout, Node};
-use crate::config::one_line;
+use crate::config::toml_error;
 use crate::{Error, Result};
 
 /// Largest size accepted for any single dimension, so that products cannot overflow.
@@ -149,7 +149,7 @@ pub(crate) struct Built {
 /// Parses and checks a spec. `origin` names the file (or other source) in errors.
 pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
     let spec: NetworkSpec = toml::from_str(text)
-        .map_err(|e| Error::bad_file(origin, format!("invalid network spec: {}", one_line(&e.to_string()))))?;
+        .map_err(|e| Error::bad_file(origin, format!("invalid network spec: {}", toml_error(&e, Some(text)))))?;
     let bad = |at: String, reason: String| Error::bad_file(origin, format!("{at}: {reason}"));
     for (name, v) in ["channels", "height", "width"].iter().zip(spec.input) {
         if v == 0 || v > MAX_DIM {
@@ -169,7 +169,7 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
         .map(|(i, table)| {
             LayerSpec::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
                 let kind = table.get("type").and_then(|t| t.as_str()).unwrap_or("no type");
-                bad(format!("layers[{i}] ({kind})"), one_line(&e.to_string()))
+                bad(format!("layers[{i}] ({kind})"), toml_error(&e, None))
             })
         })
         .collect::<Result<Vec<_>>>()?;
