@@ -505,6 +505,15 @@ fn spec_errors_name_the_file_and_the_layer() {
             "input = [512, 512, 512]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 512\nkernel = 3\nmethod = \"dft\"\n",
             "values of tables here",
         ),
+        // one frequency per row but H × H tables along the height, 2F × W along the width
+        (
+            "input = [1, 1048576, 1]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 1\nkernel = 1\nmethod = \"dft\"\n",
+            "values of tables here",
+        ),
+        (
+            "input = [1, 1, 1048576]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 1\nkernel = 1\nmethod = \"dft\"\n",
+            "values of tables here",
+        ),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\npadding = 1\nmethod = \"winograd\"\n",
             "layers[0] (conv2d): method = \"winograd\" needs a padded input of at most 8×8, not 10×10",

@@ -240,12 +240,14 @@ pub(crate) fn build(text: &str, origin: &str) -> Result<Built> {
                         Some(Box::new(Transform::Winograd(Winograd::new(ci, out_channels, hi, wi, kernel, padding))))
                     }
                     ConvMethod::Dft => {
-                        // its tables and weight spectra: 5 values per frequency and (tap or channel pair)
+                        // its tables and weight spectra: 5 values per frequency and (tap or channel
+                        // pair), the three H × H tables along the height and the two 2F × W along
+                        // the width
                         let wide = |v: usize| v as u128;
-                        let values = 5
-                            * wide(h)
-                            * wide(w / 2 + 1)
-                            * (wide(kernel) * wide(kernel) + wide(ci) * wide(out_channels));
+                        let f = wide(w / 2 + 1);
+                        let values = 5 * wide(h) * f * (wide(kernel) * wide(kernel) + wide(ci) * wide(out_channels))
+                            + 3 * wide(h) * wide(h)
+                            + 4 * f * wide(w);
                         if values > wide(MAX_ELEMENTS) {
                             return Err(bad(
                                 at(kind),
