@@ -169,6 +169,24 @@ fn cifar10_cnn_has_the_papers_797962_parameters() {
 }
 
 #[test]
+fn transform_scratch_stops_growing_after_one_chunk_of_samples() {
+    // the transform methods keep spectra for at most 128 samples: past that, each sample costs
+    // what it costs on im2col
+    let spec = |method: &str| {
+        let text = format!(
+            "input = [8, 12, 12]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 8\nkernel = 3\nmethod = \"{method}\"\n\
+             [[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 2\n"
+        );
+        Network::from_toml(&text, "test.toml").unwrap()
+    };
+    let per_sample = |net: &Network, batch: usize| net.workspace_bytes(batch + 1) - net.workspace_bytes(batch);
+    let (im2col, dft) = (spec("im2col"), spec("dft"));
+    assert!(per_sample(&dft, 100) > per_sample(&im2col, 100));
+    assert_eq!(per_sample(&dft, 128), per_sample(&im2col, 128));
+    assert_eq!(per_sample(&dft, 1000), per_sample(&im2col, 1000));
+}
+
+#[test]
 fn other_model_specs_build() {
     assert_eq!(load("digits_cnn.toml").num_params(), 13_706); // as torch_cnn_bench.py's digits net
     assert_eq!(load("digits_cnn_winograd.toml").num_params(), 13_706);

@@ -381,9 +381,10 @@ impl Network {
     }
 
     /// Bytes of the batch-sized buffers of a [`Network::workspace`] for `batch` samples, with
-    /// the batch's inputs and labels and the spectra of `method = "dft"` convolutions (im2col's
-    /// column matrices are left out: they are chunked to a fixed budget), for rejecting a batch
-    /// that cannot fit in memory up front.
+    /// the batch's inputs and labels and the scratch of `method = "dft"` and `"winograd"`
+    /// convolutions (which grows with the batch up to one chunk of 128 samples; im2col's column
+    /// matrices are left out: they are chunked to a fixed budget), for rejecting a batch that
+    /// cannot fit in memory up front.
     pub fn workspace_bytes(&self, batch: usize) -> u128 {
         let per_sample: usize = self.nodes.iter().map(|n| n.out_len()).sum::<usize>() * 2 // activations, winners
             + 3 * self.nodes.iter().map(|n| n.out_len()).chain([self.input_len()]).max().unwrap_or(0) // gradients, input
@@ -394,9 +395,8 @@ impl Network {
             .iter()
             .filter_map(|n| match &n.layer {
                 Layer::Conv2d(Conv2d { transform: Some(t), .. }) if self.precision == Precision::F32 => {
-                    // affine in the batch; in u128 so that no batch overflows it
-                    let (fixed, per_sample) = (t.scratch_len(0), t.scratch_len(1) - t.scratch_len(0));
-                    Some(fixed as u128 + per_sample as u128 * batch as u128)
+                    // the spectra are sized for at most one chunk of samples, so no batch overflows it
+                    Some(t.scratch_len(batch) as u128)
                 }
                 _ => None,
             })
