@@ -1661,19 +1661,22 @@ fn check_rescaled_step_times(algorithms: &[AlgorithmEntry], compute: &ComputeTim
     Ok(())
 }
 
-/// A TOML error on one line: `line L, column C: message` where the error has a place in
-/// `source` (the text it was parsed from), else the message alone. (The error's own display
-/// spans several lines, with a caret diagram.)
+/// A TOML error on one line: `line L, column C (`the line`): message` where the error has a
+/// place in `source` (the text it was parsed from), else the message alone. (The error's own
+/// display spans several lines, with a caret diagram.)
 pub(crate) fn toml_error(e: &toml::de::Error, source: Option<&str>) -> String {
     let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-    match e.span().zip(source).and_then(|(span, text)| text.get(..span.start)) {
-        Some(before) => {
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message,
-    }
+    let Some((text, start)) = source
+        .zip(e.span())
+        .and_then(|(text, span)| Some((text, span.start)).filter(|_| text.is_char_boundary(span.start)))
+    else {
+        return message;
+    };
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let shown: String = text[line_start..].lines().next().unwrap_or("").trim().chars().take(80).collect();
+    format!("line {line}, column {column} (`{shown}`): {message}")
 }
 
 /// Rejects a convex problem whose data cannot fit in memory: `rows` vectors of `dim` values (the

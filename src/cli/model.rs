@@ -113,6 +113,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{i:<4} {:<51} {shape:>14} {:>10} {:>14}", l.description, l.params, l.flops);
     }
     println!("params {}  flops_per_sample {}", net.num_params(), net.flops_per_sample());
+    if layers.iter().any(|l| l.description.ends_with(" dft") || l.description.ends_with(" winograd")) {
+        let bf16 = if args.precision == Precision::Bf16 { "; with bf16 products they run im2col" } else { "" };
+        println!("(flops count the direct convolution: the dft and winograd layers compute the same in fewer{bf16})");
+    }
     if let Some(b) = bench {
         println!(
             "batch {} threads {} precision {} products {} steps {}: step_ms {:.3} (min {:.3}) images_per_s {:.0}",

@@ -29,9 +29,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         && status != "complete"
     {
         let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
-        eprintln!(
-            "note: summary.json marks the run {status}{why}; plotting the evaluations written before it stopped"
-        );
+        eprintln!("note: summary.json marks the run {status}{why}; plotting the evaluations written before it stopped");
     }
     for path in crate::plot::plot_dir(&args.dir)? {
         println!("wrote {}", path.display());
