@@ -283,9 +283,9 @@ fn gradient_conv2d_through_the_dft_odd_and_even_widths() {
 
 #[test]
 fn gradient_conv2d_by_winograd_padded_and_not() {
-    // 2×6×5 → padded 8×7 points → 3×6×5 → 6×5 points → 2×4×3, both by Winograd
+    // 2×4×3 → padded 6×5 points → 3×4×3 → 4×3 points → 2×2×1, both by Winograd
     let net = spec(
-        "[2, 6, 5]",
+        "[2, 4, 3]",
         "softmax_cross_entropy",
         "[[layers]]\ntype = \"conv2d\"\nout_channels = 3\nkernel = 3\npadding = 1\nmethod = \"winograd\"\n\
          [[layers]]\ntype = \"relu\"\n\
@@ -534,7 +534,11 @@ fn spec_errors_name_the_file_and_the_layer() {
         ),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\npadding = 1\nmethod = \"winograd\"\n",
-            "layers[0] (conv2d): method = \"winograd\" needs a padded input of at most 8×8, not 10×10",
+            "layers[0] (conv2d): method = \"winograd\" needs a padded input of at most 6×6, not 10×10",
+        ),
+        (
+            "input = [1, 5, 4]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\npadding = 1\nmethod = \"winograd\"\n",
+            "at most 6×6, not 7×6",
         ),
         (
             "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 4\nkernel = 3\nstride = 2\nmethod = \"winograd\"\n",

@@ -16,7 +16,7 @@
 //! transformed back once per step, which again wraps nothing for the `k × k` taps kept.
 //!
 //! The results equal im2col's up to f32 rounding (in the tests the largest difference is
-//! 8.7 × 10⁻⁷ of the largest value, about 15 f32 epsilons; the test allows 10⁻⁵), not bit for
+//! 1.1 × 10⁻⁶ of the largest value, about 18 f32 epsilons; the test allows 10⁻⁵), not bit for
 //! bit, so the method is a per-layer choice
 //! ([`super::conv2d::ConvMethod`]), never made from the CPU: the same spec gives the same bits on every
 //! machine. The transforms use only products and sums in a fixed order, single-threaded, so
