@@ -1683,6 +1683,8 @@ pub(crate) fn toml_error(e: &toml::de::Error, source: Option<&str>) -> String {
 /// workers' centres in f64, or their samples in f32: `value_bytes`), and a few f64 vectors more
 /// per thread. The error names the keys that set the size (`name`) and their values.
 fn check_problem_memory(name: &str, value: String, dim: usize, rows: u128, value_bytes: u128) -> Result<()> {
-    let bytes = dim as u128 * (value_bytes * rows + 8 * (8 + 2 * rayon::current_num_threads() as u128));
-    check_memory(name, value, bytes, &format!("{rows} vectors of {dim} values, {value_bytes} bytes a value"))
+    let work = 8 + 2 * rayon::current_num_threads() as u128;
+    let bytes = dim as u128 * (value_bytes * rows + 8 * work);
+    let why = format!("{rows} vectors of {dim} values, {value_bytes} bytes a value, and {work} working vectors of f64");
+    check_memory(name, value, bytes, &why)
 }
