@@ -1666,15 +1666,11 @@ fn check_rescaled_step_times(algorithms: &[AlgorithmEntry], compute: &ComputeTim
 /// display spans several lines, with a caret diagram.)
 pub(crate) fn toml_error(e: &toml::de::Error, source: Option<&str>) -> String {
     let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-    let Some((text, start)) = source
-        .zip(e.span())
-        .and_then(|(text, span)| Some((text, span.start)).filter(|_| text.is_char_boundary(span.start)))
-    else {
-        return message;
-    };
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[..start].matches('\n').count() + 1;
-    let column = text[line_start..start].chars().count() + 1;
+    let (Some(text), Some(span)) = (source, e.span()) else { return message };
+    let Some(before) = text.get(..span.start) else { return message };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
     let shown: String = text[line_start..].lines().next().unwrap_or("").trim().chars().take(80).collect();
     format!("line {line}, column {column} (`{shown}`): {message}")
 }

@@ -445,7 +445,10 @@ fn bad_configs_exit_2_naming_the_problem() {
     let cases: &[(&str, &[&str])] = &[
         ("[[algorithms]]\nname = \"fastsgd\"\n", &["fastsgd", "unknown algorithm"]),
         ("[[algorithms]]\nname = \"stsyn\"\nwait = 7\nlocal_steps = 2\n", &["wait (K)", "7", "M = 6"]),
-        ("[[algorithms]]\nname = \"stsyn\"\nwait = 2\nlocal_steps = 2\nspeed = 3\n", &["unknown field", "speed"]),
+        (
+            "[[algorithms]]\nname = \"stsyn\"\nwait = 2\nlocal_steps = 2\nspeed = 3\n",
+            &["unknown field", "column 1 (`speed = 3`)"],
+        ),
         ("[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\nwait = 3\n", &["wait", "does not apply to pasgd"]),
         ("[[algorithms]]\nname = \"stsyn\"\nlocal_steps = 2\n", &["needs wait"]),
         ("[[algorithms]]\nname = \"fednova\"\nweighting = \"size\"\n", &["weighting", "size", "samples or uniform"]),
