@@ -1,6 +1,7 @@
 //! Event-queue benchmark (the "hold model"): n pending events; each operation pops the earliest
-//! and schedules its successor at now + Exp(1). Compares the engine's queue (std's `BinaryHeap`,
-//! replace-top via `peek_mut`, and pop + push) with the `priority-queue` crate.
+//! and schedules its successor at now + Exp(1). Compares the engine's queue (the winner tree,
+//! [`TournamentQueue`]) with std's `BinaryHeap` (replace-top via `peek_mut`, and pop + push) and
+//! the `priority-queue` crate.
 //! Throughput is in events per second.
 
 // criterion_group! defines an undocumented public function.
@@ -10,7 +11,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 use stsyn::rng::{Purpose, Seeds};
-use stsyn::sim::queue::{EventQueue, IndexedQueue};
+use stsyn::sim::queue::{EventQueue, IndexedQueue, TournamentQueue};
 
 const OPS: u64 = 100_000;
 
@@ -29,6 +30,18 @@ fn hold(c: &mut Criterion) {
                 for _ in 0..OPS {
                     let top = heap.peek().unwrap();
                     heap.replace_top(top.time + exp(), top.id);
+                }
+            })
+        });
+        let mut tree = TournamentQueue::with_capacity(n);
+        for w in 0..n {
+            tree.schedule(exp(), w as u32);
+        }
+        group.bench_function(BenchmarkId::new("winner_tree", n), |b| {
+            b.iter(|| {
+                for _ in 0..OPS {
+                    let top = tree.peek().unwrap();
+                    tree.schedule(top.time + exp(), top.id);
                 }
             })
         });
@@ -61,7 +74,7 @@ fn hold(c: &mut Criterion) {
 }
 
 /// Cancellation: every step a random pending event is cancelled and rescheduled — lazy
-/// invalidation (stale entries skipped when popped) against real removal.
+/// invalidation in the binary heap (stale entries skipped when popped) against real removal.
 fn cancel(c: &mut Criterion) {
     let mut group = c.benchmark_group("queue_cancel");
     group.throughput(Throughput::Elements(OPS));
@@ -85,6 +98,21 @@ fn cancel(c: &mut Criterion) {
                     let victim = rng.random_range(0..n);
                     pending[victim] =
                         heap.push(top.time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), victim as u32);
+                }
+            })
+        });
+        let mut tree = TournamentQueue::with_capacity(n);
+        for w in 0..n {
+            tree.schedule(<Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), w as u32);
+        }
+        group.bench_function(BenchmarkId::new("winner_tree_remove", n), |b| {
+            b.iter(|| {
+                for _ in 0..OPS {
+                    let top = tree.peek().unwrap();
+                    tree.schedule(top.time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), top.id);
+                    let victim = rng.random_range(0..n) as u32;
+                    tree.remove(victim);
+                    tree.schedule(top.time + <Exp1 as Distribution<f64>>::sample(&Exp1, &mut rng), victim);
                 }
             })
         });

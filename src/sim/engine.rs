@@ -11,10 +11,11 @@
 //! - A step's duration is drawn when the step starts, from the worker's stream for the current
 //!   epoch (time-varying rates compute it from the start time); the next completion fires at
 //!   start + duration.
-//! - Each worker remembers the sequence number of the step it is running. Cancelling marks it
-//!   idle: the cancelled completion stays in the heap and is skipped when popped because it is
-//!   not the worker's current step (lazy invalidation), or the heap is cleared outright when
-//!   every pending event is a cancelled step.
+//! - The queue holds at most one event per id (see below). Cancelling a step removes its
+//!   completion from the queue (the whole queue is cleared at once when every pending event is a
+//!   cancelled step). The event being handled stays queued until its handler's commands are
+//!   applied: the first event scheduled under the same id (the worker's next step, or a message
+//!   reusing the slot) overwrites it in one update of the queue, else it is removed.
 //! - Queue ids: worker m's step completions carry id m; messages and timers carry M + their
 //!   slot. Ids have 24 bits, so workers plus pending messages and timers are at most 2^24.
 //! - A message over a zero-time link is delivered at the current instant, right after the
@@ -27,7 +28,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::queue::{EventQueue, MAX_ID};
+use super::queue::{MAX_ID, TournamentQueue};
 use crate::error::{Error, Result};
 use crate::rng::{Seeds, Stream};
 use crate::timing::{CommTime, ComputeTime, PeerLinks, WorkerClock};
@@ -194,8 +195,6 @@ struct WorkerSlot {
     clock: WorkerClock,
     /// Epoch the clock is keyed for.
     epoch: u64,
-    /// Queue sequence number of the step in progress (meaningful while busy).
-    pending: u64,
     busy: bool,
     /// Steps started in the current epoch (for event records).
     steps: u64,
@@ -230,7 +229,9 @@ pub struct Engine<'a> {
     peer: Option<&'a PeerLinks>,
     edge_streams: HashMap<(usize, usize), EdgeStream>,
     seeds: Seeds,
-    queue: EventQueue,
+    queue: TournamentQueue,
+    /// Id of the event being handled while it is still queued (see the module docs).
+    handled: Option<u32>,
     workers: Vec<WorkerSlot>,
     links: Vec<LinkStreams>,
     slots: Vec<Payload>,
@@ -250,7 +251,7 @@ impl<'a> Engine<'a> {
     /// An engine for `workers` workers at time 0, epoch 0.
     pub fn new(workers: usize, compute: &'a ComputeTime, comm: &'a CommTime, seeds: Seeds) -> Self {
         let workers_vec = (0..workers)
-            .map(|w| WorkerSlot { clock: compute.clock(&seeds, w, 0), epoch: 0, pending: 0, busy: false, steps: 0 })
+            .map(|w| WorkerSlot { clock: compute.clock(&seeds, w, 0), epoch: 0, busy: false, steps: 0 })
             .collect();
         let links = if comm.is_zero() {
             Vec::new()
@@ -269,7 +270,8 @@ impl<'a> Engine<'a> {
             peer: None,
             edge_streams: HashMap::new(),
             seeds,
-            queue: EventQueue::with_capacity(workers + 16),
+            queue: TournamentQueue::with_capacity(workers + 16),
+            handled: None,
             workers: workers_vec,
             links,
             slots: Vec::new(),
@@ -309,9 +311,8 @@ impl<'a> Engine<'a> {
         let workers = self.workers.len();
         check_workers(workers)?;
         alg.start(self.now, &mut self.actions);
-        let mut top_consumed = true;
-        self.apply(sink, events, &mut top_consumed)?;
-        self.deliver_instant(alg, sink, events, &mut top_consumed)?;
+        self.apply(sink, events)?;
+        self.deliver_instant(alg, sink, events)?;
         while !self.stopped {
             let Some(entry) = self.queue.peek().filter(|e| e.time <= self.horizon) else {
                 break;
@@ -327,10 +328,7 @@ impl<'a> Engine<'a> {
             if id < workers {
                 let w = id;
                 let slot = &mut self.workers[w];
-                if !slot.busy || entry.seq != slot.pending {
-                    self.queue.pop();
-                    continue;
-                }
+                debug_assert!(slot.busy, "completion of idle worker {w} still queued");
                 slot.busy = false;
                 self.now = entry.time;
                 check_clock(self.now, self.compute, self.comm)?;
@@ -365,31 +363,23 @@ impl<'a> Engine<'a> {
                     Payload::Free => unreachable!("event for a free slot"),
                 }
             }
-            // The handled event is still the top of the heap: the first new step, started by
-            // the handler or by a message it delivered instantly, replaces it in one sift-down;
-            // if no step was started it is popped here.
-            top_consumed = false;
-            self.apply(sink, events, &mut top_consumed)?;
+            // The handled event is still queued: the first event scheduled under its id, by the
+            // handler or by a message it delivered instantly, overwrites it; else it goes here.
+            self.handled = Some(entry.id);
+            self.apply(sink, events)?;
             if !self.instant.is_empty() {
-                self.deliver_instant(alg, sink, events, &mut top_consumed)?;
+                self.deliver_instant(alg, sink, events)?;
             }
-            if !top_consumed {
-                self.queue.pop();
+            if let Some(id) = self.handled.take() {
+                self.queue.remove(id);
             }
         }
         self.stats.end_time = self.now;
         Ok(self.stats.clone())
     }
 
-    /// Delivers the messages sent with zero latency, in order. `top_consumed` as for `apply`:
-    /// false while the event just handled is still the top of the heap.
-    fn deliver_instant<A: Algorithm + ?Sized>(
-        &mut self,
-        alg: &mut A,
-        sink: &mut dyn Sink,
-        events: bool,
-        top_consumed: &mut bool,
-    ) -> Result<()> {
+    /// Delivers the messages sent with zero latency, in order.
+    fn deliver_instant<A: Algorithm + ?Sized>(&mut self, alg: &mut A, sink: &mut dyn Sink, events: bool) -> Result<()> {
         while let Some(msg) = self.instant.pop_front() {
             if self.stopped {
                 self.instant.clear();
@@ -400,7 +390,7 @@ impl<'a> Engine<'a> {
                 self.record_message(sink, &msg, EventKind::Arrive)?;
             }
             alg.on_message(&msg, self.now, &mut self.actions);
-            self.apply(sink, events, top_consumed)?;
+            self.apply(sink, events)?;
         }
         Ok(())
     }
@@ -414,9 +404,17 @@ impl<'a> Engine<'a> {
         sink.event(&EventRecord { time: self.now, worker, round: self.epoch, kind, step: msg.bytes, peer })
     }
 
-    /// Applies the buffered commands. `top_consumed` is false while the handled event is still the
-    /// top of the heap and may be replaced instead of popped.
-    fn apply(&mut self, sink: &mut dyn Sink, events: bool, top_consumed: &mut bool) -> Result<()> {
+    /// Schedules event `id` at `at`, overwriting the handled event if it has the same id.
+    #[inline]
+    fn schedule(&mut self, at: f64, id: u32) {
+        if self.handled == Some(id) {
+            self.handled = None;
+        }
+        self.queue.schedule(at, id);
+    }
+
+    /// Applies the buffered commands.
+    fn apply(&mut self, sink: &mut dyn Sink, events: bool) -> Result<()> {
         let mut commands = std::mem::take(&mut self.actions.commands);
         for command in commands.drain(..) {
             match command {
@@ -432,19 +430,19 @@ impl<'a> Engine<'a> {
                     slot.busy = true;
                     slot.steps += 1;
                     let at = self.now + duration;
-                    let replaced = if *top_consumed { None } else { self.queue.replace_top(at, w as u32) };
-                    *top_consumed = true;
-                    slot.pending = replaced.unwrap_or_else(|| self.queue.push(at, w as u32));
+                    self.schedule(at, w as u32);
                 }
-                Command::Cancel(w) => self.cancel(w, sink, events)?,
+                Command::Cancel(w) => self.cancel(w, sink, events, true)?,
                 Command::CancelAll => {
+                    // With no message or timer pending, only steps are queued (and the handled
+                    // event, if any): clear the queue at once instead of removing each.
+                    let only_steps = self.free_slots.len() == self.slots.len();
                     for w in 0..self.workers.len() {
-                        self.cancel(w, sink, events)?;
+                        self.cancel(w, sink, events, !only_steps)?;
                     }
-                    if self.free_slots.len() == self.slots.len() {
-                        // Only cancelled steps remain (the handled event among them, if any).
+                    if only_steps {
                         self.queue.clear();
-                        *top_consumed = true;
+                        self.handled = None;
                     }
                 }
                 Command::Send { from, to, bytes, tag, data } => {
@@ -453,7 +451,7 @@ impl<'a> Engine<'a> {
                 Command::Timer { at, tag } => {
                     assert!(at >= self.now, "timer set in the past");
                     let id = self.slot(Payload::Timer(tag))?;
-                    self.queue.push(at, id);
+                    self.schedule(at, id);
                 }
                 Command::Epoch(e) => self.epoch = e,
                 Command::Round(record) => {
@@ -467,10 +465,15 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    fn cancel(&mut self, w: usize, sink: &mut dyn Sink, events: bool) -> Result<()> {
+    /// Cancels worker `w`'s step in progress, if any; `dequeue`: remove its completion from the
+    /// queue (false when the caller clears the queue).
+    fn cancel(&mut self, w: usize, sink: &mut dyn Sink, events: bool, dequeue: bool) -> Result<()> {
         let slot = &mut self.workers[w];
         if slot.busy {
             slot.busy = false;
+            if dequeue {
+                self.queue.remove(w as u32);
+            }
             self.stats.cancelled += 1;
             if events {
                 sink.event(&EventRecord {
@@ -547,7 +550,7 @@ impl<'a> Engine<'a> {
         let delay = self.comm.message_time(worker, up, msg.bytes, if up { &mut streams.up } else { &mut streams.down });
         let at = self.now + delay;
         let id = self.slot(Payload::Message(msg))?;
-        self.queue.push(at, id);
+        self.schedule(at, id);
         Ok(())
     }
 
@@ -592,7 +595,7 @@ impl<'a> Engine<'a> {
         };
         let at = self.now + delay;
         let id = self.slot(Payload::Message(msg))?;
-        self.queue.push(at, id);
+        self.schedule(at, id);
         Ok(())
     }
 }

@@ -6,17 +6,19 @@
 //! carries the event's 24-bit id (a worker or a slot, the engine's business) with it. The
 //! sequence number is unique, so the id never decides the order.
 //!
-//! Two queues, measured side by side in `benches/queue.rs`:
-//! - [`EventQueue`], the engine's queue: `std::collections::BinaryHeap` with lazy invalidation
-//!   (a cancelled event stays queued and is skipped when popped, see the engine) and replace-top
-//!   via `peek_mut` for the common "pop the earliest event, push its successor" step.
+//! Three queues, measured side by side in `benches/queue.rs`:
+//! - [`TournamentQueue`], the engine's queue: a winner tree with one leaf per id (a worker, or a
+//!   message/timer slot), real removal, and branch-free minima along the path of each update.
+//! - [`EventQueue`]: `std::collections::BinaryHeap` with lazy invalidation (a cancelled event
+//!   stays queued and is skipped when popped) and replace-top via `peek_mut`. It was the engine's
+//!   queue until 2026-12-07.
 //! - [`IndexedQueue`]: the `priority-queue` crate, which supports real removal by key.
 //!
-//! The binary heap was the faster at every size measured (figures in the README), so the engine
-//! uses it. (A hand-written 4-ary heap was also tried: faster only above ~50,000 pending events,
-//! where round-synchronous runs use the heap-free kernel anyway; it was dropped. Entries were 32
-//! bytes, a `u128` key and a separate payload word, until 2026-12-02; packing the id into the key
-//! halved the heap.)
+//! The winner tree is the fastest at every size measured, 1.5× the binary heap with 20 pending
+//! events and 3.8× with 100,000 (figures in the README), once its minima are conditional moves:
+//! LLVM compiled `u128::min` in its loop to a branch, which the random keys mispredict, and the
+//! tree was then slower than the heap. (A hand-written 4-ary heap, tried earlier, was faster than
+//! the binary heap only above ~50,000 pending events and was dropped.)
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -74,8 +76,8 @@ impl PartialOrd for HeapItem {
     }
 }
 
-/// The engine's queue: `std::collections::BinaryHeap` on (time bits, seq, id) keys. See the
-/// module docs.
+/// `std::collections::BinaryHeap` on (time bits, seq, id) keys, with lazy invalidation; the
+/// benchmark's reference (see the module docs).
 #[derive(Debug, Default)]
 pub struct EventQueue {
     heap: BinaryHeap<HeapItem>,
@@ -140,6 +142,157 @@ impl EventQueue {
     /// Drops every queued event (the sequence counter keeps counting).
     pub fn clear(&mut self) {
         self.heap.clear();
+    }
+}
+
+/// The key of an empty leaf: above every real key.
+const EMPTY: u128 = u128::MAX;
+
+/// The smaller of two keys, without a branch: which one wins is a coin flip for random event
+/// times, so a branch mispredicts about half the time. LLVM turns a plain `min` (even
+/// `select_unpredictable`) in the winner tree's loop back into a branch, which made the tree
+/// 2.4× slower than with the conditional moves written out here (measured with
+/// `-x86-cmov-converter=false`, `benches/queue.rs`).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn min_key(a: u128, b: u128) -> u128 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (mut low, mut high) = (a as u64, (a >> 64) as u64);
+        // SAFETY: arithmetic on registers only: no memory, no stack, no side effects.
+        unsafe {
+            std::arch::asm!(
+                "cmp {b_low}, {low}",    // borrow of b − a over the low words ...
+                "mov {t}, {b_high}",
+                "sbb {t}, {high}",       // ... and the high words: carry set iff b < a
+                "cmovb {low}, {b_low}",
+                "cmovb {high}, {b_high}",
+                low = inout(reg) low,
+                high = inout(reg) high,
+                b_low = in(reg) b as u64,
+                b_high = in(reg) (b >> 64) as u64,
+                t = out(reg) _,
+                options(pure, nomem, nostack),
+            );
+        }
+        ((high as u128) << 64) | low as u128
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        a.min(b)
+    }
+}
+
+/// The engine's queue: at most one pending event per id, in a complete binary "winner tree". The
+/// leaves hold each id's key (or [`EMPTY`]), every inner node the least key below it, the root
+/// the earliest event. Scheduling or removing id i rewrites the path from leaf i to the root,
+/// taking at each level the smaller of the new key and the sibling's: the addresses do not
+/// depend on the keys, so the loads of a path overlap, and the minima need no branches (a binary
+/// heap's sift-down picks each next address by a comparison). Removal is real, so cancelled
+/// events cost nothing later. Same (time, seq, id) keys as [`EventQueue`], so the two pop the
+/// same order.
+#[derive(Clone, Debug)]
+pub struct TournamentQueue {
+    /// `tree[leaves + i]` is id i's key; `tree[v]` = min(`tree[2v]`, `tree[2v + 1]`); `tree[0]`
+    /// is unused.
+    tree: Vec<u128>,
+    leaves: usize,
+    next_seq: u64,
+}
+
+impl Default for TournamentQueue {
+    fn default() -> Self {
+        Self::with_capacity(2)
+    }
+}
+
+impl TournamentQueue {
+    /// An empty queue for ids below `capacity` (it grows for larger ids).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let leaves = capacity.max(2).next_power_of_two();
+        TournamentQueue { tree: vec![EMPTY; 2 * leaves], leaves, next_seq: 0 }
+    }
+
+    #[inline]
+    fn write(&mut self, id: u32, key: u128) {
+        let tree = &mut self.tree[..2 * self.leaves];
+        let mut v = self.leaves + id as usize;
+        tree[v] = key;
+        let mut least = key;
+        while v > 1 {
+            least = min_key(least, tree[v ^ 1]);
+            v >>= 1;
+            tree[v] = least;
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, id: u32) {
+        let leaves = (id as usize + 1).next_power_of_two();
+        let mut tree = vec![EMPTY; 2 * leaves];
+        tree[leaves..leaves + self.leaves].copy_from_slice(&self.tree[self.leaves..]);
+        for v in (1..leaves).rev() {
+            tree[v] = tree[2 * v].min(tree[2 * v + 1]);
+        }
+        (self.tree, self.leaves) = (tree, leaves);
+    }
+
+    /// Schedules event `id` (at most [`MAX_ID`]) at `time` (>= 0), replacing its pending event
+    /// if it has one; returns the sequence number.
+    #[inline]
+    pub fn schedule(&mut self, time: f64, id: u32) -> u64 {
+        if id as usize >= self.leaves {
+            self.grow(id);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.write(id, key(time, seq, id));
+        seq
+    }
+
+    /// Cancels the pending event of `id`; true if there was one.
+    #[inline]
+    pub fn remove(&mut self, id: u32) -> bool {
+        let pending = self.tree.get(self.leaves + id as usize).is_some_and(|&k| k != EMPTY);
+        if pending {
+            self.write(id, EMPTY);
+        }
+        pending
+    }
+
+    /// The earliest event.
+    #[inline]
+    pub fn peek(&self) -> Option<Entry> {
+        let top = self.tree[1];
+        (top != EMPTY).then(|| unpack(top))
+    }
+
+    /// Removes and returns the earliest event.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Entry> {
+        let top = self.peek()?;
+        self.write(top.id, EMPTY);
+        Some(top)
+    }
+
+    /// True once [`MAX_SEQ`] events have been scheduled (as [`EventQueue::exhausted`]).
+    pub fn exhausted(&self) -> bool {
+        self.next_seq > MAX_SEQ
+    }
+
+    /// Number of pending events (counts the leaves: for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.tree[self.leaves..].iter().filter(|&&k| k != EMPTY).count()
+    }
+
+    /// True when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.tree[1] == EMPTY
+    }
+
+    /// Cancels every pending event (the sequence counter keeps counting).
+    pub fn clear(&mut self) {
+        self.tree.fill(EMPTY);
     }
 }
 
@@ -265,6 +418,53 @@ mod tests {
             reference.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             assert_eq!(q.peek().map(|e| (e.time, e.seq, e.id)), reference.first().copied());
         }
+    }
+
+    #[test]
+    fn min_key_is_the_smaller_key() {
+        let edges = [0, 1, u64::MAX as u128, 1 << 64, (1 << 64) + 1, EMPTY - 1, EMPTY];
+        let mut rng = crate::rng::Seeds::new(6).stream(crate::rng::Purpose::ComputeTime, 0, 0);
+        use rand::Rng;
+        let random: Vec<u128> = (0..200).map(|_| rng.random::<u128>() >> rng.random_range(0..128)).collect();
+        for &a in edges.iter().chain(&random) {
+            for &b in edges.iter().chain(&random) {
+                assert_eq!(min_key(a, b), a.min(b), "{a:#x} {b:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn tournament_queue_pops_like_a_sorted_list_of_one_event_per_id() {
+        use rand::Rng;
+        let mut rng = crate::rng::Seeds::new(7).stream(crate::rng::Purpose::ComputeTime, 0, 0);
+        let mut q = TournamentQueue::with_capacity(4); // ids up to 40: grows three times
+        let mut reference: Vec<Option<(f64, u64)>> = vec![None; 41]; // pending (time, seq) per id
+        let earliest = |r: &[Option<(f64, u64)>]| {
+            (0..r.len())
+                .filter_map(|id| r[id].map(|(t, s)| (t, s, id as u32)))
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+        };
+        for _ in 0..5000 {
+            let id = rng.random_range(0..41u32);
+            match rng.random_range(0..4) {
+                0 => {
+                    let top = earliest(&reference);
+                    assert_eq!(q.pop().map(|e| (e.time, e.seq, e.id)), top);
+                    if let Some((_, _, id)) = top {
+                        reference[id as usize] = None;
+                    }
+                }
+                1 => assert_eq!(q.remove(id), reference[id as usize].take().is_some()),
+                _ => {
+                    let t = rng.random_range(0..50u32) as f64; // coarse, for many ties
+                    reference[id as usize] = Some((t, q.schedule(t, id)));
+                }
+            }
+            assert_eq!(q.peek().map(|e| (e.time, e.seq, e.id)), earliest(&reference));
+            assert_eq!(q.len(), reference.iter().flatten().count());
+        }
+        q.clear();
+        assert!(q.is_empty() && q.peek().is_none());
     }
 
     #[test]
