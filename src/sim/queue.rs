@@ -14,8 +14,8 @@
 //!   queue until 2026-12-07.
 //! - [`IndexedQueue`]: the `priority-queue` crate, which supports real removal by key.
 //!
-//! The winner tree is the fastest at every size measured, 1.5× the binary heap with 20 pending
-//! events and 3.8× with 100,000 (figures in the README), once its minima are conditional moves:
+//! The winner tree is the fastest at every size measured, 1.6× the binary heap with 20 pending
+//! events and 3.1× with 100,000 (figures in the README), once its minima are conditional moves:
 //! LLVM compiled `u128::min` in its loop to a branch, which the random keys mispredict, and the
 //! tree was then slower than the heap. (A hand-written 4-ary heap, tried earlier, was faster than
 //! the binary heap only above ~50,000 pending events and was dropped.)
