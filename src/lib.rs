@@ -26,6 +26,7 @@ pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod learner;
+pub mod memory;
 pub mod model;
 pub mod plot;
 pub mod rng;

@@ -45,7 +45,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::objective::{Objective, Scratch};
-use crate::rng::{Purpose, Seeds};
+use crate::rng::{Purpose, Seeds, Stream};
 
 /// Total floating-point work (estimated by [`Objective::gradient_flops`]) below which a batch of
 /// jobs is computed on the calling thread: a rayon dispatch costs a few microseconds.
@@ -193,6 +193,12 @@ impl JobStore {
         job.version = self.version;
         self.pending.push(slot);
         ((job.generation as u64) << 32) | slot as u64
+    }
+
+    /// The data stream of job `id` (as [`run_job`] starts it).
+    pub(crate) fn stream(&self, id: u64, seeds: Seeds) -> Stream {
+        let job = self.job(id);
+        seeds.stream(Purpose::Data, job.worker as u64, job.index)
     }
 
     pub(crate) fn arrive(&mut self, id: u64, weight: f64) {
@@ -444,7 +450,7 @@ fn run_job(
     result: &mut [f32],
 ) -> f32 {
     let worker = job.worker as usize;
-    let mut rng = seeds.stream(Purpose::Data, worker as u64, job.index);
+    let mut rng = seeds.stream(Purpose::Data, job.worker as u64, job.index);
     if job.steps == 1 {
         return objective.gradient(worker, base, &mut rng, &mut work.scratch, result);
     }

@@ -92,7 +92,7 @@ impl LogisticData {
         let mut rng = seeds.stream(Purpose::Synthetic, 2, 0);
         let scale = 1.0 / (dim as f64).sqrt();
         let planted: Vec<f64> = (0..dim).map(|_| scale * normal(&mut rng)).collect();
-        let mut features = vec![0.0f32; workers * samples * dim];
+        let mut features = crate::memory::zeroed_f32(workers * samples * dim);
         let mut labels = vec![0.0f32; workers * samples];
         features.par_chunks_mut(samples * dim).zip(labels.par_chunks_mut(samples)).enumerate().for_each(
             |(m, (x, y))| {
@@ -288,7 +288,6 @@ impl Objective for Logistic<'_> {
         // Samples are handled in groups: all indices first, then all dot products, then the
         // updates, so that the (random, usually uncached) rows of a group are fetched from
         // memory in parallel. The values and their order are those of one sample at a time.
-        const GROUP: usize = 16;
         let mut loss = 0.0f32;
         let mut rows = [0usize; GROUP];
         let mut coefs = [0.0f32; GROUP];
@@ -298,7 +297,7 @@ impl Objective for Logistic<'_> {
             left -= n;
             for row in &mut rows[..n] {
                 *row = rng.random_range(0..data.samples);
-                prefetch(data.sample(worker, *row).0);
+                touch_lines(data.sample(worker, *row).0);
             }
             for (&i, coef) in rows[..n].iter().zip(&mut coefs[..n]) {
                 let (x, y) = data.sample(worker, i);
@@ -334,12 +333,46 @@ impl Objective for Logistic<'_> {
     fn probe_loss(&self, params: &[f32], _samples: usize, _rng: &mut Stream) -> f64 {
         self.evaluate(params).test_loss
     }
+
+    /// Starts fetching the first group of the minibatch's rows (drawn as
+    /// [`Objective::gradient`] will draw them) when the features do not fit the caches.
+    fn prefetch(&self, worker: usize, rng: &mut Stream) {
+        let data = self.data;
+        if std::mem::size_of_val(data.features.as_slice()) < PREFETCH_FROM_BYTES {
+            return;
+        }
+        for _ in 0..self.batch.min(GROUP) {
+            let row = rng.random_range(0..data.samples);
+            let (x, _) = data.sample(worker, row);
+            x.iter().step_by(16).chain(x.last()).for_each(prefetch_line);
+            prefetch_line(&data.labels[worker * data.samples + row]);
+        }
+    }
+}
+
+/// Samples of a minibatch are handled in groups of this many (see [`Objective::gradient`]).
+const GROUP: usize = 16;
+
+/// Feature arrays smaller than this (about a core's L2 cache) are not prefetched.
+const PREFETCH_FROM_BYTES: usize = 1 << 20;
+
+/// Asks the core to bring the cache line holding `v` into L1 without waiting for it.
+#[inline]
+#[allow(unsafe_code)]
+fn prefetch_line(v: &f32) {
+    // SAFETY: SSE is part of x86-64, and a prefetch reads nothing and cannot fault.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((v as *const f32).cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// Reads one value of every cache line of `x`, so that the lines of a group's rows are fetched
 /// from memory at the same time rather than one row after another (the values are unchanged).
 #[inline]
-fn prefetch(x: &[f32]) {
+fn touch_lines(x: &[f32]) {
     let touched = x.iter().step_by(16).chain(x.last()).fold(0.0f32, |a, &v| a + v);
     std::hint::black_box(touched);
 }

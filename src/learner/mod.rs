@@ -234,7 +234,9 @@ impl<'a> Learner<'a> {
 
     /// Worker `worker` starts a gradient job at the current model; returns its id.
     pub fn start_job(&mut self, worker: usize) -> u64 {
-        self.jobs.start(worker, 1)
+        let id = self.jobs.start(worker, 1);
+        self.objective.prefetch(worker, &mut self.jobs.stream(id, self.seeds));
+        id
     }
 
     /// Worker `worker` starts `steps` (Q) local SGD steps from the current model with the local
@@ -242,7 +244,9 @@ impl<'a> Learner<'a> {
     /// worker's model delta is η times it. Returns the job id.
     pub fn start_local_job(&mut self, worker: usize, steps: u32) -> u64 {
         assert!(steps >= 1, "a job has at least one step");
-        self.jobs.start(worker, steps)
+        let id = self.jobs.start(worker, steps);
+        self.objective.prefetch(worker, &mut self.jobs.stream(id, self.seeds));
+        id
     }
 
     /// The number of model updates so far ([`Learner::apply`] calls and rounds): the version a

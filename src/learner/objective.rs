@@ -60,6 +60,11 @@ pub trait Objective: Sync {
     fn shard_sizes(&self) -> Option<Vec<usize>> {
         None
     }
+    /// A hint, when a job starts, that [`Objective::gradient`] of `worker` will later be called
+    /// with a stream in `rng`'s state: an objective whose samples are read at random from memory
+    /// can start fetching the first minibatch's rows now, so that the fetch overlaps the event
+    /// handling in between. Must not change any value; the default does nothing.
+    fn prefetch(&self, _worker: usize, _rng: &mut Stream) {}
 }
 
 /// Where each worker draws its samples from.
