@@ -20,8 +20,9 @@ pub struct KBatchSync<H = ()> {
     round: u64,
     start: f64,
     arrivals: usize,
-    started: u32,
     counts: Vec<u32>,
+    /// When each worker's current step started.
+    step_start: Vec<f64>,
     /// The job each worker is computing (None: idle).
     current: Vec<Option<u64>>,
 }
@@ -38,8 +39,8 @@ impl<H: ServerHooks> KBatchSync<H> {
             round: 0,
             start: 0.0,
             arrivals: 0,
-            started: 0,
             counts: vec![0; workers],
+            step_start: vec![0.0; workers],
             current: vec![None; workers],
         }
     }
@@ -53,7 +54,6 @@ impl<H: ServerHooks> KBatchSync<H> {
         act.epoch(self.round);
         self.start = now;
         self.arrivals = 0;
-        self.started = 0;
         self.counts.fill(0);
         for m in 0..self.workers {
             let job = self.hooks.job_started(m);
@@ -71,10 +71,11 @@ impl<H: ServerHooks> Algorithm for KBatchSync<H> {
         }
     }
 
-    fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
+    fn on_step(&mut self, worker: usize, now: f64, act: &mut Actions) {
         let done = self.current[worker].take().expect("a finished worker had a job");
         act.send_data(Node::Worker(worker), Node::Server, self.model_bytes, self.round, done);
         self.current[worker] = Some(self.hooks.job_started(worker));
+        self.step_start[worker] = now;
         act.step(worker);
     }
 
@@ -85,8 +86,8 @@ impl<H: ServerHooks> Algorithm for KBatchSync<H> {
         }
         match (msg.from, msg.to) {
             (Node::Server, Node::Worker(m)) => {
-                self.started += 1;
                 self.current[m] = Some(msg.data);
+                self.step_start[m] = now;
                 act.step(m);
             }
             (Node::Worker(m), Node::Server) => {
@@ -103,8 +104,13 @@ impl<H: ServerHooks> Algorithm for KBatchSync<H> {
 
     fn on_timer(&mut self, _tag: u64, now: f64, act: &mut Actions) {
         act.cancel_all();
-        for job in self.current.iter_mut().filter_map(Option::take) {
-            self.hooks.discard(job);
+        // a step that started this instant never ran (the engine gives its draw back)
+        let mut cancelled = 0;
+        for (job, &start) in self.current.iter_mut().zip(&self.step_start) {
+            if let Some(job) = job.take() {
+                self.hooks.discard(job);
+                cancelled += (start < now) as u32;
+            }
         }
         let record = RoundRecord {
             round: self.round,
@@ -115,7 +121,7 @@ impl<H: ServerHooks> Algorithm for KBatchSync<H> {
             uploaders: self.counts.iter().filter(|&&c| c > 0).count() as u32,
             uploads: self.arrivals as u32,
             updates: self.arrivals as u64,
-            cancelled: self.started,
+            cancelled,
             counts: self.counts.clone(),
         };
         let go_on = self.hooks.update(&record);

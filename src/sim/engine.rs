@@ -196,6 +196,8 @@ struct WorkerSlot {
     /// Epoch the clock is keyed for.
     epoch: u64,
     busy: bool,
+    /// When the step in progress started.
+    started: f64,
     /// Steps started in the current epoch (for event records).
     steps: u64,
 }
@@ -251,7 +253,7 @@ impl<'a> Engine<'a> {
     /// An engine for `workers` workers at time 0, epoch 0.
     pub fn new(workers: usize, compute: &'a ComputeTime, comm: &'a CommTime, seeds: Seeds) -> Self {
         let workers_vec = (0..workers)
-            .map(|w| WorkerSlot { clock: compute.clock(&seeds, w, 0), epoch: 0, busy: false, steps: 0 })
+            .map(|w| WorkerSlot { clock: compute.clock(&seeds, w, 0), epoch: 0, busy: false, started: 0.0, steps: 0 })
             .collect();
         let links = if comm.is_zero() {
             Vec::new()
@@ -428,6 +430,7 @@ impl<'a> Engine<'a> {
                     }
                     let duration = self.compute.next(w, &mut slot.clock, self.now);
                     slot.busy = true;
+                    slot.started = self.now;
                     slot.steps += 1;
                     let at = self.now + duration;
                     self.schedule(at, w as u32);
@@ -473,6 +476,12 @@ impl<'a> Engine<'a> {
             slot.busy = false;
             if dequeue {
                 self.queue.remove(w as u32);
+            }
+            if slot.started == self.now {
+                // cancelled the instant it started: it never ran, and leaves no trace
+                self.compute.give_back(&mut slot.clock);
+                slot.steps -= 1;
+                return Ok(());
             }
             self.stats.cancelled += 1;
             if events {

@@ -58,7 +58,8 @@ struct WorkerRound {
     clock: WorkerClock,
     /// Steps completed by T (N_m).
     count: u32,
-    /// Durations the engine would have drawn (N_m, plus one for a step cancelled in progress).
+    /// Durations the engine would have drawn and kept (N_m, plus one for a step cancelled in
+    /// progress).
     draws: u64,
 }
 
@@ -305,16 +306,21 @@ impl<'a> RoundKernel<'a> {
             if target == 0 || s.begin > t_close {
                 return; // not taking part, or the model had not arrived: never started
             }
+            // `last`: when the worker's last completed step ended (its begin when none did)
+            let last;
             if s.finish <= t_close {
-                s.count = target + compute.steps_until(m, &mut s.clock, s.finish, t_close, max_steps - target);
+                let (extra, end) = compute.steps_until(m, &mut s.clock, s.finish, t_close, max_steps - target);
+                (s.count, last) = (target + extra, end);
             } else if !times.is_empty() {
                 // the times are increasing: a branchless count beats a binary search at these lengths
                 s.count = times[..target as usize].iter().map(|&t| (t <= t_close) as u32).sum();
+                last = if s.count == 0 { s.begin } else { times[s.count as usize - 1] };
             } else {
                 fresh_clock(m, &mut s.clock);
-                s.count = compute.steps_until(m, &mut s.clock, s.begin, t_close, u32::MAX);
+                (s.count, last) = compute.steps_until(m, &mut s.clock, s.begin, t_close, u32::MAX);
             }
-            s.draws = s.count as u64 + (s.count < max_steps) as u64;
+            // a step in progress at T is cancelled; one that would start at T never runs
+            s.draws = s.count as u64 + (s.count < max_steps && last < t_close) as u64;
         };
         for_each_worker(&mut self.scratch, &mut self.times, stride, second_pass);
 

@@ -10,7 +10,8 @@
 //!    once it reaches its maximum (its target, or the cap when extra steps are allowed).
 //! 3. When the K-th participant completes its target at time T, a timer is set at T; steps that
 //!    finish exactly at T still count (ties are FIFO). At the timer every step in progress is
-//!    cancelled. A plan with a deadline D also closes at start + D if that comes first (steps
+//!    cancelled; a step that would start exactly at T (after a completion at T) never runs:
+//!    it is not counted as cancelled and does not use up a row of a replayed trace. A plan with a deadline D also closes at start + D if that comes first (steps
 //!    that finish exactly then count too).
 //! 4. Every participant with at least one completed step uploads (or as many as the plan asks);
 //!    the round ends when the last upload arrives (at the closing time when none does), and the
@@ -174,7 +175,8 @@ pub struct RoundSync<P> {
     start: f64,
     compute_end: f64,
     counts: Vec<u32>,
-    started: Vec<bool>,
+    /// When each worker's latest step started (∞: no step this round).
+    step_start: Vec<f64>,
     reached: usize,
     closing: bool,
     computing: bool,
@@ -194,7 +196,7 @@ impl<P: RoundPolicy> RoundSync<P> {
             start: 0.0,
             compute_end: 0.0,
             counts: vec![0; workers],
-            started: vec![false; workers],
+            step_start: vec![f64::INFINITY; workers],
             reached: 0,
             closing: false,
             computing: false,
@@ -218,7 +220,7 @@ impl<P: RoundPolicy> RoundSync<P> {
         act.epoch(self.round);
         self.start = now;
         self.counts.fill(0);
-        self.started.fill(false);
+        self.step_start.fill(f64::INFINITY);
         self.reached = 0;
         self.closing = false;
         self.computing = true;
@@ -268,6 +270,7 @@ impl<P: RoundPolicy> Algorithm for RoundSync<P> {
             }
         }
         if *count < self.plan.max_steps(worker) {
+            self.step_start[worker] = now;
             act.step(worker);
         }
     }
@@ -278,7 +281,7 @@ impl<P: RoundPolicy> Algorithm for RoundSync<P> {
         }
         match msg.to {
             Node::Worker(m) if self.computing => {
-                self.started[m] = true;
+                self.step_start[m] = now;
                 act.step(m);
             }
             Node::Server => {
@@ -304,8 +307,9 @@ impl<P: RoundPolicy> Algorithm for RoundSync<P> {
         self.computing = false;
         self.compute_end = now;
         act.cancel_all();
+        // steps that started this instant never ran (the engine gives their draw back)
         self.cancelled = (0..self.counts.len())
-            .filter(|&m| self.started[m] && self.counts[m] < self.plan.max_steps(m))
+            .filter(|&m| self.step_start[m] < now && self.counts[m] < self.plan.max_steps(m))
             .count() as u32;
         self.uploaders = 0;
         for (m, &c) in self.counts.iter().enumerate() {

@@ -310,17 +310,34 @@ impl ComputeTime {
 
     /// Steps that `worker` completes back to back from `start` by `deadline` (a step ending
     /// exactly at `deadline` counts), at most `limit`, drawing one duration past the last
-    /// completed step unless `limit` is reached.
-    pub fn steps_until(&self, worker: usize, clock: &mut WorkerClock, start: f64, deadline: f64, limit: u32) -> u32 {
-        let (mut t, mut count) = (start, 0);
+    /// completed step unless `limit` is reached; also returns when the last completed step
+    /// ended (`start` when none did).
+    pub fn steps_until(
+        &self,
+        worker: usize,
+        clock: &mut WorkerClock,
+        start: f64,
+        deadline: f64,
+        limit: u32,
+    ) -> (u32, f64) {
+        let (mut last, mut count) = (start, 0);
         while count < limit {
-            t += self.next(worker, clock, t);
+            let t = last + self.next(worker, clock, last);
             if t > deadline {
                 break;
             }
-            count += 1;
+            (last, count) = (t, count + 1);
         }
-        count
+        (count, last)
+    }
+
+    /// Undoes the draw of a step that was cancelled the instant it started, so that it does not
+    /// use up a trace row (random streams are re-keyed every round, so for them a wasted draw
+    /// changes nothing in the round-synchronous algorithms).
+    pub fn give_back(&self, clock: &mut WorkerClock) {
+        if let Source::Trace(_) = &self.source {
+            clock.cursor -= 1;
+        }
     }
 
     /// Sets a clock's trace position (used by the per-round kernel, which replays rounds).
