@@ -846,25 +846,29 @@ impl RawExperiment {
 
 impl RawProblem {
     fn validate(&self, workers: usize) -> Result<Problem> {
-        let set = |keys: &[(&'static str, bool)]| keys.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect::<Vec<_>>();
-        let quadratic_keys = set(&[
+        // the keys given, and the ones each kind takes (besides `kind` and `dim`)
+        let given = [
             ("centers", self.centers.is_some()),
             ("center_spread", self.center_spread.is_some()),
             ("curvatures", self.curvatures.is_some()),
             ("noise", self.noise.is_some()),
             ("init", self.init.is_some()),
-        ]);
-        let logistic_keys = set(&[
+            ("multiplicative_noise", self.multiplicative_noise.is_some()),
+            ("mu", self.mu.is_some()),
             ("samples_per_worker", self.samples_per_worker.is_some()),
             ("ridge", self.ridge.is_some()),
             ("heterogeneity", self.heterogeneity.is_some()),
-        ]);
-        let foreign = match self.kind.as_str() {
-            "quadratic" => logistic_keys.first(),
-            "logistic" => quadratic_keys.first(),
-            _ => None,
+        ];
+        let takes: &[&str] = match self.kind.as_str() {
+            "quadratic" => &["centers", "center_spread", "curvatures", "noise", "init"],
+            "logistic" => &["samples_per_worker", "ridge", "heterogeneity"],
+            "noisy_quadratic" => &["curvatures", "multiplicative_noise", "noise", "init"],
+            "piecewise_quadratic" => &["mu", "noise", "init"],
+            _ => &[], // an unknown kind is reported below
         };
-        if let Some(key) = foreign {
+        if !takes.is_empty()
+            && let Some((key, _)) = given.iter().find(|(key, set)| *set && !takes.contains(key))
+        {
             return Err(Error::Config(format!("problem.{key} does not apply to kind = '{}'", self.kind)));
         }
         match self.kind.as_str() {
@@ -903,6 +907,17 @@ impl RawProblem {
                     return Err(Error::invalid("problem.dim", 0, "must be at least 1"));
                 }
                 check_problem_memory("problem.dim × M", format!("{dim} × {workers}"), dim, workers as u128, 8)?;
+                for (key, values) in [("curvatures", &self.curvatures), ("init", &self.init)] {
+                    if let Some(v) = values
+                        && v.len() != dim
+                    {
+                        return Err(Error::invalid(
+                            format!("problem.{key}"),
+                            format!("{} values", v.len()),
+                            format!("must have dim = {dim} values"),
+                        ));
+                    }
+                }
                 if let Some(c) = &self.centers
                     && c.len() != workers
                 {
@@ -1335,19 +1350,6 @@ impl RawProblem {
     fn validate_homogeneous(&self, workers: usize) -> Result<Problem> {
         let noisy = self.kind == "noisy_quadratic";
         let at = |key: &str| format!("problem.{key}");
-        let not_for = |key: &str| Error::Config(format!("problem.{key} does not apply to kind = '{}'", self.kind));
-        if self.centers.is_some() {
-            return Err(not_for("centers"));
-        }
-        if self.center_spread.is_some() {
-            return Err(not_for("center_spread"));
-        }
-        if noisy && self.mu.is_some() {
-            return Err(not_for("mu"));
-        }
-        if !noisy && (self.multiplicative_noise.is_some() || self.curvatures.is_some()) {
-            return Err(not_for(if self.curvatures.is_some() { "curvatures" } else { "multiplicative_noise" }));
-        }
         let default_dim = if noisy { 3 } else { 1 };
         let dim = self
             .dim

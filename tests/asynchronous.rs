@@ -766,6 +766,11 @@ fn bad_asynchronous_input_exits_2_naming_the_value() {
         (&["--algorithm", "async", "--compute-time", "jitter(shift=1)"], &["missing sd"]),
         (&["--algorithm", "async", "--compute-time", "jitter(sd=profile(b=-1))"], &["worker 0"]),
         (&["--algorithm", "async", "--time", "5"], &["--time = 5", "stsyn theory"]),
+        // a round that collects 2^28 results or more would not end (refused by `run` too)
+        (&["--algorithm", "rennala", "-K", "268435456"], &["wait (K) = 268435456", "2^28"]),
+        (&["--algorithm", "malenia", "-K", "18446744073709551615"], &["wait (K) = 18446744073709551615"]),
+        (&["--algorithm", "fedbuff", "-U", "1", "-K", "18446744073709551615"], &["wait (K)", "2^28"]),
+        (&["--algorithm", "fedbuff", "-K", "2", "-U", "268435456"], &["local steps (U) = 268435456"]),
     ];
     for (args, needles) in cases {
         let mut all = base.to_vec();
@@ -774,6 +779,17 @@ fn bad_asynchronous_input_exits_2_naming_the_value() {
     }
     assert_bad_input(&["theory", "--algorithm", "async", "-M", "3", "--time", "nan"], &["--time = NaN"]);
     assert_bad_input(&["theory", "--algorithm", "async", "-M", "3", "--time", "5"], &["--time = 5", "fixed model"]);
+    // The fixed-model searches stop at 2^28 as the simulator does, and fail before printing.
+    let fixed = ["theory", "-M", "5", "--compute-time", "const(1)", "--algorithm"];
+    for (args, needles) in [
+        (&["async", "--rounds", "100000000000000000"][..], &["--rounds = 100000000000000000", "2^28"][..]),
+        (&["rennala", "-K", "1000000000000000000"], &["wait (K) = 1000000000000000000"]),
+        (&["async", "--time", "1e17"], &["--time = 1e17", "2^53"]),
+    ] {
+        let all: Vec<&str> = fixed.iter().chain(args).copied().collect();
+        let out = assert_bad_input(&all, needles);
+        assert!(out.stdout.is_empty(), "{all:?} printed before failing");
+    }
     let dir = tempfile::tempdir().unwrap();
     let configs: &[(&str, &str, &[&str])] = &[
         ("", "[[algorithms]]\nname = \"rennala\"\n", &["rennala needs wait"]),
@@ -808,6 +824,21 @@ fn bad_asynchronous_input_exits_2_naming_the_value() {
         let out = dir.path().join(format!("out{i}"));
         assert_bad_input(&["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"], needles);
         assert!(!out.exists(), "a bad config created {}", out.display());
+    }
+    // Every kind rejects the keys of the others, and a list of the wrong length is named.
+    for (edit, needles) in [
+        ("mu = 2", &["problem.mu", "quadratic"][..]),
+        ("multiplicative_noise = 5", &["problem.multiplicative_noise", "quadratic"]),
+        ("curvatures = [1, 2]", &["problem.curvatures", "2 values", "dim = 3"]),
+    ] {
+        let text = format!("{EXPERIMENT}[[algorithms]]\nname = \"asgd\"\n")
+            .replace("noise = 0.1", &format!("noise = 0.1\n{edit}"));
+        let config = dir.path().join("keys.toml");
+        std::fs::write(&config, text).unwrap();
+        assert_bad_input(
+            &["run", config.to_str().unwrap(), "-q", "--out", dir.path().join("o").to_str().unwrap()],
+            needles,
+        );
     }
     // A logistic problem rejects the quadratic's keys.
     let text =

@@ -10,7 +10,7 @@ pub fn stsyn(args: &[&str]) -> Output {
 
 /// Asserts exit code 2, a one-line message on stderr (warnings aside) containing every needle,
 /// and no panic.
-pub fn assert_bad_input(args: &[&str], needles: &[&str]) {
+pub fn assert_bad_input(args: &[&str], needles: &[&str]) -> std::process::Output {
     let out = stsyn(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {err}");
@@ -20,6 +20,7 @@ pub fn assert_bad_input(args: &[&str], needles: &[&str]) {
     for n in needles {
         assert!(lines[0].contains(n), "args {args:?}: '{}' lacks '{n}'", lines[0]);
     }
+    out
 }
 
 #[test]

@@ -824,6 +824,9 @@ fn malenia_round_time_bisected_equals_stepping_through_every_completion() {
             assert_eq!(fixed::malenia_round_time(taus, s).unwrap(), stepped(taus, s), "τ = {taus:?}, S = {s}");
         }
     }
-    // a batch far beyond what stepping could reach: equal τ, Σ 1/B_i = M·τ/t ≤ M²/S at t = S·τ/M
-    assert_eq!(fixed::malenia_round_time(&[2.0; 4], 1_000_000_000_000).unwrap(), 5e11);
+    // a batch far beyond what stepping could reach: equal τ, Σ 1/B_i = M·τ/t ≤ M²/S at t = S·τ/M;
+    // from 2^28 on (as in the simulator) the search is refused
+    assert_eq!(fixed::malenia_round_time(&[2.0; 4], 268_435_452).unwrap(), 134_217_726.0);
+    let refused = fixed::malenia_round_time(&[2.0; 4], 1 << 28).unwrap_err().to_string();
+    assert!(refused.contains("S (batch size) = 268435456") && refused.contains("2^28"), "{refused}");
 }

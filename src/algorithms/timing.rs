@@ -213,9 +213,14 @@ impl TimingSetup {
         if k > m && !counts_results {
             return Err(Error::invalid("wait (K)", k, format!("must be at most M = {m}")));
         }
+        if counts_results {
+            // one round collects K results: a round that long would not end
+            crate::sim::check_steps_per_round("wait (K)", k as u64)?;
+        }
         if u == 0 {
             return Err(Error::invalid("local steps (U)", u, "must be at least 1"));
         }
+        crate::sim::check_steps_per_round("local steps (U)", u.into())?;
         if self.rounds == 0 {
             return Err(Error::invalid("rounds", 0, "must be at least 1"));
         }
@@ -768,12 +773,17 @@ impl TimingSetup {
         }
         let (m, k, u, rounds) = (self.workers as f64, self.wait as u64, self.local_steps, self.rounds);
         let none = TheoryValues::default();
-        let asgd_mean =
-            |taus: &[f64], events: u64| -> Result<f64> { Ok(fixed::rennala_round_time(taus, events)? / rounds as f64) };
+        // the time of the last update over the number of updates (not computed from 2^28 on)
+        let asgd_mean = |taus: &[f64], events: u64| -> Result<Option<f64>> {
+            if events >= fixed::MAX_COUNT {
+                return Ok(None);
+            }
+            Ok(Some(fixed::nth_completion_time(taus, events, "rounds")? / rounds as f64))
+        };
         let cancel = !self.asynchronous.ignore_stale;
         let values = match self.algorithm {
             TimingAlgorithm::Async => TheoryValues {
-                round_time: Some(asgd_mean(&taus, rounds)?),
+                round_time: asgd_mean(&taus, rounds)?,
                 updates_per_worker: Some(1.0 / m),
                 uploaders: Some(1.0),
             },
@@ -782,7 +792,7 @@ impl TimingSetup {
                     && self.asynchronous.delay_threshold.expect("checked") > fixed::asgd_max_delay(&taus)? =>
             {
                 TheoryValues {
-                    round_time: Some(asgd_mean(&taus, rounds)?),
+                    round_time: asgd_mean(&taus, rounds)?,
                     updates_per_worker: Some(1.0 / m),
                     uploaders: Some(1.0),
                 }
@@ -800,7 +810,7 @@ impl TimingSetup {
             TimingAlgorithm::FedBuff if self.asynchronous.concurrency.is_none_or(|c| c == self.workers) => {
                 let client_times: Vec<f64> = taus.iter().map(|t| t * u as f64).collect();
                 TheoryValues {
-                    round_time: Some(asgd_mean(&client_times, k * rounds)?),
+                    round_time: asgd_mean(&client_times, k.saturating_mul(rounds))?,
                     updates_per_worker: Some((k * u as u64) as f64 / m),
                     uploaders: None,
                 }

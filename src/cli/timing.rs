@@ -323,13 +323,15 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
     }
     check_time(&setup, args.time)?;
     let theory = setup.theory()?;
+    // computed before anything is printed, so that a bad value fails with no partial output
+    let fixed_model = fixed_model_json(&setup, args.time)?;
     if args.json {
         let value = json!({
             "setup": setup_json(&setup, args),
             "theory": theory_json(&theory),
             "theory_note": setup.theory_note(),
             "updates_distribution": setup.updates_distribution()?,
-            "fixed_model": fixed_model_json(&setup, args.time)?,
+            "fixed_model": fixed_model,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -459,7 +461,7 @@ fn print_fixed_model_oracles(s: &TimingSetup, time: Option<f64>) -> Result<()> {
             }
         }
         TimingAlgorithm::Async => {
-            let t = fixed::rennala_round_time(&taus, s.rounds)?;
+            let t = fixed::nth_completion_time(&taus, s.rounds, "--rounds")?;
             println!(
                 "  update {} at time {t:.8}; updates by then Σ_i ⌊t/τ_i⌋ = {}",
                 s.rounds,
@@ -500,7 +502,7 @@ fn fixed_model_json(s: &TimingSetup, time: Option<f64>) -> Result<Value> {
             "asgd_max_delay": if taus.len() <= 4096 { Some(fixed::asgd_max_delay(&taus)?) } else { None },
         }),
         TimingAlgorithm::Async => {
-            let t = fixed::rennala_round_time(&taus, s.rounds)?;
+            let t = fixed::nth_completion_time(&taus, s.rounds, "--rounds")?;
             let by_time = time.map(|t| fixed::asgd_updates_by(&taus, t)).transpose()?;
             json!({
                 "last_update_time": t,

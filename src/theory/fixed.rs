@@ -53,8 +53,14 @@ pub fn sync_round_time(taus: &[f64]) -> Result<f64> {
 /// {k·τ_i : k ≥ 1}. Found by bisection on the count, then by stepping from completion to
 /// completion, so it costs O(M·log) rather than O(S).
 pub fn rennala_round_time(taus: &[f64], batch: u64) -> Result<f64> {
+    nth_completion_time(taus, batch, "S (batch size)")
+}
+
+/// The `n`-th smallest completion time k·τ_i (the time of vanilla ASGD's n-th update, Rennala's
+/// round with S = n); `count_name` names n in errors.
+pub fn nth_completion_time(taus: &[f64], batch: u64, count_name: &str) -> Result<f64> {
     check_taus(taus)?;
-    check_count("S (batch size)", batch)?;
+    check_searched_count(count_name, batch)?;
     let fastest = taus.iter().copied().fold(f64::INFINITY, f64::min);
     // At t = S·τ_min the fastest worker alone has done S gradients.
     Ok(first_completion_after(taus, 0.0, batch as f64 * fastest, |t| completions_by(taus, t) >= batch))
@@ -95,7 +101,7 @@ fn first_completion_after(taus: &[f64], mut lo: f64, mut hi: f64, holds: impl Fn
 /// is, in O(M·log) rather than O(S·M).
 pub fn malenia_round_time(taus: &[f64], batch: u64) -> Result<f64> {
     check_taus(taus)?;
-    check_count("S (batch size)", batch)?;
+    check_searched_count("S (batch size)", batch)?;
     let m = taus.len() as f64;
     let limit = m * m / batch as f64 * (1.0 + 1e-12);
     let holds = |t: f64| taus.iter().map(|&tau| 1.0 / tolerant_floor(t / tau)).sum::<f64>() <= limit;
@@ -181,3 +187,17 @@ fn check_count(name: &str, value: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// The counts that the searches for a completion time take (S, the update number) are also
+/// below 2^28, as in the simulator: they count completions in f64 with the tolerance of
+/// [`tolerant_floor`], and would step through ever more completions beyond.
+fn check_searched_count(name: &str, value: u64) -> Result<()> {
+    check_count(name, value)?;
+    if value >= MAX_COUNT {
+        return Err(Error::invalid(name, value, "must be below 2^28 (268435456), as in the simulator"));
+    }
+    Ok(())
+}
+
+/// Largest count + 1 that the oracles take: [`crate::sim::MAX_STEPS_PER_ROUND`].
+pub const MAX_COUNT: u64 = crate::sim::MAX_STEPS_PER_ROUND as u64;
