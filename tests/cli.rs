@@ -25,6 +25,10 @@ pub fn assert_bad_input(args: &[&str], needles: &[&str]) -> std::process::Output
 
 #[test]
 fn bad_timing_input_exits_2_with_the_value_named() {
+    assert_bad_input(
+        &["timing", "-M", "4", "-K", "2", "-U", "2", "--rounds", "3", "--rounds-csv", "Cargo.toml/r.csv"],
+        &["Cargo.toml is not a directory"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("rounds.csv");
     let csv = csv.to_str().unwrap();
@@ -42,7 +46,9 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=nan)"], &["mean = NaN"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=inf)"], &["mean = inf"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "weibull(k=2)"], &["unknown distribution 'weibull'"]),
-        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=1"], &["exp(mean=1"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=1"], &["exp(mean=1", "missing closing ')'"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=1)x"], &["exp(mean=1)x", "after the closing"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--uplink", ""], &["--uplink ''", "empty spec"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--speeds", "means(1,2,3)"], &["M = 4"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--uplink-bandwidth", "nan"], &["bandwidth", "NaN"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--link-speeds", "means(1,2)"], &["--link-speeds", "M = 4"]),

@@ -201,7 +201,7 @@ fn seed_problem(exp: &Experiment, loaded: &Loaded, seeds: &Seeds) -> Result<Seed
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
     let loaded = load(exp)?;
     let out = &opts.out;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::trace::file::create_dirs(out)?;
     // a reused directory keeps none of an earlier run's files, whatever this run writes
     let figures = crate::plot::FIGURE_STEMS.iter().flat_map(|s| [format!("{s}.svg"), format!("{s}.png")]);
     let tables =

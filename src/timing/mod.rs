@@ -392,14 +392,17 @@ impl Link {
     /// A link that takes no time.
     pub const ZERO: Link = Link { latency: None, bandwidth: None };
 
-    /// Parses a latency spec (`none`, `0` or a distribution) and an optional bandwidth; the
-    /// keys name them in errors.
+    /// Parses a latency spec (`none`, `0` or a distribution, any case) and an optional
+    /// bandwidth; the keys name them in errors.
     pub fn parse(what: &str, latency: &str, bandwidth_key: &str, bandwidth: Option<f64>) -> Result<Link> {
-        let text = latency.trim();
-        let latency = if text.is_empty() || text == "none" || text == "0" || text == "zero" {
+        let text = latency.trim().to_ascii_lowercase();
+        if text.is_empty() {
+            return Err(Error::parse(what, latency, "empty spec (none for a link that takes no time)"));
+        }
+        let latency = if text == "none" || text == "0" || text == "zero" {
             None
         } else {
-            let d = Dist::parse(what, text)?;
+            let d = Dist::parse(what, latency)?;
             if d == (Dist::Constant { value: 0.0 }) { None } else { Some(d) }
         };
         if let Some(b) = bandwidth

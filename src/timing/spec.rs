@@ -30,7 +30,12 @@ impl Spec {
             None => (text, ""),
             Some(open) => {
                 if !text.ends_with(')') {
-                    return Err(err("missing closing ')'"));
+                    let trailing = text.rfind(')').filter(|&close| close > open);
+                    return Err(err(if trailing.is_some() {
+                        "text after the closing ')'"
+                    } else {
+                        "missing closing ')'"
+                    }));
                 }
                 (&text[..open], &text[open + 1..text.len() - 1])
             }

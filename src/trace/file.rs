@@ -57,7 +57,7 @@ impl PendingFile {
             _ => target.to_path_buf(),
         };
         if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            create_dirs(dir)?;
         }
         let mut name = target
             .file_name()
@@ -171,4 +171,15 @@ mod tests {
         assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
         assert!(!Path::new("/dev/null.partial").exists());
     }
+}
+
+/// `create_dir_all(dir)`, with an error that names the part of `dir` that is a file when one is
+/// (the system's own message, "File exists", does not say which).
+pub fn create_dirs(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| match dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+        Some(file) => {
+            Error::invalid("output directory", dir.display(), format!("{} is not a directory", file.display()))
+        }
+        None => Error::io(dir, e),
+    })
 }
