@@ -134,6 +134,17 @@ impl Drop for PendingFile {
     }
 }
 
+/// `create_dir_all(dir)`, with an error that names the part of `dir` that is a file when one is
+/// (the system's own message, "File exists", does not say which).
+pub fn create_dirs(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| match dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+        Some(file) => {
+            Error::invalid("output directory", dir.display(), format!("{} is not a directory", file.display()))
+        }
+        None => Error::io(dir, e),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,15 +182,4 @@ mod tests {
         assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
         assert!(!Path::new("/dev/null.partial").exists());
     }
-}
-
-/// `create_dir_all(dir)`, with an error that names the part of `dir` that is a file when one is
-/// (the system's own message, "File exists", does not say which).
-pub fn create_dirs(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| match dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
-        Some(file) => {
-            Error::invalid("output directory", dir.display(), format!("{} is not a directory", file.display()))
-        }
-        None => Error::io(dir, e),
-    })
 }
