@@ -49,6 +49,9 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=1"], &["exp(mean=1", "missing closing ')'"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "exp(mean=1)x"], &["exp(mean=1)x", "after the closing"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--uplink", ""], &["--uplink ''", "empty spec"]),
+        // point masses at 0 under another name than const(0)
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "halfnormal(shift=0, sd=0)"], &["positive time"]),
+        (&["-M", "4", "-K", "2", "-U", "2", "--compute-time", "lognormal(mu=-1e10, sigma=0)"], &["positive time"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--speeds", "means(1,2,3)"], &["M = 4"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--uplink-bandwidth", "nan"], &["bandwidth", "NaN"]),
         (&["-M", "4", "-K", "2", "-U", "2", "--link-speeds", "means(1,2)"], &["--link-speeds", "M = 4"]),

@@ -183,6 +183,9 @@ impl Args {
                 }
             }
         }
+        if self.model_bytes > 0 && self.uplink_bandwidth.is_none() && self.downlink_bandwidth.is_none() {
+            eprintln!("warning: --model-bytes has no effect without --uplink-bandwidth or --downlink-bandwidth");
+        }
         if self.link_speeds != "same" && comm.is_zero() {
             eprintln!("warning: --link-speeds has no effect: every message is instantaneous (no --uplink/--downlink)");
         }

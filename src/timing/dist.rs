@@ -224,8 +224,10 @@ impl Dist {
     /// many steps at one instant.
     pub fn strictly_positive(&self) -> bool {
         // The continuous distributions put probability 0 on exactly 0 (a rounding to 0 is
-        // harmless: the worker simply draws again), so only a constant 0 is a problem.
-        !matches!(*self, Dist::Constant { value } if value <= 0.0)
+        // harmless: the worker simply draws again), so only a point mass at 0 is a problem:
+        // const(0), halfnormal(shift=0, sd=0), or a lognormal with σ = 0 and e^μ = 0 in f64 —
+        // the non-negative distributions whose mean is 0.
+        self.mean() != Some(0.0)
     }
 
     /// The canonical spec string (round-trips through [`Dist::parse`]).
