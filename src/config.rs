@@ -793,6 +793,16 @@ impl RawExperiment {
         if without_accuracy && self.target_accuracy.is_some() {
             warnings.push("target_accuracy not used: a quadratic [problem] has no test accuracy".to_string());
         }
+        if !matches!(problem, Problem::Network { .. }) {
+            for (raw, entry) in self.algorithms.iter().zip(&algorithms) {
+                if raw.probe_batch.is_some() {
+                    warnings.push(format!(
+                        "algorithms ('{}').probe_batch not used: on a [problem] the probe is the exact objective",
+                        entry.label
+                    ));
+                }
+            }
+        }
         for a in &algorithms {
             if let AlgorithmSpec::LocalSgd(s) = &a.spec {
                 // the schedule, with its intervals checked
@@ -819,8 +829,13 @@ impl RawExperiment {
         if let Problem::Network { precision, .. } = &problem {
             resolved.model.precision = Some(*precision);
         }
+        let network = matches!(problem, Problem::Network { .. });
         for (raw, entry) in resolved.algorithms.iter_mut().zip(&algorithms) {
+            let probe_batch = raw.probe_batch;
             raw.fill_defaults(entry);
+            if !network {
+                raw.probe_batch = probe_batch; // not used there (see the warning above)
+            }
         }
         resolved.stsyn_version = Some(env!("CARGO_PKG_VERSION").to_string());
         resolved.stsyn_commit = Some(env!("STSYN_COMMIT").to_string());
@@ -1029,6 +1044,10 @@ impl RawData {
     }
 }
 
+/// Most test samples AdaComm's and AdaSync's loss probe may draw (ten times CIFAR-10's test
+/// set; the probe runs after every round).
+pub const MAX_PROBE_BATCH: usize = 100_000;
+
 impl RawAlgorithm {
     /// Keys set in this entry, by name.
     fn set_keys(&self) -> Vec<&'static str> {
@@ -1127,10 +1146,17 @@ impl RawAlgorithm {
         positive(&format!("{at}.interval"), interval)
     }
 
-    /// `probe_batch` of AdaComm and AdaSync (default 400).
+    /// `probe_batch` of AdaComm and AdaSync (default 400, at most [`MAX_PROBE_BATCH`]).
     fn probe_batch(&self, at: &str) -> Result<usize> {
         match self.probe_batch.unwrap_or(400) {
             0 => Err(Error::invalid(format!("{at}.probe_batch"), 0, "must be at least 1")),
+            b if b > MAX_PROBE_BATCH => Err(Error::invalid(
+                format!("{at}.probe_batch"),
+                b,
+                format!(
+                    "must be at most {MAX_PROBE_BATCH} (the loss is probed on that many test samples after every round)"
+                ),
+            )),
             b => Ok(b),
         }
     }
@@ -1546,10 +1572,24 @@ fn check_overlap_algorithms(
                 }
                 let random = matches!(settings.graph, GraphSpec::ErdosRenyi { .. });
                 for &seed in if random { seeds } else { &seeds[..1] } {
-                    settings
+                    let graph = settings
                         .graph
                         .build(workers, &crate::rng::Seeds::new(seed))
                         .map_err(|e| if random { Error::Config(format!("seed {seed}: {e}")) } else { e })?;
+                    // b is capped at d_i − 1 per worker; at or above every degree it means nothing
+                    let max_degree = (0..workers).map(|i| graph.degree(i)).max().unwrap_or(0);
+                    if let crate::algorithms::dbw::Backup::Static(b) = settings.backup
+                        && b >= max_degree
+                    {
+                        return Err(Error::invalid(
+                            format!("algorithms ('{}').backup_workers", entry.label),
+                            b,
+                            format!(
+                                "must be below the graph's largest degree, {max_degree}{}: a worker waits for at least one neighbour",
+                                if random { format!(" (seed {seed})") } else { String::new() }
+                            ),
+                        ));
+                    }
                 }
             }
             AlgorithmSpec::Loscar(settings) => {

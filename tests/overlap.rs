@@ -738,6 +738,18 @@ fn bad_graphs_and_settings_exit_2_naming_the_value() {
         ),
         ("name = \"local-sgd\"\ntotal_steps = 100\nstep_size = \"inverse(mu=-1)\"", &["mu = -1"]),
         ("name = \"pasgd\"\nlocal_steps = 2\ngraph = \"ring\"", &["graph", "does not apply to pasgd"]),
+        // settings that would be rounded or capped into something else
+        ("name = \"dbw\"\ngraph = \"ring\"\nbackup_workers = 2", &["backup_workers = 2", "largest degree, 2"]),
+        (
+            "name = \"local-sgd\"\ntotal_steps = 20\nschedule = \"equal(rounds=100)\"",
+            &["schedule rounds = 100", "T) = 20"],
+        ),
+        ("name = \"local-sgd\"\ntotal_steps = 20\nschedule = \"constant(interval=21)\"", &["schedule interval = 21"]),
+        ("name = \"loscar\"\ncompute_budget = 1e-30", &["compute_budget = 1e-30", "below every worker"]),
+        (
+            "name = \"adacomm\"\nlocal_steps = 2\ninterval = 1\nprobe_batch = 1000000000",
+            &["probe_batch = 1000000000", "at most 100000"],
+        ),
     ];
     for (i, (algorithm, needles)) in cases.iter().enumerate() {
         let config = digits_config(dir.path(), &format!("[[algorithms]]\n{algorithm}\n"));
@@ -757,6 +769,16 @@ fn bad_graphs_and_settings_exit_2_naming_the_value() {
         &["run", config.to_str().unwrap(), "-q", "--out", dir.path().join("po").to_str().unwrap()],
         &["problem.mu", "-2"],
     );
+    // AdaComm's probe on a [problem] is the exact objective: a probe_batch there is warned about.
+    let text = std::fs::read_to_string(&config).unwrap().replace("mu = -2", "mu = 2").replace(
+        "name = \"local-sgd\"\ntotal_steps = 4",
+        "name = \"adacomm\"\nlocal_steps = 2\ninterval = 1\nprobe_batch = 5",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = dir.path().join("probe");
+    let o = crate::cli::stsyn(&["run", config.to_str().unwrap(), "-q", "--no-plot", "--out", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("probe_batch not used"), "{err}");
     let graph = Graph::from_neighbors(vec![vec![1], vec![0], vec![]]);
     assert!(graph.unwrap_err().to_string().contains("disconnected"));
 }

@@ -133,6 +133,22 @@ impl Schedule {
     /// C = {0, τ_1, …, T} for T total steps and N workers.
     pub fn steps(&self, total_steps: u64, workers: u64) -> Result<Vec<u64>> {
         let (t, n) = (total_steps, workers);
+        // a schedule averages at most once per step: more rounds, or a longer interval, than T
+        // steps is a mistake, not something to round away
+        let given = match *self {
+            Schedule::Increasing { rounds: Some(r) } | Schedule::Equal { rounds: r } => Some(("rounds", r)),
+            Schedule::Constant { interval } => Some(("interval", interval)),
+            _ => None,
+        };
+        if let Some((key, value)) = given
+            && value > t
+        {
+            return Err(Error::invalid(
+                format!("schedule {key}"),
+                value,
+                format!("must be at most total_steps (T) = {t}"),
+            ));
+        }
         match *self {
             Schedule::Increasing { rounds } => spiridonoff::increasing(t, rounds.unwrap_or(n)),
             Schedule::OneShot => spiridonoff::one_shot(t),
