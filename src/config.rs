@@ -1044,6 +1044,17 @@ impl RawData {
     }
 }
 
+// Defaults of the keys of LOSCAR-SGD, local SGD on a schedule and dbw (written into the
+// resolved config as well).
+const DEFAULT_SPARSITY: f64 = 1.0;
+const DEFAULT_OVERLAP_MODE: &str = "until_arrival";
+const DEFAULT_MERGE: &str = "delay_corrected";
+const DEFAULT_MASK: &str = "shared_seed";
+const DEFAULT_SCHEDULE: &str = "increasing";
+const DEFAULT_STEP_SIZE: &str = "constant";
+const DEFAULT_MIXING: &str = "uniform";
+const DEFAULT_ORDER: &str = "combine_then_adapt";
+
 /// Most test samples AdaComm's and AdaSync's loss probe may draw (ten times CIFAR-10's test
 /// set; the probe runs after every round).
 pub const MAX_PROBE_BATCH: usize = 100_000;
@@ -1134,6 +1145,22 @@ impl RawAlgorithm {
                 self.weighting = Some(if *weight_by_samples { "samples" } else { "uniform" }.into());
             }
             AlgorithmSpec::Sync { local_steps } => self.local_steps = Some(*local_steps),
+            AlgorithmSpec::Loscar(_) => {
+                self.sparsity.get_or_insert(DEFAULT_SPARSITY);
+                self.overlap_mode.get_or_insert_with(|| DEFAULT_OVERLAP_MODE.into());
+                self.merge.get_or_insert_with(|| DEFAULT_MERGE.into());
+                self.mask.get_or_insert_with(|| DEFAULT_MASK.into());
+            }
+            AlgorithmSpec::LocalSgd(_) => {
+                self.schedule.get_or_insert_with(|| DEFAULT_SCHEDULE.into());
+                self.step_size.get_or_insert_with(|| DEFAULT_STEP_SIZE.into());
+            }
+            AlgorithmSpec::Dbw(settings) => {
+                let backup = if let dbw::Backup::Static(_) = settings.backup { "static" } else { "dynamic" };
+                self.backup.get_or_insert_with(|| backup.into());
+                self.mixing.get_or_insert_with(|| DEFAULT_MIXING.into());
+                self.order.get_or_insert_with(|| DEFAULT_ORDER.into());
+            }
             _ => {}
         }
     }
@@ -1450,11 +1477,11 @@ impl RawAlgorithm {
                 )));
             }
         };
-        let sparsity = self.sparsity.unwrap_or(1.0);
+        let sparsity = self.sparsity.unwrap_or(DEFAULT_SPARSITY);
         if !(sparsity > 0.0 && sparsity <= 1.0) {
             return Err(Error::invalid(format!("{at}.sparsity (p = K/d)"), sparsity, "must be in (0, 1]"));
         }
-        let overlap = match (self.overlap_mode.as_deref().unwrap_or("until_arrival"), self.overlap_steps) {
+        let overlap = match (self.overlap_mode.as_deref().unwrap_or(DEFAULT_OVERLAP_MODE), self.overlap_steps) {
             ("until_arrival", None) => loscar::OverlapMode::UntilArrival,
             ("until_arrival", Some(q)) => {
                 return Err(Error::Config(format!(
@@ -1474,12 +1501,12 @@ impl RawAlgorithm {
                 return Err(Error::invalid(format!("{at}.overlap_mode"), other, "expected until_arrival or fixed_q"));
             }
         };
-        let merge = match self.merge.as_deref().unwrap_or("delay_corrected") {
+        let merge = match self.merge.as_deref().unwrap_or(DEFAULT_MERGE) {
             "delay_corrected" => MergeRule::DelayCorrected,
             "naive" => MergeRule::Naive,
             other => return Err(Error::invalid(format!("{at}.merge"), other, "expected delay_corrected or naive")),
         };
-        let server_mask = match self.mask.as_deref().unwrap_or("shared_seed") {
+        let server_mask = match self.mask.as_deref().unwrap_or(DEFAULT_MASK) {
             "shared_seed" => false,
             "server" => true,
             other => return Err(Error::invalid(format!("{at}.mask"), other, "expected shared_seed or server")),
@@ -1500,11 +1527,11 @@ impl RawAlgorithm {
             total_steps,
             schedule: growing_intervals::Schedule::parse(
                 &format!("{at}.schedule"),
-                self.schedule.as_deref().unwrap_or("increasing"),
+                self.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE),
             )?,
             step_size: growing_intervals::StepSize::parse(
                 &format!("{at}.step_size"),
-                self.step_size.as_deref().unwrap_or("constant"),
+                self.step_size.as_deref().unwrap_or(DEFAULT_STEP_SIZE),
             )?,
         })
     }
@@ -1532,12 +1559,12 @@ impl RawAlgorithm {
                 return Err(Error::invalid(format!("{at}.backup"), other, "expected static or dynamic"));
             }
         };
-        let mixing = match self.mixing.as_deref().unwrap_or("uniform") {
+        let mixing = match self.mixing.as_deref().unwrap_or(DEFAULT_MIXING) {
             "uniform" => dbw::Mixing::Uniform,
             "metropolis" => dbw::Mixing::Metropolis,
             other => return Err(Error::invalid(format!("{at}.mixing"), other, "expected uniform or metropolis")),
         };
-        let order = match self.order.as_deref().unwrap_or("combine_then_adapt") {
+        let order = match self.order.as_deref().unwrap_or(DEFAULT_ORDER) {
             "combine_then_adapt" => dbw::Order::CombineThenAdapt,
             "adapt_then_combine" => dbw::Order::AdaptThenCombine,
             other => {
