@@ -288,7 +288,8 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
                         eprintln!(
                             "warning: {} (seed {seed}) completed no round{}",
                             entry.label,
-                            exp.max_time.map_or(String::new(), |t| format!(" within max_time = {t}"))
+                            exp.max_time
+                                .map_or(String::new(), |t| format!(" within max_time = {}", crate::error::shown(t)))
                         )
                     });
                 }
