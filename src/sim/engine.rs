@@ -16,6 +16,8 @@
 //!   cancelled step). The event being handled stays queued until its handler's commands are
 //!   applied: the first event scheduled under the same id (the worker's next step, or a message
 //!   reusing the slot) overwrites it in one update of the queue, else it is removed.
+//! - A step cancelled at the instant it started never ran: its draw is given back (a replayed
+//!   trace's row is not used up), and it is neither counted nor logged as cancelled.
 //! - Queue ids: worker m's step completions carry id m; messages and timers carry M + their
 //!   slot. Ids have 24 bits, so workers plus pending messages and timers are at most 2^24.
 //! - A message over a zero-time link is delivered at the current instant, right after the
