@@ -713,7 +713,9 @@ impl RawExperiment {
         crate::algorithms::timing::check_worker_memory("cluster.workers (M)", m)?;
         let problem = match (&self.problem, &self.data, &self.model.spec) {
             (Some(_), None, None) if self.model.precision.is_some() => {
-                return Err(Error::Config("model.precision applies to networks, not to a [problem]: remove it".into()));
+                return Err(Error::Config(
+                    "model.precision (or --precision) applies to networks, not to a [problem]: remove it".into(),
+                ));
             }
             (Some(p), None, None) => p.validate(m)?,
             (None, Some(data), Some(spec)) => Problem::Network {
@@ -1229,8 +1231,15 @@ impl RawAlgorithm {
             }
         };
         if let Some(key) = self.set_keys().into_iter().find(|k| !allowed.contains(k)) {
+            // name the alias too: the file may say K, U or R
+            let alias = match key {
+                "wait" => " (K)",
+                "local_steps" => " (U)",
+                "delay_threshold" => " (R)",
+                _ => "",
+            };
             return Err(Error::Config(format!(
-                "{at}: key '{key}' does not apply to {kind} (it takes: {})",
+                "{at}: key '{key}'{alias} does not apply to {kind} (it takes: {})",
                 if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
             )));
         }
