@@ -70,7 +70,9 @@ impl Schedule {
             match s.number(key, Some(0))? {
                 None => Ok(None),
                 Some(v) if v >= 1.0 && v.fract() == 0.0 && v < 1e15 => Ok(Some(v as u64)),
-                Some(v) => Err(s.error(format!("{key} = {v} must be a whole number >= 1"))),
+                Some(v) => {
+                    Err(s.error(format!("{key} = {} must be a whole number >= 1, below 10^15", crate::error::shown(v))))
+                }
             }
         };
         let required = |key: &str| -> Result<u64> { count(key)?.ok_or_else(|| s.error(format!("missing {key}"))) };

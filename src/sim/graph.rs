@@ -103,7 +103,10 @@ impl GraphSpec {
                     match s.number(key, None)? {
                         None => Ok(None),
                         Some(v) if v >= 1.0 && v.fract() == 0.0 && v <= 1e9 => Ok(Some(v as usize)),
-                        Some(v) => Err(s.error(format!("{key} = {v} must be a whole number >= 1"))),
+                        Some(v) => Err(s.error(format!(
+                            "{key} = {} must be a whole number from 1 to 10^9",
+                            crate::error::shown(v)
+                        ))),
                     }
                 };
                 GraphSpec::Torus { rows: count("rows")?, cols: count("cols")? }
