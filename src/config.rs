@@ -795,7 +795,8 @@ impl RawExperiment {
         if without_accuracy && self.target_accuracy.is_some() {
             warnings.push("target_accuracy not used: a quadratic [problem] has no test accuracy".to_string());
         }
-        if !matches!(problem, Problem::Network { .. }) {
+        let network = matches!(problem, Problem::Network { .. });
+        if !network {
             for (raw, entry) in self.algorithms.iter().zip(&algorithms) {
                 if raw.probe_batch.is_some() {
                     warnings.push(format!(
@@ -831,7 +832,6 @@ impl RawExperiment {
         if let Problem::Network { precision, .. } = &problem {
             resolved.model.precision = Some(*precision);
         }
-        let network = matches!(problem, Problem::Network { .. });
         for (raw, entry) in resolved.algorithms.iter_mut().zip(&algorithms) {
             let probe_batch = raw.probe_batch;
             raw.fill_defaults(entry);

@@ -5,7 +5,8 @@
 //! the kernel's transparent huge pages are off (or on any other system) the array is the same
 //! ordinary zeroed vector, with the same contents.
 
-/// Arrays smaller than this stay on ordinary pages (they fit the TLB anyway).
+/// The huge page size: an array that holds no whole aligned huge page stays on ordinary pages
+/// (it fits the TLB anyway).
 const HUGE_PAGE: usize = 2 << 20;
 
 /// `vec![0.0; len]`, advised onto huge pages when it spans at least one.

@@ -11,8 +11,9 @@
 //! 3. When the K-th participant completes its target at time T, a timer is set at T; steps that
 //!    finish exactly at T still count (ties are FIFO). At the timer every step in progress is
 //!    cancelled; a step that would start exactly at T (after a completion at T) never runs:
-//!    it is not counted as cancelled and does not use up a row of a replayed trace. A plan with a deadline D also closes at start + D if that comes first (steps
-//!    that finish exactly then count too).
+//!    it is not counted as cancelled and does not use up a row of a replayed trace. A plan
+//!    with a deadline D also closes at start + D if that comes first (steps that finish
+//!    exactly then count too).
 //! 4. Every participant with at least one completed step uploads (or as many as the plan asks);
 //!    the round ends when the last upload arrives (at the closing time when none does), and the
 //!    next round starts at once.
