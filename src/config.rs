@@ -833,11 +833,7 @@ impl RawExperiment {
             resolved.model.precision = Some(*precision);
         }
         for (raw, entry) in resolved.algorithms.iter_mut().zip(&algorithms) {
-            let probe_batch = raw.probe_batch;
-            raw.fill_defaults(entry);
-            if !network {
-                raw.probe_batch = probe_batch; // not used there (see the warning above)
-            }
+            raw.fill_defaults(entry, network);
         }
         resolved.stsyn_version = Some(env!("CARGO_PKG_VERSION").to_string());
         resolved.stsyn_commit = Some(env!("STSYN_COMMIT").to_string());
@@ -1114,8 +1110,9 @@ impl RawAlgorithm {
 
     /// Writes the settings `entry` was checked into back as keys (label, lr, batch, rounds,
     /// eval_every, and the defaults of the paper's round-synchronous algorithms), so that the
-    /// recorded config states them.
-    fn fill_defaults(&mut self, entry: &AlgorithmEntry) {
+    /// recorded config states them. `network`: the problem is a network on data (a
+    /// `[problem]` does not use `probe_batch`, so none is written for it).
+    fn fill_defaults(&mut self, entry: &AlgorithmEntry, network: bool) {
         self.label = Some(entry.label.clone());
         self.lr = Some(entry.lr);
         self.batch = Some(entry.batch);
@@ -1123,7 +1120,7 @@ impl RawAlgorithm {
         self.eval_every = Some(entry.eval_every);
         match &entry.spec {
             AlgorithmSpec::Stsyn { drop_most_updates, .. } => self.drop_most_updates = Some(*drop_most_updates),
-            AlgorithmSpec::AdaComm { probe_batch, .. } | AlgorithmSpec::AdaSync { probe_batch, .. } => {
+            AlgorithmSpec::AdaComm { probe_batch, .. } | AlgorithmSpec::AdaSync { probe_batch, .. } if network => {
                 self.probe_batch = Some(*probe_batch)
             }
             AlgorithmSpec::Flanp { participants, local_steps, threshold, selection } => {

@@ -197,8 +197,7 @@ impl JobStore {
 
     /// The data stream of job `id` (as [`run_job`] starts it).
     pub(crate) fn stream(&self, id: u64, seeds: Seeds) -> Stream {
-        let job = self.job(id);
-        seeds.stream(Purpose::Data, job.worker as u64, job.index)
+        data_stream(seeds, self.job(id))
     }
 
     pub(crate) fn arrive(&mut self, id: u64, weight: f64) {
@@ -439,6 +438,11 @@ fn remove_at(list: &mut Vec<u32>, jobs: &mut [Job], position: u32, held: bool) {
     }
 }
 
+/// Worker m's j-th job draws its minibatches from stream (Data, m, j).
+fn data_stream(seeds: Seeds, job: &Job) -> Stream {
+    seeds.stream(Purpose::Data, job.worker as u64, job.index)
+}
+
 /// Computes one job's result at `base` into `result`; returns the mean minibatch loss.
 fn run_job(
     objective: &dyn Objective,
@@ -450,7 +454,7 @@ fn run_job(
     result: &mut [f32],
 ) -> f32 {
     let worker = job.worker as usize;
-    let mut rng = seeds.stream(Purpose::Data, job.worker as u64, job.index);
+    let mut rng = data_stream(seeds, job);
     if job.steps == 1 {
         return objective.gradient(worker, base, &mut rng, &mut work.scratch, result);
     }

@@ -234,9 +234,7 @@ impl<'a> Learner<'a> {
 
     /// Worker `worker` starts a gradient job at the current model; returns its id.
     pub fn start_job(&mut self, worker: usize) -> u64 {
-        let id = self.jobs.start(worker, 1);
-        self.objective.prefetch(worker, &mut self.jobs.stream(id, self.seeds));
-        id
+        self.start_local_job(worker, 1)
     }
 
     /// Worker `worker` starts `steps` (Q) local SGD steps from the current model with the local
