@@ -9,7 +9,8 @@
 //!   to the optimum, `distance_time`: that distance against time (log scale when positive).
 //!
 //! One colour per algorithm, in the order of first appearance in the file; the legend sits in a
-//! panel right of the plot so it never covers a curve; the caption is the directory's name.
+//! panel right of the plot so it never covers a curve, and names a curve drawn exactly under a
+//! later one ("AdaComm, under PASGD"); the caption is the directory's name.
 //! Non-finite values (a diverged run writes `NaN` or `inf`) and empty fields are left out of a
 //! curve, so a diverged seed's curve stops where it diverged.
 //!
@@ -399,10 +400,25 @@ where
         }
     }
     for (i, s) in fig.series.iter().enumerate() {
-        let bold = if s.seeds.len() > 1 { mean_curve(&s.seeds) } else { s.seeds.first().cloned().unwrap_or_default() };
-        draw_bold(&mut chart, &bold, colour(i))?;
+        draw_bold(&mut chart, &s.bold(), colour(i))?;
     }
     Ok(())
+}
+
+impl Series {
+    /// The bold curve: the mean over seeds, or the one seed's curve.
+    fn bold(&self) -> Vec<(f64, f64)> {
+        if self.seeds.len() > 1 { mean_curve(&self.seeds) } else { self.seeds.first().cloned().unwrap_or_default() }
+    }
+}
+
+/// For each series, the later series it is drawn exactly under (its bold curve is identical,
+/// so it cannot be seen), which the legend names: "under PASGD".
+fn hidden_under(series: &[Series]) -> Vec<Option<usize>> {
+    let bold: Vec<_> = series.iter().map(Series::bold).collect();
+    (0..series.len())
+        .map(|i| (i + 1..series.len()).rev().find(|&j| !bold[i].is_empty() && bold[j] == bold[i]))
+        .collect()
 }
 
 /// A bold polyline, drawn segment by segment with a dot on every joint: plotters 0.3.7 fills a
@@ -426,17 +442,21 @@ where
 /// The legend panel: a swatch and the label per algorithm, and a note on thin and bold lines.
 fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> DrawResult<DB::ErrorType> {
     let label = TextStyle::from((FAMILY, 17).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-    let y0 = 40;
-    for (i, s) in fig.series.iter().enumerate() {
-        let y = y0 + 30 * i as i32;
+    let grey = BLACK.mix(0.6);
+    let note = label.clone().color(&grey);
+    let mut y = 40;
+    for (i, (s, under)) in fig.series.iter().zip(hidden_under(&fig.series)).enumerate() {
         area.draw(&PathElement::new(vec![(8, y), (42, y)], colour(i).stroke_width(3)))?;
         area.draw(&Text::new(s.label.clone(), (50, y), label.clone()))?;
+        if let Some(j) = under {
+            y += 22;
+            area.draw(&Text::new(format!("under {}", fig.series[j].label), (50, y), note.clone()))?;
+        }
+        y += 30;
     }
     let max_seeds = fig.series.iter().map(|s| s.seeds.len()).max().unwrap_or(0);
     if max_seeds > 1 {
-        let grey = BLACK.mix(0.6);
-        let note = label.clone().color(&grey);
-        let y = y0 + 30 * fig.series.len() as i32 + 10;
+        y += 10;
         let same = fig.series.iter().all(|s| s.seeds.len() == max_seeds);
         let mean = if same { format!("bold: mean of {max_seeds} seeds") } else { "bold: mean over seeds".to_string() };
         area.draw(&Text::new("thin: single seeds".to_string(), (8, y), note.clone()))?;
@@ -475,6 +495,14 @@ mod tests {
         let b = vec![(0.0, 1.0), (3.0, 4.0)];
         let m = mean_curve(&[a, b]);
         assert_eq!(m, vec![(0.0, 0.5), (2.0, 2.5), (3.0, 3.5)]);
+    }
+
+    #[test]
+    fn a_curve_hidden_under_a_later_identical_one_is_named_in_the_legend() {
+        let series = |label: &str, curve: &[(f64, f64)]| Series { label: label.into(), seeds: vec![curve.to_vec()] };
+        let (a, b) = ([(0.0, 1.0), (1.0, 2.0)], [(0.0, 1.0), (1.0, 3.0)]);
+        let all = [series("AdaComm", &a), series("STSyn", &b), series("PASGD", &a), series("X", &[]), series("Y", &[])];
+        assert_eq!(hidden_under(&all), [Some(2), None, None, None, None]);
     }
 
     #[test]
