@@ -229,6 +229,9 @@ pub fn run_timing(args: &Args) -> anyhow::Result<()> {
     remove_on_interrupt(sink.partial_paths())?;
     let outcome = setup.simulate(path, &mut sink)?;
     sink.finish()?;
+    if let Some(w) = setup.compute.clock_resolution_warning(outcome.sim_time, setup.workers) {
+        eprintln!("warning: {w}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&timing_json(&setup, args, &outcome, &theory))?);
     } else {

@@ -283,6 +283,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
                         )
                     });
                 }
+                if let Some(w) = exp.compute.clock_resolution_warning(result.wall_clock, exp.workers) {
+                    bar.suspend(|| eprintln!("warning: {} (seed {seed}): {w}", entry.label));
+                }
                 if result.rounds == 0 && result.status != Status::Interrupted {
                     bar.suspend(|| {
                         eprintln!(

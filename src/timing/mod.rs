@@ -344,7 +344,31 @@ impl ComputeTime {
     pub fn set_cursor(&self, clock: &mut WorkerClock, cursor: u64) {
         clock.cursor = cursor;
     }
+
+    /// A warning when a run that ended at simulated time `end` went past the point where the
+    /// f64 clock resolves a millionth ([`CLOCK_RESOLUTION`]) of the shortest mean step of the M
+    /// `workers`: from there on every step's end time is rounded by more than that, and at
+    /// 2^53 mean steps steps stop advancing the clock at all. None when the clock kept its
+    /// resolution, or no worker has a finite mean step.
+    pub fn clock_resolution_warning(&self, end: f64, workers: usize) -> Option<String> {
+        let shortest = (0..workers).filter_map(|w| self.mean(w)).fold(f64::INFINITY, f64::min);
+        let spacing = if end.is_finite() { f64::from_bits(end.abs().to_bits() + 1) - end.abs() } else { f64::INFINITY };
+        (shortest.is_finite() && spacing > CLOCK_RESOLUTION * shortest).then(|| {
+            format!(
+                "the simulated clock reached t = {}, where f64 values are {} apart, {} times the shortest mean step ({}): step end times lost precision (a run spans about {:.1e} shortest steps before its rounding exceeds {CLOCK_RESOLUTION:e} of a step)",
+                crate::error::shown(end),
+                crate::error::shown(spacing),
+                crate::error::shown(spacing / shortest),
+                crate::error::shown(shortest),
+                CLOCK_RESOLUTION / f64::EPSILON
+            )
+        })
+    }
 }
+
+/// The clock resolution, relative to the shortest mean step, that
+/// [`ComputeTime::clock_resolution_warning`] asks for.
+pub const CLOCK_RESOLUTION: f64 = 1e-6;
 
 /// τ_i and s_i of `jitter(shift=1, sd=..., relative=false)`: τ_i = shift·mean_i (mean_i from the
 /// speeds, 1 with `same`); s_i = the `sd` value, or the i-th value of a nested `profile(...)`,
@@ -491,6 +515,20 @@ impl CommTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_resolution_warning_starts_where_f64_spacing_passes_a_millionth_of_a_step() {
+        // steps of mean 1 and 2 (shortest 1); f64 values in [2^32, 2^33) are 2^-20 ≈ 9.5e-7
+        // apart, those in [2^33, 2^34) 2^-19 ≈ 1.9e-6
+        let c = ComputeTime::parse("exp(mean=1)", "means(2, 1)", 2, Path::new(".")).unwrap();
+        let two = |p: i32| 2f64.powi(p);
+        assert_eq!(c.clock_resolution_warning(two(33) - two(-20), 2), None);
+        let w = c.clock_resolution_warning(two(33), 2).expect("past the resolution");
+        assert!(w.contains("t = 8589934592,") && w.contains("0.0000019073486328125 apart"), "{w}");
+        assert!(c.clock_resolution_warning(f64::MAX, 1).is_some());
+        let no_mean = ComputeTime::parse("pareto(shape=1)", "same", 2, Path::new(".")).unwrap();
+        assert_eq!(no_mean.clock_resolution_warning(1e300, 2), None);
+    }
 
     #[test]
     fn heterogeneous_exponential_rates() {
