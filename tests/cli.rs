@@ -243,6 +243,66 @@ fn same_seed_gives_identical_csv_files_for_any_thread_count() {
 }
 
 #[test]
+fn a_sweep_runs_every_combination_as_its_own_run_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = |threads: &str| {
+        let csv = dir.path().join(format!("summary-{threads}.csv"));
+        let args = ["timing", "-M", "6", "-K", "1,3", "-U", "2,4", "--rounds", "300", "--json", "--summary-csv"];
+        let out = Command::new(env!("CARGO_BIN_EXE_stsyn"))
+            .args(args)
+            .arg(&csv)
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), std::fs::read_to_string(&csv).unwrap())
+    };
+    let (sweep, csv) = summary("2");
+    assert_eq!(csv, summary("1").1, "the summary depends on the thread count");
+    // points in the order M, K, U; each the same run as on its own (same seed, same draws)
+    let points = sweep.as_array().expect("an array for a sweep");
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!((points.len(), rows.len()), (4, 4));
+    let one = dir.path().join("one.csv");
+    for (i, (k, u)) in [("1", "2"), ("1", "4"), ("3", "2"), ("3", "4")].into_iter().enumerate() {
+        let args = ["timing", "-M", "6", "-K", k, "-U", u, "--rounds", "300", "--json", "--summary-csv"];
+        let single = stsyn(&[&args[..], &[one.to_str().unwrap()]].concat());
+        let single: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
+        assert_eq!(points[i]["simulated"], single["simulated"], "K = {k}, U = {u}");
+        assert_eq!(points[i]["theory"], single["theory"]);
+        assert_eq!(rows[i], std::fs::read_to_string(&one).unwrap().lines().nth(1).unwrap());
+        assert!(rows[i].starts_with(&format!("stsyn,6,{k},{u},300,1,kernel,")), "{}", rows[i]);
+    }
+    assert!(csv.starts_with("algorithm,workers,wait,local_steps,rounds,seed,engine,round_time_mean,round_time_se,"));
+    // U = 1 gives exactly K uploaders: SE 0, and a deviation of 0 where the table says exact;
+    // without a closed form the theory and deviation fields are empty
+    let args = ["timing", "-M", "6", "-K", "2", "-U", "1", "--rounds", "20", "--summary-csv"];
+    assert!(stsyn(&[&args[..], &[one.to_str().unwrap()]].concat()).status.success());
+    let text = std::fs::read_to_string(&one).unwrap();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[15], row[16], row[18]), ("2", "0", "0"), "{text}");
+    let pareto = [&args[..], &[one.to_str().unwrap(), "--compute-time", "pareto(shape=3)"]].concat();
+    assert!(stsyn(&pareto).status.success());
+    let text = std::fs::read_to_string(&one).unwrap();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[9], row[10], row.len()), ("", "", 19), "{text}");
+    let theory = stsyn(&["theory", "-M", "6,8", "-K", "2", "-U", "1,3", "--json"]);
+    let theory: serde_json::Value = serde_json::from_slice(&theory.stdout).unwrap();
+    assert_eq!(theory.as_array().map(Vec::len), Some(4));
+    assert_eq!(theory[3]["setup"]["workers"], 8);
+    assert_eq!(theory[3]["setup"]["local_steps"], 3);
+    // a bad value anywhere in a list fails before anything is simulated or written
+    let file = dir.path().join("bad.csv");
+    let f = file.to_str().unwrap();
+    assert_bad_input(&["timing", "-M", "6", "-K", "3,7", "-U", "2", "--summary-csv", f], &["K", "7", "M = 6"]);
+    assert_bad_input(&["timing", "-M", "6,0", "-K", "3", "-U", "2", "--summary-csv", f], &["M", "0"]);
+    assert_bad_input(&["timing", "-M", "6", "-K", "3,", "-U", "2"], &["--wait", "''"]);
+    assert_bad_input(&["timing", "-M", "6", "-K", "1,3", "-U", "2", "--rounds-csv", f], &["--rounds-csv", "one run"]);
+    assert_bad_input(&["theory", "-M", "6", "-K", "1", "-U", "2", "--summary-csv", f], &["--summary-csv", "timing"]);
+    assert!(!file.exists() && !dir.path().join("bad.csv.partial").exists());
+}
+
+#[test]
 fn json_output_has_the_documented_keys() {
     let out = stsyn(&["timing", "-M", "20", "-K", "5", "-U", "10", "--rounds", "2000", "--json"]);
     assert!(out.status.success());

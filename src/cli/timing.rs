@@ -1,5 +1,7 @@
 //! `stsyn timing` and `stsyn theory`: simulate rounds without training (or print the closed
-//! forms only) for STSyn and the Dutta et al. family. Both share the flags below.
+//! forms only) for STSyn and the Dutta et al. family. Both share the flags below. Lists in -M,
+//! -K and -U sweep: every combination is set up (and checked) first, then run with the same seed,
+//! and printed in order; `--summary-csv` tabulates the points.
 //!
 //! The simulated SEs are plain or batch means as `crate::algorithms::timing` explains; the
 //! table says which when it is batch means, the JSON always (`se_method`, `se_batches`). Where
@@ -17,6 +19,7 @@ use crate::sim::RoundStat;
 use crate::theory::fixed;
 use crate::timing::{CommTime, ComputeTime, Link};
 use crate::trace::csv::CsvSink;
+use crate::trace::file::PendingFile;
 
 /// Flags of `stsyn timing` and `stsyn theory`.
 #[derive(Debug, clap::Args)]
@@ -26,17 +29,19 @@ pub struct Args {
     /// fedavg.
     #[arg(long, default_value = "stsyn")]
     algorithm: String,
-    /// M: number of workers.
-    #[arg(short = 'M', long)]
-    workers: usize,
+    /// M: number of workers. A comma-separated list here, in -K or in -U (-K 1,5,10) sweeps:
+    /// one simulation per combination, all with the same seed, so the points share their
+    /// random draws.
+    #[arg(short = 'M', long, required = true, value_delimiter = ',')]
+    workers: Vec<usize>,
     /// K: number of workers (or gradients) the server waits for (rennala, malenia: the batch
     /// size S; fedbuff: the buffer size; fedavg: the clients sampled each round).
-    #[arg(short = 'K', long)]
-    wait: Option<usize>,
+    #[arg(short = 'K', long, value_delimiter = ',')]
+    wait: Vec<usize>,
     /// U: local updates per worker per round (stsyn, sync, fedavg; fedbuff: Q local steps per
     /// client).
-    #[arg(short = 'U', long)]
-    local_steps: Option<u32>,
+    #[arg(short = 'U', long, value_delimiter = ',')]
+    local_steps: Vec<u32>,
     /// R: Ringmaster's delay threshold.
     #[arg(short = 'R', long)]
     delay_threshold: Option<u64>,
@@ -104,6 +109,12 @@ pub struct Args {
     /// Write one row per engine event to this CSV file (uses the heap engine).
     #[arg(long)]
     events_csv: Option<PathBuf>,
+    /// `timing` only: write one row per (M, K, U) point to this CSV file: the simulated mean and
+    /// SE, the theory and the deviation in SEs of each quantity (0 where the table says exact, empty
+    /// where undefined); written
+    /// when every point is done.
+    #[arg(long)]
+    summary_csv: Option<PathBuf>,
 }
 
 impl Args {
@@ -129,15 +140,33 @@ impl Args {
         text
     }
 
-    /// Validates the flags into a [`TimingSetup`].
-    fn setup(&self) -> Result<TimingSetup> {
+    /// Validates the flags into one [`TimingSetup`] per point of the sweep: every M, every K,
+    /// every U, in that order (one point without lists).
+    fn setups(&self) -> Result<Vec<TimingSetup>> {
+        fn each<T: Copy>(values: &[T]) -> Vec<Option<T>> {
+            if values.is_empty() { vec![None] } else { values.iter().copied().map(Some).collect() }
+        }
+        let mut setups = Vec::new();
+        for &m in &self.workers {
+            for &k in &each(&self.wait) {
+                for &u in &each(&self.local_steps) {
+                    // the warnings are about flags every point shares: said once
+                    setups.push(self.setup(m, k, u, setups.is_empty())?);
+                }
+            }
+        }
+        Ok(setups)
+    }
+
+    /// The setup of one point: M = `m`, K = `wait`, U = `local_steps` (None: not given);
+    /// `warn` prints the warnings about ineffective flags.
+    fn setup(&self, m: usize, wait: Option<usize>, local_steps: Option<u32>, warn: bool) -> Result<TimingSetup> {
         let algorithm = TimingAlgorithm::parse(&self.algorithm)?;
-        let m = self.workers;
         if m == 0 {
             return Err(Error::invalid("--workers (M)", m, "must be at least 1"));
         }
         let name = algorithm.name();
-        let wait = match (algorithm, self.wait) {
+        let wait = match (algorithm, wait) {
             (TimingAlgorithm::Sync, Some(k)) if k != m => {
                 return Err(Error::invalid("--wait (K)", k, "sync waits for all M workers; omit -K"));
             }
@@ -154,7 +183,7 @@ impl Args {
                 return Err(Error::invalid("--wait (K)", "(missing)", format!("{name} needs -K")));
             }
         };
-        let local_steps = match (algorithm.has_local_steps(), self.local_steps) {
+        let local_steps = match (algorithm.has_local_steps(), local_steps) {
             (true, Some(u)) => u,
             (true, None) => {
                 return Err(Error::invalid("--local-steps (U)", "(missing)", format!("{name} needs -U")));
@@ -178,15 +207,15 @@ impl Args {
             // instantaneous (and the closed forms valid)
             for (flag, up) in [("--uplink-bandwidth", true), ("--downlink-bandwidth", false)] {
                 let link = if up { &mut comm.uplink } else { &mut comm.downlink };
-                if link.bandwidth.take().is_some() {
+                if link.bandwidth.take().is_some() && warn {
                     eprintln!("warning: {flag} has no effect with --model-bytes 0 (messages of 0 bytes)");
                 }
             }
         }
-        if self.model_bytes > 0 && self.uplink_bandwidth.is_none() && self.downlink_bandwidth.is_none() {
+        if warn && self.model_bytes > 0 && self.uplink_bandwidth.is_none() && self.downlink_bandwidth.is_none() {
             eprintln!("warning: --model-bytes has no effect without --uplink-bandwidth or --downlink-bandwidth");
         }
-        if self.link_speeds != "same" && comm.is_zero() {
+        if warn && self.link_speeds != "same" && comm.is_zero() {
             eprintln!("warning: --link-speeds has no effect: every message is instantaneous (no --uplink/--downlink)");
         }
         let setup = TimingSetup {
@@ -214,30 +243,100 @@ impl Args {
 
 /// Runs `stsyn timing`.
 pub fn run_timing(args: &Args) -> anyhow::Result<()> {
-    let setup = args.setup()?;
+    let setups = args.setups()?;
     let path = EnginePath::parse(&args.engine)?;
-    if let (Some(r), Some(e)) = (&args.rounds_csv, &args.events_csv)
-        && same_output_file(r, e)
+    let files =
+        [("--rounds-csv", &args.rounds_csv), ("--events-csv", &args.events_csv), ("--summary-csv", &args.summary_csv)];
+    for (i, (flag, file)) in files.iter().enumerate() {
+        if let Some(file) = file
+            && let Some((other, _)) =
+                files[..i].iter().find(|(_, f)| f.as_ref().is_some_and(|f| same_output_file(f, file)))
+        {
+            return Err(Error::invalid(*flag, file.display(), format!("is also the {other} file")).into());
+        }
+    }
+    if setups.len() > 1
+        && let Some((flag, file)) = files[..2].iter().find_map(|(flag, f)| f.as_ref().map(|f| (flag, f)))
     {
-        return Err(Error::invalid("--events-csv", e.display(), "is also the --rounds-csv file").into());
+        return Err(
+            Error::invalid(*flag, file.display(), "traces one run: give one value each of -M, -K and -U").into()
+        );
     }
     if let Some(t) = args.time {
         return Err(Error::invalid("--time", t, "is an oracle of stsyn theory; stsyn timing runs --rounds").into());
     }
-    let theory = setup.theory()?;
+    let theories = setups.iter().map(TimingSetup::theory).collect::<Result<Vec<_>>>()?;
+    let mut summary = args.summary_csv.as_deref().map(PendingFile::create).transpose()?;
     let mut sink = CsvSink::create(args.rounds_csv.as_deref(), args.events_csv.as_deref(), None)?;
-    remove_on_interrupt(sink.partial_paths())?;
-    let outcome = setup.simulate(path, &mut sink)?;
-    sink.finish()?;
-    if let Some(w) = setup.compute.clock_resolution_warning(outcome.sim_time, setup.workers) {
-        eprintln!("warning: {w}");
+    let mut partials = sink.partial_paths();
+    partials.extend(summary.iter().filter_map(|f| f.partial_path().map(Path::to_path_buf)));
+    remove_on_interrupt(partials)?;
+    let mut outcomes = Vec::with_capacity(setups.len());
+    for setup in &setups {
+        let outcome = setup.simulate(path, &mut sink)?;
+        if let Some(w) = setup.compute.clock_resolution_warning(outcome.sim_time, setup.workers) {
+            eprintln!(
+                "warning: {}{w}",
+                if setups.len() > 1 { format!("{}: ", headline(setup)) } else { String::new() }
+            );
+        }
+        outcomes.push(outcome);
     }
+    sink.finish()?;
+    if let Some(mut file) = summary.take() {
+        write_summary(file.writer(), &setups, &outcomes, &theories).map_err(|e| Error::io(file.path(), e))?;
+        file.finish()?;
+    }
+    let points = setups.iter().zip(&outcomes).zip(&theories);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&timing_json(&setup, args, &outcome, &theory))?);
+        let values: Vec<Value> = points.map(|((s, o), t)| timing_json(s, args, o, t)).collect();
+        println!("{}", serde_json::to_string_pretty(&one_or_array(values))?);
     } else {
-        print_table(&setup, args, &outcome, &theory);
+        for (i, ((s, o), t)) in points.enumerate() {
+            if i > 0 {
+                println!();
+            }
+            print_table(s, args, o, t);
+        }
     }
     Ok(())
+}
+
+/// The JSON of a run: the point's object, or an array of them for a sweep.
+fn one_or_array(mut values: Vec<Value>) -> Value {
+    if values.len() == 1 { values.remove(0) } else { Value::Array(values) }
+}
+
+/// The rows of `--summary-csv`: one per point.
+fn write_summary(
+    out: &mut impl std::io::Write,
+    setups: &[TimingSetup],
+    outcomes: &[TimingOutcome],
+    theories: &[TheoryValues],
+) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    let quantities = ["round_time", "updates_per_worker", "uploaders"];
+    let mut header = vec!["algorithm".to_string(), "workers".into(), "wait".into(), "local_steps".into()];
+    header.extend(["rounds", "seed", "engine"].map(String::from));
+    for q in quantities {
+        header.extend(["mean", "se", "theory", "deviation_se"].map(|c| format!("{q}_{c}")));
+    }
+    csv.write_record(&header)?;
+    let number = |x: f64| if x.is_finite() { x.to_string() } else { String::new() };
+    for ((s, o), t) in setups.iter().zip(outcomes).zip(theories) {
+        let mut row = vec![s.algorithm.name().to_string(), s.workers.to_string(), s.wait.to_string()];
+        row.extend([s.local_steps.to_string(), s.rounds.to_string(), s.seed.to_string(), o.engine.to_string()]);
+        for (sim, theory) in
+            [(&o.round_time, t.round_time), (&o.updates_per_worker, t.updates_per_worker), (&o.uploaders, t.uploaders)]
+        {
+            row.extend([number(sim.mean()), number(sim.se())]);
+            row.push(theory.map_or(String::new(), number));
+            let deviation = |v| if exact(sim, v) { 0.0 } else { sim.deviation_in_se(v) };
+            row.push(theory.map_or(String::new(), |v| number(deviation(v))));
+        }
+        csv.write_record(&row)?;
+    }
+    csv.flush()
 }
 
 /// True when two output paths name one regular file (or one file not yet written): through
@@ -316,32 +415,45 @@ fn check_time(s: &TimingSetup, time: Option<f64>) -> Result<(), Error> {
 
 /// Runs `stsyn theory`.
 pub fn run_theory(args: &Args) -> anyhow::Result<()> {
-    let setup = args.setup()?;
+    let setups = args.setups()?;
     EnginePath::parse(&args.engine)?;
-    if let Some((flag, path)) = [("--rounds-csv", &args.rounds_csv), ("--events-csv", &args.events_csv)]
-        .into_iter()
-        .find_map(|(flag, p)| p.as_ref().map(|p| (flag, p)))
+    if let Some((flag, path)) =
+        [("--rounds-csv", &args.rounds_csv), ("--events-csv", &args.events_csv), ("--summary-csv", &args.summary_csv)]
+            .into_iter()
+            .find_map(|(flag, p)| p.as_ref().map(|p| (flag, p)))
     {
         return Err(Error::invalid(flag, path.display(), "stsyn theory simulates nothing; use stsyn timing").into());
     }
     if args.engine != "auto" {
         return Err(Error::invalid("--engine", &args.engine, "stsyn theory simulates nothing; use stsyn timing").into());
     }
-    check_time(&setup, args.time)?;
-    let theory = setup.theory()?;
-    // computed before anything is printed, so that a bad value fails with no partial output
-    let fixed_model = fixed_model_json(&setup, args.time)?;
+    // everything computed before anything is printed, so that a bad value fails with no
+    // partial output
+    let mut points = Vec::with_capacity(setups.len());
+    for setup in &setups {
+        check_time(setup, args.time)?;
+        let theory = setup.theory()?;
+        let fixed_model = fixed_model_json(setup, args.time)?;
+        points.push((setup, theory, fixed_model, setup.updates_distribution()?));
+    }
     if args.json {
-        let value = json!({
-            "setup": setup_json(&setup, args),
-            "theory": theory_json(&theory),
-            "theory_note": setup.theory_note(),
-            "updates_distribution": setup.updates_distribution()?,
-            "fixed_model": fixed_model,
+        let values = points.iter().map(|(setup, theory, fixed_model, distribution)| {
+            json!({
+                "setup": setup_json(setup, args),
+                "theory": theory_json(theory),
+                "theory_note": setup.theory_note(),
+                "updates_distribution": distribution,
+                "fixed_model": fixed_model,
+            })
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        println!("{}, {}", headline(&setup), args.cluster_text());
+        println!("{}", serde_json::to_string_pretty(&one_or_array(values.collect()))?);
+        return Ok(());
+    }
+    for (i, (setup, theory, _, distribution)) in points.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{}, {}", headline(setup), args.cluster_text());
         let note = setup.theory_note();
         if let Some(note) = &note {
             println!("  theory: {note}");
@@ -354,10 +466,10 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
         ] {
             println!("  {name:<20} {}", v.map_or(none.to_string(), |v| digits(v, 8)));
         }
-        if let Some(p) = setup.updates_distribution()? {
+        if let Some(p) = distribution {
             println!("  P(N_m = n), n < U:   {}", p.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(", "));
         }
-        print_fixed_model_oracles(&setup, args.time)?;
+        print_fixed_model_oracles(setup, args.time)?;
     }
     Ok(())
 }
@@ -524,9 +636,15 @@ fn fixed_model_json(s: &TimingSetup, time: Option<f64>) -> Result<Value> {
 /// The simulated mean's distance from theory in standard errors; "exact" when they agree to
 /// rounding, relative to their size (a fixed time model has SE ≈ 0, and float noise would read
 /// as many SEs).
+/// True when the simulated mean equals the theory up to rounding (U = 1 gives exactly K
+/// uploaders, with an SE of 0).
+fn exact(sim: &RoundStat, theory: f64) -> bool {
+    (sim.mean() - theory).abs() <= 1e-12 * theory.abs().max(sim.mean().abs())
+}
+
 fn deviation(sim: &RoundStat, theory: f64) -> String {
     let d = sim.deviation_in_se(theory);
-    if (sim.mean() - theory).abs() <= 1e-12 * theory.abs().max(sim.mean().abs()) {
+    if exact(sim, theory) {
         "exact".to_string()
     } else if d.is_finite() {
         format!("{d:+.2} SE")
