@@ -257,6 +257,13 @@ pub struct RawAlgorithm {
     pub server_lr: Option<f64>,
     /// fedbuff: C, clients training at once (default M).
     pub concurrency: Option<usize>,
+
+    /// A grid: `grid = { wait = [1, 5, 10], lr = [0.05, 0.1] }` makes one entry per combination
+    /// of the listed values (the last key varying fastest; keys in alphabetical order), each
+    /// with the entry's other keys. Its label is `label` with `{wait}`, `{lr}` replaced by the
+    /// values, or, without placeholders, the label (or name) followed by `wait=1, lr=0.05`.
+    /// Expanded when the file is read: the resolved `config.toml` lists the entries.
+    pub grid: Option<toml::Table>,
 }
 
 /// How FLANP picks the workers that train.
@@ -445,6 +452,85 @@ fn unused_links(c: &RawCluster, algorithms: &[AlgorithmEntry]) -> Vec<String> {
     warnings
 }
 
+/// Most entries one grid may make.
+const MAX_GRID_ENTRIES: usize = 10_000;
+
+/// The entries of `entry` (the `i`-th), one per combination of `grid`'s values.
+fn expand_grid(i: usize, entry: &RawAlgorithm, grid: &toml::Table) -> Result<Vec<RawAlgorithm>> {
+    let base_label = entry.label.clone().unwrap_or_else(|| entry.name.clone());
+    let field = |key: &str| format!("algorithms[{i}] ('{base_label}').grid.{key}");
+    let toml::Value::Table(mut base) =
+        toml::Value::try_from(entry).map_err(|e| Error::Config(format!("algorithms[{i}] ('{base_label}'): {e}")))?
+    else {
+        unreachable!("an entry serialises to a table")
+    };
+    base.remove("grid");
+    let mut axes = Vec::new();
+    let mut total = 1usize;
+    for (key, values) in grid {
+        if matches!(key.as_str(), "name" | "label" | "grid") {
+            return Err(Error::Config(format!("{}: {key} cannot be swept; give one entry per value", field(key))));
+        }
+        if base.contains_key(key) {
+            return Err(Error::Config(format!(
+                "{}: {key} is also a key of the entry; give it in one place",
+                field(key)
+            )));
+        }
+        let values = match values {
+            toml::Value::Array(v) if !v.is_empty() => v,
+            toml::Value::Array(_) => return Err(Error::invalid(field(key), "[]", "lists no value")),
+            other => {
+                return Err(Error::invalid(
+                    field(key),
+                    other,
+                    format!("must be a list of values, e.g. {key} = [1, 2]"),
+                ));
+            }
+        };
+        total = total.saturating_mul(values.len());
+        axes.push((key.as_str(), values));
+    }
+    if total > MAX_GRID_ENTRIES {
+        return Err(Error::invalid(
+            format!("algorithms[{i}] ('{base_label}').grid"),
+            format!("{total} combinations"),
+            format!("makes at most {MAX_GRID_ENTRIES} entries"),
+        ));
+    }
+    let shown = |v: &toml::Value| match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut entries = Vec::with_capacity(total);
+    for n in 0..total {
+        // mixed radix: the last key varies fastest
+        let (mut rest, mut point) = (n, Vec::with_capacity(axes.len()));
+        for (key, values) in axes.iter().rev() {
+            point.push((*key, &values[rest % values.len()]));
+            rest /= values.len();
+        }
+        point.reverse();
+        let mut table = base.clone();
+        let mut label = base_label.clone();
+        let templated = point.iter().any(|(key, _)| label.contains(&format!("{{{key}}}")));
+        for (key, value) in &point {
+            table.insert(key.to_string(), (*value).clone());
+            label = label.replace(&format!("{{{key}}}"), &shown(value));
+        }
+        if !templated {
+            let values: Vec<String> = point.iter().map(|(key, value)| format!("{key}={}", shown(value))).collect();
+            label = format!("{label} {}", values.join(", "));
+        }
+        table.insert("label".into(), toml::Value::String(label.clone()));
+        let raw: RawAlgorithm = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(format!("algorithms[{i}] ('{label}'): {}", e.message())))?;
+        entries.push(raw);
+    }
+    Ok(entries)
+}
+
 /// A checked `[[algorithms]]` entry with its resolved run settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlgorithmEntry {
@@ -628,10 +714,26 @@ fn cli_trace_path_made_absolute(spec: &str) -> Result<String> {
 }
 
 impl RawExperiment {
-    /// Reads a config file.
+    /// Reads a config file and expands the grids of its entries ([`RawAlgorithm::grid`]).
     pub fn read(path: &Path) -> Result<RawExperiment> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::bad_file(path, toml_error(&e, Some(&text))))
+        let mut raw: RawExperiment =
+            toml::from_str(&text).map_err(|e| Error::bad_file(path, toml_error(&e, Some(&text))))?;
+        raw.expand_grids()?;
+        Ok(raw)
+    }
+
+    /// Replaces every entry that has a grid by its entries, in place.
+    pub fn expand_grids(&mut self) -> Result<()> {
+        let mut expanded = Vec::with_capacity(self.algorithms.len());
+        for (i, entry) in self.algorithms.iter().enumerate() {
+            match &entry.grid {
+                None => expanded.push(entry.clone()),
+                Some(grid) => expanded.extend(expand_grid(i, entry, grid)?),
+            }
+        }
+        self.algorithms = expanded;
+        Ok(())
     }
 
     /// Applies command-line overrides. A data directory given on the command line is made
@@ -1758,4 +1860,48 @@ fn check_problem_memory(name: &str, value: String, dim: usize, rows: u128, value
     let bytes = dim as u128 * (value_bytes * rows + 8 * work);
     let why = format!("{rows} vectors of {dim} values, {value_bytes} bytes a value, and {work} working vectors of f64");
     check_memory(name, value, bytes, &why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(algorithms: &str) -> Result<Vec<RawAlgorithm>> {
+        let text = format!(
+            "rounds = 1\n[model]\nbatch = 1\nlr = 0.1\n[cluster]\nworkers = 4\ncompute_time = \"const(1)\"\n{algorithms}"
+        );
+        let mut raw: RawExperiment = toml::from_str(&text).expect("parses");
+        raw.expand_grids()?;
+        Ok(raw.algorithms)
+    }
+
+    #[test]
+    fn a_grid_makes_one_entry_per_combination_with_the_last_key_fastest() {
+        let grid = entries(
+            "[[algorithms]]\nname = \"stsyn\"\nlabel = \"K={wait}, lr {lr}\"\nlocal_steps = 3\n\
+             grid = { wait = [1, 4], lr = [0.1, 0.25] }\n[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n",
+        )
+        .unwrap();
+        // keys in alphabetical order: lr, then wait (fastest)
+        let want = [
+            ("K=1, lr 0.1", Some(1), Some(0.1), Some(3)),
+            ("K=4, lr 0.1", Some(4), Some(0.1), Some(3)),
+            ("K=1, lr 0.25", Some(1), Some(0.25), Some(3)),
+            ("K=4, lr 0.25", Some(4), Some(0.25), Some(3)),
+            ("", None, None, Some(2)),
+        ];
+        assert_eq!(grid.len(), want.len());
+        for (a, w) in grid.iter().zip(want) {
+            assert_eq!((a.label.as_deref().unwrap_or(""), a.wait, a.lr, a.local_steps), w);
+        }
+        assert!(grid.iter().all(|a| a.grid.is_none()));
+        // no placeholder: the values follow the label (or the name)
+        let plain = entries(
+            "[[algorithms]]\nname = \"fedavg\"\nlocal_steps = 2\ngrid = { weighting = [\"samples\", \"uniform\"] }\n",
+        )
+        .unwrap();
+        let labels: Vec<_> = plain.iter().map(|a| a.label.clone().unwrap()).collect();
+        assert_eq!(labels, ["fedavg weighting=samples", "fedavg weighting=uniform"]);
+        assert_eq!(plain[1].weighting.as_deref(), Some("uniform"));
+    }
 }

@@ -463,6 +463,31 @@ fn bad_configs_exit_2_naming_the_problem() {
             &["participants (m) or fraction (C), not both"],
         ),
         ("[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 268435457\n", &["local_steps (U)", "268435457", "2^28"]),
+        // grids: every mistake named with its entry and key
+        (
+            "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\ngrid = { local_steps = [1, 2] }\n",
+            &["grid.local_steps", "in one place"],
+        ),
+        (
+            "[[algorithms]]\nname = \"pasgd\"\ngrid = { local_steps = 2 }\n",
+            &["grid.local_steps = 2", "a list of values"],
+        ),
+        ("[[algorithms]]\nname = \"pasgd\"\ngrid = { local_steps = [] }\n", &["grid.local_steps = []", "no value"]),
+        ("[[algorithms]]\nname = \"pasgd\"\ngrid = { name = [\"stsyn\"] }\n", &["grid.name", "cannot be swept"]),
+        ("[[algorithms]]\nname = \"pasgd\"\ngrid = { speed = [1] }\n", &["('pasgd speed=1')", "unknown field `speed`"]),
+        (
+            "[[algorithms]]\nname = \"pasgd\"\ngrid = { local_steps = [2, -1] }\n",
+            &["('pasgd local_steps=-1')", "local_steps"],
+        ),
+        ("[[algorithms]]\nname = \"stsyn\"\nwait = 2\ngrid = { local_steps = [2, 0] }\n", &["local_steps (U)", "0"]),
+        (
+            "[[algorithms]]\nname = \"pasgd\"\nlabel = \"same\"\ngrid = { local_steps = [1, 2], lr = [0.1] }\nlocal_steps = 1\n",
+            &["grid.local_steps", "in one place"],
+        ),
+        (
+            "[[algorithms]]\nname = \"pasgd\"\ngrid = { local_steps = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], lr = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], batch = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], rounds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] }\n",
+            &["11000 combinations", "at most 10000"],
+        ),
     ];
     for (i, (algorithms, needles)) in cases.iter().enumerate() {
         let sub = dir.path().join(format!("c{i}"));
