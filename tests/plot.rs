@@ -189,3 +189,41 @@ fn the_plot_command_prints_the_files_and_rejects_missing_directories() {
     assert_bad_input(&["plot", empty.path().to_str().unwrap()], &["evals.csv"]);
     assert_bad_input(&["plot", dir.path().join("evals.csv").to_str().unwrap()], &["evals.csv"]);
 }
+
+#[test]
+fn a_sweep_summary_plots_the_simulated_points_beside_the_theory() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sweep.csv");
+    let csv_arg = csv.to_str().unwrap();
+    let timing = ["timing", "-M", "8", "-K", "1,4,8", "-U", "1,3", "--rounds", "200", "--summary-csv", csv_arg];
+    assert!(stsyn(&timing).status.success());
+    let out = stsyn(&["plot", csv_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| PathBuf::from(l.strip_prefix("wrote ").expect("a 'wrote' line")))
+        .collect();
+    let stems = ["sweep_round_time", "sweep_updates_per_worker", "sweep_uploaders"];
+    let expected: Vec<String> = stems.iter().flat_map(|s| [format!("{s}.svg"), format!("{s}.png")]).collect();
+    assert_eq!(names(&written), expected);
+    // K varies first, so it is the x axis; U tells the series apart
+    check_figures(
+        dir.path(),
+        &written,
+        &["U=1 simulated", "U=3 simulated", "U=1 theory", "K (workers waited for)", "2 SE"],
+    );
+    assert!(std::fs::read_to_string(dir.path().join("sweep_uploaders.svg")).unwrap().contains("uploaders"));
+    // a summary without a column, or with a bad number, names the file and what is wrong
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let bad = dir.path().join("bad.csv");
+    for (content, needles) in [
+        (text.replace("uploaders_theory", "uploaders_guess"), vec!["bad.csv", "line 1", "'uploaders_theory'"]),
+        (text.replacen("stsyn,8,1,1,", "stsyn,8,one,1,", 1), vec!["bad.csv", "line 2", "wait = 'one'"]),
+        (text.lines().next().unwrap().to_string() + "\n", vec!["bad.csv", "no points"]),
+    ] {
+        std::fs::write(&bad, content).unwrap();
+        let err = assert_bad_input(&["plot", bad.to_str().unwrap()], &needles);
+        assert!(err.stdout.is_empty());
+    }
+    assert!(!dir.path().join("bad_round_time.svg").exists());
+}

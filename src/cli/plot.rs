@@ -1,17 +1,25 @@
 //! `stsyn plot DIR`: draw the figures of a results directory from its `evals.csv` (see
-//! [`crate::plot`]) and print the files written.
+//! [`crate::plot`]), or of a sweep's `stsyn timing --summary-csv` file, and print the files
+//! written.
 
 use std::path::PathBuf;
 
 /// Flags of `stsyn plot`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The results directory holding evals.csv, e.g. results/comparison.
+    /// The results directory holding evals.csv, e.g. results/comparison; or a file written by
+    /// `stsyn timing --summary-csv` (figures of the sweep next to it).
     dir: PathBuf,
 }
 
 /// Runs `stsyn plot`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.dir.is_file() {
+        for path in crate::plot::plot_summary(&args.dir)? {
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
     // a run that stopped early leaves valid files; say so, since the curves end where it stopped
     let summary_path = args.dir.join("summary.json");
     let summary = std::fs::read_to_string(&summary_path).ok().and_then(|text| {

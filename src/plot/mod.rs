@@ -21,6 +21,8 @@
 //! pointwise mean of the thin lines. It stops at the end of the shortest seed rather than
 //! extrapolating a finished (or diverged) run. With one seed, that seed's curve is drawn bold.
 //!
+//! A sweep's `stsyn timing --summary-csv` file is plotted by [`sweep`] with the same drawing.
+//!
 //! Everything is read and rendered in memory first and each file is written through
 //! [`PendingFile`], so a malformed `evals.csv` writes nothing and no figure is ever left half
 //! written. Text uses DejaVu Sans, embedded in the binary (licence in `DejaVuSans-LICENSE.md`).
@@ -61,6 +63,10 @@ const COLOURS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+mod sweep;
+
+pub use sweep::plot_summary;
+
 /// Draws the figures of `dir` (see the module docs); returns the files written.
 pub fn plot_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     if !std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?.is_dir() {
@@ -68,10 +74,15 @@ pub fn plot_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let evals = read_evals(&dir.join("evals.csv"))?;
     let name = experiment_name(dir);
+    write_figures(dir, &figures(&evals, &name))
+}
+
+/// Draws `figures` as SVG and PNG files in `dir`; returns the files written.
+fn write_figures(dir: &Path, figures: &[Figure]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for fig in figures(&evals, &name) {
-        files.push((dir.join(format!("{}.svg", fig.stem)), render_svg(&fig)?));
-        files.push((dir.join(format!("{}.png", fig.stem)), render_png(&fig)?));
+    for fig in figures {
+        files.push((dir.join(format!("{}.svg", fig.stem)), render_svg(fig)?));
+        files.push((dir.join(format!("{}.png", fig.stem)), render_png(fig)?));
     }
     // every file is written aside first, so one bad target (say, a directory) leaves none
     let mut pending = Vec::new();
@@ -97,14 +108,8 @@ struct Eval {
 
 /// Reads `evals.csv`; columns are found by name, so extra columns are ignored.
 fn read_evals(path: &Path) -> Result<Vec<Eval>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = csv::Reader::from_reader(BufReader::new(file));
-    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
-    let column = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| {
-            Error::bad_file(path, format!("line 1: the header lacks the column '{name}' (expected {EVALS_HEADER})"))
-        })
-    };
+    let (mut reader, header) = open_csv(path)?;
+    let column = |name: &str| find_column(path, &header, name, &format!("expected {EVALS_HEADER}"));
     let [algorithm, seed, wall_clock, comms, test_loss, test_accuracy, distance] =
         ["algorithm", "seed", "wall_clock", "comm_transmissions", "test_loss", "test_accuracy", "distance_to_optimum"]
             .map(column);
@@ -148,6 +153,23 @@ fn read_evals(path: &Path) -> Result<Vec<Eval>> {
     Ok(evals)
 }
 
+/// A CSV reader on `path` and the file's header.
+fn open_csv(path: &Path) -> Result<(csv::Reader<BufReader<File>>, csv::StringRecord)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = csv::Reader::from_reader(BufReader::new(file));
+    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    Ok((reader, header))
+}
+
+/// The position of column `name` in `header`, or an error naming the file, the column and (in
+/// parentheses) `expected`.
+fn find_column(path: &Path, header: &csv::StringRecord, name: &str, expected: &str) -> Result<usize> {
+    header
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| Error::bad_file(path, format!("line 1: the header lacks the column '{name}' ({expected})")))
+}
+
 fn csv_error(path: &Path, e: csv::Error) -> Error {
     let line = e.position().map_or(String::new(), |p| format!("line {}: ", p.line()));
     match e.into_kind() {
@@ -181,12 +203,18 @@ struct Series {
     label: String,
     /// One curve per seed, sorted by x; non-finite points left out.
     seeds: Vec<Vec<(f64, f64)>>,
+    /// Measured points (a sweep's simulated means): drawn as dots, not joined, over the lines.
+    dots: bool,
+    /// Error bars (x, low, high), drawn thin.
+    bars: Vec<(f64, f64, f64)>,
+    /// Index into [`COLOURS`] (cyclic).
+    colour: usize,
 }
 
 /// A figure, ready to draw.
 #[derive(Debug)]
 struct Figure {
-    stem: &'static str,
+    stem: String,
     caption: String,
     x_desc: &'static str,
     y_desc: &'static str,
@@ -220,7 +248,7 @@ fn figures(evals: &[Eval], name: &str) -> Vec<Figure> {
     if evals.iter().any(|e| e.distance.is_some()) {
         out.push(figure("distance_time", time, time_desc, distance, "distance to the optimum", true));
     }
-    debug_assert!(out.iter().all(|f| FIGURE_STEMS.contains(&f.stem)), "FIGURE_STEMS lists every figure");
+    debug_assert!(out.iter().all(|f| FIGURE_STEMS.contains(&f.stem.as_str())), "FIGURE_STEMS lists every figure");
     out
 }
 
@@ -241,7 +269,9 @@ fn build(
         let i = match series.iter().position(|(s, _)| s.label == e.algorithm) {
             Some(i) => i,
             None => {
-                series.push((Series { label: e.algorithm.clone(), seeds: Vec::new() }, Vec::new()));
+                let colour = series.len();
+                let s = Series { label: e.algorithm.clone(), seeds: Vec::new(), dots: false, bars: Vec::new(), colour };
+                series.push((s, Vec::new()));
                 series.len() - 1
             }
         };
@@ -272,7 +302,7 @@ fn build(
         .collect();
     let mut ys = series.iter().flat_map(|s| s.seeds.iter().flatten().map(|p| p.1)).peekable();
     let log_y = log && ys.peek().is_some() && ys.all(|y| y > 0.0);
-    Figure { stem, caption: name.to_string(), x_desc, y_desc, log_y, series }
+    Figure { stem: stem.to_string(), caption: name.to_string(), x_desc, y_desc, log_y, series }
 }
 
 /// The pointwise mean of piecewise-linear curves, on the union of their x values where all of
@@ -346,9 +376,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Draw
     root.fill(&WHITE)?;
     let root = root.titled(&fig.caption, (FAMILY, 26))?;
     let (plot, legend) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
-    let points = || fig.series.iter().flat_map(|s| s.seeds.iter().flatten());
+    let points = || fig.series.iter().flat_map(|s| s.seeds.iter().flatten().copied());
+    let bar_ends = || fig.series.iter().flat_map(|s| s.bars.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
     let (x_lo, x_hi) = bounds(points().map(|p| p.0));
-    let (y_lo, y_hi) = bounds(points().map(|p| p.1));
+    let (y_lo, y_hi) = bounds(points().chain(bar_ends()).map(|p| p.1));
     let x_range = x_lo.min(0.0)..if x_hi > x_lo.min(0.0) { x_hi } else { x_lo.min(0.0) + 1.0 };
     let mut builder = ChartBuilder::on(&plot);
     builder.margin(16).x_label_area_size(56).y_label_area_size(80);
@@ -391,16 +422,25 @@ where
         .light_line_style(WHITE.mix(0.0))
         .bold_line_style(BLACK.mix(0.12))
         .draw()?;
-    for (i, s) in fig.series.iter().enumerate() {
+    for s in &fig.series {
         if s.seeds.len() > 1 {
-            let light = colour(i).mix(0.3).stroke_width(1);
+            let light = colour(s.colour).mix(0.3).stroke_width(1);
             for c in &s.seeds {
                 chart.draw_series(LineSeries::new(c.iter().copied(), light))?;
             }
         }
     }
-    for (i, s) in fig.series.iter().enumerate() {
-        draw_bold(&mut chart, &s.bold(), colour(i))?;
+    for s in fig.series.iter().filter(|s| !s.dots) {
+        draw_bold(&mut chart, &s.bold(), colour(s.colour))?;
+    }
+    for s in &fig.series {
+        let c = colour(s.colour);
+        chart.draw_series(
+            s.bars.iter().map(|&(x, lo, hi)| PathElement::new(vec![(x, lo), (x, hi)], c.stroke_width(1))),
+        )?;
+        if s.dots {
+            chart.draw_series(s.bold().into_iter().map(|p| Circle::new(p, 4, c.filled())))?;
+        }
     }
     Ok(())
 }
@@ -445,14 +485,22 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) 
     let grey = BLACK.mix(0.6);
     let note = label.clone().color(&grey);
     let mut y = 40;
-    for (i, (s, under)) in fig.series.iter().zip(hidden_under(&fig.series)).enumerate() {
-        area.draw(&PathElement::new(vec![(8, y), (42, y)], colour(i).stroke_width(3)))?;
+    for (s, under) in fig.series.iter().zip(hidden_under(&fig.series)) {
+        if s.dots {
+            area.draw(&Circle::new((25, y), 4, colour(s.colour).filled()))?;
+        } else {
+            area.draw(&PathElement::new(vec![(8, y), (42, y)], colour(s.colour).stroke_width(3)))?;
+        }
         area.draw(&Text::new(s.label.clone(), (50, y), label.clone()))?;
         if let Some(j) = under {
             y += 22;
             area.draw(&Text::new(format!("under {}", fig.series[j].label), (50, y), note.clone()))?;
         }
         y += 30;
+    }
+    if fig.series.iter().any(|s| !s.bars.is_empty()) {
+        area.draw(&Text::new("bars: ± 2 SE".to_string(), (8, y + 10), note.clone()))?;
+        y += 24;
     }
     let max_seeds = fig.series.iter().map(|s| s.seeds.len()).max().unwrap_or(0);
     if max_seeds > 1 {
@@ -499,7 +547,13 @@ mod tests {
 
     #[test]
     fn a_curve_hidden_under_a_later_identical_one_is_named_in_the_legend() {
-        let series = |label: &str, curve: &[(f64, f64)]| Series { label: label.into(), seeds: vec![curve.to_vec()] };
+        let series = |label: &str, curve: &[(f64, f64)]| Series {
+            label: label.into(),
+            seeds: vec![curve.to_vec()],
+            dots: false,
+            bars: Vec::new(),
+            colour: 0,
+        };
         let (a, b) = ([(0.0, 1.0), (1.0, 2.0)], [(0.0, 1.0), (1.0, 3.0)]);
         let all = [series("AdaComm", &a), series("STSyn", &b), series("PASGD", &a), series("X", &[]), series("Y", &[])];
         assert_eq!(hidden_under(&all), [Some(2), None, None, None, None]);
