@@ -261,7 +261,7 @@ pub struct RawAlgorithm {
     /// A grid: `grid = { wait = [1, 5, 10], lr = [0.05, 0.1] }` makes one entry per combination
     /// of the listed values (the last key varying fastest; keys in alphabetical order), each
     /// with the entry's other keys. Its label is `label` with `{wait}`, `{lr}` replaced by the
-    /// values, or, without placeholders, the label (or name) followed by `wait=1, lr=0.05`.
+    /// values, or, without placeholders, the label (or name) followed by `lr=0.05, wait=1`.
     /// Expanded when the file is read: the resolved `config.toml` lists the entries.
     pub grid: Option<toml::Table>,
 }

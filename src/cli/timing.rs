@@ -110,9 +110,8 @@ pub struct Args {
     #[arg(long)]
     events_csv: Option<PathBuf>,
     /// `timing` only: write one row per (M, K, U) point to this CSV file: the simulated mean and
-    /// SE, the theory and the deviation in SEs of each quantity (0 where the table says exact, empty
-    /// where undefined); written
-    /// when every point is done.
+    /// SE, the theory and the deviation in SEs of each quantity (0 where the table says exact,
+    /// empty where undefined); written when every point is done.
     #[arg(long)]
     summary_csv: Option<PathBuf>,
 }
