@@ -456,9 +456,9 @@ impl Series {
 /// so it cannot be seen), which the legend names: "under PASGD".
 fn hidden_under(series: &[Series]) -> Vec<Option<usize>> {
     let bold: Vec<_> = series.iter().map(Series::bold).collect();
-    (0..series.len())
-        .map(|i| (i + 1..series.len()).rev().find(|&j| !bold[i].is_empty() && bold[j] == bold[i]))
-        .collect()
+    // dots are drawn over every line, so only a line under a later line disappears
+    let line = |i: usize| !series[i].dots && !bold[i].is_empty();
+    (0..series.len()).map(|i| (i + 1..series.len()).rev().find(|&j| line(i) && line(j) && bold[j] == bold[i])).collect()
 }
 
 /// A bold polyline, drawn segment by segment with a dot on every joint: plotters 0.3.7 fills a
@@ -557,6 +557,9 @@ mod tests {
         let (a, b) = ([(0.0, 1.0), (1.0, 2.0)], [(0.0, 1.0), (1.0, 3.0)]);
         let all = [series("AdaComm", &a), series("STSyn", &b), series("PASGD", &a), series("X", &[]), series("Y", &[])];
         assert_eq!(hidden_under(&all), [Some(2), None, None, None, None]);
+        // dots are drawn over the lines: neither hides the other
+        let dots = Series { dots: true, ..series("simulated", &a) };
+        assert_eq!(hidden_under(&[dots, series("theory", &a)]), [None, None]);
     }
 
     #[test]
