@@ -292,7 +292,10 @@ impl ComputeTime {
         match &self.source {
             Source::Dist(_) if self.per_round => out.fill(clock.fixed),
             Source::Dist(d) => {
-                d.fill(&mut clock.stream, out);
+                // a local copy keeps the generator state in registers (the same draws)
+                let mut stream = clock.stream.clone();
+                d.fill(&mut stream, out);
+                clock.stream = stream;
                 if !self.scales.is_empty() {
                     let scale = self.scales[worker];
                     out.iter_mut().for_each(|x| *x *= scale);
