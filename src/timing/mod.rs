@@ -350,8 +350,8 @@ impl ComputeTime {
 
     /// A warning when a run that ended at simulated time `end` went past the point where the
     /// f64 clock resolves a millionth ([`CLOCK_RESOLUTION`]) of the shortest mean step of the M
-    /// `workers`: from there on every step's end time is rounded by more than that, and at
-    /// 2^53 mean steps steps stop advancing the clock at all. None when the clock kept its
+    /// `workers`: from there on every step's end time is rounded by more than that, and past
+    /// 2^53 mean steps a step no longer advances the clock at all. None when the clock kept its
     /// resolution, or no worker has a finite mean step.
     pub fn clock_resolution_warning(&self, end: f64, workers: usize) -> Option<String> {
         let shortest = (0..workers).filter_map(|w| self.mean(w)).fold(f64::INFINITY, f64::min);
