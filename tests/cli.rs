@@ -303,6 +303,22 @@ fn a_sweep_runs_every_combination_as_its_own_run_would() {
 }
 
 #[test]
+fn a_clock_past_the_f64_resolution_of_the_steps_is_warned_about() {
+    // a downlink of 1e12 time units before steps of mean 1e-3: f64 values near 1e12 are
+    // 1.2e-4 apart, a tenth of a step
+    let far = ["timing", "-M", "4", "-K", "2", "-U", "2", "--rounds", "3", "--downlink", "const(1e12)"];
+    let out = stsyn(&[&far[..], &["--compute-time", "exp(mean=1e-3)"]].concat());
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: the simulated clock reached t = ") && err.contains("lost precision"), "{err}");
+    // a downlink of 1e6 before steps of mean 1: values 1.2e-10 apart, no warning
+    let near = ["timing", "-M", "4", "-K", "2", "-U", "2", "--rounds", "3", "--downlink", "const(1e6)"];
+    let out = stsyn(&near);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn json_output_has_the_documented_keys() {
     let out = stsyn(&["timing", "-M", "20", "-K", "5", "-U", "10", "--rounds", "2000", "--json"]);
     assert!(out.status.success());
