@@ -76,15 +76,15 @@ pub struct Settings {
 /// budget that covers at least the fastest worker's mean step: below it, every N_i would be the
 /// floor of 1 and the budget would change nothing).
 pub fn steps_per_worker(local_steps: LocalSteps, compute: &ComputeTime, workers: usize) -> Result<Vec<u32>> {
-    if let LocalSteps::Budget(budget) = local_steps {
-        let fastest = (0..workers).filter_map(|i| compute.mean(i)).fold(f64::INFINITY, f64::min);
-        if fastest.is_finite() && budget < fastest {
-            return Err(Error::invalid(
-                "compute_budget",
-                budget,
-                format!("is below every worker's mean step time (the fastest: {fastest}), so no N_i would count it"),
-            ));
-        }
+    if let LocalSteps::Budget(budget) = local_steps
+        && let Some(fastest) = compute.shortest_mean(workers)
+        && budget < fastest
+    {
+        return Err(Error::invalid(
+            "compute_budget",
+            budget,
+            format!("is below every worker's mean step time (the fastest: {fastest}), so no N_i would count it"),
+        ));
     }
     (0..workers)
         .map(|i| match local_steps {

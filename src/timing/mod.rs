@@ -174,6 +174,11 @@ impl ComputeTime {
         }
     }
 
+    /// The shortest finite mean step of the M `workers` (None when no worker's mean is finite).
+    pub fn shortest_mean(&self, workers: usize) -> Option<f64> {
+        (0..workers).filter_map(|w| self.mean(w)).filter(|m| m.is_finite()).reduce(f64::min)
+    }
+
     /// The distribution of every step of every worker, when steps are i.i.d. across workers and
     /// steps (no per-worker speeds, no per-round draws, no trace).
     pub fn iid_dist(&self) -> Option<&Dist> {
@@ -354,9 +359,9 @@ impl ComputeTime {
     /// 2^53 mean steps a step no longer advances the clock at all. None when the clock kept its
     /// resolution, or no worker has a finite mean step.
     pub fn clock_resolution_warning(&self, end: f64, workers: usize) -> Option<String> {
-        let shortest = (0..workers).filter_map(|w| self.mean(w)).fold(f64::INFINITY, f64::min);
+        let shortest = self.shortest_mean(workers)?;
         let spacing = if end.is_finite() { f64::from_bits(end.abs().to_bits() + 1) - end.abs() } else { f64::INFINITY };
-        (shortest.is_finite() && spacing > CLOCK_RESOLUTION * shortest).then(|| {
+        (spacing > CLOCK_RESOLUTION * shortest).then(|| {
             format!(
                 "the simulated clock reached t = {}, where f64 values are {} apart, {} times the shortest mean step ({}): step end times lost precision (a run spans about {:.1e} shortest steps before its rounding exceeds {CLOCK_RESOLUTION:e} of a step)",
                 crate::error::shown(end),
