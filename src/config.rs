@@ -259,9 +259,9 @@ pub struct RawAlgorithm {
     pub concurrency: Option<usize>,
 
     /// A grid: `grid = { wait = [1, 5, 10], lr = [0.05, 0.1] }` makes one entry per combination
-    /// of the listed values (the last key varying fastest; keys in alphabetical order), each
+    /// of the listed values (keys in the order written, the last varying fastest), each
     /// with the entry's other keys. Its label is `label` with `{wait}`, `{lr}` replaced by the
-    /// values, or, without placeholders, the label (or name) followed by `lr=0.05, wait=1`.
+    /// values, or, without placeholders, the label (or name) followed by `wait=1, lr=0.05`.
     /// Expanded when the file is read: the resolved `config.toml` lists the entries.
     pub grid: Option<toml::Table>,
 }
@@ -1882,11 +1882,11 @@ mod tests {
              grid = { wait = [1, 4], lr = [0.1, 0.25] }\n[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n",
         )
         .unwrap();
-        // keys in alphabetical order: lr, then wait (fastest)
+        // keys in the order written: wait, then lr (fastest)
         let want = [
             ("K=1, lr 0.1", Some(1), Some(0.1), Some(3)),
-            ("K=4, lr 0.1", Some(4), Some(0.1), Some(3)),
             ("K=1, lr 0.25", Some(1), Some(0.25), Some(3)),
+            ("K=4, lr 0.1", Some(4), Some(0.1), Some(3)),
             ("K=4, lr 0.25", Some(4), Some(0.25), Some(3)),
             ("", None, None, Some(2)),
         ];
