@@ -298,8 +298,27 @@ fn a_sweep_runs_every_combination_as_its_own_run_would() {
     assert_bad_input(&["timing", "-M", "6,0", "-K", "3", "-U", "2", "--summary-csv", f], &["M", "0"]);
     assert_bad_input(&["timing", "-M", "6", "-K", "3,", "-U", "2"], &["--wait", "''"]);
     assert_bad_input(&["timing", "-M", "6", "-K", "1,3", "-U", "2", "--rounds-csv", f], &["--rounds-csv", "one run"]);
-    assert_bad_input(&["theory", "-M", "6", "-K", "1", "-U", "2", "--summary-csv", f], &["--summary-csv", "timing"]);
+    assert_bad_input(&["theory", "-M", "6", "-K", "1", "-U", "2", "--rounds-csv", f], &["--rounds-csv", "timing"]);
     assert!(!file.exists() && !dir.path().join("bad.csv.partial").exists());
+    // theory's summary: the closed forms of the same points, the same numbers as the JSON
+    let args = ["theory", "-M", "6,8", "-K", "2", "-U", "1,3", "--summary-csv", one.to_str().unwrap()];
+    assert!(stsyn(&args).status.success());
+    let text = std::fs::read_to_string(&one).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "algorithm,workers,wait,local_steps,round_time_theory,updates_per_worker_theory,uploaders_theory"
+    );
+    assert_eq!(lines.len(), 5);
+    for (i, line) in lines[1..].iter().enumerate() {
+        let row: Vec<&str> = line.split(',').collect();
+        let t = &theory[i]["theory"];
+        let want = [&t["round_time"], &t["updates_per_worker"], &t["uploaders"]].map(|v| v.as_f64().unwrap());
+        // (serde_json's float parsing may be off by an ulp)
+        for (x, w) in row[4..].iter().map(|x| x.parse::<f64>().unwrap()).zip(want) {
+            assert!((x - w).abs() <= 4.0 * f64::EPSILON * w.abs(), "{line}: {x} vs {w}");
+        }
+    }
 }
 
 #[test]

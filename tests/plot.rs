@@ -226,4 +226,12 @@ fn a_sweep_summary_plots_the_simulated_points_beside_the_theory() {
         assert!(err.stdout.is_empty());
     }
     assert!(!dir.path().join("bad_round_time.svg").exists());
+    // a theory summary: the closed forms alone, as lines
+    let theory = dir.path().join("closed.csv");
+    let args = ["theory", "-M", "8", "-K", "1,4,8", "-U", "3", "--summary-csv", theory.to_str().unwrap()];
+    assert!(stsyn(&args).status.success());
+    let out = stsyn(&["plot", theory.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("closed_round_time.svg")).unwrap();
+    assert!(svg.contains("theory") && !svg.contains("simulated") && !svg.contains("2 SE"));
 }

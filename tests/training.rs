@@ -635,6 +635,7 @@ label = "wild"
 wait = 2
 local_steps = 2
 lr = 1e30
+eval_every = 5
 
 [[algorithms]]
 name = "kbatch-async"
@@ -660,6 +661,12 @@ eval_every = 1
     let evals = std::fs::read_to_string(out.join("evals.csv")).unwrap();
     let bad: Vec<&str> = evals.lines().filter(|l| l.contains("NaN") || l.contains("inf")).collect();
     assert!(bad.iter().all(|l| l.split(',').nth(9) == Some("")), "{bad:?}");
+    // STSyn's round 1 has its row although it was not due for evaluation by then, with NaN
+    // losses whatever the broken model happens to output; its final evaluation is that row
+    assert!(evals.lines().any(|l| l.starts_with("wild,3,1,") && l.split(',').nth(8) == Some("NaN")), "{evals}");
+    let runs = summary["runs"].as_array().unwrap();
+    let wild = runs.iter().find(|r| r["name"] == "wild").unwrap();
+    assert_eq!((wild["status"].as_str(), wild["final_eval"]["test_loss"].is_null()), (Some("diverged"), true));
 }
 
 #[test]

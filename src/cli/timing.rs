@@ -109,9 +109,9 @@ pub struct Args {
     /// Write one row per engine event to this CSV file (uses the heap engine).
     #[arg(long)]
     events_csv: Option<PathBuf>,
-    /// `timing` only: write one row per (M, K, U) point to this CSV file: the simulated mean and
-    /// SE, the theory and the deviation in SEs of each quantity (0 where the table says exact,
-    /// empty where undefined); written when every point is done.
+    /// Write one row per (M, K, U) point to this CSV file: for each quantity, `timing` writes the
+    /// simulated mean and SE, the theory and the deviation in SEs (0 where the table says exact,
+    /// empty where undefined), `theory` the closed form alone; written when every point is done.
     #[arg(long)]
     summary_csv: Option<PathBuf>,
 }
@@ -314,17 +314,15 @@ fn write_summary(
     theories: &[TheoryValues],
 ) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(out);
-    let quantities = ["round_time", "updates_per_worker", "uploaders"];
-    let mut header = vec!["algorithm".to_string(), "workers".into(), "wait".into(), "local_steps".into()];
+    let mut header = point_columns();
     header.extend(["rounds", "seed", "engine"].map(String::from));
-    for q in quantities {
+    for q in SUMMARY_QUANTITIES {
         header.extend(["mean", "se", "theory", "deviation_se"].map(|c| format!("{q}_{c}")));
     }
     csv.write_record(&header)?;
-    let number = |x: f64| if x.is_finite() { x.to_string() } else { String::new() };
     for ((s, o), t) in setups.iter().zip(outcomes).zip(theories) {
-        let mut row = vec![s.algorithm.name().to_string(), s.workers.to_string(), s.wait.to_string()];
-        row.extend([s.local_steps.to_string(), s.rounds.to_string(), s.seed.to_string(), o.engine.to_string()]);
+        let mut row = point_row(s);
+        row.extend([s.rounds.to_string(), s.seed.to_string(), o.engine.to_string()]);
         for (sim, theory) in
             [(&o.round_time, t.round_time), (&o.updates_per_worker, t.updates_per_worker), (&o.uploaders, t.uploaders)]
         {
@@ -333,6 +331,37 @@ fn write_summary(
             let deviation = |v| if exact(sim, v) { 0.0 } else { sim.deviation_in_se(v) };
             row.push(theory.map_or(String::new(), |v| number(deviation(v))));
         }
+        csv.write_record(&row)?;
+    }
+    csv.flush()
+}
+
+/// The quantities of a `--summary-csv` row, the prefixes of their columns.
+const SUMMARY_QUANTITIES: [&str; 3] = ["round_time", "updates_per_worker", "uploaders"];
+
+/// The first columns of a `--summary-csv` row: the algorithm and the point.
+fn point_columns() -> Vec<String> {
+    ["algorithm", "workers", "wait", "local_steps"].map(String::from).to_vec()
+}
+
+fn point_row(s: &TimingSetup) -> Vec<String> {
+    vec![s.algorithm.name().to_string(), s.workers.to_string(), s.wait.to_string(), s.local_steps.to_string()]
+}
+
+/// A finite number as written in `--summary-csv` files; empty otherwise.
+fn number(x: f64) -> String {
+    if x.is_finite() { x.to_string() } else { String::new() }
+}
+
+/// The rows of `stsyn theory --summary-csv`: per point, the closed forms (empty where none).
+fn write_theory_summary(out: &mut impl std::io::Write, points: &[(&TimingSetup, TheoryValues)]) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header = point_columns();
+    header.extend(SUMMARY_QUANTITIES.map(|q| format!("{q}_theory")));
+    csv.write_record(&header)?;
+    for (s, t) in points {
+        let mut row = point_row(s);
+        row.extend([t.round_time, t.updates_per_worker, t.uploaders].map(|v| v.map_or(String::new(), number)));
         csv.write_record(&row)?;
     }
     csv.flush()
@@ -416,10 +445,9 @@ fn check_time(s: &TimingSetup, time: Option<f64>) -> Result<(), Error> {
 pub fn run_theory(args: &Args) -> anyhow::Result<()> {
     let setups = args.setups()?;
     EnginePath::parse(&args.engine)?;
-    if let Some((flag, path)) =
-        [("--rounds-csv", &args.rounds_csv), ("--events-csv", &args.events_csv), ("--summary-csv", &args.summary_csv)]
-            .into_iter()
-            .find_map(|(flag, p)| p.as_ref().map(|p| (flag, p)))
+    if let Some((flag, path)) = [("--rounds-csv", &args.rounds_csv), ("--events-csv", &args.events_csv)]
+        .into_iter()
+        .find_map(|(flag, p)| p.as_ref().map(|p| (flag, p)))
     {
         return Err(Error::invalid(flag, path.display(), "stsyn theory simulates nothing; use stsyn timing").into());
     }
@@ -434,6 +462,12 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
         let theory = setup.theory()?;
         let fixed_model = fixed_model_json(setup, args.time)?;
         points.push((setup, theory, fixed_model, setup.updates_distribution()?));
+    }
+    if let Some(path) = &args.summary_csv {
+        let mut file = PendingFile::create(path)?;
+        let values: Vec<_> = points.iter().map(|(setup, theory, ..)| (*setup, *theory)).collect();
+        write_theory_summary(file.writer(), &values).map_err(|e| Error::io(file.path(), e))?;
+        file.finish()?;
     }
     if args.json {
         let values = points.iter().map(|(setup, theory, fixed_model, distribution)| {

@@ -277,7 +277,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<Summary> {
                     // said even with --quiet: the table's mean leaves this run out
                     bar.suspend(|| {
                         eprintln!(
-                            "warning: {} (seed {seed}) {}; its final accuracy is left out of the means",
+                            "warning: {} (seed {seed}) {}; its final metrics are left out of the means",
                             entry.label,
                             result.message.as_deref().unwrap_or("diverged")
                         )

@@ -287,6 +287,14 @@ impl<'a> Monitor<'a> {
             Ok(e) => e,
             Err(err) => return self.fail(err),
         };
+        if matches!(self.error, Some(Error::Stopped(_))) {
+            // the parameters are no longer finite: whatever the outputs happen to be (a ReLU can
+            // turn NaN into 0), they measure nothing
+            let nan = |x: Option<f64>| x.map(|_| f64::NAN);
+            (e.train_loss, e.test_loss) = (f64::NAN, f64::NAN);
+            (e.distance_to_optimum, e.distance_to_weighted_optimum) =
+                (nan(e.distance_to_optimum), nan(e.distance_to_weighted_optimum));
+        }
         if !e.test_loss.is_finite() {
             e.test_accuracy = None; // the arg-max of non-finite logits says nothing
         }
@@ -324,16 +332,18 @@ impl<'a> Monitor<'a> {
         self.tail_unevaluated = false;
     }
 
-    /// Ends the run: evaluates the final model if the last round was not evaluated. A
-    /// divergence is a result; any other error (a failed write) is returned.
+    /// Ends the run: evaluates the final model if the last round was not evaluated (a diverged
+    /// one too, so that `evals.csv` shows the divergence where it happened). A divergence is a
+    /// result; any other error (a failed write) is returned.
     pub fn finish(self, learner: &Learner) -> Result<RunResult> {
         self.finish_with(&mut || Ok(learner.evaluate()))
     }
 
     /// True when [`Monitor::finish`] will evaluate the final model (the last round was not
-    /// evaluated and nothing failed).
+    /// evaluated, and nothing failed but the model, by diverging).
     pub fn final_evaluation_due(&self) -> bool {
-        (self.tail_unevaluated || self.last_eval.is_none_or(|(r, _)| r != self.rounds)) && self.error.is_none()
+        (self.tail_unevaluated || self.last_eval.is_none_or(|(r, _)| r != self.rounds))
+            && matches!(self.error, None | Some(Error::Stopped(_)))
     }
 
     /// [`Monitor::finish`] for a model that is not a [`Learner`]'s.

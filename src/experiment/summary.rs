@@ -185,10 +185,20 @@ impl Summary {
         };
         let target = self.target_accuracy.map_or("target".to_string(), |t| format!("{:.0} %", 100.0 * t));
         let w = self.algorithms.iter().map(|a| a.name.chars().count()).max().unwrap_or(0).max(16);
-        // problems without a test accuracy (the quadratics) get only the distance table
-        let has_accuracy = self.algorithms.iter().any(|a| a.final_test_accuracy.is_some() || a.reached > 0);
+        // problems without a test accuracy (the quadratics) get only the distance table; when
+        // every run diverged there is neither, and the accuracy table says so
+        let has_distance = self.algorithms.iter().any(|a| a.final_distance_to_optimum.is_some());
+        let has_accuracy =
+            self.algorithms.iter().any(|a| a.final_test_accuracy.is_some() || a.reached > 0) || !has_distance;
         let mut out = String::new();
-        if has_accuracy {
+        if has_accuracy && self.target_accuracy.is_none() {
+            // no target: nothing to reach
+            out += &format!("{:<w$} {:>20}\n", "algorithm", "final accuracy");
+            for a in &self.algorithms {
+                let acc = pm(a.final_test_accuracy.map(|x| 100.0 * x), a.final_test_accuracy_sd.map(|x| 100.0 * x), 1);
+                out += &format!("{:<w$} {:>18} %{}\n", a.name, acc, diverged_note(a.diverged));
+            }
+        } else if has_accuracy {
             out += &format!(
                 "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>20}\n",
                 "algorithm",
@@ -200,19 +210,19 @@ impl Summary {
             );
             for a in &self.algorithms {
                 let acc = pm(a.final_test_accuracy.map(|x| 100.0 * x), a.final_test_accuracy_sd.map(|x| 100.0 * x), 1);
-                let diverged = if a.diverged > 0 { format!(" ({} diverged)", a.diverged) } else { String::new() };
                 out += &format!(
-                    "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>18} %{diverged}\n",
+                    "{:<w$} {:>9} {:>22} {:>16} {:>12} {:>18} %{}\n",
                     a.name,
                     format!("{}/{}", a.reached, a.runs),
                     time(a.time_to_target, a.time_to_target_sd),
                     pm(a.comms_to_target, a.comms_to_target_sd, 0),
                     pm(a.rounds_to_target, a.rounds_to_target_sd, 1),
                     acc,
+                    diverged_note(a.diverged),
                 );
             }
         }
-        if self.algorithms.iter().any(|a| a.final_distance_to_optimum.is_some()) {
+        if has_distance {
             out += &format!(
                 "{:<w$} {:>26} {:>30} {:>24}\n",
                 "algorithm", "distance to optimum", "to speed-weighted optimum", "near"
@@ -231,11 +241,20 @@ impl Summary {
     }
 }
 
+/// " (n diverged)" after a row whose means leave out n diverged runs.
+fn diverged_note(diverged: usize) -> String {
+    if diverged > 0 { format!(" ({diverged} diverged)") } else { String::new() }
+}
+
 /// `optimum` or `speed-weighted optimum` when the mean final distance to it is below half the
-/// (mean) distance between the two optima, `neither` when the models are that far from both.
+/// (mean) distance between the two optima, `neither` when the models are that far from both;
+/// `both (the optima coincide)` when the two optima are one point (equal speeds), up to a
+/// millionth of the distances.
 fn nearest_optimum(dist: Option<f64>, weighted: Option<f64>, gap: Option<f64>) -> Option<&'static str> {
     let (d, w, gap) = (dist?, weighted?, gap?);
-    Some(if d < gap / 2.0 && d <= w {
+    Some(if gap <= 1e-6 * d.max(w) {
+        "both (the optima coincide)"
+    } else if d < gap / 2.0 && d <= w {
         "optimum"
     } else if w < gap / 2.0 {
         "speed-weighted optimum"
@@ -255,5 +274,8 @@ mod tests {
         assert_eq!(nearest_optimum(Some(0.41), Some(0.06), Some(0.4)), Some("speed-weighted optimum"));
         assert_eq!(nearest_optimum(Some(0.80), Some(0.42), Some(0.4)), Some("neither"));
         assert_eq!(nearest_optimum(Some(0.80), Some(0.42), None), None);
+        // equal speeds: one optimum
+        assert_eq!(nearest_optimum(Some(0.0985), Some(0.0985), Some(0.0)), Some("both (the optima coincide)"));
+        assert_eq!(nearest_optimum(Some(0.0), Some(0.0), Some(0.0)), Some("both (the optima coincide)"));
     }
 }

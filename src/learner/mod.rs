@@ -313,6 +313,8 @@ pub fn default_snapshot_budget(objective: &dyn Objective) -> usize {
     if threads > 1 && 2.0 * objective.gradient_flops() >= jobs::PARALLEL_FLOPS { 2 * threads - 1 } else { 0 }
 }
 
+/// Fails when a parameter is not finite after the update of 0-based round (or server update)
+/// `round`; the message counts rounds from 1, as `evals.csv` does.
 fn check_finite(model: &[f32], round: u64) -> Result<()> {
     // a branch-free pass (it vectorises; it runs after every asynchronous update), then the
     // search for the culprit only when there is one
@@ -321,7 +323,8 @@ fn check_finite(model: &[f32], round: u64) -> Result<()> {
     }
     let i = model.iter().position(|w| !w.is_finite()).expect("a non-finite parameter");
     Err(Error::Stopped(format!(
-        "diverged: parameter {i} is {} after round {round} (try a smaller learning rate)",
-        model[i]
+        "diverged: parameter {i} is {} in round {} (try a smaller learning rate)",
+        model[i],
+        round + 1
     )))
 }

@@ -1,7 +1,8 @@
 //! Figures from a sweep's `stsyn timing --summary-csv` file: for the round time, the updates per
 //! worker and the uploaders, the simulated mean (dots, with bars of ±2 SE) against the swept
 //! parameter (K, else U, else M: the first with more than one value), and the closed form (a line
-//! in the same colour) where the file has one. Points that differ in another swept parameter (or
+//! in the same colour) where the file has one. A `stsyn theory --summary-csv` file has the closed
+//! forms alone, and gives the lines alone; a quantity with nothing to draw gets no figure. Points that differ in another swept parameter (or
 //! the algorithm) are separate series, labelled with it. The figures go next to the file, named after it:
 //! `sweep.csv` gives `sweep_round_time.svg` and `.png`, and so on.
 
@@ -26,8 +27,8 @@ struct Point {
     algorithm: String,
     /// K, U, M (in the order of [`PARAMETERS`]).
     parameters: [f64; 3],
-    /// Per quantity: mean, SE (NaN when empty), theory.
-    values: [(f64, f64, Option<f64>); 3],
+    /// Per quantity: mean (None in a theory file), SE (NaN when empty), theory.
+    values: [(Option<f64>, f64, Option<f64>); 3],
 }
 
 /// Draws the figures of the summary file `path`; returns the files written.
@@ -62,16 +63,19 @@ pub fn plot_summary(path: &Path) -> Result<Vec<PathBuf>> {
             for (colour, g) in groups.iter().enumerate() {
                 let mut members: Vec<&Point> = points.iter().filter(|q| group(q) == *g).collect();
                 members.sort_by(|a, b| a.parameters[x].total_cmp(&b.parameters[x]));
-                let simulated = members.iter().map(|q| (q.parameters[x], q.values[k].0)).collect();
+                let simulated: Vec<(f64, f64)> =
+                    members.iter().filter_map(|q| q.values[k].0.map(|m| (q.parameters[x], m))).collect();
                 let bars = members
                     .iter()
-                    .filter(|q| q.values[k].1.is_finite())
-                    .map(|q| {
-                        (q.parameters[x], q.values[k].0 - 2.0 * q.values[k].1, q.values[k].0 + 2.0 * q.values[k].1)
+                    .filter_map(|q| match q.values[k] {
+                        (Some(m), se, _) if se.is_finite() => Some((q.parameters[x], m - 2.0 * se, m + 2.0 * se)),
+                        _ => None,
                     })
                     .collect();
                 let label = |what: &str| if g.is_empty() { what.to_string() } else { format!("{g} {what}") };
-                series.push(Series { label: label("simulated"), seeds: vec![simulated], dots: true, bars, colour });
+                if !simulated.is_empty() {
+                    series.push(Series { label: label("simulated"), seeds: vec![simulated], dots: true, bars, colour });
+                }
                 let theory: Vec<(f64, f64)> =
                     members.iter().filter_map(|q| q.values[k].2.map(|t| (q.parameters[x], t))).collect();
                 if !theory.is_empty() {
@@ -88,19 +92,26 @@ pub fn plot_summary(path: &Path) -> Result<Vec<PathBuf>> {
                 series,
             }
         })
+        .filter(|f| !f.series.is_empty())
         .collect();
+    if figures.is_empty() {
+        return Err(Error::bad_file(path, "has no simulated value and no closed form to plot"));
+    }
     write_figures(path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")), &figures)
 }
 
 /// Reads a summary file; columns are found by name.
 fn read_summary(path: &Path) -> Result<Vec<Point>> {
     let (mut reader, header) = open_csv(path)?;
-    let column = |name: &str| find_column(path, &header, name, "a stsyn timing --summary-csv file");
+    let column = |name: &str| find_column(path, &header, name, "a stsyn timing or theory --summary-csv file");
     let algorithm = column("algorithm")?;
     let parameters = [column(PARAMETERS[0].0)?, column(PARAMETERS[1].0)?, column(PARAMETERS[2].0)?];
+    // a timing file has the simulated means and SEs; a theory file has neither
+    let simulated = header.iter().any(|h| h == "round_time_mean");
     let mut quantities = Vec::new();
     for (q, _) in QUANTITIES {
-        quantities.push([column(&format!("{q}_mean"))?, column(&format!("{q}_se"))?, column(&format!("{q}_theory"))?]);
+        let mean_se = if simulated { Some((column(&format!("{q}_mean"))?, column(&format!("{q}_se"))?)) } else { None };
+        quantities.push((mean_se, column(&format!("{q}_theory"))?));
     }
     let mut points = Vec::new();
     for record in reader.records() {
@@ -114,8 +125,12 @@ fn read_summary(path: &Path) -> Result<Vec<Point>> {
             })
         };
         let optional = |i: usize| if text(i).is_empty() { Ok(None) } else { number(i).map(Some) };
-        let value = |[mean, se, theory]: [usize; 3]| -> Result<(f64, f64, Option<f64>)> {
-            Ok((number(mean)?, optional(se)?.unwrap_or(f64::NAN), optional(theory)?))
+        let value = |(mean_se, theory): (Option<(usize, usize)>, usize)| -> Result<(Option<f64>, f64, Option<f64>)> {
+            let (mean, se) = match mean_se {
+                Some((mean, se)) => (Some(number(mean)?), optional(se)?.unwrap_or(f64::NAN)),
+                None => (None, f64::NAN),
+            };
+            Ok((mean, se, optional(theory)?))
         };
         points.push(Point {
             algorithm: text(algorithm).to_string(),
