@@ -452,6 +452,17 @@ fn unused_links(c: &RawCluster, algorithms: &[AlgorithmEntry]) -> Vec<String> {
     warnings
 }
 
+/// The `{name}` placeholders of a label (a name: letters, digits and `_`, not starting with a
+/// digit).
+fn placeholders(label: &str) -> impl Iterator<Item = &str> {
+    label.split('{').skip(1).filter_map(|rest| {
+        let name = rest.split_once('}')?.0;
+        let word = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        word.then_some(name)
+    })
+}
+
 /// Most entries one grid may make.
 const MAX_GRID_ENTRIES: usize = 10_000;
 
@@ -490,6 +501,14 @@ fn expand_grid(i: usize, entry: &RawAlgorithm, grid: &toml::Table) -> Result<Vec
         };
         total = total.saturating_mul(values.len());
         axes.push((key.as_str(), values));
+    }
+    if let Some(unknown) = placeholders(&base_label).find(|p| !axes.iter().any(|(key, _)| key == p)) {
+        let keys: Vec<String> = axes.iter().map(|(key, _)| format!("{{{key}}}")).collect();
+        return Err(Error::invalid(
+            format!("algorithms[{i}].label"),
+            format!("'{base_label}'"),
+            format!("has the placeholder {{{unknown}}}, which is not a key of its grid ({})", keys.join(", ")),
+        ));
     }
     if total > MAX_GRID_ENTRIES {
         return Err(Error::invalid(
@@ -763,6 +782,13 @@ impl RawExperiment {
                 .data
                 .as_mut()
                 .ok_or_else(|| Error::Config("--data applies to experiments with a [data] section".into()))?;
+            if matches!(data.dataset.as_str(), "digits" | "synthetic") {
+                return Err(Error::invalid(
+                    "--data",
+                    dir.display(),
+                    format!("this experiment's dataset = '{}' is built in and reads no directory", data.dataset),
+                ));
+            }
             data.dir = Some(abs.display().to_string());
         }
         Ok(())
@@ -1103,6 +1129,15 @@ impl RawData {
             || self.classes.is_some()
             || self.train_samples.is_some()
             || self.test_samples.is_some();
+        if let Some(dir) = &self.dir
+            && matches!(self.dataset.as_str(), "digits" | "synthetic")
+        {
+            return Err(Error::invalid(
+                "data.dir",
+                dir,
+                format!("dataset = '{}' is built in and reads no directory", self.dataset),
+            ));
+        }
         let source = match self.dataset.as_str() {
             "digits" => DataSource::Digits,
             "cifar10" | "cifar-10" => DataSource::Cifar10(dir(crate::data::CIFAR10_FILES)?),
@@ -1136,9 +1171,6 @@ impl RawData {
                 "data.shape/classes/train_samples/test_samples apply only to dataset = 'synthetic', not '{}'",
                 self.dataset
             )));
-        }
-        if self.dir.is_some() && source == DataSource::Digits {
-            return Err(Error::Config("data.dir does not apply to the embedded digits".into()));
         }
         Ok(source)
     }
@@ -1903,5 +1935,14 @@ mod tests {
         let labels: Vec<_> = plain.iter().map(|a| a.label.clone().unwrap()).collect();
         assert_eq!(labels, ["fedavg weighting=samples", "fedavg weighting=uniform"]);
         assert_eq!(plain[1].weighting.as_deref(), Some("uniform"));
+        // a misspelt placeholder is an error that names it; braces around anything but a name
+        // are text
+        let misspelt =
+            "[[algorithms]]\nname = \"stsyn\"\nlocal_steps = 2\nlabel = \"K={waitt}\"\ngrid = { wait = [1, 2] }\n";
+        let err = entries(misspelt).unwrap_err().to_string();
+        assert!(err.contains("{waitt}") && err.contains("({wait})") && err.contains("algorithms[0].label"), "{err}");
+        let braces =
+            "[[algorithms]]\nname = \"stsyn\"\nlocal_steps = 2\nlabel = \"{1, 2} K={wait}\"\ngrid = { wait = [1] }\n";
+        assert_eq!(entries(braces).unwrap()[0].label.as_deref(), Some("{1, 2} K=1"));
     }
 }

@@ -93,7 +93,7 @@ fn bad_timing_input_exits_2_with_the_value_named() {
         // at 2^28 steps in a round instead of spinning or silently capping its count
         (
             &["-M", "3", "-K", "2", "-U", "2", "--rounds", "1", "--speeds", "means(1,1,1e-300)"],
-            &["compute time of worker 2", "268435456 steps in round 0"],
+            &["worker 2 completed 268435456 steps in round 0"],
         ),
         // the event queue names at most 2^24 workers
         (&["-M", "16777217", "-K", "1", "-U", "1", "--engine", "heap"], &["16777217", "at most 16777216 workers"]),

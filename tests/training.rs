@@ -476,6 +476,10 @@ fn bad_configs_exit_2_naming_the_problem() {
         ("[[algorithms]]\nname = \"pasgd\"\ngrid = { name = [\"stsyn\"] }\n", &["grid.name", "cannot be swept"]),
         ("[[algorithms]]\nname = \"pasgd\"\ngrid = { speed = [1] }\n", &["('pasgd speed=1')", "unknown field `speed`"]),
         (
+            "[[algorithms]]\nname = \"pasgd\"\nlabel = \"U={local_step}\"\ngrid = { local_steps = [2, 3] }\n",
+            &["algorithms[0].label = 'U={local_step}'", "{local_steps}"],
+        ),
+        (
             "[[algorithms]]\nname = \"pasgd\"\ngrid = { local_steps = [2, -1] }\n",
             &["('pasgd local_steps=-1')", "local_steps"],
         ),
@@ -509,6 +513,17 @@ fn bad_configs_exit_2_naming_the_problem() {
     };
     // A missing data directory says which files to put where.
     edited("cifar", "dataset = \"digits\"", "dataset = \"cifar10\"\ndir = \"no-such-dir\"", &["no-such-dir"]);
+    // A built-in dataset reads no directory, from the file or from --data.
+    let digits =
+        edited("digits", "dataset = \"digits\"", "dataset = \"digits\"\ndir = \"d\"", &["data.dir = d", "built in"]);
+    let text = std::fs::read_to_string(&digits).unwrap().replace("dir = \"d\"\n", "");
+    std::fs::write(&digits, text).unwrap();
+    let out = dir.path().join("digits").join("out");
+    assert_bad_input(
+        &["run", digits.to_str().unwrap(), "-q", "--data", "d", "--out", out.to_str().unwrap()],
+        &["--data = d", "built in"],
+    );
+    assert!(!out.exists());
     // A results directory that holds the experiment file would overwrite it.
     let sub = dir.path().join("inplace");
     std::fs::create_dir_all(&sub).unwrap();

@@ -493,6 +493,7 @@ mod tests {
         assert!(build("erdos_renyi(p=0)", 4).unwrap_err().to_string().contains("p = 0"));
         assert!(build("erdos_renyi(p=0.001)", 30).unwrap_err().to_string().contains("no connected graph"));
         assert!(build("star", 4).unwrap_err().to_string().contains("unknown graph 'star'"));
+        assert!(build("complete(3)", 4).unwrap_err().to_string().contains("takes no arguments"));
         assert!(build("regular(d=3)", 5).unwrap_err().to_string().contains("must be even"));
         assert!(build("regular(d=5)", 5).unwrap_err().to_string().contains("below M = 5"));
         assert!(build("regular(d=1)", 6).unwrap_err().to_string().contains("disconnected"));

@@ -122,15 +122,12 @@ fn too_many_steps() -> String {
 pub fn check_steps(record: &RoundRecord) -> Result<()> {
     match record.counts.iter().position(|&c| c >= MAX_STEPS_PER_ROUND) {
         None => Ok(()),
-        Some(m) => Err(Error::invalid(
-            format!("compute time of worker {m}"),
-            format!("{MAX_STEPS_PER_ROUND} steps in round {}", record.round),
-            format!(
-                "{}: its steps are too short next to the round (the slower workers' steps or the messages), or no longer advance the clock in f64 (the round started at t = {})",
-                too_many_steps(),
-                crate::error::shown(record.start)
-            ),
-        )),
+        Some(m) => Err(Error::Config(format!(
+            "worker {m} completed {MAX_STEPS_PER_ROUND} steps in round {} (counted from 0); {}: its steps are too short next to the round (the slower workers' steps or the messages), or no longer advance the clock in f64 (the round started at t = {})",
+            record.round,
+            too_many_steps(),
+            crate::error::shown(record.start)
+        ))),
     }
 }
 

@@ -90,6 +90,7 @@ impl Spec {
         }
         if positional > max_positional {
             return Err(self.error(match max_positional {
+                0 if allowed.is_empty() => "takes no arguments".to_string(),
                 0 => format!("takes only key=value arguments (keys: {})", allowed.join(", ")),
                 n => format!("expected at most {n} positional argument(s)"),
             }));
