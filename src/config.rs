@@ -1874,7 +1874,13 @@ fn check_rescaled_step_times(algorithms: &[AlgorithmEntry], compute: &ComputeTim
 /// place in `source` (the text it was parsed from), else the message alone. (The error's own
 /// display spans several lines, with a caret diagram.)
 pub(crate) fn toml_error(e: &toml::de::Error, source: Option<&str>) -> String {
-    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    // a key given twice may have been written once under its alias
+    for (key, alias) in [("wait", "K"), ("local_steps", "U"), ("delay_threshold", "R")] {
+        if message == format!("duplicate field `{key}`") {
+            message += &format!(" (given twice, perhaps once as its alias `{alias}`)");
+        }
+    }
     let (Some(text), Some(span)) = (source, e.span()) else { return message };
     let Some(before) = text.get(..span.start) else { return message };
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);

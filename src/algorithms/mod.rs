@@ -93,18 +93,21 @@ impl TimingAlgorithm {
         (TimingAlgorithm::FedAvg, "fedavg"),
     ];
 
-    /// Parses a name (`-` and `_` are interchangeable, case-insensitive; `asgd` is `async`).
+    /// Parses a name (`-` and `_` are interchangeable, case-insensitive; `asgd` is `async` and
+    /// `pasgd` is `sync`: `stsyn run`'s names for the same timings).
     pub fn parse(name: &str) -> Result<Self> {
         let mut wanted = name.trim().to_ascii_lowercase().replace('_', "-");
-        if wanted == "asgd" {
-            wanted = "async".into(); // `stsyn run`'s name for the same timing
+        match wanted.as_str() {
+            "asgd" => wanted = "async".into(),
+            "pasgd" => wanted = "sync".into(),
+            _ => {}
         }
         Self::ALL.iter().find(|(_, n)| *n == wanted).map(|(a, _)| *a).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
             Error::invalid(
                 "algorithm",
                 name,
-                format!("unknown (expected one of: {}, or asgd for async)", names.join(", ")),
+                format!("unknown (expected one of: {}, or asgd for async, pasgd for sync)", names.join(", ")),
             )
         })
     }

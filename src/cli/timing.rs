@@ -24,9 +24,9 @@ use crate::trace::file::PendingFile;
 /// Flags of `stsyn timing` and `stsyn theory`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// stsyn, sync, ksync, kbatch-sync, kasync, kbatch-async, async (also asgd: `stsyn run`'s
-    /// name for vanilla ASGD, whose timing is async's), rennala, malenia, ringmaster, fedbuff or
-    /// fedavg.
+    /// stsyn, sync (also pasgd: `stsyn run`'s periodic averaging has sync's timing), ksync,
+    /// kbatch-sync, kasync, kbatch-async, async (also asgd: `stsyn run`'s name for vanilla ASGD,
+    /// whose timing is async's), rennala, malenia, ringmaster, fedbuff or fedavg.
     #[arg(long, default_value = "stsyn")]
     algorithm: String,
     /// M: number of workers. A comma-separated list here, in -K or in -U (-K 1,5,10) sweeps:
@@ -471,8 +471,16 @@ pub fn run_theory(args: &Args) -> anyhow::Result<()> {
     }
     if args.json {
         let values = points.iter().map(|(setup, theory, fixed_model, distribution)| {
+            // theory draws nothing, and counts rounds only in the fixed-model oracles
+            let mut setup_value = setup_json(setup, args);
+            if let Some(fields) = setup_value.as_object_mut() {
+                fields.remove("seed");
+                if fixed_model.is_null() {
+                    fields.remove("rounds");
+                }
+            }
             json!({
-                "setup": setup_json(setup, args),
+                "setup": setup_value,
                 "theory": theory_json(theory),
                 "theory_note": setup.theory_note(),
                 "updates_distribution": distribution,

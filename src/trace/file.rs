@@ -141,7 +141,7 @@ pub fn create_dirs(dir: &Path) -> Result<()> {
         Some(file) => {
             Error::invalid("output directory", dir.display(), format!("{} is not a directory", file.display()))
         }
-        None => Error::io(dir, e),
+        None => Error::invalid("output directory", dir.display(), format!("cannot be created: {e}")),
     })
 }
 
