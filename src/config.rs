@@ -715,6 +715,14 @@ pub struct Overrides {
     pub compute_time: Option<String>,
     /// Replace `[model] precision`.
     pub precision: Option<Precision>,
+    /// Replace `[cluster] speeds`.
+    pub speeds: Option<String>,
+    /// Replace `[cluster] uplink` (`none` for instantaneous).
+    pub uplink: Option<String>,
+    /// Replace `[cluster] downlink`.
+    pub downlink: Option<String>,
+    /// Replace `[cluster] link_speeds`.
+    pub link_speeds: Option<String>,
 }
 
 /// A `trace(file)` compute time given on the command line names its file relative to the
@@ -775,6 +783,17 @@ impl RawExperiment {
         }
         if o.precision.is_some() {
             self.model.precision = o.precision;
+        }
+        let cluster = &mut self.cluster;
+        for (field, value) in [
+            (&mut cluster.speeds, &o.speeds),
+            (&mut cluster.uplink, &o.uplink),
+            (&mut cluster.downlink, &o.downlink),
+            (&mut cluster.link_speeds, &o.link_speeds),
+        ] {
+            if value.is_some() {
+                field.clone_from(value);
+            }
         }
         if let Some(dir) = &o.data_dir {
             let abs = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;

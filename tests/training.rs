@@ -771,3 +771,41 @@ fn dft_convolutions_train_identically_with_one_and_two_threads() {
     assert!(evals[0] == evals[1], "evals.csv differs between 1 and 2 threads");
     assert_eq!(evals[0].lines().count(), 1 + 4, "rounds 0, 2, 4, 6");
 }
+
+#[test]
+fn cluster_overrides_on_the_command_line_set_speeds_and_links() {
+    // PASGD waits for every worker: a round is the slowest worker's downlink, U = 2 steps and
+    // uplink. Worker 5 is three times slower and its links twice: 0.25·2 + 2·3 + 0.5·2 = 7.5.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[[algorithms]]\nname = \"pasgd\"\nlocal_steps = 2\n");
+    let out = dir.path().join("out");
+    let o = stsyn(&[
+        "run",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--no-plot",
+        "--compute-time",
+        "const(1)",
+        "--speeds",
+        "means(1, 1, 1, 1, 1, 3)",
+        "--uplink",
+        "const(0.5)",
+        "--downlink",
+        "const(0.25)",
+        "--link-speeds",
+        "means(1, 1, 1, 1, 1, 2)",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let evals = std::fs::read_to_string(out.join("evals.csv")).unwrap();
+    let last: Vec<&str> = evals.lines().last().unwrap().split(',').collect();
+    assert_eq!((last[2], last[3]), ("12", "90.0"), "{evals}");
+    let recorded = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(recorded.contains("speeds = \"means(1, 1, 1, 1, 1, 3)\"") && recorded.contains("uplink = \"const(0.5)\""));
+    // a bad value is named as the file's key would be
+    assert_bad_input(
+        &["run", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--speeds", "means(1, 2)"],
+        &["cluster.speeds", "means(1, 2)"],
+    );
+}

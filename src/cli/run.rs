@@ -36,6 +36,18 @@ pub struct Args {
     /// Step-duration model of every worker, e.g. 'exp(mean=1)' (see `stsyn timing --help`).
     #[arg(long)]
     compute_time: Option<String>,
+    /// Per-worker speeds: 'same', 'means(...)', 'rates(...)', 'profile(a=0, b=1, p=0.5)'.
+    #[arg(long)]
+    speeds: Option<String>,
+    /// Uplink latency: 'none' or a distribution.
+    #[arg(long)]
+    uplink: Option<String>,
+    /// Downlink latency: 'none' or a distribution.
+    #[arg(long)]
+    downlink: Option<String>,
+    /// Per-worker multipliers of the link times ('same', 'means(...)', ... as for --speeds).
+    #[arg(long)]
+    link_speeds: Option<String>,
     /// Arithmetic of the network's matrix products: f32, or bf16 (bf16 factors, f32
     /// accumulation; needs AMX-BF16).
     #[arg(long)]
@@ -63,6 +75,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         data_dir: args.data.clone(),
         compute_time: args.compute_time.clone(),
         precision: args.precision,
+        speeds: args.speeds.clone(),
+        uplink: args.uplink.clone(),
+        downlink: args.downlink.clone(),
+        link_speeds: args.link_speeds.clone(),
     };
     raw.apply(&overrides)?;
     let base = args
