@@ -33,7 +33,7 @@ pub struct Args {
     /// Directory of the CIFAR-10 or MNIST files.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Step-duration model of every worker, e.g. 'exp(mean=1)' (see `stsyn timing --help`).
+    /// Step-duration model of every worker, e.g. 'exp(mean=1)' (every spec: `stsyn timing --help`).
     #[arg(long)]
     compute_time: Option<String>,
     /// Per-worker speeds: 'same', 'means(...)', 'rates(...)', 'profile(a=0, b=1, p=0.5)'.

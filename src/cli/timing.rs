@@ -54,9 +54,33 @@ pub struct Args {
     concurrency: Option<usize>,
     /// Duration of one local step, e.g. 'exp(mean=1)', 'pareto(shape=2.5)', 'const(1)',
     /// 'per_round(lomax_mix(low=1e4, high=2e4))', 'trace(file.csv)'.
-    #[arg(long, default_value = "exp(mean=1.0)")]
+    ///
+    /// Every spec (the same in experiment files; keyed arguments in any order):
+    ///   exp(mean=1) or exp(rate=1)
+    ///   shifted_exp(shift=1, mean=1)
+    ///   pareto(shape=2.5, scale=1), lomax(shape=3, scale=1)
+    ///   lognormal(mu=0, sigma=0.5), uniform(low=1, high=2), const(1)
+    ///   halfnormal(shift=1, sd=0.5)       shift + sd·|Z|
+    ///   lomax_mix(low=1e4, high=2e4)      Lomax with a shape drawn uniformly from [low, high]
+    ///   jitter(shift=1, sd=0.1, relative=false)
+    ///                                     τ_i + s_i·|Z|, τ_i = shift × worker i's mean from
+    ///                                     --speeds; sd may be a list: profile(...), means(...)
+    ///   sine(mean=1, amplitude=0.5, period=10, phase=spread)
+    ///   square(fast=1, slow=4, period=10, duty=0.5, phase=spread)
+    ///                                     time-varying rates, not random: a step ends when
+    ///                                     the rate's integral from its start reaches 1
+    ///                                     (phase: spread or same)
+    ///   per_round(<spec>)                 one draw per worker per round, for all its steps
+    ///   trace(file.csv)                   header worker,duration: worker w's steps take its
+    ///                                     rows in order, from the first again at the end
+    /// --speeds scales every worker's durations (not with a trace).
+    #[arg(long, default_value = "exp(mean=1.0)", verbatim_doc_comment)]
     compute_time: String,
     /// Per-worker speeds: 'same', 'means(...)', 'rates(...)', 'profile(a=0, b=1, p=0.5)'.
+    ///
+    /// means(1, 2, 3, ...): worker i's steps take mean_i times the compute time's (one value
+    /// per worker); rates(...): the same with mean_i = 1/rate_i; profile(a=0, b=1, p=1,
+    /// first=1): mean_i = a + b·(first + i)^p for i = 0..M−1 (τ_i = √i from 1: p=0.5).
     #[arg(long, default_value = "same")]
     speeds: String,
     /// STSyn only: stop a worker after this many steps in a round (Comparisons.py uses ⌊1.5U⌋).
