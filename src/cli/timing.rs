@@ -127,10 +127,10 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-    /// Write one row per round to this CSV file.
+    /// `timing` only: write one row per round to this CSV file.
     #[arg(long)]
     rounds_csv: Option<PathBuf>,
-    /// Write one row per engine event to this CSV file (uses the heap engine).
+    /// `timing` only: write one row per engine event to this CSV file (uses the heap engine).
     #[arg(long)]
     events_csv: Option<PathBuf>,
     /// Write one row per (M, K, U) point to this CSV file: for each quantity, `timing` writes the
