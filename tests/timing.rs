@@ -177,6 +177,21 @@ fn records_count_every_message_sent() {
     }
 }
 
+#[test]
+fn rennala_asks_a_worker_holding_the_point_for_another_gradient_without_a_model() {
+    // M = 2, S = 4, steps of 1, a model download of 1 (1000 bytes at 1000 bytes per time unit),
+    // instant uplink. A round: the model (1), then two steps on each worker, each asked for
+    // with a message of no bytes: 3 time units and 2 models sent, not 4 and 4 (a model per
+    // gradient).
+    let mut s = setup(TimingAlgorithm::Rennala, 2, 4, 1, 5, "const(1)");
+    s.comm = CommTime::new(Link::ZERO, Link::parse("downlink", "none", "bandwidth", Some(1000.0)).unwrap());
+    let records = rounds(&s, EnginePath::Heap);
+    assert_eq!(records.len(), 5);
+    for r in &records {
+        assert_eq!((r.end - r.start, r.participants, r.uploads, r.updates), (3.0, 2, 4, 4), "{r:?}");
+    }
+}
+
 /// |simulated − theory| within 4 standard errors (a correct simulator fails one such check with
 /// probability about 6e-5 under the plain SE, and about 4e-4 under the batch-means SE of the
 /// asynchronous algorithms, whose deviation follows Student's t with 29 degrees of freedom; with

@@ -24,6 +24,12 @@
 //! worker, Σ_b ∇f_i) and updates once at the close, w ← w − γ·(1/S)·Σ (Rennala) or
 //! w ← w − γ·Σ_i (1/(M·B_i))·Σ_b (Malenia), so memory does not grow with S.
 //!
+//! Within a round the worker that delivered a gradient still holds x^k, so the server asks it for
+//! another with a message that carries no model: with communication time that message takes the
+//! downlink's latency but no bytes, and it is not counted as a model sent \[I\] (the spec's
+//! "ask worker j to compute another stochastic gradient at the same x^k"). A model is sent at
+//! the start of a round, and to a worker whose last job was of an earlier round.
+//!
 //! Records: one per round; `counts` are the B_i, `uploads` the results received in the round
 //! (including ignored ones), `participants` the models sent.
 
@@ -94,8 +100,10 @@ pub struct Rennala<H = ()> {
     round: u64,
     start: f64,
     job: Vec<u64>,
-    /// Models sent to each worker so far (identifies the download that is current).
+    /// Messages sent to each worker so far (identifies the one that is current).
     reads: Vec<u64>,
+    /// The round whose model each worker holds (`u64::MAX`: none yet).
+    holds: Vec<u64>,
     phase: Vec<Phase>,
     /// Gradients collected in the round.
     collected: u64,
@@ -122,6 +130,7 @@ impl<H: ServerHooks> Rennala<H> {
             start: 0.0,
             job: vec![0; workers],
             reads: vec![0; workers],
+            holds: vec![u64::MAX; workers],
             phase: vec![Phase::Idle; workers],
             collected: 0,
             counts: vec![0; workers],
@@ -143,12 +152,19 @@ impl<H: ServerHooks> Rennala<H> {
         &self.delays
     }
 
+    /// Starts a job of the current round on worker m: sends it x^k, or, when it holds x^k
+    /// already, asks it for another gradient (no bytes).
     fn fetch(&mut self, m: usize, act: &mut Actions) {
         self.job[m] = self.hooks.job_started(m);
         self.phase[m] = Phase::Busy(self.round);
-        self.sent += 1;
+        let bytes = if self.holds[m] == self.round {
+            0
+        } else {
+            self.sent += 1;
+            self.model_bytes
+        };
         self.reads[m] += 1;
-        act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.round, self.reads[m]);
+        act.send_data(Node::Server, Node::Worker(m), bytes, self.round, self.reads[m]);
     }
 
     fn begin(&mut self, now: f64, act: &mut Actions) {
@@ -261,7 +277,10 @@ impl<H: ServerHooks> Algorithm for Rennala<H> {
                     return; // a model sent before the round was cancelled (communication latency)
                 }
                 match self.phase[m] {
-                    Phase::Busy(round) if round == self.round => act.step(m),
+                    Phase::Busy(round) if round == self.round => {
+                        self.holds[m] = round;
+                        act.step(m);
+                    }
                     // The model of an earlier round arrived late: read the current one instead.
                     Phase::Stale => self.fetch(m, act),
                     _ => {}
