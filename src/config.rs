@@ -172,7 +172,7 @@ pub struct RawAlgorithm {
     /// U (or τ): local steps per round.
     #[serde(alias = "U")]
     pub local_steps: Option<u32>,
-    /// STSyn: stop a worker after this many steps (Comparisons.py: ⌊1.5U⌋).
+    /// STSyn: stop a worker after this many steps (Comparisons.py: ⌈1.5U⌉).
     pub max_steps: Option<u32>,
     /// STSyn: drop the worker with the most updates from the average (Comparisons.py).
     pub drop_most_updates: Option<bool>,

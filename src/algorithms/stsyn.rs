@@ -5,7 +5,9 @@
 //! uniform average of the uploaded models (specs/stsyn.md §1.3).
 //!
 //! Two switches reproduce the authors' `Comparisons.py` (§1.4), both off by default: `max_steps`
-//! caps the extra updates (the script uses ⌊1.5·U⌋), and `drop_most_updates` leaves the worker
+//! caps the extra updates (the script stops a worker once it has done at least 1.5·U, so
+//! after ⌈1.5·U⌉: 15 at U = 10, 8 at U = 5; specs/stsyn.md §1.4 says ⌊1.5·U⌋, which differs for
+//! odd U), and `drop_most_updates` leaves the worker
 //! with the most updates (the first one on ties) out of the average.
 
 use super::round::{RoundAlgorithm, uniform_over_uploaders};
@@ -21,11 +23,6 @@ pub fn plan(workers: usize, wait: usize, local_steps: u32, max_steps: Option<u32
         return Err(Error::invalid("max steps", cap, format!("must be at least U = {local_steps}")));
     }
     Ok(RoundPlan::uniform(workers, wait, local_steps, Some(cap)))
-}
-
-/// The cap of the authors' `Comparisons.py`: ⌊1.5·U⌋.
-pub fn comparisons_cap(local_steps: u32) -> u32 {
-    local_steps + local_steps / 2
 }
 
 /// STSyn for training.

@@ -83,7 +83,7 @@ pub struct Args {
     /// first=1): mean_i = a + b·(first + i)^p for i = 0..M−1 (τ_i = √i from 1: p=0.5).
     #[arg(long, default_value = "same")]
     speeds: String,
-    /// STSyn only: stop a worker after this many steps in a round (Comparisons.py uses ⌊1.5U⌋).
+    /// STSyn only: stop a worker after this many steps in a round (Comparisons.py uses ⌈1.5U⌉).
     #[arg(long)]
     max_steps: Option<u32>,
     /// stsyn, sync, fedavg: the round also closes D after it starts, cutting the workers not done
