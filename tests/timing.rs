@@ -164,6 +164,7 @@ fn records_count_every_message_sent() {
         (TimingAlgorithm::KSync, 2),
         (TimingAlgorithm::KBatchSync, 2),
         (TimingAlgorithm::Ringmaster, 1),
+        (TimingAlgorithm::Rennala, 6),
     ] {
         let mut s = setup(alg, 4, k, 1, 10, "exp(mean=1)");
         if alg == TimingAlgorithm::Ringmaster {
@@ -172,8 +173,13 @@ fn records_count_every_message_sent() {
         let mut sink = MemorySink { keep_events: true, ..Default::default() };
         s.simulate(EnginePath::Heap, &mut sink).unwrap();
         let recorded: u64 = sink.rounds.iter().map(|r| r.participants as u64 + r.uploads as u64).sum();
-        let sent = sink.events.iter().filter(|e| e.kind == stsyn::trace::EventKind::Send).count() as u64;
+        // (a reply that carries no model, to a worker holding the current one, is not a model)
+        let sends = sink.events.iter().filter(|e| e.kind == stsyn::trace::EventKind::Send);
+        let sent = sends.clone().filter(|e| e.step > 0).count() as u64;
         assert_eq!(recorded, sent, "{alg:?}");
+        let replies = sends.filter(|e| e.step == 0).count();
+        let asks = (alg == TimingAlgorithm::KBatchAsync && k > 1) || alg == TimingAlgorithm::Rennala;
+        assert_eq!(replies > 0, asks, "{alg:?} K = {k}: {replies}");
     }
 }
 

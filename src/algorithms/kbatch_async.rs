@@ -3,7 +3,9 @@
 //! the next one; nobody idles (beyond the round trip) and nothing is cancelled. The server
 //! updates with the mean of every K arrivals (K = 1: asynchronous SGD, one update per gradient).
 //! Workers keep one random stream for the whole run. A record's `participants` counts the models
-//! sent since the previous update (the initial broadcast to all M in the first).
+//! sent since the previous update (the initial broadcast to all M in the first). With K > 1 most
+//! arrivals leave the model as it was: a worker that holds the current version already gets a
+//! reply to its fetch that carries no model (the downlink's latency, no bytes, not counted) \[I\].
 
 use super::hooks::ServerHooks;
 use super::server::{Server, Tally};
@@ -18,6 +20,8 @@ pub struct KBatchAsync<H = ()> {
     server: Server,
     contributors: Vec<usize>,
     current: Vec<u64>,
+    /// The version of the model each worker holds (`u64::MAX`: none yet).
+    held: Vec<u64>,
 }
 
 impl<H: ServerHooks> KBatchAsync<H> {
@@ -30,6 +34,7 @@ impl<H: ServerHooks> KBatchAsync<H> {
             server: Server::new(updates, model_bytes),
             contributors: Vec::with_capacity(wait),
             current: vec![0; workers],
+            held: vec![u64::MAX; workers],
         }
     }
 
@@ -40,7 +45,7 @@ impl<H: ServerHooks> KBatchAsync<H> {
 
     fn fetch(&mut self, m: usize, act: &mut Actions) {
         let job = self.hooks.job_started(m);
-        self.server.send_model(m, job, act);
+        self.server.send_model_unless_held(m, self.held[m], job, act);
     }
 }
 
@@ -62,6 +67,7 @@ impl<H: ServerHooks> Algorithm for KBatchAsync<H> {
         match (msg.from, msg.to) {
             (Node::Server, Node::Worker(m)) => {
                 self.current[m] = msg.data;
+                self.held[m] = msg.tag;
                 act.step(m);
             }
             (Node::Worker(m), Node::Server) => {

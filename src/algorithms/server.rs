@@ -62,6 +62,17 @@ impl Server {
         act.send_data(Node::Server, Node::Worker(m), self.model_bytes, self.version, job);
     }
 
+    /// [`Server::send_model`], unless worker `m` holds the current version already (`held`):
+    /// then the reply to its fetch carries no model, takes the downlink's latency but no bytes,
+    /// and is not counted as a model sent.
+    pub fn send_model_unless_held(&mut self, m: usize, held: u64, job: u64, act: &mut Actions) {
+        if held == self.version {
+            act.send_data(Node::Server, Node::Worker(m), 0, self.version, job);
+        } else {
+            self.send_model(m, job, act);
+        }
+    }
+
     /// Worker `m` sends the result of `job`, computed at version `read`, to the server.
     pub fn upload(&self, m: usize, read: u64, job: u64, act: &mut Actions) {
         act.send_data(Node::Worker(m), Node::Server, self.model_bytes, read, job);
