@@ -184,6 +184,20 @@ fn records_count_every_message_sent() {
 }
 
 #[test]
+fn k_async_and_k_batch_async_report_their_delays() {
+    // M = 2, K = 2, steps of 1, zero communication. K-batch-async: both results arrive at t = 1
+    // (δ = 0, 0: update 1); the first to arrive fetched before the update and computes on w⁰,
+    // the second on w¹, so at t = 2 their δ are 1 and 0 — and so on: δ = 0, 0, then 1, 0 in
+    // every update. K-async: both pushers wait for the update and read the new model: δ = 0.
+    for (alg, sum, max) in [(TimingAlgorithm::KBatchAsync, 4, 1), (TimingAlgorithm::KAsync, 0, 0)] {
+        let mut s = setup(alg, 2, 2, 1, 5, "const(1)");
+        s.model_bytes = 0;
+        let delays = s.simulate(EnginePath::Heap, &mut NullSink).unwrap().delays.expect("delays");
+        assert_eq!((delays.applied, delays.sum, delays.max), (10, sum, max), "{alg:?}");
+    }
+}
+
+#[test]
 fn rennala_asks_a_worker_holding_the_point_for_another_gradient_without_a_model() {
     // M = 2, S = 4, steps of 1, a model download of 1 (1000 bytes at 1000 bytes per time unit),
     // instant uplink. A round: the model (1), then two steps on each worker, each asked for

@@ -6,6 +6,7 @@
 //! (there is no round restart), so nothing is cancelled. A record's `participants` counts the
 //! models sent since the previous update (the initial broadcast to all M in the first).
 
+use super::delays::DelayStats;
 use super::hooks::ServerHooks;
 use super::server::{Server, Tally};
 use crate::sim::{Actions, Algorithm, Message, Node};
@@ -19,6 +20,11 @@ pub struct KAsync<H = ()> {
     server: Server,
     pushed: Vec<usize>,
     current: Vec<u64>,
+    /// The version of the model each worker computes on.
+    read: Vec<u64>,
+    /// δ of the results waiting for the next update.
+    pending: Vec<u64>,
+    delays: DelayStats,
 }
 
 impl<H: ServerHooks> KAsync<H> {
@@ -31,12 +37,21 @@ impl<H: ServerHooks> KAsync<H> {
             server: Server::new(updates, model_bytes),
             pushed: Vec::with_capacity(wait),
             current: vec![0; workers],
+            read: vec![0; workers],
+            pending: Vec::with_capacity(wait),
+            delays: DelayStats::default(),
         }
     }
 
     /// The hooks (to read their results after the run).
     pub fn into_hooks(self) -> H {
         self.hooks
+    }
+
+    /// The delays δ of the applied results (server updates between a worker's read and the
+    /// update its result entered).
+    pub fn delays(&self) -> &DelayStats {
+        &self.delays
     }
 
     fn fetch(&mut self, m: usize, act: &mut Actions) {
@@ -56,18 +71,20 @@ impl<H: ServerHooks> Algorithm for KAsync<H> {
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        self.server.upload(worker, self.server.version, self.current[worker], act);
+        self.server.upload(worker, self.read[worker], self.current[worker], act);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
         match (msg.from, msg.to) {
             (Node::Server, Node::Worker(m)) => {
                 self.current[m] = msg.data;
+                self.read[m] = msg.tag;
                 act.step(m);
             }
             (Node::Worker(m), Node::Server) => {
                 self.hooks.arrived(msg.data);
                 self.pushed.push(m);
+                self.pending.push(self.server.version - msg.tag);
                 if self.pushed.len() == self.wait {
                     act.timer(now, self.server.version);
                 }
@@ -78,6 +95,9 @@ impl<H: ServerHooks> Algorithm for KAsync<H> {
 
     fn on_timer(&mut self, _tag: u64, now: f64, act: &mut Actions) {
         let n = self.pushed.len() as u32;
+        for delay in self.pending.drain(..) {
+            self.delays.applied(delay);
+        }
         let tally = Tally { uploaders: n, uploads: n, updates: n as u64, cancelled: 0 };
         if !self.server.update(now, tally, act, |record| self.hooks.update(record)) {
             return;

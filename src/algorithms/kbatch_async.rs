@@ -7,6 +7,7 @@
 //! arrivals leave the model as it was: a worker that holds the current version already gets a
 //! reply to its fetch that carries no model (the downlink's latency, no bytes, not counted) \[I\].
 
+use super::delays::DelayStats;
 use super::hooks::ServerHooks;
 use super::server::{Server, Tally};
 use crate::sim::{Actions, Algorithm, Message, Node};
@@ -22,6 +23,9 @@ pub struct KBatchAsync<H = ()> {
     current: Vec<u64>,
     /// The version of the model each worker holds (`u64::MAX`: none yet).
     held: Vec<u64>,
+    /// δ of the results waiting for the next update.
+    pending: Vec<u64>,
+    delays: DelayStats,
 }
 
 impl<H: ServerHooks> KBatchAsync<H> {
@@ -35,12 +39,20 @@ impl<H: ServerHooks> KBatchAsync<H> {
             contributors: Vec::with_capacity(wait),
             current: vec![0; workers],
             held: vec![u64::MAX; workers],
+            pending: Vec::with_capacity(wait),
+            delays: DelayStats::default(),
         }
     }
 
     /// The hooks (to read their results after the run).
     pub fn into_hooks(self) -> H {
         self.hooks
+    }
+
+    /// The delays δ of the applied results (server updates between a worker's read and the
+    /// update its result entered).
+    pub fn delays(&self) -> &DelayStats {
+        &self.delays
     }
 
     fn fetch(&mut self, m: usize, act: &mut Actions) {
@@ -60,7 +72,7 @@ impl<H: ServerHooks> Algorithm for KBatchAsync<H> {
     }
 
     fn on_step(&mut self, worker: usize, _now: f64, act: &mut Actions) {
-        self.server.upload(worker, self.server.version, self.current[worker], act);
+        self.server.upload(worker, self.held[worker], self.current[worker], act);
     }
 
     fn on_message(&mut self, msg: &Message, now: f64, act: &mut Actions) {
@@ -73,7 +85,11 @@ impl<H: ServerHooks> Algorithm for KBatchAsync<H> {
             (Node::Worker(m), Node::Server) => {
                 self.hooks.arrived(msg.data);
                 self.contributors.push(m);
+                self.pending.push(self.server.version - msg.tag);
                 if self.contributors.len() == self.wait {
+                    for delay in self.pending.drain(..) {
+                        self.delays.applied(delay);
+                    }
                     let n = self.contributors.len() as u32;
                     self.contributors.sort_unstable();
                     self.contributors.dedup();

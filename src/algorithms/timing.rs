@@ -741,6 +741,14 @@ impl TimingSetup {
                 let mut s = self.fedbuff();
                 Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
             }
+            TimingAlgorithm::KAsync => {
+                let mut s = KAsync::new(self.workers, self.wait, self.rounds, self.model_bytes, ());
+                Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
+            }
+            TimingAlgorithm::KBatchAsync => {
+                let mut s = KBatchAsync::new(self.workers, self.wait, self.rounds, self.model_bytes, ());
+                Ok((engine.run(&mut s, sink)?, Some(s.delays().clone())))
+            }
             // Vanilla ASGD is async event for event (tests/asynchronous.rs) and reports delays.
             TimingAlgorithm::Async => {
                 let mut s = Asgd::new(self.workers, self.rounds, self.model_bytes, Stepsize::Constant, ());

@@ -396,10 +396,14 @@ fn run_one(
             (drive(&mut engine, KBatchSync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks(), None)
         }
         AlgorithmSpec::KAsync { wait } => {
-            (drive(&mut engine, KAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks(), None)
+            let s = drive(&mut engine, KAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?;
+            let delays = Some(s.delays().into());
+            (s.into_hooks(), delays)
         }
         AlgorithmSpec::KBatchAsync { wait } => {
-            (drive(&mut engine, KBatchAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?.into_hooks(), None)
+            let s = drive(&mut engine, KBatchAsync::new(m, wait, u64::MAX, bytes, hooks), sink)?;
+            let delays = Some(s.delays().into());
+            (s.into_hooks(), delays)
         }
         // Asynchronous methods (specs/baselines.md §5–8, §11).
         AlgorithmSpec::Asgd { stepsize } => {

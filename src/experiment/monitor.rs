@@ -89,8 +89,8 @@ pub struct RunResult {
     pub reached: Option<Reached>,
     /// Metrics of the final model.
     pub final_eval: Option<FinalEval>,
-    /// Staleness of the asynchronous methods that track it (ASGD and its variants, Rennala,
-    /// Malenia, Ringmaster, FedBuff).
+    /// Staleness of the asynchronous methods (ASGD and its variants, K-async, K-batch-async and
+    /// async, Rennala, Malenia, Ringmaster, FedBuff).
     pub staleness: Option<StalenessReport>,
 }
 
