@@ -196,6 +196,9 @@ pub struct RawAlgorithm {
     pub max_local_steps: Option<u32>,
     /// FedNova: run τ_m + 1 steps but charge τ_m (Comparisons.py).
     pub extra_step: Option<bool>,
+    /// FedNova: draw the τ_m again every round (FedNova's own experiments) instead of once
+    /// before training (Comparisons.py, the default).
+    pub redraw_local_steps: Option<bool>,
     /// FedNova: p_m = `samples` (n_m/n, the default, as FedNova's code) or `uniform` (1/M, as
     /// Comparisons.py); the same for equal shards. FedAvg: n_k/Σ n_j over the round's clients
     /// (`samples`, the default) or 1/m.
@@ -335,7 +338,7 @@ pub enum AlgorithmSpec {
         /// D: drop the clients not finished by then.
         deadline: Option<f64>,
     },
-    /// FedNova with per-worker τ_m drawn once.
+    /// FedNova with per-worker τ_m drawn once, or every round.
     FedNova {
         /// Smallest τ_m.
         min_local_steps: u32,
@@ -343,6 +346,8 @@ pub enum AlgorithmSpec {
         max_local_steps: u32,
         /// τ_m + 1 steps charged as τ_m.
         extra_step: bool,
+        /// τ_m drawn again every round.
+        redraw: bool,
         /// p_m = n_m/n (true) or 1/M.
         weight_by_samples: bool,
     },
@@ -1232,6 +1237,7 @@ impl RawAlgorithm {
             min_local_steps,
             max_local_steps,
             extra_step,
+            redraw_local_steps,
             weighting
         );
         check!(
@@ -1285,10 +1291,11 @@ impl RawAlgorithm {
                     Selection::Random => "random".into(),
                 });
             }
-            AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step, weight_by_samples } => {
+            AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step, redraw, weight_by_samples } => {
                 self.min_local_steps = Some(*min_local_steps);
                 self.max_local_steps = Some(*max_local_steps);
                 self.extra_step = Some(*extra_step);
+                self.redraw_local_steps = Some(*redraw);
                 self.weighting = Some(if *weight_by_samples { "samples" } else { "uniform" }.into());
             }
             AlgorithmSpec::FedAvg { participants, weight_by_samples, .. } => {
@@ -1357,7 +1364,7 @@ impl RawAlgorithm {
             "adacomm" => &["local_steps", "interval", "probe_batch"],
             "adasync" => &["wait", "interval", "probe_batch"],
             "flanp" => &["participants", "local_steps", "threshold", "selection"],
-            "fednova" => &["min_local_steps", "max_local_steps", "extra_step", "weighting"],
+            "fednova" => &["min_local_steps", "max_local_steps", "extra_step", "redraw_local_steps", "weighting"],
             "fedavg" => &["participants", "fraction", "local_steps", "weighting", "deadline"],
             "sync" => &["local_steps"],
             "ksync" | "kbatch-sync" | "kasync" | "kbatch-async" => &["wait"],
@@ -1491,6 +1498,7 @@ impl RawAlgorithm {
                     max_local_steps: hi,
                     weight_by_samples,
                     extra_step: self.extra_step.unwrap_or(false),
+                    redraw: self.redraw_local_steps.unwrap_or(false),
                 }
             }
             "fedavg" => {

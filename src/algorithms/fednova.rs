@@ -1,6 +1,7 @@
 //! FedNova (Wang et al., NeurIPS 2020; specs/baselines.md §12, specs/stsyn.md §4): every worker m
-//! runs its own number of local steps τ_m (drawn once, uniformly from
-//! {min_local_steps, ..., max_local_steps}, before training), the server waits for all, and
+//! runs its own number of local steps τ_m (drawn uniformly from {min_local_steps, ...,
+//! max_local_steps}: once before training, as in `Comparisons.py`, or again every round with
+//! `redraw_local_steps`, as in FedNova's own experiments), the server waits for all, and
 //! normalises: w ← w + τ_eff · Σ_m p_m (w_m − w) / τ_m with τ_eff = Σ_m p_m τ_m, which removes
 //! the bias toward workers that take more steps. The weights are p_m = n_m/n, worker m's share of
 //! the training samples, as in FedNova's code (specs/baselines.md §12), or p_m = 1/M as in the
@@ -22,6 +23,10 @@ use crate::trace::RoundRecord;
 pub struct FedNova {
     steps: Vec<u32>,
     extra_step: bool,
+    /// Where the τ_m come from: their range and the run's seeds (None: given).
+    draws: Option<(u32, u32, Seeds)>,
+    /// Draw the τ_m of round r again, from stream (Algorithm, r, 2).
+    redraw: bool,
     /// p_m, summing to 1; None for 1/M.
     weights: Option<Vec<f64>>,
 }
@@ -29,14 +34,26 @@ pub struct FedNova {
 impl FedNova {
     /// Draws τ_m for M workers from stream (Algorithm, 0, 0) of `seeds`.
     pub fn new(workers: usize, min_local_steps: u32, max_local_steps: u32, extra_step: bool, seeds: Seeds) -> Self {
-        let mut rng = seeds.stream(Purpose::Algorithm, 0, 0);
-        let steps = (0..workers).map(|_| rng.random_range(min_local_steps..=max_local_steps)).collect();
-        FedNova { steps, extra_step, weights: None }
+        let mut steps = vec![0; workers];
+        draw(&mut steps, min_local_steps, max_local_steps, seeds.stream(Purpose::Algorithm, 0, 0));
+        FedNova {
+            steps,
+            extra_step,
+            weights: None,
+            draws: Some((min_local_steps, max_local_steps, seeds)),
+            redraw: false,
+        }
     }
 
     /// With given per-worker τ_m.
     pub fn with_steps(steps: Vec<u32>, extra_step: bool) -> Self {
-        FedNova { steps, extra_step, weights: None }
+        FedNova { steps, extra_step, weights: None, draws: None, redraw: false }
+    }
+
+    /// Draws the τ_m again every round (when they were drawn at all).
+    pub fn redrawn_every_round(mut self, redraw: bool) -> Self {
+        self.redraw = redraw;
+        self
     }
 
     /// Weights p_m proportional to `samples[m]` (worker m's training samples) instead of 1/M;
@@ -57,7 +74,10 @@ impl FedNova {
 }
 
 impl RoundAlgorithm for FedNova {
-    fn plan(&mut self, _round: u64, plan: &mut RoundPlan) {
+    fn plan(&mut self, round: u64, plan: &mut RoundPlan) {
+        if let (true, Some((low, high, seeds))) = (self.redraw, self.draws) {
+            draw(&mut self.steps, low, high, seeds.stream(Purpose::Algorithm, round, 2));
+        }
         plan.targets.copy_from_slice(&self.steps);
         plan.wait = plan.targets.len();
         plan.cap = None;
@@ -78,5 +98,40 @@ impl RoundAlgorithm for FedNova {
                 Some(p) => p[worker] * tau_eff / tau as f64,
             },
         }));
+    }
+}
+
+/// Fills `steps` with independent uniform draws from {low, ..., high}.
+fn draw(steps: &mut [u32], low: u32, high: u32, mut rng: crate::rng::Stream) {
+    steps.iter_mut().for_each(|t| *t = rng.random_range(low..=high));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(fednova: &mut FedNova, round: u64) -> Vec<u32> {
+        let mut plan = RoundPlan { targets: vec![0; 6], ..Default::default() };
+        fednova.plan(round, &mut plan);
+        plan.targets
+    }
+
+    #[test]
+    fn local_steps_are_drawn_once_or_again_every_round() {
+        let seeds = Seeds::new(7);
+        let mut once = FedNova::new(6, 1, 1000, false, seeds);
+        let first = targets(&mut once, 0);
+        assert_eq!(first, once.local_steps());
+        assert_eq!(targets(&mut once, 1), first);
+        let mut again = FedNova::new(6, 1, 1000, false, seeds).redrawn_every_round(true);
+        let rounds: Vec<Vec<u32>> = (0..3).map(|r| targets(&mut again, r)).collect();
+        assert!(rounds[0] != rounds[1] && rounds[1] != rounds[2], "{rounds:?}");
+        assert!(rounds.iter().flatten().all(|t| (1..=1000).contains(t)));
+        // the draws of a round depend on the round alone
+        let mut other = FedNova::new(6, 1, 1000, false, seeds).redrawn_every_round(true);
+        assert_eq!(targets(&mut other, 2), rounds[2]);
+        // given τ_m are never redrawn
+        let mut given = FedNova::with_steps(vec![3; 6], false).redrawn_every_round(true);
+        assert_eq!(targets(&mut given, 5), [3; 6]);
     }
 }

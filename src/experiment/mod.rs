@@ -361,8 +361,9 @@ fn run_one(
         AlgorithmSpec::Flanp { participants, local_steps, threshold, selection } => {
             Some(Box::new(Flanp::new(m, participants, local_steps, threshold, selection, seeds)))
         }
-        AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step, weight_by_samples } => {
-            let fednova = FedNova::new(m, min_local_steps, max_local_steps, extra_step, seeds);
+        AlgorithmSpec::FedNova { min_local_steps, max_local_steps, extra_step, redraw, weight_by_samples } => {
+            let fednova =
+                FedNova::new(m, min_local_steps, max_local_steps, extra_step, seeds).redrawn_every_round(redraw);
             Some(Box::new(match objective.shard_sizes().filter(|_| weight_by_samples) {
                 Some(sizes) => fednova.weighted_by(&sizes),
                 None => fednova,
