@@ -457,6 +457,14 @@ fn unused_links(c: &RawCluster, algorithms: &[AlgorithmEntry]) -> Vec<String> {
     warnings
 }
 
+/// Fails when `dataset` is built in (digits, synthetic) but a directory was given by `key`.
+fn reads_no_directory(key: &str, dir: impl std::fmt::Display, dataset: &str) -> Result<()> {
+    if matches!(dataset, "digits" | "synthetic") {
+        return Err(Error::invalid(key, dir, format!("dataset = '{dataset}' is built in and reads no directory")));
+    }
+    Ok(())
+}
+
 /// The `{name}` placeholders of a label (a name: letters, digits and `_`, not starting with a
 /// digit).
 fn placeholders(label: &str) -> impl Iterator<Item = &str> {
@@ -806,13 +814,7 @@ impl RawExperiment {
                 .data
                 .as_mut()
                 .ok_or_else(|| Error::Config("--data applies to experiments with a [data] section".into()))?;
-            if matches!(data.dataset.as_str(), "digits" | "synthetic") {
-                return Err(Error::invalid(
-                    "--data",
-                    dir.display(),
-                    format!("this experiment's dataset = '{}' is built in and reads no directory", data.dataset),
-                ));
-            }
+            reads_no_directory("--data", dir.display(), &data.dataset)?;
             data.dir = Some(abs.display().to_string());
         }
         Ok(())
@@ -1153,14 +1155,8 @@ impl RawData {
             || self.classes.is_some()
             || self.train_samples.is_some()
             || self.test_samples.is_some();
-        if let Some(dir) = &self.dir
-            && matches!(self.dataset.as_str(), "digits" | "synthetic")
-        {
-            return Err(Error::invalid(
-                "data.dir",
-                dir,
-                format!("dataset = '{}' is built in and reads no directory", self.dataset),
-            ));
+        if let Some(dir) = &self.dir {
+            reads_no_directory("data.dir", dir, &self.dataset)?;
         }
         let source = match self.dataset.as_str() {
             "digits" => DataSource::Digits,

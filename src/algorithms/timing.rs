@@ -293,20 +293,15 @@ impl TimingSetup {
         if self.rounds_independent() { SeMethod::Plain } else { SeMethod::BatchMeans }
     }
 
-    /// The event-driven strategy of the algorithm.
-    pub fn strategy(&self) -> Box<dyn Algorithm> {
+    /// The event-driven strategy of an algorithm that reports no delays: the round-synchronous
+    /// ones and K-batch-sync ([`TimingSetup::run_on_engine`] runs the others itself).
+    fn strategy(&self) -> Box<dyn Algorithm> {
         let (m, k, r, b) = (self.workers, self.wait, self.rounds, self.model_bytes);
         match (self.algorithm, self.round_plan()) {
             (TimingAlgorithm::FedAvg, _) => Box::new(RoundSync::new(self.sampled_rounds(), m, b)),
             (_, Some(plan)) => Box::new(RoundSync::new(FixedRounds { plan, rounds: r }, m, b)),
             (TimingAlgorithm::KBatchSync, _) => Box::new(KBatchSync::new(m, k, r, b, ())),
-            (TimingAlgorithm::KAsync, _) => Box::new(KAsync::new(m, k, r, b, ())),
-            (TimingAlgorithm::KBatchAsync, _) => Box::new(KBatchAsync::new(m, k, r, b, ())),
-            (TimingAlgorithm::Async, _) => Box::new(KBatchAsync::new(m, 1, r, b, ())),
-            (TimingAlgorithm::Rennala | TimingAlgorithm::Malenia, _) => Box::new(self.rennala()),
-            (TimingAlgorithm::Ringmaster, _) => Box::new(self.ringmaster()),
-            (TimingAlgorithm::FedBuff, _) => Box::new(self.fedbuff()),
-            (a, None) => unreachable!("{a:?} has a round plan"),
+            (a, None) => unreachable!("{a:?} reports its delays: run_on_engine runs it"),
         }
     }
 
