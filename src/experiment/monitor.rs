@@ -283,18 +283,26 @@ impl<'a> Monitor<'a> {
     }
 
     fn evaluate_with(&mut self, evaluate: &mut dyn FnMut() -> Result<Evaluation>) {
-        let mut e = match evaluate() {
-            Ok(e) => e,
-            Err(err) => return self.fail(err),
+        let mut e = match (&self.error, self.last_eval) {
+            // the parameters are no longer finite: whatever the model would output (a ReLU can
+            // turn NaN into 0) measures nothing, so it is not evaluated; the row has the last
+            // evaluation's columns, NaN
+            (Some(Error::Stopped(_)), Some((_, last))) => {
+                let nan = |x: Option<f64>| x.map(|_| f64::NAN);
+                Evaluation {
+                    train_loss: f64::NAN,
+                    test_loss: f64::NAN,
+                    test_accuracy: None,
+                    distance_to_optimum: nan(last.distance_to_optimum),
+                    distance_to_weighted_optimum: nan(last.distance_to_weighted_optimum),
+                    optimum_gap: last.optimum_gap,
+                }
+            }
+            _ => match evaluate() {
+                Ok(e) => e,
+                Err(err) => return self.fail(err),
+            },
         };
-        if matches!(self.error, Some(Error::Stopped(_))) {
-            // the parameters are no longer finite: whatever the outputs happen to be (a ReLU can
-            // turn NaN into 0), they measure nothing
-            let nan = |x: Option<f64>| x.map(|_| f64::NAN);
-            (e.train_loss, e.test_loss) = (f64::NAN, f64::NAN);
-            (e.distance_to_optimum, e.distance_to_weighted_optimum) =
-                (nan(e.distance_to_optimum), nan(e.distance_to_weighted_optimum));
-        }
         if !e.test_loss.is_finite() {
             e.test_accuracy = None; // the arg-max of non-finite logits says nothing
         }
